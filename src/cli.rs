@@ -1,0 +1,349 @@
+//! The command line (binary only; the library never sees clap or indicatif). Flags mirror the keys of
+//! `iam_audit::Config` one-to-one; `into_config` builds the CLI side of the `cli.or(file)` merge. Progress
+//! is drawn here: indicatif bars on a TTY, one plain line per account otherwise.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use iam_audit::clients::CallCounts;
+use iam_audit::report::{AccountRow, AuditStatus};
+use iam_audit::{Config, Observer};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Audit IAM access keys, console passwords, MFA and IAM lifecycle events across an AWS Organization.
+#[derive(Debug, Parser)]
+#[command(name = "iam-audit", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit every ACTIVE account of the organization (the default command).
+    Audit(AuditArgs),
+}
+
+/// Output and logging flags (CLI-only).
+#[derive(Debug, Args, Clone)]
+pub struct Display {
+    /// Never draw progress bars; print one line per account instead.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// More log detail (-v debug, -vv trace of iam-audit's own modules).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors and warnings on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AuditArgs {
+    /// Named AWS profile (SSO profiles included) for the management account [default: the standard
+    /// credential chain: environment, AWS_PROFILE, SSO, instance metadata]
+    #[arg(long, value_name = "P")]
+    pub profile: Option<String>,
+    /// Name of the audit role to assume in each member account, e.g. IAMAuditRole or
+    /// AWSControlTowerExecution (required here or in the config file)
+    #[arg(long, value_name = "R")]
+    pub role: Option<String>,
+    /// Directory for the three CSV reports [default: .]
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// TOML config file (see config.example.toml); flags override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// First day of the CloudTrail window, YYYY-MM-DD UTC [default: 90 days ago]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start_date: Option<String>,
+    /// Last day of the CloudTrail window, inclusive, YYYY-MM-DD UTC [default: now]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub end_date: Option<String>,
+    /// CloudTrail window as the last N days (conflicts with --start-date)
+    #[arg(long, value_name = "N", conflicts_with = "start_date")]
+    pub days: Option<u32>,
+    /// Accounts audited at once [default: 64]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Users audited at once inside one account [default: 8]
+    #[arg(long, value_name = "N")]
+    pub user_concurrency: Option<usize>,
+    /// ExternalId for AssumeRole, when the role's trust policy requires one
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Session name of the assumed-role sessions [default: iam-audit]
+    #[arg(long, value_name = "NAME")]
+    pub session_name: Option<String>,
+    /// Lifetime of each assumed-role session in seconds, 900-43200 [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub session_duration_secs: Option<u64>,
+    /// Region of the global services (Organizations, STS, IAM) [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Regions whose CloudTrail event history is searched, comma-separated [default: us-east-1]
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    pub regions: Option<Vec<String>>,
+    /// CloudTrail event names to look up, comma-separated [default: DeleteUser, DeleteAccessKey,
+    /// DeleteLoginProfile, CreateAccessKey, CreateUser]
+    #[arg(long, value_name = "E1,E2", value_delimiter = ',')]
+    pub event_names: Option<Vec<String>>,
+    /// IAM calls per second per account [default: 10]
+    #[arg(long, value_name = "N")]
+    pub iam_rate: Option<u32>,
+    /// IAM calls allowed at once above the rate [default: 5]
+    #[arg(long, value_name = "N")]
+    pub iam_burst: Option<u32>,
+    /// LookupEvents calls per second per account and region [default: 2]
+    #[arg(long, value_name = "N")]
+    pub cloudtrail_rate: Option<u32>,
+    /// LookupEvents calls allowed at once above the rate [default: 1]
+    #[arg(long, value_name = "N")]
+    pub cloudtrail_burst: Option<u32>,
+    /// Attempts per AWS call, first included (adaptive retries) [default: 10]
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// First retry backoff in milliseconds [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub initial_backoff_ms: Option<u64>,
+    /// Longest retry backoff in milliseconds [default: 20000]
+    #[arg(long, value_name = "MS")]
+    pub max_backoff_ms: Option<u64>,
+    /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
+    #[arg(long, value_name = "LANG", value_parser = ["en", "es"])]
+    pub legacy_values: Option<String>,
+    /// Do not prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files
+    #[arg(long)]
+    pub no_escape_formulas: bool,
+    #[command(flatten)]
+    pub display: Display,
+}
+
+impl AuditArgs {
+    /// The command line's side of the `cli.or(file)` merge.
+    pub fn to_config(&self) -> Config {
+        Config {
+            profile: self.profile.clone(),
+            role: self.role.clone(),
+            external_id: self.external_id.clone(),
+            session_name: self.session_name.clone(),
+            session_duration_secs: self.session_duration_secs,
+            region: self.region.clone(),
+            output_dir: self.output_dir.clone(),
+            start_date: self.start_date.clone(),
+            end_date: self.end_date.clone(),
+            days: self.days,
+            concurrency: self.concurrency,
+            user_concurrency: self.user_concurrency,
+            iam_rate: self.iam_rate,
+            iam_burst: self.iam_burst,
+            cloudtrail_rate: self.cloudtrail_rate,
+            cloudtrail_burst: self.cloudtrail_burst,
+            regions: self.regions.clone(),
+            event_names: self.event_names.clone(),
+            max_attempts: self.max_attempts,
+            initial_backoff_ms: self.initial_backoff_ms,
+            max_backoff_ms: self.max_backoff_ms,
+            legacy_values: self.legacy_values.clone(),
+            escape_formulas: self.no_escape_formulas.then_some(false),
+            channel_capacity: None,
+        }
+    }
+}
+
+/// Set up tracing on stderr, routed through the progress bars (when any) so lines never tear. AWS crates
+/// are capped at `info` whatever RUST_LOG says: their debug/trace output can carry signed headers and
+/// session tokens.
+pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
+    use tracing_subscriber::EnvFilter;
+    let ours = match (display.quiet, display.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "iam_audit=info,warn",
+        (false, 1) => "iam_audit=debug,warn",
+        (false, _) => "iam_audit=trace,info",
+    };
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| ours.to_string());
+    let mut filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(ours));
+    for cap in [
+        "aws_sigv4=info",
+        "aws_smithy_runtime=info",
+        "aws_smithy_runtime_api=info",
+        "aws_smithy_http_client=info",
+        "aws_config=info",
+        "aws_runtime=info",
+        "aws_sdk_sts=info",
+        "hyper=info",
+        "hyper_util=info",
+    ] {
+        filter = filter.add_directive(cap.parse().expect("static directive"));
+    }
+    let writer = BarWriter(bars);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || writer.clone())
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Writes log lines to stderr, suspending the bars while it does.
+#[derive(Clone)]
+struct BarWriter(Option<MultiProgress>);
+
+impl Write for BarWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &self.0 {
+            Some(m) => m.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Progress as indicatif bars (TTY) or one line per account.
+pub struct Progress {
+    bars: Option<(MultiProgress, ProgressBar)>,
+    quiet: bool,
+    done: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    pub fn new(display: &Display) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bars = (tty && !display.no_progress && !display.quiet).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} accounts {pos}/{len} [{wide_bar}] {percent}% ETA {eta} · {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar.set_message("listing accounts…");
+            (multi, bar)
+        });
+        Progress {
+            bars,
+            quiet: display.quiet,
+            done: Default::default(),
+            total: Default::default(),
+        }
+    }
+
+    pub fn multi(&self) -> Option<MultiProgress> {
+        self.bars.as_ref().map(|(m, _)| m.clone())
+    }
+
+    pub fn finish(&self) {
+        if let Some((_, bar)) = &self.bars {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn accounts_listed(&self, _active: usize, total: usize) {
+        self.total.store(total, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, bar)) = &self.bars {
+            bar.set_length(total as u64);
+            bar.set_message("auditing");
+        } else if !self.quiet {
+            eprintln!("organization: {total} accounts ({_active} active)");
+        }
+    }
+
+    fn account_finished(&self, row: &AccountRow, calls: CallCounts) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+        let line = account_line(row);
+        match &self.bars {
+            Some((multi, bar)) => {
+                bar.inc(1);
+                bar.set_message(format!("{} calls, {} throttled", calls.calls, calls.throttled));
+                if matches!(row.audit_status, AuditStatus::Partial | AuditStatus::Skipped) {
+                    let _ = multi.println(format!("  {line}"));
+                }
+            }
+            None if !self.quiet => eprintln!("[{done}/{total}] {line}"),
+            None => {}
+        }
+    }
+}
+
+fn account_line(row: &AccountRow) -> String {
+    let mut line = format!(
+        "{} ({}): {}",
+        row.account_id,
+        row.account_name,
+        row.audit_status.as_str()
+    );
+    if row.audit_status != AuditStatus::NotActive {
+        line.push_str(&format!(
+            ", {} users, {} keys, {} events, {:.1}s",
+            row.users, row.keys, row.events, row.duration_s
+        ));
+    } else {
+        line.push_str(&format!(" ({})", row.account_status));
+    }
+    if !row.error.is_empty() {
+        line.push_str(&format!(" — {}", row.error));
+    }
+    line
+}
+
+/// Run an audit from parsed flags; returns the exit code.
+pub async fn audit(args: AuditArgs) -> i32 {
+    let progress = Arc::new(Progress::new(&args.display));
+    init_logging(&args.display, progress.multi());
+    let file = match &args.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+        None => Config::default(),
+    };
+    let settings = match iam_audit::Settings::resolve(args.to_config().or(file), chrono::Utc::now()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted: no new accounts are started; running ones are closed as partial and the reports flushed");
+            on_signal.cancel();
+        }
+    });
+    let quiet = args.display.quiet;
+    let result = iam_audit::run(settings, progress.clone(), cancel).await;
+    progress.finish();
+    match result {
+        Ok(summary) => {
+            if !quiet {
+                eprintln!("{summary}");
+            }
+            summary.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The CloudTrail part of one account: for each configured region (in parallel, each with its own 2 req/s
+//! LookupEvents bucket) and each configured event name (in turn), LookupEvents with that one EventName
+//! attribute (the API takes one attribute per call), the run's time window, 50 events a page (the API's
+//! maximum), every page, sending the same parameters again with each NextToken. Each event becomes one
+//! `EventRow`. IAM and STS events are recorded in us-east-1, the default region.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use aws_sdk_cloudtrail::Client;
+use aws_smithy_types::DateTime as SmithyTime;
+
+use crate::account::{part_status, AccountCtx};
+use crate::iam::rfc3339;
+use crate::limits::Bucket;
+use crate::report::{EventRow, PartStatus, Record};
+use crate::retry::{is_denied, Failure};
+
+const EVENTS_PAGE: i32 = 50;
+const MAX_PAGES: usize = 100_000;
+
+/// Run every lookup of one account; returns the part's status.
+pub async fn lookup(ctx: &AccountCtx, clients: &[(String, Client)]) -> PartStatus {
+    let ok = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    futures::future::join_all(
+        clients
+            .iter()
+            .map(|(region, client)| lookup_region(ctx, region, client, &ok, &failed)),
+    )
+    .await;
+    part_status(ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
+}
+
+async fn lookup_region(
+    ctx: &AccountCtx,
+    region: &str,
+    client: &Client,
+    ok: &AtomicU64,
+    failed: &AtomicU64,
+) {
+    let s = &ctx.settings;
+    let bucket = Bucket::new(s.cloudtrail_rate, s.cloudtrail_burst);
+    let start = SmithyTime::from_secs(s.start.timestamp());
+    let end = SmithyTime::from_secs(s.end.timestamp());
+    let action = format!("cloudtrail:LookupEvents {region}");
+    'names: for name in &s.event_names {
+        let attribute = LookupAttribute::builder()
+            .attribute_key(LookupAttributeKey::EventName)
+            .attribute_value(name)
+            .build()
+            .expect("key and value are set");
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let r = ctx
+                .call(&bucket, || {
+                    client
+                        .lookup_events()
+                        .lookup_attributes(attribute.clone())
+                        .start_time(start)
+                        .end_time(end)
+                        .max_results(EVENTS_PAGE)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await;
+            let page = match r {
+                Ok(p) => {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    p
+                }
+                Err(f) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    ctx.problem(&action, &f);
+                    if is_denied(&f) {
+                        // The other event names would be denied too; do not spend calls on them.
+                        break 'names;
+                    }
+                    continue 'names;
+                }
+            };
+            for event in page.events() {
+                let row = event_row(ctx, region, event);
+                ctx.events.fetch_add(1, Ordering::Relaxed);
+                if !ctx.send(Record::Event(row)).await {
+                    return;
+                }
+            }
+            match page.next_token() {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+                Some(_) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    ctx.problem(
+                        &action,
+                        &Failure::new(
+                            "MalformedResponse",
+                            format!("LookupEvents for {name} returned the same NextToken twice; its remaining pages were not read"),
+                        ),
+                    );
+                    continue 'names;
+                }
+                None => continue 'names,
+            }
+        }
+    }
+}
+
+/// The fields of one event, with the source IP (and the access key, when the summary lacks it) taken from
+/// the event's JSON record.
+fn event_row(ctx: &AccountCtx, region: &str, e: &aws_sdk_cloudtrail::types::Event) -> EventRow {
+    let detail: Option<serde_json::Value> = e
+        .cloud_trail_event()
+        .and_then(|json| serde_json::from_str(json).ok());
+    if e.cloud_trail_event().is_some() && detail.is_none() {
+        tracing::warn!(account = %ctx.account.id, event_id = e.event_id().unwrap_or(""), "CloudTrailEvent is not valid JSON; source_ip_address left empty");
+    }
+    let from_json = |path: &[&str]| -> String {
+        let mut v = detail.as_ref();
+        for p in path {
+            v = v.and_then(|x| x.get(*p));
+        }
+        v.and_then(|x| x.as_str()).unwrap_or("").to_string()
+    };
+    let access_key_id = e
+        .access_key_id()
+        .map(str::to_string)
+        .unwrap_or_else(|| from_json(&["userIdentity", "accessKeyId"]));
+    EventRow {
+        event_time: e.event_time().map(rfc3339).unwrap_or_default(),
+        event_name: e.event_name().unwrap_or("").to_string(),
+        username: e.username().unwrap_or("N/A").to_string(),
+        account_id: ctx.account.id.clone(),
+        account_name: ctx.account.name.clone(),
+        resources: e
+            .resources()
+            .iter()
+            .filter_map(|r| r.resource_name())
+            .collect::<Vec<_>>()
+            .join(","),
+        region: region.to_string(),
+        event_id: e.event_id().unwrap_or("").to_string(),
+        access_key_id,
+        source_ip_address: from_json(&["sourceIPAddress"]),
+    }
+}

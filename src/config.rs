@@ -1,0 +1,541 @@
+//! Configuration: one `Config` (all `Option`s) read from the TOML file and mirrored one-to-one by the
+//! command-line flags in the binary, merged `cli.or(file)`, then resolved into `Settings`, the concrete
+//! values the engine runs with. Defaults live only in `Settings::resolve`; nothing else invents them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use serde::Deserialize;
+
+/// The IAM lifecycle events the seed script tracked, in its order.
+pub const DEFAULT_EVENT_NAMES: [&str; 5] = [
+    "DeleteUser",
+    "DeleteAccessKey",
+    "DeleteLoginProfile",
+    "CreateAccessKey",
+    "CreateUser",
+];
+
+/// LookupEvents only reaches back 90 days (CloudTrail event history), so that is the default window.
+pub const LOOKUP_HISTORY_DAYS: i64 = 90;
+
+/// A configuration error: exit code 2, nothing written. The message names the key and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Every tunable of an audit. Each field is a key of the TOML file and (unless documented as file-only in
+/// `config.example.toml`) a `--flag` of the same name with `-` for `_`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named AWS profile for the management account; the default credential chain when unset.
+    pub profile: Option<String>,
+    /// Name of the audit role to assume in every member account.
+    pub role: Option<String>,
+    /// ExternalId passed to AssumeRole, when the role's trust policy requires one.
+    pub external_id: Option<String>,
+    /// Session name of the assumed-role sessions, as it shows in the member accounts' CloudTrail.
+    pub session_name: Option<String>,
+    /// Lifetime asked of each assumed-role session, in seconds (900..=43200).
+    pub session_duration_secs: Option<u64>,
+    /// Region for the global services (Organizations, STS, IAM).
+    pub region: Option<String>,
+    /// Directory the three CSV reports go to.
+    pub output_dir: Option<PathBuf>,
+    /// First day of the CloudTrail window, YYYY-MM-DD, UTC.
+    pub start_date: Option<String>,
+    /// Last day of the CloudTrail window (inclusive), YYYY-MM-DD, UTC. Default: now.
+    pub end_date: Option<String>,
+    /// CloudTrail window as "the last N days". Conflicts with `start_date`.
+    pub days: Option<u32>,
+    /// Accounts audited at once.
+    pub concurrency: Option<usize>,
+    /// Users audited at once inside one account.
+    pub user_concurrency: Option<usize>,
+    /// IAM calls per second per account (IAM's quota is account-wide and unpublished).
+    pub iam_rate: Option<u32>,
+    /// IAM bucket burst.
+    pub iam_burst: Option<u32>,
+    /// LookupEvents calls per second per account and region (AWS: 2).
+    pub cloudtrail_rate: Option<u32>,
+    /// LookupEvents bucket burst.
+    pub cloudtrail_burst: Option<u32>,
+    /// Regions whose CloudTrail event history is searched.
+    pub regions: Option<Vec<String>>,
+    /// CloudTrail event names looked up, one LookupEvents attribute each.
+    pub event_names: Option<Vec<String>>,
+    /// Attempts per AWS call, first included (SDK adaptive retry mode).
+    pub max_attempts: Option<u32>,
+    /// First retry backoff, milliseconds.
+    pub initial_backoff_ms: Option<u64>,
+    /// Longest retry backoff, milliseconds.
+    pub max_backoff_ms: Option<u64>,
+    /// `"es"` writes the seed script's Spanish values (Configurada, Nunca, ...); `"en"` the default.
+    pub legacy_values: Option<String>,
+    /// Prefix formula-like cells with `'` (OWASP CSV injection). Default true.
+    pub escape_formulas: Option<bool>,
+    /// Records buffered between the auditors and the writer (file-only).
+    pub channel_capacity: Option<usize>,
+}
+
+impl Config {
+    /// Read a TOML config file; unknown keys and bad types are errors naming the key.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parse TOML text. The error text is toml's, which names the key and the line.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Precedence: `self` (the command line) over `file`, field by field.
+    pub fn or(self, file: Config) -> Config {
+        macro_rules! merge {
+            ($($f:ident),* $(,)?) => { Config { $($f: self.$f.or(file.$f)),* } };
+        }
+        merge!(
+            profile,
+            role,
+            external_id,
+            session_name,
+            session_duration_secs,
+            region,
+            output_dir,
+            start_date,
+            end_date,
+            days,
+            concurrency,
+            user_concurrency,
+            iam_rate,
+            iam_burst,
+            cloudtrail_rate,
+            cloudtrail_burst,
+            regions,
+            event_names,
+            max_attempts,
+            initial_backoff_ms,
+            max_backoff_ms,
+            legacy_values,
+            escape_formulas,
+            channel_capacity,
+        )
+    }
+}
+
+/// Which strings the key report uses for "no value" and password states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    English,
+    /// The seed script's Spanish strings, for automation built on them.
+    LegacySpanish,
+}
+
+/// The resolved configuration the engine runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: Option<String>,
+    pub role: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+    pub session_duration: Duration,
+    pub region: String,
+    pub output_dir: PathBuf,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Start of the run, UTC: the file stamp and the reference for key ages.
+    pub started_at: DateTime<Utc>,
+    pub concurrency: usize,
+    pub user_concurrency: usize,
+    pub iam_rate: u32,
+    pub iam_burst: u32,
+    pub cloudtrail_rate: u32,
+    pub cloudtrail_burst: u32,
+    pub regions: Vec<String>,
+    pub event_names: Vec<String>,
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub values: Values,
+    pub escape_formulas: bool,
+    pub channel_capacity: usize,
+}
+
+fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
+    key: &'static str,
+    v: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v <= T::default() {
+        return Err(invalid(key, format!("must be greater than 0, got {v}")));
+    }
+    Ok(v)
+}
+
+/// Parse `YYYY-MM-DD` as a UTC date.
+pub fn parse_date(key: &'static str, s: &str) -> Result<NaiveDate, ConfigError> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        invalid(
+            key,
+            format!("'{s}' is not a date; use YYYY-MM-DD (UTC), e.g. 2026-03-05"),
+        )
+    })
+}
+
+/// The CloudTrail window: `--days` and `--start-date` conflict; `--end-date` is inclusive and defaults to
+/// now; the default window is the whole of LookupEvents' 90 days.
+pub fn resolve_window(
+    start_date: Option<&str>,
+    end_date: Option<&str>,
+    days: Option<u32>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ConfigError> {
+    if start_date.is_some() && days.is_some() {
+        return Err(invalid(
+            "days",
+            "conflicts with start_date: give either a start date or a number of days",
+        ));
+    }
+    let end = match end_date {
+        Some(s) => {
+            let d = parse_date("end_date", s)?;
+            let next_midnight = d
+                .succ_opt()
+                .ok_or_else(|| invalid("end_date", format!("'{s}' is out of range")))?
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc();
+            next_midnight.min(now)
+        }
+        None => now,
+    };
+    let start = match (start_date, days) {
+        (Some(s), _) => parse_date("start_date", s)?
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc(),
+        (None, Some(0)) => return Err(invalid("days", "must be at least 1")),
+        (None, Some(n)) => end - ChronoDuration::days(i64::from(n)),
+        (None, None) => end - ChronoDuration::days(LOOKUP_HISTORY_DAYS),
+    };
+    if start > now {
+        return Err(invalid(
+            "start_date",
+            format!("{} is in the future", start.format("%Y-%m-%d")),
+        ));
+    }
+    if start >= end {
+        return Err(invalid(
+            "end_date",
+            format!(
+                "the window is empty: start {} is not before end {}",
+                start.format("%Y-%m-%d"),
+                end.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ));
+    }
+    Ok((start, end))
+}
+
+impl Settings {
+    /// Apply the defaults and validate. `now` is the run's start time.
+    pub fn resolve(c: Config, now: DateTime<Utc>) -> Result<Settings, ConfigError> {
+        let role = match c.role.as_deref().map(str::trim) {
+            Some(r) if !r.is_empty() => r.to_string(),
+            _ => {
+                return Err(invalid(
+                    "role",
+                    "is required: pass --role NAME (e.g. IAMAuditRole or AWSControlTowerExecution) or set role in the config file",
+                ))
+            }
+        };
+        if role.contains(':') && !role.starts_with("arn:") {
+            return Err(invalid("role", format!("'{role}' is not a role name")));
+        }
+        let session_name = c.session_name.unwrap_or_else(|| "iam-audit".into());
+        // STS: RoleSessionName is 2-64 chars of [\w+=,.@-].
+        let valid_session = (2..=64).contains(&session_name.len())
+            && session_name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_+=,.@-".contains(ch));
+        if !valid_session {
+            return Err(invalid(
+                "session_name",
+                format!("'{session_name}' must be 2-64 characters of letters, digits and _+=,.@-"),
+            ));
+        }
+        let session_secs = c.session_duration_secs.unwrap_or(3600);
+        if !(900..=43200).contains(&session_secs) {
+            return Err(invalid(
+                "session_duration_secs",
+                format!("must be between 900 and 43200 seconds (STS limits), got {session_secs}"),
+            ));
+        }
+        let (start, end) =
+            resolve_window(c.start_date.as_deref(), c.end_date.as_deref(), c.days, now)?;
+        if now - start > ChronoDuration::days(LOOKUP_HISTORY_DAYS) + ChronoDuration::days(1) {
+            tracing::warn!(
+                "start date {} is more than {LOOKUP_HISTORY_DAYS} days ago; CloudTrail LookupEvents only returns the last {LOOKUP_HISTORY_DAYS} days",
+                start.format("%Y-%m-%d")
+            );
+        }
+        let regions = c.regions.unwrap_or_else(|| vec!["us-east-1".into()]);
+        if regions.is_empty() || regions.iter().any(|r| !valid_region(r)) {
+            return Err(invalid(
+                "regions",
+                format!("{regions:?} must be a non-empty list of region names such as us-east-1"),
+            ));
+        }
+        let event_names = c
+            .event_names
+            .unwrap_or_else(|| DEFAULT_EVENT_NAMES.iter().map(|s| s.to_string()).collect());
+        if event_names.iter().any(|e| e.trim().is_empty()) {
+            return Err(invalid("event_names", "event names must not be empty"));
+        }
+        let values = match c.legacy_values.as_deref() {
+            None | Some("en") => Values::English,
+            Some("es") => Values::LegacySpanish,
+            Some(other) => {
+                return Err(invalid(
+                    "legacy_values",
+                    format!("'{other}' is not supported; use \"es\" for the seed script's Spanish values or \"en\""),
+                ))
+            }
+        };
+        let region = c.region.unwrap_or_else(|| "us-east-1".into());
+        if !valid_region(&region) {
+            return Err(invalid("region", format!("'{region}' is not a region name")));
+        }
+        let initial_backoff = Duration::from_millis(positive(
+            "initial_backoff_ms",
+            c.initial_backoff_ms,
+            1000,
+        )?);
+        let max_backoff = Duration::from_millis(positive("max_backoff_ms", c.max_backoff_ms, 20_000)?);
+        if max_backoff < initial_backoff {
+            return Err(invalid(
+                "max_backoff_ms",
+                "must not be smaller than initial_backoff_ms",
+            ));
+        }
+        Ok(Settings {
+            profile: c.profile.filter(|p| !p.is_empty()),
+            role,
+            external_id: c.external_id.filter(|e| !e.is_empty()),
+            session_name,
+            session_duration: Duration::from_secs(session_secs),
+            region,
+            output_dir: c.output_dir.unwrap_or_else(|| PathBuf::from(".")),
+            start,
+            end,
+            started_at: now,
+            concurrency: positive("concurrency", c.concurrency, 64)?,
+            user_concurrency: positive("user_concurrency", c.user_concurrency, 8)?,
+            iam_rate: positive("iam_rate", c.iam_rate, 10)?,
+            iam_burst: positive("iam_burst", c.iam_burst, 5)?,
+            cloudtrail_rate: positive("cloudtrail_rate", c.cloudtrail_rate, 2)?,
+            cloudtrail_burst: positive("cloudtrail_burst", c.cloudtrail_burst, 1)?,
+            regions,
+            event_names,
+            max_attempts: positive("max_attempts", c.max_attempts, 10)?,
+            initial_backoff,
+            max_backoff,
+            values,
+            escape_formulas: c.escape_formulas.unwrap_or(true),
+            channel_capacity: positive("channel_capacity", c.channel_capacity, 1024)?,
+        })
+    }
+
+    /// The role ARN in a member account. A full ARN given as `role` is used as a template for its name.
+    pub fn role_arn(&self, account_id: &str, partition: &str) -> String {
+        let name = self
+            .role
+            .strip_prefix("arn:")
+            .and_then(|arn| arn.split_once(":role/").map(|(_, n)| n))
+            .unwrap_or(&self.role);
+        format!("arn:{partition}:iam::{account_id}:role/{name}")
+    }
+
+    /// The `YYYYMMDD_HHMMSS` stamp of the output files, as the seed script writes it.
+    pub fn stamp(&self) -> String {
+        self.started_at.format("%Y%m%d_%H%M%S").to_string()
+    }
+}
+
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 5, 15, 30, 22).unwrap()
+    }
+
+    fn base() -> Config {
+        Config {
+            role: Some("IAMAuditRole".into()),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn default_window_is_lookupevents_history() {
+        let s = Settings::resolve(base(), now()).unwrap();
+        assert_eq!(s.end, now());
+        assert_eq!(s.start, now() - ChronoDuration::days(90));
+        assert_eq!(s.stamp(), "20260305_153022");
+    }
+
+    #[test]
+    fn start_and_end_dates_are_utc_days_with_inclusive_end() {
+        let (start, end) =
+            resolve_window(Some("2026-02-18"), Some("2026-02-20"), None, now()).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-02-18T00:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-02-21T00:00:00+00:00");
+    }
+
+    #[test]
+    fn end_date_today_is_capped_at_now() {
+        let (_, end) = resolve_window(Some("2026-02-18"), Some("2026-03-05"), None, now()).unwrap();
+        assert_eq!(end, now());
+    }
+
+    #[test]
+    fn days_conflicts_with_start_date() {
+        let err = resolve_window(Some("2026-02-18"), None, Some(7), now()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "days: conflicts with start_date: give either a start date or a number of days"
+        );
+    }
+
+    #[test]
+    fn bad_dates_name_the_key_and_the_format() {
+        let err = resolve_window(Some("18/02/2026"), None, None, now()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "start_date: '18/02/2026' is not a date; use YYYY-MM-DD (UTC), e.g. 2026-03-05"
+        );
+        let err = resolve_window(Some("2026-02-30"), None, None, now()).unwrap_err();
+        assert!(err.to_string().starts_with("start_date: '2026-02-30' is not a date"));
+    }
+
+    #[test]
+    fn empty_or_future_windows_are_errors() {
+        let err = resolve_window(Some("2026-03-10"), None, None, now()).unwrap_err();
+        assert_eq!(err.to_string(), "start_date: 2026-03-10 is in the future");
+        let err = resolve_window(Some("2026-03-01"), Some("2026-02-01"), None, now()).unwrap_err();
+        assert!(err.to_string().starts_with("end_date: the window is empty"));
+        assert!(resolve_window(None, None, Some(0), now()).is_err());
+    }
+
+    #[test]
+    fn days_counts_back_from_end() {
+        let (start, end) = resolve_window(None, None, Some(7), now()).unwrap();
+        assert_eq!(end - start, ChronoDuration::days(7));
+    }
+
+    #[test]
+    fn cli_wins_over_file_which_wins_over_default() {
+        let cli = Config {
+            concurrency: Some(3),
+            ..Config::default()
+        };
+        let file = Config {
+            concurrency: Some(9),
+            iam_rate: Some(4),
+            role: Some("FromFile".into()),
+            ..Config::default()
+        };
+        let s = Settings::resolve(cli.or(file), now()).unwrap();
+        assert_eq!(s.concurrency, 3);
+        assert_eq!(s.iam_rate, 4);
+        assert_eq!(s.role, "FromFile");
+        assert_eq!(s.cloudtrail_rate, 2);
+        assert_eq!(s.user_concurrency, 8);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("role = \"R\"\nconcurency = 3\n").unwrap_err();
+        assert!(err.contains("unknown field `concurency`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_toml("concurrency = \"many\"").unwrap_err();
+        assert!(err.contains("concurrency"), "{err}");
+        let c = Config {
+            concurrency: Some(0),
+            ..base()
+        };
+        assert_eq!(
+            Settings::resolve(c, now()).unwrap_err().to_string(),
+            "concurrency: must be greater than 0, got 0"
+        );
+        let c = Config {
+            legacy_values: Some("fr".into()),
+            ..base()
+        };
+        assert!(Settings::resolve(c, now())
+            .unwrap_err()
+            .to_string()
+            .starts_with("legacy_values: 'fr' is not supported"));
+    }
+
+    #[test]
+    fn role_is_required() {
+        let err = Settings::resolve(Config::default(), now()).unwrap_err();
+        assert!(err.to_string().starts_with("role: is required"));
+    }
+
+    #[test]
+    fn role_arn_uses_partition_and_accepts_a_full_arn() {
+        let s = Settings::resolve(base(), now()).unwrap();
+        assert_eq!(
+            s.role_arn("222222222222", "aws"),
+            "arn:aws:iam::222222222222:role/IAMAuditRole"
+        );
+        let c = Config {
+            role: Some("arn:aws:iam::111111111111:role/path/Audit".into()),
+            ..Config::default()
+        };
+        let s = Settings::resolve(c, now()).unwrap();
+        assert_eq!(
+            s.role_arn("222222222222", "aws"),
+            "arn:aws:iam::222222222222:role/path/Audit"
+        );
+    }
+}

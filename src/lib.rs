@@ -1,0 +1,190 @@
+//! iam-audit: audit IAM access keys, console passwords, MFA devices and IAM lifecycle events across every
+//! account of an AWS Organization, concurrently and inside the API quotas.
+//!
+//! The data flows through the modules in this order (design §4):
+//! `config` → `clients` (base SDK config) → `org` (the accounts) → the pool in `run` (bounded fan-out) →
+//! `account` (assume role; `iam` and `cloudtrail` under `limits`' buckets, failures via `retry`) →
+//! `report` (the one writer task) ; `progress` only observes.
+//!
+//! `run` is the whole audit and is what the binary and the tests call.
+
+pub mod account;
+pub mod clients;
+pub mod cloudtrail;
+pub mod config;
+pub mod iam;
+pub mod org;
+pub mod progress;
+pub mod report;
+pub mod retry;
+
+pub mod limits;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError, Settings};
+pub use progress::{Observer, Silent, Summary};
+
+use crate::clients::{Aws, CredentialsSetupError};
+use crate::report::{AuditStatus, OutputPaths, Record, Writer};
+use crate::retry::Failure;
+
+/// A failure of the run as a whole. Per-account failures are rows of the accounts report, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsSetupError),
+    #[error("cannot list the organization's accounts ({failure}). Run from the management account or a delegated administrator with organizations:ListAccounts (see README: Setting up the audit role)")]
+    ListAccounts { failure: Failure },
+    #[error("cannot write the reports to {dir}: {source}. Pass --output-dir with a writable directory")]
+    Output { dir: PathBuf, source: std::io::Error },
+}
+
+impl AuditError {
+    /// The process exit code of design §2.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AuditError::Config(_) => 2,
+            AuditError::Credentials(CredentialsSetupError::UnknownProfile { .. }) => 2,
+            AuditError::Credentials(_) => 1,
+            AuditError::ListAccounts { .. } => 1,
+            AuditError::Output { .. } => 1,
+        }
+    }
+}
+
+/// Check the output directory can take files before any AWS call is made.
+fn check_output_dir(dir: &Path) -> Result<(), AuditError> {
+    let err = |source| AuditError::Output {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = dir.join(format!(".iam-audit-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(err)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Run one audit of the whole organization and write the three reports.
+///
+/// `cancel` stops the run early (Ctrl-C): accounts not yet started are reported `skipped`, running ones
+/// `partial`, and every row read so far is written.
+pub async fn run(
+    settings: Settings,
+    observer: Arc<dyn Observer>,
+    cancel: CancellationToken,
+) -> Result<Summary, AuditError> {
+    let started = Instant::now();
+    check_output_dir(&settings.output_dir)?;
+    let aws = Aws::connect(&settings).await?;
+    let accounts = org::list_accounts(&aws.organizations())
+        .await
+        .map_err(|failure| AuditError::ListAccounts { failure })?;
+
+    let paths = OutputPaths::new(&settings.output_dir, &settings.stamp());
+    let writer = Writer::create(&paths, settings.values, settings.escape_formulas).map_err(|source| {
+        AuditError::Output {
+            dir: settings.output_dir.clone(),
+            source,
+        }
+    })?;
+    let (tx, rx) = mpsc::channel(settings.channel_capacity);
+    let writer_task = tokio::spawn(report::run_writer(writer, rx));
+
+    let active = accounts.iter().filter(|a| a.is_active()).count();
+    observer.accounts_listed(active, accounts.len());
+    let mut summary = Summary {
+        keys_file: paths.keys.clone(),
+        events_file: paths.events.clone(),
+        accounts_file: paths.accounts.clone(),
+        ..Summary::default()
+    };
+
+    // Accounts that are not ACTIVE are reported, never audited.
+    for a in accounts.iter().filter(|a| !a.is_active()) {
+        let row = account::skipped_row(
+            a,
+            AuditStatus::NotActive,
+            String::new(),
+        );
+        summary.count(&row);
+        observer.account_finished(&row, aws.stats().snapshot());
+        if tx.send(Record::Account(row)).await.is_err() {
+            break;
+        }
+    }
+
+    let settings = Arc::new(settings);
+    let mut results = futures::stream::iter(accounts.into_iter().filter(|a| a.is_active()))
+        .map(|a| {
+            let (aws, settings, tx, cancel) =
+                (aws.clone(), settings.clone(), tx.clone(), cancel.clone());
+            let account = a.clone();
+            let tx_lost = tx.clone();
+            let handle = tokio::spawn(async move {
+                if cancel.is_cancelled() {
+                    let row = account::skipped_row(
+                        &a,
+                        AuditStatus::Skipped,
+                        "Cancelled: interrupted by the user before the account was started".into(),
+                    );
+                    let _ = tx.send(Record::Account(row.clone())).await;
+                    return row;
+                }
+                account::audit_account(&aws, settings, a, tx, cancel).await
+            });
+            async move {
+                match handle.await {
+                    Ok(row) => row,
+                    Err(e) => {
+                        // A bug must not make an account vanish: report it with what went wrong.
+                        tracing::error!(account = %account.id, "the account's audit task failed: {e}");
+                        let row = account::skipped_row(
+                            &account,
+                            AuditStatus::Partial,
+                            format!("InternalError: the audit task failed: {e}"),
+                        );
+                        let _ = tx_lost.send(Record::Account(row.clone())).await;
+                        row
+                    }
+                }
+            }
+        })
+        .buffer_unordered(settings.concurrency);
+    while let Some(row) = results.next().await {
+        summary.count(&row);
+        observer.account_finished(&row, aws.stats().snapshot());
+    }
+    drop(results);
+    drop(tx);
+
+    let written = match writer_task.await {
+        Ok(Ok(w)) => w,
+        Ok(Err((_, source))) => {
+            return Err(AuditError::Output {
+                dir: settings.output_dir.clone(),
+                source,
+            })
+        }
+        Err(e) => {
+            return Err(AuditError::Output {
+                dir: settings.output_dir.clone(),
+                source: std::io::Error::other(e),
+            })
+        }
+    };
+    summary.keys = written.keys;
+    summary.events = written.events;
+    summary.calls = aws.stats().snapshot();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

@@ -1,0 +1,20 @@
+//! `iam-audit`: parse the command line, run the audit, exit with the code of design §2.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Some(cli::Command::Audit(args)) => cli::audit(args).await,
+            None => cli::audit(cli.audit).await,
+        }
+    });
+    std::process::ExitCode::from(code as u8)
+}

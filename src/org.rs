@@ -1,0 +1,88 @@
+//! The organization's accounts, from Organizations ListAccounts in the management account (or a delegated
+//! administrator). Every page is read: ListAccounts returns at most 20 accounts a page and may return an
+//! empty page with a NextToken, which is not the end. Each page is retried on throttling
+//! (`TooManyRequestsException`) and transient faults beyond the SDK's own retries.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::retry::{classify, Failure, Retry};
+
+/// ListAccounts' largest page.
+const ACCOUNTS_PAGE: i32 = 20;
+/// 5,000+ accounts are 250+ pages; this bounds a service that never stops paginating.
+const MAX_PAGES: usize = 100_000;
+
+/// One account of the organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    /// ACTIVE, SUSPENDED, PENDING_CLOSURE, ... (the newer `State` when present, else `Status`).
+    pub status: String,
+}
+
+impl Account {
+    pub fn is_active(&self) -> bool {
+        self.status == "ACTIVE"
+    }
+}
+
+/// Every account of the organization, in the order Organizations lists them.
+pub async fn list_accounts(client: &aws_sdk_organizations::Client) -> Result<Vec<Account>, Failure> {
+    let mut accounts = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let page = (|| async {
+            client
+                .list_accounts()
+                .max_results(ACCOUNTS_PAGE)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| Failure::from_sdk(&e))
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_delay(Duration::from_secs(30))
+                .with_max_times(5)
+                .with_jitter(),
+        )
+        .when(|f: &Failure| classify(f) != Retry::Permanent)
+        .await?;
+        for a in page.accounts() {
+            let Some(id) = a.id() else {
+                return Err(Failure::new(
+                    "MalformedResponse",
+                    "ListAccounts returned an account without an Id",
+                ));
+            };
+            let status = a
+                .state()
+                .map(|s| s.as_str().to_string())
+                .or_else(|| a.status().map(|s| s.as_str().to_string()))
+                .unwrap_or_else(|| "UNKNOWN".to_string());
+            accounts.push(Account {
+                id: id.to_string(),
+                name: a.name().unwrap_or("").to_string(),
+                status,
+            });
+        }
+        match page.next_token() {
+            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+            Some(_) => {
+                return Err(Failure::new(
+                    "MalformedResponse",
+                    "ListAccounts returned the same NextToken twice",
+                ))
+            }
+            None => return Ok(accounts),
+        }
+    }
+    Err(Failure::new(
+        "MalformedResponse",
+        format!("ListAccounts did not finish after {MAX_PAGES} pages"),
+    ))
+}

@@ -1,0 +1,88 @@
+//! What the engine tells the outside world while it runs. The library only calls an `Observer`; the binary
+//! turns that into indicatif bars on a TTY or plain lines otherwise. Nothing here sits in the data path:
+//! rows go to the writer, these are notifications with counters.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::clients::CallCounts;
+use crate::report::{AccountRow, AuditStatus};
+
+/// Notified by the engine as the audit advances. All methods have empty defaults.
+pub trait Observer: Send + Sync {
+    /// The organization has been listed.
+    fn accounts_listed(&self, _active: usize, _total: usize) {}
+    /// An account has been closed (audited, partial, skipped or not active).
+    fn account_finished(&self, _row: &AccountRow, _calls: CallCounts) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// The closing summary of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub accounts: u64,
+    pub audited: u64,
+    pub partial: u64,
+    pub skipped: u64,
+    pub not_active: u64,
+    pub users: u64,
+    pub keys: u64,
+    pub events: u64,
+    pub calls: CallCounts,
+    pub elapsed: Duration,
+    pub keys_file: PathBuf,
+    pub events_file: PathBuf,
+    pub accounts_file: PathBuf,
+}
+
+impl Summary {
+    pub(crate) fn count(&mut self, row: &AccountRow) {
+        self.accounts += 1;
+        match row.audit_status {
+            AuditStatus::Audited => self.audited += 1,
+            AuditStatus::Partial => self.partial += 1,
+            AuditStatus::Skipped => self.skipped += 1,
+            AuditStatus::NotActive => self.not_active += 1,
+        }
+        self.users += row.users;
+    }
+
+    /// 0 when every ACTIVE account was fully audited, 3 when some were skipped or partly audited.
+    pub fn exit_code(&self) -> i32 {
+        if self.partial + self.skipped > 0 {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "accounts: {} ({} audited, {} partial, {} skipped, {} not active)",
+            self.accounts, self.audited, self.partial, self.skipped, self.not_active
+        )?;
+        writeln!(
+            f,
+            "users: {}, access keys: {}, CloudTrail events: {}",
+            self.users, self.keys, self.events
+        )?;
+        writeln!(
+            f,
+            "API calls: {} ({} throttled, {} server errors, {} AssumeRole) in {:.1}s",
+            self.calls.calls,
+            self.calls.throttled,
+            self.calls.server_errors,
+            self.calls.assume_role,
+            self.elapsed.as_secs_f64()
+        )?;
+        writeln!(f, "key report:      {}", self.keys_file.display())?;
+        writeln!(f, "events report:   {}", self.events_file.display())?;
+        write!(f, "accounts report: {}", self.accounts_file.display())
+    }
+}

@@ -1,0 +1,486 @@
+//! The report: the rows the auditors produce (`Record`) and the one writer task that owns the three CSV
+//! files of design §3. Auditors send records over a bounded channel; only this task touches the files, so
+//! nothing guards them with a mutex and rows are never torn. Rows are written as they arrive and the files
+//! are flushed after each account, so memory does not grow with the number of rows.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use crate::config::Values;
+
+/// Columns of `iam_audit_report_<stamp>.csv`: the seed's first, in its order, then ours.
+pub const KEY_COLUMNS: [&str; 17] = [
+    "account_id",
+    "account_name",
+    "username",
+    "password_status",
+    "password_last_used",
+    "access_key_id",
+    "status",
+    "created_date",
+    "last_used_date",
+    "service_name",
+    "mfa_status",
+    "last_used_region",
+    "key_age_days",
+    "days_since_last_use",
+    "mfa_devices",
+    "risk",
+    "source",
+];
+
+/// Columns of `cloudtrail_events_<stamp>.csv`.
+pub const EVENT_COLUMNS: [&str; 10] = [
+    "eventTime",
+    "eventName",
+    "username",
+    "account_id",
+    "account_name",
+    "resources",
+    "region",
+    "event_id",
+    "access_key_id",
+    "source_ip_address",
+];
+
+/// Columns of `accounts_<stamp>.csv`.
+pub const ACCOUNT_COLUMNS: [&str; 11] = [
+    "account_id",
+    "account_name",
+    "account_status",
+    "audit_status",
+    "iam_status",
+    "cloudtrail_status",
+    "users",
+    "keys",
+    "events",
+    "error",
+    "duration_s",
+];
+
+/// Whether the user has a console password (a login profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Password {
+    Configured,
+    NotConfigured,
+    /// GetLoginProfile failed with something other than NoSuchEntity; the error is in the accounts report.
+    Unknown,
+}
+
+/// MFA as the seed reports it. Hardware wins over Virtual when a user has several devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mfa {
+    None,
+    Virtual,
+    Hardware,
+    /// ListMFADevices failed; the error is in the accounts report.
+    Unknown,
+}
+
+/// One access key: one row of the key report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub username: String,
+    pub password: Password,
+    /// RFC 3339, from ListUsers' PasswordLastUsed.
+    pub password_last_used: Option<String>,
+    pub access_key_id: String,
+    pub status: String,
+    pub created_date: String,
+    /// `None` = never used; `Some(Err)` = GetAccessKeyLastUsed failed.
+    pub last_used: Result<Option<LastUsed>, ()>,
+    pub mfa: Mfa,
+    pub mfa_devices: Option<usize>,
+    pub key_age_days: Option<i64>,
+    pub risk: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastUsed {
+    pub date: String,
+    pub service: String,
+    pub region: String,
+    pub days_since: i64,
+}
+
+/// One CloudTrail event: one row of the events report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub event_time: String,
+    pub event_name: String,
+    pub username: String,
+    pub account_id: String,
+    pub account_name: String,
+    pub resources: String,
+    pub region: String,
+    pub event_id: String,
+    pub access_key_id: String,
+    pub source_ip_address: String,
+}
+
+/// How far one account's audit got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditStatus {
+    Audited,
+    Partial,
+    Skipped,
+    NotActive,
+}
+
+impl AuditStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditStatus::Audited => "audited",
+            AuditStatus::Partial => "partial",
+            AuditStatus::Skipped => "skipped",
+            AuditStatus::NotActive => "not_active",
+        }
+    }
+}
+
+/// How far one service's part of an account audit got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartStatus {
+    Ok,
+    /// Some calls failed after some data was read; the rows read are in the reports.
+    Partial,
+    /// The first call failed; nothing was read.
+    Failed,
+    /// Not attempted (the role could not be assumed, or the account is not ACTIVE).
+    NotRun,
+}
+
+impl PartStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartStatus::Ok => "ok",
+            PartStatus::Partial => "partial",
+            PartStatus::Failed => "failed",
+            PartStatus::NotRun => "not_run",
+        }
+    }
+}
+
+/// One account: one row of the accounts report. Its arrival also closes the account: the writer flushes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub account_status: String,
+    pub audit_status: AuditStatus,
+    pub iam_status: PartStatus,
+    pub cloudtrail_status: PartStatus,
+    pub users: u64,
+    pub keys: u64,
+    pub events: u64,
+    /// `Code: message` of each distinct failure, joined by ` | `.
+    pub error: String,
+    pub duration_s: f64,
+}
+
+/// What travels from the auditors to the writer.
+#[derive(Debug)]
+pub enum Record {
+    Key(KeyRow),
+    Event(EventRow),
+    Account(AccountRow),
+}
+
+/// The three output paths of one run.
+#[derive(Debug, Clone)]
+pub struct OutputPaths {
+    pub keys: PathBuf,
+    pub events: PathBuf,
+    pub accounts: PathBuf,
+}
+
+impl OutputPaths {
+    pub fn new(dir: &Path, stamp: &str) -> OutputPaths {
+        OutputPaths {
+            keys: dir.join(format!("iam_audit_report_{stamp}.csv")),
+            events: dir.join(format!("cloudtrail_events_{stamp}.csv")),
+            accounts: dir.join(format!("accounts_{stamp}.csv")),
+        }
+    }
+}
+
+/// Totals the writer counted, for the summary.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Written {
+    pub keys: u64,
+    pub events: u64,
+    pub accounts: u64,
+}
+
+/// The one owner of the three CSV files.
+pub struct Writer {
+    keys: csv::Writer<BufWriter<File>>,
+    events: csv::Writer<BufWriter<File>>,
+    accounts: csv::Writer<BufWriter<File>>,
+    values: Values,
+    escape: bool,
+    written: Written,
+}
+
+/// Prefix a cell that a spreadsheet would run as a formula (OWASP "CSV injection").
+pub fn escape_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+impl Values {
+    fn password(self, p: Password) -> &'static str {
+        match (self, p) {
+            (Values::English, Password::Configured) => "Configured",
+            (Values::English, Password::NotConfigured) => "Not configured",
+            (Values::LegacySpanish, Password::Configured) => "Configurada",
+            (Values::LegacySpanish, Password::NotConfigured) => "No configurada",
+            (_, Password::Unknown) => "Unknown",
+        }
+    }
+    fn never(self) -> &'static str {
+        match self {
+            Values::English => "Never",
+            Values::LegacySpanish => "Nunca",
+        }
+    }
+    fn never_used(self) -> &'static str {
+        match self {
+            Values::English => "Never used",
+            Values::LegacySpanish => "Nunca utilizada",
+        }
+    }
+}
+
+impl Mfa {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mfa::None => "None",
+            Mfa::Virtual => "Virtual",
+            Mfa::Hardware => "Hardware",
+            Mfa::Unknown => "Unknown",
+        }
+    }
+}
+
+fn create(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
+    let file = File::create(path)?;
+    Ok(csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(BufWriter::with_capacity(64 * 1024, file)))
+}
+
+impl Writer {
+    /// Create the three files and write their headers. Fails early if the directory is not writable.
+    pub fn create(paths: &OutputPaths, values: Values, escape: bool) -> std::io::Result<Writer> {
+        let mut w = Writer {
+            keys: create(&paths.keys)?,
+            events: create(&paths.events)?,
+            accounts: create(&paths.accounts)?,
+            values,
+            escape,
+            written: Written::default(),
+        };
+        w.keys.write_record(KEY_COLUMNS)?;
+        w.events.write_record(EVENT_COLUMNS)?;
+        w.accounts.write_record(ACCOUNT_COLUMNS)?;
+        w.flush()?;
+        Ok(w)
+    }
+
+    fn row<const N: usize>(
+        out: &mut csv::Writer<BufWriter<File>>,
+        escape: bool,
+        cells: [&str; N],
+    ) -> csv::Result<()> {
+        if escape {
+            out.write_record(cells.iter().map(|c| escape_formula(c)).collect::<Vec<_>>().iter().map(|c| c.as_bytes()))
+        } else {
+            out.write_record(cells)
+        }
+    }
+
+    pub fn write(&mut self, record: &Record) -> csv::Result<()> {
+        let v = self.values;
+        match record {
+            Record::Key(k) => {
+                let (last_date, service, region, since) = match &k.last_used {
+                    Ok(Some(u)) => (
+                        u.date.clone(),
+                        u.service.clone(),
+                        u.region.clone(),
+                        u.days_since.to_string(),
+                    ),
+                    Ok(None) => (v.never_used().into(), "N/A".into(), "N/A".into(), String::new()),
+                    Err(()) => ("Unknown".into(), "Unknown".into(), "Unknown".into(), String::new()),
+                };
+                let mfa_devices = k.mfa_devices.map(|n| n.to_string()).unwrap_or_default();
+                let age = k.key_age_days.map(|n| n.to_string()).unwrap_or_default();
+                Self::row(
+                    &mut self.keys,
+                    self.escape,
+                    [
+                        &k.account_id,
+                        &k.account_name,
+                        &k.username,
+                        v.password(k.password),
+                        k.password_last_used.as_deref().unwrap_or(v.never()),
+                        &k.access_key_id,
+                        &k.status,
+                        &k.created_date,
+                        &last_date,
+                        &service,
+                        k.mfa.as_str(),
+                        &region,
+                        &age,
+                        &since,
+                        &mfa_devices,
+                        &k.risk,
+                        "api",
+                    ],
+                )?;
+                self.written.keys += 1;
+            }
+            Record::Event(e) => {
+                Self::row(
+                    &mut self.events,
+                    self.escape,
+                    [
+                        &e.event_time,
+                        &e.event_name,
+                        &e.username,
+                        &e.account_id,
+                        &e.account_name,
+                        &e.resources,
+                        &e.region,
+                        &e.event_id,
+                        &e.access_key_id,
+                        &e.source_ip_address,
+                    ],
+                )?;
+                self.written.events += 1;
+            }
+            Record::Account(a) => {
+                Self::row(
+                    &mut self.accounts,
+                    self.escape,
+                    [
+                        &a.account_id,
+                        &a.account_name,
+                        &a.account_status,
+                        a.audit_status.as_str(),
+                        a.iam_status.as_str(),
+                        a.cloudtrail_status.as_str(),
+                        &a.users.to_string(),
+                        &a.keys.to_string(),
+                        &a.events.to_string(),
+                        &a.error,
+                        &format!("{:.3}", a.duration_s),
+                    ],
+                )?;
+                self.written.accounts += 1;
+                // An account is complete: make its rows durable before the next one.
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.keys.flush()?;
+        self.events.flush()?;
+        self.accounts.flush()
+    }
+
+    pub fn written(&self) -> &Written {
+        &self.written
+    }
+}
+
+/// The writer task: drain the channel until every sender is gone, then flush.
+pub async fn run_writer(
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<Record>,
+) -> Result<Written, (Written, std::io::Error)> {
+    // CSV writes are small buffered memcpys; the flush per account is one write(2) per file.
+    while let Some(record) = rx.recv().await {
+        if let Err(e) = writer.write(&record) {
+            let written = writer.written().clone();
+            return Err((written, std::io::Error::other(e)));
+        }
+    }
+    match writer.flush() {
+        Ok(()) => Ok(writer.written),
+        Err(e) => Err((writer.written.clone(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_get_a_quote() {
+        for cell in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"] {
+            assert_eq!(escape_formula(cell), format!("'{cell}"));
+        }
+        for cell in ["alice", "", "N/A", "2026-03-05T15:30:22Z", "a=b", "ünïcode"] {
+            assert_eq!(escape_formula(cell), cell);
+        }
+    }
+
+    fn key() -> KeyRow {
+        KeyRow {
+            account_id: "111111111111".into(),
+            account_name: "=Prod, \"main\"".into(),
+            username: "-bob".into(),
+            password: Password::Configured,
+            password_last_used: None,
+            access_key_id: "AKIAEXAMPLE".into(),
+            status: "Active".into(),
+            created_date: "2026-01-01T00:00:00Z".into(),
+            last_used: Ok(None),
+            mfa: Mfa::Hardware,
+            mfa_devices: Some(2),
+            key_age_days: Some(63),
+            risk: String::new(),
+        }
+    }
+
+    fn write_one(values: Values, escape: bool) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = OutputPaths::new(dir.path(), "20260305_153022");
+        let mut w = Writer::create(&paths, values, escape).unwrap();
+        w.write(&Record::Key(key())).unwrap();
+        w.flush().unwrap();
+        std::fs::read_to_string(&paths.keys).unwrap()
+    }
+
+    #[test]
+    fn key_row_english_escaped() {
+        let text = write_one(Values::English, true);
+        let row = text.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "111111111111,\"'=Prod, \"\"main\"\"\",'-bob,Configured,Never,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Never used,N/A,Hardware,N/A,63,,2,,api"
+        );
+        assert!(text.starts_with("account_id,account_name,username,password_status,password_last_used,access_key_id,status,created_date,last_used_date,service_name,mfa_status,"));
+    }
+
+    #[test]
+    fn key_row_legacy_spanish_unescaped() {
+        let text = write_one(Values::LegacySpanish, false);
+        let row = text.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "111111111111,\"=Prod, \"\"main\"\"\",-bob,Configurada,Nunca,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Nunca utilizada,N/A,Hardware,N/A,63,,2,,api"
+        );
+    }
+}
