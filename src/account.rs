@@ -204,7 +204,10 @@ pub async fn audit_account(
     if cancelled {
         ctx.problem(
             "iam-audit",
-            &Failure::new("Cancelled", "interrupted by the user before the account was finished"),
+            &Failure::new(
+                "Cancelled",
+                "interrupted by the user before the account was finished",
+            ),
         );
     }
     let audit_status = if iam_status == PartStatus::Ok && cloudtrail_status == PartStatus::Ok {

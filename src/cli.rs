@@ -26,7 +26,43 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Audit every ACTIVE account of the organization (the default command).
-    Audit(AuditArgs),
+    Audit(Box<AuditArgs>),
+    /// Run the whole engine against an embedded simulated organization: no AWS account needed.
+    #[cfg(feature = "sim")]
+    Demo(DemoArgs),
+}
+
+/// Size and shape of the simulated organization of `iam-audit demo`.
+#[cfg(feature = "sim")]
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Accounts in the simulated organization (every 12th is SUSPENDED)
+    #[arg(long, default_value_t = 36)]
+    pub accounts: usize,
+    /// Most IAM users in one account (each account gets 2..=N)
+    #[arg(long, default_value_t = 25)]
+    pub users: usize,
+    /// CloudTrail events per account
+    #[arg(long, default_value_t = 60)]
+    pub events: usize,
+    /// Simulated API latency in milliseconds (plus up to 10 ms of jitter)
+    #[arg(long, default_value_t = 15)]
+    pub latency_ms: u64,
+    /// Accounts whose audit role refuses AssumeRole, and accounts denying LookupEvents (the first N
+    /// ACTIVE accounts each)
+    #[arg(long, default_value_t = 2)]
+    pub denied: usize,
+    /// Seed of the generated organization
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Accounts audited at once
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Directory for the three CSV reports
+    #[arg(long, value_name = "DIR", default_value = "iam-audit-demo")]
+    pub output_dir: PathBuf,
+    #[command(flatten)]
+    pub display: Display,
 }
 
 /// Output and logging flags (CLI-only).
@@ -254,7 +290,8 @@ impl Progress {
 
 impl Observer for Progress {
     fn accounts_listed(&self, _active: usize, total: usize) {
-        self.total.store(total, std::sync::atomic::Ordering::Relaxed);
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
         if let Some((_, bar)) = &self.bars {
             bar.set_length(total as u64);
             bar.set_message("auditing");
@@ -270,8 +307,14 @@ impl Observer for Progress {
         match &self.bars {
             Some((multi, bar)) => {
                 bar.inc(1);
-                bar.set_message(format!("{} calls, {} throttled", calls.calls, calls.throttled));
-                if matches!(row.audit_status, AuditStatus::Partial | AuditStatus::Skipped) {
+                bar.set_message(format!(
+                    "{} calls, {} throttled",
+                    calls.calls, calls.throttled
+                ));
+                if matches!(
+                    row.audit_status,
+                    AuditStatus::Partial | AuditStatus::Skipped
+                ) {
                     let _ = multi.println(format!("  {line}"));
                 }
             }
@@ -316,7 +359,8 @@ pub async fn audit(args: AuditArgs) -> i32 {
         },
         None => Config::default(),
     };
-    let settings = match iam_audit::Settings::resolve(args.to_config().or(file), chrono::Utc::now()) {
+    let settings = match iam_audit::Settings::resolve(args.to_config().or(file), chrono::Utc::now())
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -333,6 +377,107 @@ pub async fn audit(args: AuditArgs) -> i32 {
     });
     let quiet = args.display.quiet;
     let result = iam_audit::run(settings, progress.clone(), cancel).await;
+    progress.finish();
+    match result {
+        Ok(summary) => {
+            if !quiet {
+                eprintln!("{summary}");
+            }
+            summary.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// `iam-audit demo`: start the simulator on loopback, audit it with the real engine, print where the
+/// reports are.
+#[cfg(feature = "sim")]
+pub async fn demo(args: DemoArgs) -> i32 {
+    use iam_audit::sim::{Faults, Scenario, Sim};
+    let progress = Arc::new(Progress::new(&args.display));
+    init_logging(&args.display, progress.multi());
+    let scenario = Scenario {
+        seed: args.seed,
+        accounts: args.accounts,
+        suspended_every: 12,
+        users_min: 2.min(args.users),
+        users_max: args.users,
+        events_per_account: args.events,
+        now: 0,
+        faults: Faults {
+            latency_ms: args.latency_ms,
+            jitter_ms: 10.min(args.latency_ms),
+            iam_rate: 10.0,
+            iam_burst: 10.0,
+            cloudtrail_rate: 2.0,
+            cloudtrail_burst: 2.0,
+            log_calls: false,
+            ..Faults::default()
+        },
+    };
+    let mut org = scenario.generate();
+    let active: Vec<String> = org
+        .accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE")
+        .map(|a| a.id.clone())
+        .collect();
+    let mut faults = scenario.faults.clone();
+    faults.deny_assume_role = active.iter().take(args.denied).cloned().collect();
+    faults.deny_lookup_events = active
+        .iter()
+        .skip(args.denied)
+        .take(args.denied)
+        .cloned()
+        .collect();
+    org.management_account = "999999999999".into();
+    let sim = match Sim::start(org, faults).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the simulator on 127.0.0.1: {e}");
+            return 1;
+        }
+    };
+    if !args.display.quiet {
+        eprintln!(
+            "demo: a simulated organization of {} accounts on {} ({} ms latency, IAM 10 req/s and LookupEvents 2 req/s per account, {} accounts denying AssumeRole, {} denying LookupEvents)",
+            args.accounts,
+            sim.endpoint(),
+            args.latency_ms,
+            args.denied.min(active.len()),
+            args.denied.min(active.len().saturating_sub(args.denied))
+        );
+    }
+    let config = Config {
+        role: Some("IAMAuditRole".into()),
+        output_dir: Some(args.output_dir.clone()),
+        concurrency: Some(args.concurrency),
+        max_attempts: Some(10),
+        initial_backoff_ms: Some(200),
+        ..Config::default()
+    };
+    let mut settings = match iam_audit::Settings::resolve(config, chrono::Utc::now()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    settings.endpoint_override = Some(iam_audit::config::EndpointOverride {
+        url: sim.endpoint(),
+        access_key_id: "AKIADEMOMANAGEMENT01".into(),
+        secret_access_key: "demo-secret-not-a-real-key".into(),
+    });
+    let quiet = args.display.quiet;
+    let result = iam_audit::run(
+        settings,
+        progress.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
     progress.finish();
     match result {
         Ok(summary) => {

@@ -105,9 +105,13 @@ impl Intercept for CountCalls {
 fn body_says_throttled(body: Option<&[u8]>) -> bool {
     let Some(body) = body else { return false };
     let window = &body[..body.len().min(512)];
-    [&b"Throttling"[..], b"TooManyRequests", b"RequestLimitExceeded"]
-        .iter()
-        .any(|needle| window.windows(needle.len()).any(|w| w == *needle))
+    [
+        &b"Throttling"[..],
+        b"TooManyRequests",
+        b"RequestLimitExceeded",
+    ]
+    .iter()
+    .any(|needle| window.windows(needle.len()).any(|w| w == *needle))
 }
 
 /// The engine's handle on AWS: the base config everything derives from, and the counters.
@@ -246,6 +250,17 @@ impl Aws {
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
         }
+        if let Some(o) = &settings.endpoint_override {
+            loader = loader
+                .endpoint_url(&o.url)
+                .credentials_provider(Credentials::new(
+                    o.access_key_id.clone(),
+                    o.secret_access_key.clone(),
+                    None,
+                    None,
+                    "iam-audit-endpoint-override",
+                ));
+        }
         let base = loader.load().await;
         let Some(provider) = base.credentials_provider() else {
             return Err(CredentialsSetupError::NoCredentials {
@@ -256,7 +271,8 @@ impl Aws {
             let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
             let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
             if let Some(profile) = &settings.profile {
-                if detail.contains("was not defined") || detail.contains("No profiles were defined") {
+                if detail.contains("was not defined") || detail.contains("No profiles were defined")
+                {
                     return Err(CredentialsSetupError::UnknownProfile {
                         profile: profile.clone(),
                         detail,
@@ -291,10 +307,11 @@ impl Aws {
 
     /// Credentials and clients of one member account.
     pub async fn account(&self, settings: &Settings, account_id: &str) -> AccountClients {
-        let mut builder = AssumeRoleProvider::builder(settings.role_arn(account_id, self.partition))
-            .configure(&self.base)
-            .session_name(settings.session_name.clone())
-            .session_length(settings.session_duration);
+        let mut builder =
+            AssumeRoleProvider::builder(settings.role_arn(account_id, self.partition))
+                .configure(&self.base)
+                .session_name(settings.session_name.clone())
+                .session_length(settings.session_duration);
         if let Some(ext) = &settings.external_id {
             builder = builder.external_id(ext.clone());
         }
@@ -303,7 +320,8 @@ impl Aws {
             cached: tokio::sync::Mutex::new(None),
             stats: self.stats.clone(),
         });
-        let provider = SharedCredentialsProvider::new(SharedAccountCredentials(credentials.clone()));
+        let provider =
+            SharedCredentialsProvider::new(SharedAccountCredentials(credentials.clone()));
         let iam = aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&self.base)
                 .credentials_provider(provider.clone())
@@ -370,21 +388,39 @@ mod tests {
     #[test]
     fn credentials_refresh_before_expiry() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let c = Credentials::new("AKID", "secret", Some("token".into()), Some(t0 + Duration::from_secs(3600)), "test");
+        let c = Credentials::new(
+            "AKID",
+            "secret",
+            Some("token".into()),
+            Some(t0 + Duration::from_secs(3600)),
+            "test",
+        );
         assert!(fresh(&c, t0, t0 + Duration::from_secs(3000)));
         // Within five minutes of expiry: refresh.
         assert!(!fresh(&c, t0, t0 + Duration::from_secs(3301)));
         // A 60-second session is refreshed in its last 12 seconds.
-        let short = Credentials::new("AKID", "secret", None, Some(t0 + Duration::from_secs(60)), "test");
+        let short = Credentials::new(
+            "AKID",
+            "secret",
+            None,
+            Some(t0 + Duration::from_secs(60)),
+            "test",
+        );
         assert!(fresh(&short, t0, t0 + Duration::from_secs(47)));
         assert!(!fresh(&short, t0, t0 + Duration::from_secs(49)));
     }
 
     #[test]
     fn throttling_bodies() {
-        assert!(body_says_throttled(Some(b"<ErrorResponse><Error><Code>Throttling</Code>")));
-        assert!(body_says_throttled(Some(br#"{"__type":"ThrottlingException"}"#)));
-        assert!(body_says_throttled(Some(br#"{"__type":"TooManyRequestsException"}"#)));
+        assert!(body_says_throttled(Some(
+            b"<ErrorResponse><Error><Code>Throttling</Code>"
+        )));
+        assert!(body_says_throttled(Some(
+            br#"{"__type":"ThrottlingException"}"#
+        )));
+        assert!(body_says_throttled(Some(
+            br#"{"__type":"TooManyRequestsException"}"#
+        )));
         assert!(!body_says_throttled(Some(b"<Code>AccessDenied</Code>")));
         assert!(!body_says_throttled(None));
     }

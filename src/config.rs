@@ -184,6 +184,17 @@ pub struct Settings {
     pub values: Values,
     pub escape_formulas: bool,
     pub channel_capacity: usize,
+    /// Send every call to this endpoint with these static credentials instead of the configured profile:
+    /// how `demo` and in-process tests reach the simulator. Not a config key.
+    pub endpoint_override: Option<EndpointOverride>,
+}
+
+/// A fake-AWS endpoint and the (fake) management credentials to use with it.
+#[derive(Debug, Clone)]
+pub struct EndpointOverride {
+    pub url: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
@@ -330,14 +341,15 @@ impl Settings {
         };
         let region = c.region.unwrap_or_else(|| "us-east-1".into());
         if !valid_region(&region) {
-            return Err(invalid("region", format!("'{region}' is not a region name")));
+            return Err(invalid(
+                "region",
+                format!("'{region}' is not a region name"),
+            ));
         }
-        let initial_backoff = Duration::from_millis(positive(
-            "initial_backoff_ms",
-            c.initial_backoff_ms,
-            1000,
-        )?);
-        let max_backoff = Duration::from_millis(positive("max_backoff_ms", c.max_backoff_ms, 20_000)?);
+        let initial_backoff =
+            Duration::from_millis(positive("initial_backoff_ms", c.initial_backoff_ms, 1000)?);
+        let max_backoff =
+            Duration::from_millis(positive("max_backoff_ms", c.max_backoff_ms, 20_000)?);
         if max_backoff < initial_backoff {
             return Err(invalid(
                 "max_backoff_ms",
@@ -369,6 +381,7 @@ impl Settings {
             values,
             escape_formulas: c.escape_formulas.unwrap_or(true),
             channel_capacity: positive("channel_capacity", c.channel_capacity, 1024)?,
+            endpoint_override: None,
         })
     }
 
@@ -391,7 +404,8 @@ impl Settings {
 fn valid_region(r: &str) -> bool {
     !r.is_empty()
         && r.len() <= 32
-        && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
@@ -449,7 +463,9 @@ mod tests {
             "start_date: '18/02/2026' is not a date; use YYYY-MM-DD (UTC), e.g. 2026-03-05"
         );
         let err = resolve_window(Some("2026-02-30"), None, None, now()).unwrap_err();
-        assert!(err.to_string().starts_with("start_date: '2026-02-30' is not a date"));
+        assert!(err
+            .to_string()
+            .starts_with("start_date: '2026-02-30' is not a date"));
     }
 
     #[test]

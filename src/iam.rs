@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use crate::account::{part_status, AccountCtx};
 use crate::limits::Bucket;
-use crate::report::{KeyRow, LastUsed, Mfa, Password, PartStatus, Record};
+use crate::report::{KeyRow, LastUsed, Mfa, PartStatus, Password, Record};
 use crate::retry::Failure;
 
 /// ListUsers page size: IAM's maximum. IAM may return fewer with IsTruncated still true.
@@ -136,7 +136,9 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
             break;
         }
         match (page.is_truncated(), page.marker()) {
-            (true, Some(next)) if Some(next) != marker.as_deref() => marker = Some(next.to_string()),
+            (true, Some(next)) if Some(next) != marker.as_deref() => {
+                marker = Some(next.to_string())
+            }
             (true, _) => {
                 part.done::<()>(
                     "iam:ListUsers",
@@ -151,7 +153,10 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
             (false, _) => break,
         }
     }
-    part_status(part.ok.load(Ordering::Relaxed), part.failed.load(Ordering::Relaxed))
+    part_status(
+        part.ok.load(Ordering::Relaxed),
+        part.failed.load(Ordering::Relaxed),
+    )
 }
 
 /// Audit one user and send a row per access key. `false` when the writer is gone.
@@ -178,7 +183,9 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
         };
         keys.extend(page.access_key_metadata().iter().cloned());
         match (page.is_truncated(), page.marker()) {
-            (true, Some(next)) if Some(next) != marker.as_deref() => marker = Some(next.to_string()),
+            (true, Some(next)) if Some(next) != marker.as_deref() => {
+                marker = Some(next.to_string())
+            }
             _ => break,
         }
     }
@@ -231,7 +238,10 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
         };
         let r = ctx
             .call(&part.bucket, || {
-                part.client.get_access_key_last_used().access_key_id(id).send()
+                part.client
+                    .get_access_key_last_used()
+                    .access_key_id(id)
+                    .send()
             })
             .await;
         match part.done("iam:GetAccessKeyLastUsed", r) {
@@ -254,8 +264,14 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
     for (key, last_used) in keys.iter().zip(last_used) {
         let created = key.create_date();
         let age = created.and_then(to_chrono).map(|c| (now - c).num_days());
-        let status = key.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-        let days_since = last_used.as_ref().ok().and_then(|u| u.as_ref().map(|u| u.days_since));
+        let status = key
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let days_since = last_used
+            .as_ref()
+            .ok()
+            .and_then(|u| u.as_ref().map(|u| u.days_since));
         let row = KeyRow {
             account_id: ctx.account.id.clone(),
             account_name: ctx.account.name.clone(),
@@ -293,35 +309,68 @@ mod tests {
 
     #[test]
     fn mfa_types_from_serials() {
-        assert_eq!(mfa_type("arn:aws:iam::123456789012:mfa/alice"), Mfa::Virtual);
-        assert_eq!(mfa_type("arn:aws:iam::123456789012:mfa/path/alice-phone"), Mfa::Virtual);
-        assert_eq!(mfa_type("arn:aws:iam::123456789012:u2f/user/alice/key-ABC"), Mfa::Hardware);
+        assert_eq!(
+            mfa_type("arn:aws:iam::123456789012:mfa/alice"),
+            Mfa::Virtual
+        );
+        assert_eq!(
+            mfa_type("arn:aws:iam::123456789012:mfa/path/alice-phone"),
+            Mfa::Virtual
+        );
+        assert_eq!(
+            mfa_type("arn:aws:iam::123456789012:u2f/user/alice/key-ABC"),
+            Mfa::Hardware
+        );
         assert_eq!(mfa_type("GAHT12345678"), Mfa::Hardware);
-        assert_eq!(mfa_type("arn:aws-us-gov:iam::123456789012:mfa/bob"), Mfa::Virtual);
+        assert_eq!(
+            mfa_type("arn:aws-us-gov:iam::123456789012:mfa/bob"),
+            Mfa::Virtual
+        );
     }
 
     #[test]
     fn hardware_wins_over_virtual() {
         assert_eq!(strongest_mfa([]), Mfa::None);
         assert_eq!(strongest_mfa(["arn:aws:iam::1:mfa/a"]), Mfa::Virtual);
-        assert_eq!(strongest_mfa(["arn:aws:iam::1:mfa/a", "GAHT1"]), Mfa::Hardware);
-        assert_eq!(strongest_mfa(["arn:aws:iam::1:u2f/u/a/k", "arn:aws:iam::1:mfa/a"]), Mfa::Hardware);
+        assert_eq!(
+            strongest_mfa(["arn:aws:iam::1:mfa/a", "GAHT1"]),
+            Mfa::Hardware
+        );
+        assert_eq!(
+            strongest_mfa(["arn:aws:iam::1:u2f/u/a/k", "arn:aws:iam::1:mfa/a"]),
+            Mfa::Hardware
+        );
     }
 
     #[test]
     fn timestamps_are_rfc3339_seconds_utc() {
-        assert_eq!(rfc3339(&SmithyTime::from_secs_and_nanos(1772724622, 999)), "2026-03-05T15:30:22Z");
+        assert_eq!(
+            rfc3339(&SmithyTime::from_secs_and_nanos(1772724622, 999)),
+            "2026-03-05T15:30:22Z"
+        );
     }
 
     #[test]
     fn risk_findings() {
-        assert_eq!(risk(true, Some(120), Some(1), Password::NotConfigured, Mfa::None), "key_older_than_90d");
-        assert_eq!(risk(true, Some(50), None, Password::NotConfigured, Mfa::None), "unused_45d");
-        assert_eq!(risk(false, Some(500), None, Password::NotConfigured, Mfa::None), "");
+        assert_eq!(
+            risk(true, Some(120), Some(1), Password::NotConfigured, Mfa::None),
+            "key_older_than_90d"
+        );
+        assert_eq!(
+            risk(true, Some(50), None, Password::NotConfigured, Mfa::None),
+            "unused_45d"
+        );
+        assert_eq!(
+            risk(false, Some(500), None, Password::NotConfigured, Mfa::None),
+            ""
+        );
         assert_eq!(
             risk(true, Some(10), Some(2), Password::Configured, Mfa::None),
             "console_without_mfa"
         );
-        assert_eq!(risk(true, Some(10), Some(2), Password::Configured, Mfa::Virtual), "");
+        assert_eq!(
+            risk(true, Some(10), Some(2), Password::Configured, Mfa::Virtual),
+            ""
+        );
     }
 }

@@ -19,6 +19,8 @@ pub mod report;
 pub mod retry;
 
 pub mod limits;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,8 +46,13 @@ pub enum AuditError {
     Credentials(#[from] CredentialsSetupError),
     #[error("cannot list the organization's accounts ({failure}). Run from the management account or a delegated administrator with organizations:ListAccounts (see README: Setting up the audit role)")]
     ListAccounts { failure: Failure },
-    #[error("cannot write the reports to {dir}: {source}. Pass --output-dir with a writable directory")]
-    Output { dir: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot write the reports to {dir}: {source}. Pass --output-dir with a writable directory"
+    )]
+    Output {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl AuditError {
@@ -91,12 +98,13 @@ pub async fn run(
         .map_err(|failure| AuditError::ListAccounts { failure })?;
 
     let paths = OutputPaths::new(&settings.output_dir, &settings.stamp());
-    let writer = Writer::create(&paths, settings.values, settings.escape_formulas).map_err(|source| {
-        AuditError::Output {
-            dir: settings.output_dir.clone(),
-            source,
-        }
-    })?;
+    let writer =
+        Writer::create(&paths, settings.values, settings.escape_formulas).map_err(|source| {
+            AuditError::Output {
+                dir: settings.output_dir.clone(),
+                source,
+            }
+        })?;
     let (tx, rx) = mpsc::channel(settings.channel_capacity);
     let writer_task = tokio::spawn(report::run_writer(writer, rx));
 
@@ -111,11 +119,7 @@ pub async fn run(
 
     // Accounts that are not ACTIVE are reported, never audited.
     for a in accounts.iter().filter(|a| !a.is_active()) {
-        let row = account::skipped_row(
-            a,
-            AuditStatus::NotActive,
-            String::new(),
-        );
+        let row = account::skipped_row(a, AuditStatus::NotActive, String::new());
         summary.count(&row);
         observer.account_finished(&row, aws.stats().snapshot());
         if tx.send(Record::Account(row)).await.is_err() {

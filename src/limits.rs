@@ -41,7 +41,7 @@ impl Bucket {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = false)]
+    #[tokio::test]
     async fn burst_then_rate() {
         let b = Bucket::new(50, 2);
         let t = std::time::Instant::now();
@@ -49,6 +49,10 @@ mod tests {
             b.wait().await;
         }
         // 2 at once, then 4 more at 50/s: at least 4 × 20 ms.
-        assert!(t.elapsed() >= Duration::from_millis(75), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(75),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -12,7 +12,9 @@ fn main() -> std::process::ExitCode {
         .expect("tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
-            Some(cli::Command::Audit(args)) => cli::audit(args).await,
+            Some(cli::Command::Audit(args)) => cli::audit(*args).await,
+            #[cfg(feature = "sim")]
+            Some(cli::Command::Demo(args)) => cli::demo(args).await,
             None => cli::audit(cli.audit).await,
         }
     });

@@ -30,7 +30,9 @@ impl Account {
 }
 
 /// Every account of the organization, in the order Organizations lists them.
-pub async fn list_accounts(client: &aws_sdk_organizations::Client) -> Result<Vec<Account>, Failure> {
+pub async fn list_accounts(
+    client: &aws_sdk_organizations::Client,
+) -> Result<Vec<Account>, Failure> {
     let mut accounts = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {

@@ -301,7 +301,14 @@ impl Writer {
         cells: [&str; N],
     ) -> csv::Result<()> {
         if escape {
-            out.write_record(cells.iter().map(|c| escape_formula(c)).collect::<Vec<_>>().iter().map(|c| c.as_bytes()))
+            out.write_record(
+                cells
+                    .iter()
+                    .map(|c| escape_formula(c))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|c| c.as_bytes()),
+            )
         } else {
             out.write_record(cells)
         }
@@ -318,8 +325,18 @@ impl Writer {
                         u.region.clone(),
                         u.days_since.to_string(),
                     ),
-                    Ok(None) => (v.never_used().into(), "N/A".into(), "N/A".into(), String::new()),
-                    Err(()) => ("Unknown".into(), "Unknown".into(), "Unknown".into(), String::new()),
+                    Ok(None) => (
+                        v.never_used().into(),
+                        "N/A".into(),
+                        "N/A".into(),
+                        String::new(),
+                    ),
+                    Err(()) => (
+                        "Unknown".into(),
+                        "Unknown".into(),
+                        "Unknown".into(),
+                        String::new(),
+                    ),
                 };
                 let mfa_devices = k.mfa_devices.map(|n| n.to_string()).unwrap_or_default();
                 let age = k.key_age_days.map(|n| n.to_string()).unwrap_or_default();

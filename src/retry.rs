@@ -180,7 +180,9 @@ impl Failure {
     }
 
     /// From a credentials provider error (the per-account AssumeRole).
-    pub fn from_credentials(err: &aws_credential_types::provider::error::CredentialsError) -> Failure {
+    pub fn from_credentials(
+        err: &aws_credential_types::provider::error::CredentialsError,
+    ) -> Failure {
         credentials_failure(err).unwrap_or_else(|| {
             Failure::new("CredentialsError", DisplayErrorContext(err).to_string())
         })
@@ -232,7 +234,11 @@ mod tests {
     fn throttling_codes_of_each_service_are_throttles() {
         // IAM and STS: Throttling (HTTP 400); CloudTrail: ThrottlingException; Organizations:
         // TooManyRequestsException (design §4).
-        for code in ["Throttling", "ThrottlingException", "TooManyRequestsException"] {
+        for code in [
+            "Throttling",
+            "ThrottlingException",
+            "TooManyRequestsException",
+        ] {
             assert_eq!(classify(&f(code, Some(400))), Retry::Throttled, "{code}");
         }
         assert_eq!(classify(&f("Whatever", Some(429))), Retry::Throttled);
@@ -242,14 +248,22 @@ mod tests {
     fn server_and_network_faults_are_transient() {
         assert_eq!(classify(&f("InternalFailure", Some(500))), Retry::Transient);
         assert_eq!(classify(&f("HTTP503", Some(503))), Retry::Transient);
-        assert_eq!(classify(&f("ServiceUnavailable", Some(503))), Retry::Transient);
+        assert_eq!(
+            classify(&f("ServiceUnavailable", Some(503))),
+            Retry::Transient
+        );
         assert_eq!(classify(&f("DispatchFailure", None)), Retry::Transient);
         assert_eq!(classify(&f("TimeoutError", None)), Retry::Transient);
     }
 
     #[test]
     fn denials_and_missing_things_are_permanent() {
-        for code in ["AccessDenied", "AccessDeniedException", "NoSuchEntity", "ValidationError"] {
+        for code in [
+            "AccessDenied",
+            "AccessDeniedException",
+            "NoSuchEntity",
+            "ValidationError",
+        ] {
             assert_eq!(classify(&f(code, Some(400))), Retry::Permanent, "{code}");
         }
         assert!(is_denied(&f("AccessDenied", Some(403))));
@@ -265,8 +279,14 @@ mod tests {
 
     #[test]
     fn display_is_code_colon_message_on_one_line() {
-        let fl = Failure::new("AccessDenied", "User: arn:aws:iam::1:user/a\n  is not authorized");
-        assert_eq!(fl.to_string(), "AccessDenied: User: arn:aws:iam::1:user/a is not authorized");
+        let fl = Failure::new(
+            "AccessDenied",
+            "User: arn:aws:iam::1:user/a\n  is not authorized",
+        );
+        assert_eq!(
+            fl.to_string(),
+            "AccessDenied: User: arn:aws:iam::1:user/a is not authorized"
+        );
         assert_eq!(Failure::new("Oops", "").to_string(), "Oops");
     }
 }

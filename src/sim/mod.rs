@@ -1,0 +1,306 @@
+//! The simulated AWS (design §5): an organization in memory (`SimOrg`), generated from a `Scenario` or
+//! built by hand, served over loopback HTTP by `server` in the four wire protocols the SDK clients speak —
+//! Organizations and CloudTrail (awsJson1_1), STS and IAM (awsQuery/XML) — so the unmodified engine talks to
+//! it through `AWS_ENDPOINT_URL`. Knobs: latency, per-account per-service token buckets answering with
+//! AWS's own throttling errors, denied AssumeRole / LookupEvents, a share of 500s, reset connections and
+//! short-lived credentials. Every call is logged for tests to assert on.
+
+pub mod server;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+
+pub use server::{Call, Sim};
+
+/// One IAM access key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimKey {
+    pub id: String,
+    pub active: bool,
+    /// Epoch seconds.
+    pub created: i64,
+    /// (epoch seconds, service, region) of the last use; `None` = never used.
+    pub last_used: Option<(i64, String, String)>,
+}
+
+/// One IAM user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimUser {
+    pub name: String,
+    pub created: i64,
+    /// Has a console password (a login profile).
+    pub login_profile: bool,
+    pub password_last_used: Option<i64>,
+    pub keys: Vec<SimKey>,
+    /// MFA device serials: `arn:aws:iam::ACCOUNT:mfa/NAME` (virtual), `arn:aws:iam::ACCOUNT:u2f/...` (FIDO) or
+    /// a plain hardware serial.
+    pub mfa: Vec<String>,
+}
+
+/// One CloudTrail event of the account's event history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimEvent {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub time: i64,
+    pub username: Option<String>,
+    pub resources: Vec<String>,
+    pub access_key_id: Option<String>,
+    pub source_ip: String,
+}
+
+/// One member account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimAccount {
+    pub id: String,
+    pub name: String,
+    /// ACTIVE or SUSPENDED.
+    pub status: String,
+    pub users: Vec<SimUser>,
+    pub events: Vec<SimEvent>,
+}
+
+/// Faults and quotas of the simulated AWS.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// Added to every response, milliseconds.
+    pub latency_ms: u64,
+    /// Uniform extra latency, 0..=jitter_ms.
+    pub jitter_ms: u64,
+    /// IAM calls per second per account (0 = unlimited); IAM answers `Throttling` (HTTP 400) above it.
+    pub iam_rate: f64,
+    pub iam_burst: f64,
+    /// LookupEvents calls per second per account and region; CloudTrail answers `ThrottlingException`.
+    pub cloudtrail_rate: f64,
+    pub cloudtrail_burst: f64,
+    /// Accounts whose audit role refuses AssumeRole (AccessDenied).
+    pub deny_assume_role: Vec<String>,
+    /// Accounts whose audit role lacks cloudtrail:LookupEvents (AccessDeniedException).
+    pub deny_lookup_events: Vec<String>,
+    /// Share of IAM/CloudTrail/Organizations/STS calls answered with a 500.
+    pub error_rate: f64,
+    /// Share of calls whose connection is closed without an answer.
+    pub reset_rate: f64,
+    /// Lifetime of assumed-role credentials, seconds; 0 = honour DurationSeconds (default 3600).
+    pub credential_lifetime_secs: u64,
+    /// Keep the per-call log (tests); the benchmark turns it off and keeps counters only.
+    pub log_calls: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            jitter_ms: 0,
+            iam_rate: 0.0,
+            iam_burst: 0.0,
+            cloudtrail_rate: 0.0,
+            cloudtrail_burst: 0.0,
+            deny_assume_role: Vec::new(),
+            deny_lookup_events: Vec::new(),
+            error_rate: 0.0,
+            reset_rate: 0.0,
+            credential_lifetime_secs: 0,
+            log_calls: true,
+        }
+    }
+}
+
+/// A whole simulated organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOrg {
+    pub management_account: String,
+    pub accounts: Vec<SimAccount>,
+}
+
+/// A generated organization: sizes and a seed. Same scenario, same organization.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    pub seed: u64,
+    pub accounts: usize,
+    /// Every n-th account is SUSPENDED (0 = none).
+    pub suspended_every: usize,
+    /// Users per account: uniform in min..=max.
+    pub users_min: usize,
+    pub users_max: usize,
+    /// CloudTrail events per account (in us-east-1), spread over the last 80 days.
+    pub events_per_account: usize,
+    /// "Now" of the generated data, epoch seconds; 0 = the wall clock.
+    pub now: i64,
+    pub faults: Faults,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            seed: 1,
+            accounts: 30,
+            suspended_every: 12,
+            users_min: 2,
+            users_max: 20,
+            events_per_account: 60,
+            now: 0,
+            faults: Faults::default(),
+        }
+    }
+}
+
+const SERVICES: [&str; 6] = ["s3", "ec2", "iam", "sts", "lambda", "dynamodb"];
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "us-west-2"];
+const EVENT_NAMES: [&str; 5] = [
+    "DeleteUser",
+    "DeleteAccessKey",
+    "DeleteLoginProfile",
+    "CreateAccessKey",
+    "CreateUser",
+];
+
+/// Account id of the n-th generated account.
+pub fn account_id(n: usize) -> String {
+    format!("{:012}", 100_000_000_000u64 + n as u64)
+}
+
+impl Scenario {
+    /// Build the organization. 10,000 accounts × 20 users take well under a second.
+    pub fn generate(&self) -> SimOrg {
+        let now = if self.now > 0 {
+            self.now
+        } else {
+            chrono::Utc::now().timestamp()
+        };
+        let day = 86_400i64;
+        let accounts = (0..self.accounts)
+            .map(|n| {
+                let mut rng = StdRng::seed_from_u64(
+                    self.seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let id = account_id(n);
+                let suspended = self.suspended_every > 0
+                    && n % self.suspended_every == self.suspended_every - 1;
+                let name = match n % 10 {
+                    3 => format!("=prod-{n}, \"legacy\""),
+                    7 => format!("équipe-{n}"),
+                    _ => format!("account-{n:04}"),
+                };
+                let n_users = if self.users_max > self.users_min {
+                    rng.random_range(self.users_min..=self.users_max)
+                } else {
+                    self.users_min
+                };
+                let mut key_no = 0u64;
+                let users = (0..n_users)
+                    .map(|u| {
+                        let uname = match u % 9 {
+                            4 => format!("+svc-{u}"),
+                            8 => format!("@ops-{u}"),
+                            _ => format!("user-{u:03}"),
+                        };
+                        let created = now - rng.random_range(100..900) * day;
+                        let n_keys = [0, 1, 1, 2][rng.random_range(0..4)];
+                        let keys = (0..n_keys)
+                            .map(|_| {
+                                key_no += 1;
+                                let kcreated = now - rng.random_range(1..400) * day;
+                                let used = rng.random_bool(0.7);
+                                SimKey {
+                                    id: format!("AKIA{:08}{:08}", n, key_no),
+                                    active: rng.random_bool(0.8),
+                                    created: kcreated,
+                                    last_used: used.then(|| {
+                                        (
+                                            now - rng.random_range(0..60) * day
+                                                - rng.random_range(0..day),
+                                            SERVICES[rng.random_range(0..SERVICES.len())]
+                                                .to_string(),
+                                            REGIONS[rng.random_range(0..REGIONS.len())].to_string(),
+                                        )
+                                    }),
+                                }
+                            })
+                            .collect();
+                        let login_profile = rng.random_bool(0.5);
+                        let mfa = match rng.random_range(0..6) {
+                            0 | 1 => vec![],
+                            2 | 3 => vec![format!("arn:aws:iam::{id}:mfa/{uname}")],
+                            4 => vec![format!("GAHT{:08}", rng.random_range(0..99_999_999u32))],
+                            _ => vec![
+                                format!("arn:aws:iam::{id}:mfa/{uname}"),
+                                format!("arn:aws:iam::{id}:u2f/user/{uname}/fido-{u}"),
+                            ],
+                        };
+                        SimUser {
+                            password_last_used: (login_profile && rng.random_bool(0.6))
+                                .then(|| now - rng.random_range(0..30) * day),
+                            name: uname,
+                            created,
+                            login_profile,
+                            keys,
+                            mfa,
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                let events = (0..self.events_per_account)
+                    .map(|e| {
+                        let name = EVENT_NAMES[rng.random_range(0..EVENT_NAMES.len())];
+                        let subject = format!("user-{:03}", rng.random_range(0..50));
+                        SimEvent {
+                            id: format!("{n:08x}-{e:04x}-4000-8000-{:012x}", rng.random::<u32>()),
+                            name: name.to_string(),
+                            region: "us-east-1".to_string(),
+                            time: now - rng.random_range(60..80 * day),
+                            username: rng.random_bool(0.9).then(|| "admin".to_string()),
+                            resources: if name.contains("AccessKey") {
+                                vec![format!("AKIA{:016}", e), subject]
+                            } else {
+                                vec![subject]
+                            },
+                            access_key_id: Some(format!("ASIA{:016}", e)),
+                            source_ip: format!("203.0.113.{}", e % 250),
+                        }
+                    })
+                    .collect();
+                SimAccount {
+                    id,
+                    name,
+                    status: if suspended { "SUSPENDED" } else { "ACTIVE" }.to_string(),
+                    users: if suspended { vec![] } else { users },
+                    events: if suspended { vec![] } else { events },
+                }
+            })
+            .collect();
+        SimOrg {
+            management_account: "999999999999".into(),
+            accounts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_deterministic_and_sized() {
+        let s = Scenario {
+            accounts: 25,
+            suspended_every: 10,
+            now: 1_772_724_622,
+            ..Scenario::default()
+        };
+        let a = s.generate();
+        assert_eq!(a, s.generate());
+        assert_eq!(a.accounts.len(), 25);
+        assert_eq!(
+            a.accounts
+                .iter()
+                .filter(|x| x.status == "SUSPENDED")
+                .count(),
+            2
+        );
+        assert!(a.accounts.iter().all(|x| x.users.len() <= 20));
+    }
+}

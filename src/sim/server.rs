@@ -1,0 +1,920 @@
+//! The simulator's HTTP side: a hyper server on 127.0.0.1 that answers Organizations and CloudTrail in
+//! awsJson1_1 (`X-Amz-Target`) and STS and IAM in awsQuery (form body, XML answers), with AWS's error
+//! shapes. The caller's account comes from the access key in the SigV4 `Authorization` header: keys handed
+//! out by the simulated AssumeRole embed the account id, anything else is the management account.
+//! Signatures are not verified.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Faults, SimOrg};
+
+/// One call the simulator answered (or refused).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// Milliseconds since the simulator started.
+    pub at_ms: f64,
+    /// The caller's account (the management account for Organizations and STS).
+    pub account: String,
+    /// `service:Action`, e.g. `iam:ListUsers`.
+    pub action: String,
+    /// Region of the request's signature.
+    pub region: String,
+    /// `ok`, or the error code answered (`Throttling`, `AccessDenied`, `InternalFailure`, `Reset`, ...).
+    pub outcome: String,
+    /// Calls being served at the moment this one arrived, itself included.
+    pub in_flight: usize,
+}
+
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct State {
+    org: SimOrg,
+    faults: Faults,
+    accounts: HashMap<String, usize>,
+    users: Vec<HashMap<String, usize>>,
+    keys: Vec<HashMap<String, usize>>,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Access key id → expiry (epoch ms) of sessions handed out by AssumeRole.
+    sessions: Mutex<HashMap<String, i64>>,
+    log: Mutex<Vec<Call>>,
+    started: Instant,
+    in_flight: AtomicUsize,
+    served: AtomicU64,
+    throttled: AtomicU64,
+    next_key: AtomicU64,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct Sim {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: CancellationToken,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// A connection reset: the service errors and hyper closes the connection without an answer.
+#[derive(Debug)]
+struct Reset;
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("simulated connection reset")
+    }
+}
+impl std::error::Error for Reset {}
+
+impl Sim {
+    /// Serve `org` on a free loopback port.
+    pub async fn start(org: SimOrg, faults: Faults) -> std::io::Result<Sim> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let accounts = org
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect();
+        let users = org
+            .accounts
+            .iter()
+            .map(|a| {
+                a.users
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (u.name.clone(), i))
+                    .collect()
+            })
+            .collect();
+        let keys = org
+            .accounts
+            .iter()
+            .map(|a| {
+                a.users
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, u)| u.keys.iter().map(move |k| (k.id.clone(), i)))
+                    .collect()
+            })
+            .collect();
+        let state = Arc::new(State {
+            org,
+            faults,
+            accounts,
+            users,
+            keys,
+            buckets: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            log: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            next_key: AtomicU64::new(0),
+        });
+        let stop = CancellationToken::new();
+        let (st, stop2) = (state.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    c = listener.accept() => c,
+                    _ = stop2.cancelled() => return,
+                };
+                let Ok((stream, _)) = conn else { continue };
+                let _ = stream.set_nodelay(true);
+                let (st, stop3) = (st.clone(), stop2.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop3.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Ok(Sim { addr, state, stop })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every call so far (empty when the log is off).
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.log.lock().expect("log").clone()
+    }
+
+    /// Calls answered so far, and how many of them were throttled.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.state.served.load(Ordering::Relaxed),
+            self.state.throttled.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The organization being served.
+    pub fn org(&self) -> &SimOrg {
+        &self.state.org
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Credential scope of a SigV4 Authorization header: (access key id, region).
+fn credential_scope(req: &Request<Incoming>) -> (String, String) {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(cred) = auth.split("Credential=").nth(1) else {
+        return (String::new(), "us-east-1".into());
+    };
+    let mut parts = cred.split(['/', ',']);
+    let akid = parts.next().unwrap_or("").to_string();
+    let _date = parts.next();
+    let region = parts.next().unwrap_or("us-east-1").to_string();
+    (akid, region)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Proto {
+    Query,
+    Json,
+}
+
+struct Ctx {
+    proto: Proto,
+    service: &'static str,
+    action: String,
+    account: String,
+    region: String,
+    akid: String,
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn iso(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn request_id() -> String {
+    let n: u128 = rand::rng().random();
+    format!("{:032x}", n)
+}
+
+fn error(ctx: &Ctx, status: u16, code: &str, message: &str) -> Resp {
+    match ctx.proto {
+        Proto::Query => {
+            let kind = if status >= 500 { "Receiver" } else { "Sender" };
+            let body = format!(
+                "<ErrorResponse xmlns=\"https://{}.amazonaws.com/doc/\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+                ctx.service,
+                xml_escape(code),
+                xml_escape(message),
+                request_id()
+            );
+            Response::builder()
+                .status(status)
+                .header("content-type", "text/xml")
+                .header("x-amzn-requestid", request_id())
+                .body(Full::new(Bytes::from(body)))
+                .expect("response")
+        }
+        Proto::Json => Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-errortype", code)
+            .header("x-amzn-requestid", request_id())
+            .body(Full::new(Bytes::from(
+                json!({"__type": code, "message": message}).to_string(),
+            )))
+            .expect("response"),
+    }
+}
+
+fn xml_ok(ctx: &Ctx, inner: &str) -> Resp {
+    let ns = if ctx.service == "sts" {
+        "https://sts.amazonaws.com/doc/2011-06-15/"
+    } else {
+        "https://iam.amazonaws.com/doc/2010-05-08/"
+    };
+    let a = &ctx.action;
+    let body = format!(
+        "<{a}Response xmlns=\"{ns}\"><{a}Result>{inner}</{a}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{a}Response>",
+        request_id()
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .expect("response")
+}
+
+fn json_ok(v: Value) -> Resp {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", request_id())
+        .body(Full::new(Bytes::from(v.to_string())))
+        .expect("response")
+}
+
+impl State {
+    fn log(&self, ctx: &Ctx, outcome: &str, in_flight: usize) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        if outcome == "Throttling" || outcome == "ThrottlingException" {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.faults.log_calls {
+            self.log.lock().expect("log").push(Call {
+                at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+                account: ctx.account.clone(),
+                action: format!("{}:{}", ctx.service, ctx.action),
+                region: ctx.region.clone(),
+                outcome: outcome.to_string(),
+                in_flight,
+            });
+        }
+    }
+
+    /// Take a token from the caller's bucket for this service; false = throttle.
+    fn take(&self, key: String, rate: f64, burst: f64) -> bool {
+        if rate <= 0.0 {
+            return true;
+        }
+        let burst = burst.max(1.0);
+        let mut buckets = self.buckets.lock().expect("buckets");
+        let now = Instant::now();
+        let b = buckets.entry(key).or_insert(TokenBucket {
+            tokens: burst,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset> {
+    let (akid, region) = credential_scope(&req);
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let token_header = req.headers().contains_key("x-amz-security-token");
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Reset),
+    };
+    let (proto, service, action, params, json_body) = match &target {
+        Some(t) => {
+            let action = t.rsplit('.').next().unwrap_or("").to_string();
+            let service = if t.starts_with("AWSOrganizations") {
+                "organizations"
+            } else if t.contains("CloudTrail") {
+                "cloudtrail"
+            } else {
+                "unknown"
+            };
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            (Proto::Json, service, action, HashMap::new(), v)
+        }
+        None => {
+            let params: HashMap<String, String> =
+                form_urlencoded::parse(&body).into_owned().collect();
+            let action = params.get("Action").cloned().unwrap_or_default();
+            let service = if matches!(action.as_str(), "AssumeRole" | "GetCallerIdentity") {
+                "sts"
+            } else {
+                "iam"
+            };
+            (Proto::Query, service, action, params, Value::Null)
+        }
+    };
+    // Keys from the simulated AssumeRole are ASIA + 12-digit account + 4 digits.
+    let account = if akid.len() == 20
+        && akid.starts_with("ASIA")
+        && state.accounts.contains_key(&akid[4..16])
+    {
+        akid[4..16].to_string()
+    } else {
+        state.org.management_account.clone()
+    };
+    let ctx = Ctx {
+        proto,
+        service,
+        action,
+        account,
+        region,
+        akid,
+    };
+    let in_flight = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    let resp = serve(&state, &ctx, &params, &json_body, token_header).await;
+    state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    match resp {
+        Ok((resp, outcome)) => {
+            state.log(&ctx, &outcome, in_flight);
+            Ok(resp)
+        }
+        Err(Reset) => {
+            state.log(&ctx, "Reset", in_flight);
+            Err(Reset)
+        }
+    }
+}
+
+async fn serve(
+    state: &State,
+    ctx: &Ctx,
+    params: &HashMap<String, String>,
+    body: &Value,
+    has_token: bool,
+) -> Result<(Resp, String), Reset> {
+    let f = &state.faults;
+    let extra = if f.jitter_ms > 0 {
+        rand::rng().random_range(0..=f.jitter_ms)
+    } else {
+        0
+    };
+    if f.latency_ms + extra > 0 {
+        tokio::time::sleep(Duration::from_millis(f.latency_ms + extra)).await;
+    }
+    let (reset, fail) = {
+        let mut rng = rand::rng();
+        (
+            f.reset_rate > 0.0 && rng.random_bool(f.reset_rate.min(1.0)),
+            f.error_rate > 0.0 && rng.random_bool(f.error_rate.min(1.0)),
+        )
+    };
+    if reset {
+        return Err(Reset);
+    }
+    let err =
+        |status: u16, code: &str, msg: &str| Ok((error(ctx, status, code, msg), code.to_string()));
+    if fail {
+        let code = if ctx.proto == Proto::Json {
+            "InternalServerError"
+        } else {
+            "ServiceFailure"
+        };
+        return err(
+            500,
+            code,
+            "We encountered an internal error. Please try again.",
+        );
+    }
+    // Sessions from AssumeRole expire.
+    if has_token && ctx.account != state.org.management_account {
+        let expiry = state
+            .sessions
+            .lock()
+            .expect("sessions")
+            .get(&ctx.akid)
+            .copied();
+        match expiry {
+            Some(e) if e <= now_ms() => {
+                let code = if ctx.proto == Proto::Json {
+                    "ExpiredTokenException"
+                } else {
+                    "ExpiredToken"
+                };
+                return err(
+                    400,
+                    code,
+                    "The security token included in the request is expired",
+                );
+            }
+            None => {
+                return err(
+                    403,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                )
+            }
+            _ => {}
+        }
+    }
+    match (ctx.service, ctx.action.as_str()) {
+        ("organizations", "ListAccounts") => list_accounts(state, ctx, body),
+        ("sts", "AssumeRole") => assume_role(state, ctx, params),
+        ("iam", _) => {
+            if !state.take(format!("iam:{}", ctx.account), f.iam_rate, f.iam_burst) {
+                return err(400, "Throttling", "Rate exceeded");
+            }
+            iam(state, ctx, params)
+        }
+        ("cloudtrail", "LookupEvents") => {
+            if !state.take(
+                format!("ct:{}:{}", ctx.account, ctx.region),
+                f.cloudtrail_rate,
+                f.cloudtrail_burst,
+            ) {
+                return err(400, "ThrottlingException", "Rate exceeded");
+            }
+            lookup_events(state, ctx, body)
+        }
+        _ => err(
+            400,
+            "InvalidAction",
+            &format!("The action {} is not valid for this endpoint.", ctx.action),
+        ),
+    }
+}
+
+type Answer = Result<(Resp, String), Reset>;
+
+fn ok(r: Resp) -> Answer {
+    Ok((r, "ok".into()))
+}
+
+fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
+    let max = body.get("MaxResults").and_then(Value::as_u64).unwrap_or(20);
+    if !(1..=20).contains(&max) {
+        return Ok((
+            error(
+                ctx,
+                400,
+                "InvalidInputException",
+                "MaxResults must be between 1 and 20",
+            ),
+            "InvalidInputException".into(),
+        ));
+    }
+    // Tokens: "pN" = page from N; "eN" = an empty page that still carries a token (as AWS may send).
+    let token = body
+        .get("NextToken")
+        .and_then(Value::as_str)
+        .unwrap_or("p0");
+    let (empty, start) = match token.split_at(1) {
+        ("p", n) | ("e", n) => (
+            token.starts_with('e'),
+            n.parse::<usize>().unwrap_or(usize::MAX),
+        ),
+        _ => (false, usize::MAX),
+    };
+    if start == usize::MAX || start > state.org.accounts.len() {
+        return Ok((
+            error(
+                ctx,
+                400,
+                "InvalidInputException",
+                "The NextToken is not valid",
+            ),
+            "InvalidInputException".into(),
+        ));
+    }
+    if empty {
+        return ok(json_ok(
+            json!({"Accounts": [], "NextToken": format!("p{start}")}),
+        ));
+    }
+    let end = (start + max as usize).min(state.org.accounts.len());
+    let accounts: Vec<Value> = state.org.accounts[start..end]
+        .iter()
+        .map(|a| {
+            json!({
+                "Id": a.id,
+                "Arn": format!("arn:aws:organizations::{}:account/o-sim/{}", state.org.management_account, a.id),
+                "Email": format!("{}@example.com", a.id),
+                "Name": a.name,
+                "Status": a.status,
+                "State": a.status,
+                "JoinedMethod": "CREATED",
+                "JoinedTimestamp": 1_700_000_000,
+            })
+        })
+        .collect();
+    let mut out = json!({ "Accounts": accounts });
+    if end < state.org.accounts.len() {
+        // After the first page, one empty page with a token, as ListAccounts may answer.
+        let next = if start == 0 {
+            format!("e{end}")
+        } else {
+            format!("p{end}")
+        };
+        out["NextToken"] = Value::String(next);
+    }
+    ok(json_ok(out))
+}
+
+fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> Answer {
+    let arn = params.get("RoleArn").cloned().unwrap_or_default();
+    let session = params.get("RoleSessionName").cloned().unwrap_or_default();
+    let target = arn.split(':').nth(4).unwrap_or("").to_string();
+    let role = arn.split(":role/").nth(1).unwrap_or("").to_string();
+    let denied = || {
+        Ok((
+            error(
+                ctx,
+                403,
+                "AccessDenied",
+                &format!(
+                    "User: arn:aws:iam::{}:user/auditor is not authorized to perform: sts:AssumeRole on resource: {arn}",
+                    state.org.management_account
+                ),
+            ),
+            "AccessDenied".to_string(),
+        ))
+    };
+    let Some(&idx) = state.accounts.get(&target) else {
+        return denied();
+    };
+    let acct = &state.org.accounts[idx];
+    if acct.status != "ACTIVE" || state.faults.deny_assume_role.contains(&target) || role.is_empty()
+    {
+        return denied();
+    }
+    let duration: i64 = params
+        .get("DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(3600);
+    let lifetime = if state.faults.credential_lifetime_secs > 0 {
+        state.faults.credential_lifetime_secs as i64
+    } else {
+        duration
+    };
+    let n = state.next_key.fetch_add(1, Ordering::Relaxed) % 10_000;
+    let akid = format!("ASIA{target}{n:04}");
+    let expiry_ms = now_ms() + lifetime * 1000;
+    state
+        .sessions
+        .lock()
+        .expect("sessions")
+        .insert(akid.clone(), expiry_ms);
+    let expiration = chrono::DateTime::from_timestamp_millis(expiry_ms)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default();
+    let inner = format!(
+        "<AssumedRoleUser><Arn>arn:aws:sts::{target}:assumed-role/{role}/{session}</Arn><AssumedRoleId>AROASIM{target}:{session}</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>simsecret{n:04}</SecretAccessKey><SessionToken>simtoken-{akid}</SessionToken><Expiration>{expiration}</Expiration></Credentials>",
+        role = xml_escape(&role),
+        session = xml_escape(&session),
+    );
+    ok(xml_ok(ctx, &inner))
+}
+
+fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
+    let Some(&idx) = state.accounts.get(&ctx.account) else {
+        return Ok((
+            error(ctx, 403, "AccessDenied", "not a member account"),
+            "AccessDenied".into(),
+        ));
+    };
+    let acct = &state.org.accounts[idx];
+    let no_user = |name: &str| {
+        Ok((
+            error(
+                ctx,
+                404,
+                "NoSuchEntity",
+                &format!("The user with name {name} cannot be found."),
+            ),
+            "NoSuchEntity".to_string(),
+        ))
+    };
+    let user_of = |name: &str| state.users[idx].get(name).map(|&i| &acct.users[i]);
+    match ctx.action.as_str() {
+        "ListUsers" => {
+            let max: usize = p.get("MaxItems").and_then(|m| m.parse().ok()).unwrap_or(100);
+            // IAM may return fewer than asked with IsTruncated true: pages here hold at most 100.
+            let max = max.clamp(1, 100);
+            let start: usize = p.get("Marker").and_then(|m| m.strip_prefix("u")).and_then(|m| m.parse().ok()).unwrap_or(0);
+            let end = (start + max).min(acct.users.len());
+            let mut xml = String::from("<Users>");
+            for u in &acct.users[start.min(end)..end] {
+                xml.push_str(&format!(
+                    "<member><Path>/</Path><UserName>{n}</UserName><UserId>AIDA{id}</UserId><Arn>arn:aws:iam::{a}:user/{n}</Arn><CreateDate>{c}</CreateDate>{pl}</member>",
+                    n = xml_escape(&u.name),
+                    id = &acct.id,
+                    a = acct.id,
+                    c = iso(u.created),
+                    pl = u.password_last_used.map(|t| format!("<PasswordLastUsed>{}</PasswordLastUsed>", iso(t))).unwrap_or_default(),
+                ));
+            }
+            xml.push_str("</Users>");
+            if end < acct.users.len() {
+                xml.push_str(&format!("<IsTruncated>true</IsTruncated><Marker>u{end}</Marker>"));
+            } else {
+                xml.push_str("<IsTruncated>false</IsTruncated>");
+            }
+            ok(xml_ok(ctx, &xml))
+        }
+        "ListAccessKeys" => {
+            let name = p.get("UserName").cloned().unwrap_or_default();
+            let Some(u) = user_of(&name) else { return no_user(&name) };
+            let mut xml = String::from("<AccessKeyMetadata>");
+            for k in &u.keys {
+                xml.push_str(&format!(
+                    "<member><UserName>{}</UserName><AccessKeyId>{}</AccessKeyId><Status>{}</Status><CreateDate>{}</CreateDate></member>",
+                    xml_escape(&u.name),
+                    k.id,
+                    if k.active { "Active" } else { "Inactive" },
+                    iso(k.created)
+                ));
+            }
+            xml.push_str("</AccessKeyMetadata><IsTruncated>false</IsTruncated>");
+            ok(xml_ok(ctx, &xml))
+        }
+        "ListMFADevices" => {
+            let name = p.get("UserName").cloned().unwrap_or_default();
+            let Some(u) = user_of(&name) else { return no_user(&name) };
+            let mut xml = String::from("<MFADevices>");
+            for s in &u.mfa {
+                xml.push_str(&format!(
+                    "<member><UserName>{}</UserName><SerialNumber>{}</SerialNumber><EnableDate>{}</EnableDate></member>",
+                    xml_escape(&u.name),
+                    xml_escape(s),
+                    iso(u.created)
+                ));
+            }
+            xml.push_str("</MFADevices><IsTruncated>false</IsTruncated>");
+            ok(xml_ok(ctx, &xml))
+        }
+        "GetLoginProfile" => {
+            let name = p.get("UserName").cloned().unwrap_or_default();
+            let Some(u) = user_of(&name) else { return no_user(&name) };
+            if !u.login_profile {
+                return Ok((
+                    error(ctx, 404, "NoSuchEntity", &format!("Login Profile for User {name} cannot be found.")),
+                    "NoSuchEntity".into(),
+                ));
+            }
+            ok(xml_ok(
+                ctx,
+                &format!(
+                    "<LoginProfile><UserName>{}</UserName><CreateDate>{}</CreateDate><PasswordResetRequired>false</PasswordResetRequired></LoginProfile>",
+                    xml_escape(&u.name),
+                    iso(u.created)
+                ),
+            ))
+        }
+        "GetAccessKeyLastUsed" => {
+            let id = p.get("AccessKeyId").cloned().unwrap_or_default();
+            let Some(&ui) = state.keys[idx].get(&id) else {
+                return Ok((
+                    error(ctx, 404, "NoSuchEntity", &format!("The Access Key with id {id} cannot be found")),
+                    "NoSuchEntity".into(),
+                ));
+            };
+            let u = &acct.users[ui];
+            let k = u.keys.iter().find(|k| k.id == id).expect("indexed key");
+            let used = match &k.last_used {
+                Some((t, svc, region)) => format!(
+                    "<LastUsedDate>{}</LastUsedDate><ServiceName>{svc}</ServiceName><Region>{region}</Region>",
+                    iso(*t)
+                ),
+                None => "<ServiceName>N/A</ServiceName><Region>N/A</Region>".to_string(),
+            };
+            ok(xml_ok(
+                ctx,
+                &format!(
+                    "<UserName>{}</UserName><AccessKeyLastUsed>{used}</AccessKeyLastUsed>",
+                    xml_escape(&u.name)
+                ),
+            ))
+        }
+        other => Ok((
+            error(
+                ctx,
+                403,
+                "AccessDenied",
+                &format!(
+                    "User: arn:aws:sts::{}:assumed-role/IAMAuditRole/iam-audit is not authorized to perform: iam:{other}",
+                    ctx.account
+                ),
+            ),
+            "AccessDenied".into(),
+        )),
+    }
+}
+
+fn epoch_of(v: Option<&Value>) -> Option<f64> {
+    v.and_then(|v| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+}
+
+fn lookup_events(state: &State, ctx: &Ctx, body: &Value) -> Answer {
+    let bad = |code: &str, msg: &str| Ok((error(ctx, 400, code, msg), code.to_string()));
+    let Some(&idx) = state.accounts.get(&ctx.account) else {
+        return bad("AccessDeniedException", "not a member account");
+    };
+    if state.faults.deny_lookup_events.contains(&ctx.account) {
+        return Ok((
+            error(
+                ctx,
+                400,
+                "AccessDeniedException",
+                &format!(
+                    "User: arn:aws:sts::{}:assumed-role/IAMAuditRole/iam-audit is not authorized to perform: cloudtrail:LookupEvents because no identity-based policy allows the cloudtrail:LookupEvents action",
+                    ctx.account
+                ),
+            ),
+            "AccessDeniedException".into(),
+        ));
+    }
+    let attrs = body
+        .get("LookupAttributes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if attrs.len() > 1 {
+        return bad(
+            "InvalidLookupAttributesException",
+            "You can only specify one lookup attribute.",
+        );
+    }
+    let max = body.get("MaxResults").and_then(Value::as_u64).unwrap_or(50);
+    if !(1..=50).contains(&max) {
+        return bad(
+            "InvalidMaxResultsException",
+            "MaxResults must be between 1 and 50.",
+        );
+    }
+    let start = epoch_of(body.get("StartTime")).unwrap_or(f64::MIN);
+    let end = epoch_of(body.get("EndTime")).unwrap_or(f64::MAX);
+    if start > end {
+        return bad(
+            "InvalidTimeRangeException",
+            "StartTime must be before EndTime.",
+        );
+    }
+    let (key, value) = attrs
+        .first()
+        .map(|a| {
+            (
+                a.get("AttributeKey")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                a.get("AttributeValue")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .unwrap_or_default();
+    // A token is only valid with the same parameters it was issued for.
+    let fingerprint = format!("{key}={value}/{start}/{end}/{}", ctx.region);
+    let fp_hash = fingerprint.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    });
+    let offset = match body.get("NextToken").and_then(Value::as_str) {
+        None => 0usize,
+        Some(t) => match t.split_once(':') {
+            Some((o, h)) if h == format!("{fp_hash:x}") => o.parse().unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        },
+    };
+    if offset == usize::MAX {
+        return bad(
+            "InvalidNextTokenException",
+            "Invalid NextToken: it does not match the request parameters.",
+        );
+    }
+    let acct = &state.org.accounts[idx];
+    let mut matching: Vec<&super::SimEvent> = acct
+        .events
+        .iter()
+        .filter(|e| e.region == ctx.region)
+        .filter(|e| (e.time as f64) >= start && (e.time as f64) <= end)
+        .filter(|e| match key.as_str() {
+            "" => true,
+            "EventName" => e.name == value,
+            "Username" => e.username.as_deref() == Some(value.as_str()),
+            "EventId" => e.id == value,
+            "ResourceName" => e.resources.contains(&value),
+            _ => false,
+        })
+        .collect();
+    // Newest first, as CloudTrail answers.
+    matching.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
+    let end_i = (offset + max as usize).min(matching.len());
+    let events: Vec<Value> = matching[offset.min(end_i)..end_i]
+        .iter()
+        .map(|e| {
+            let detail = json!({
+                "eventVersion": "1.08",
+                "userIdentity": {"type": "IAMUser", "userName": e.username, "accessKeyId": e.access_key_id, "accountId": acct.id},
+                "eventTime": iso(e.time),
+                "eventSource": "iam.amazonaws.com",
+                "eventName": e.name,
+                "awsRegion": e.region,
+                "sourceIPAddress": e.source_ip,
+                "eventID": e.id,
+                "readOnly": false,
+            });
+            let mut v = json!({
+                "EventId": e.id,
+                "EventName": e.name,
+                "ReadOnly": "false",
+                "EventTime": e.time,
+                "EventSource": "iam.amazonaws.com",
+                "Resources": e.resources.iter().map(|r| json!({"ResourceType": "AWS::IAM::User", "ResourceName": r})).collect::<Vec<_>>(),
+                "CloudTrailEvent": detail.to_string(),
+            });
+            if let Some(u) = &e.username {
+                v["Username"] = Value::String(u.clone());
+            }
+            if let Some(k) = &e.access_key_id {
+                v["AccessKeyId"] = Value::String(k.clone());
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "Events": events });
+    if end_i < matching.len() {
+        out["NextToken"] = Value::String(format!("{end_i}:{fp_hash:x}"));
+    }
+    ok(json_ok(out))
+}
