@@ -1,1 +1,4 @@
+//! The one integration test binary (one link, as ripgrep does). Each module is a story a user would notice.
 
+mod moto_org;
+mod support;

@@ -1,0 +1,425 @@
+//! An organization seeded into moto (a third-party AWS emulator) through the Rust SDK, audited by the binary
+//! exactly as a user runs it (`--profile P --role R`), compared row by row. moto lacks LookupEvents, so
+//! CloudTrail goes to our simulator, which answers every caller with the same event history.
+
+use std::collections::BTreeMap;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use iam_audit::sim::{Faults, SimAccount, SimEvent, SimOrg};
+
+use crate::support::*;
+
+async fn moto_config(endpoint: &str, creds: Credentials) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+fn secs(t: &aws_smithy_types::DateTime) -> String {
+    iam_audit::iam::rfc3339(t)
+}
+
+struct Seeded {
+    /// (id, name, status) of every account, moto's management account included.
+    accounts: Vec<(String, String, String)>,
+    keys: Vec<BTreeMap<String, String>>,
+    /// ids of the accounts with users: the awkward one and the big one.
+    awkward: String,
+    big: String,
+}
+
+/// A user to create: name, keys (true = active), console password, MFA serials to enable.
+struct U(&'static str, &'static [bool], bool, &'static [&'static str]);
+
+/// Create the organization: an account with awkward users, one with 105 users (more than a default IAM
+/// page), an empty one, and a SUSPENDED one.
+async fn seed(endpoint: &str) -> Seeded {
+    let mgmt = moto_config(endpoint, Credentials::new(FAKE_KEY.1, FAKE_SECRET.1, None, None, "test")).await;
+    let org = aws_sdk_organizations::Client::new(&mgmt);
+    org.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("create organization");
+    let mut ids = Vec::new();
+    for (i, name) in [
+        "Prod, \"main\"",
+        "Ünïcode Düsseldorf",
+        "=HYPERLINK(\"http://evil\")",
+        "@empty",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = org
+            .create_account()
+            .email(format!("acct{i}@example.com"))
+            .account_name(*name)
+            .send()
+            .await
+            .expect("create account");
+        ids.push(r.create_account_status().unwrap().account_id().unwrap().to_string());
+    }
+    org.close_account().account_id(&ids[2]).send().await.expect("close account");
+
+    let sts = aws_sdk_sts::Client::new(&mgmt);
+    let mut keys = Vec::new();
+    let awkward_users = [
+        U("alice", &[true], true, &["virtual"]),
+        U("=bob", &[true, false], false, &["GAHT12345678"]),
+        U("+carol", &[], true, &[]),
+        U("@dave", &[true], false, &["virtual", "GAKT00000001"]),
+        U("-eve", &[true], false, &[]),
+        U("frank,smith", &[false], true, &[]),
+    ];
+    let big_users: Vec<U> = (0..105)
+        .map(|i| U(Box::leak(format!("user{i:03}").into_boxed_str()), &[true], false, &[]))
+        .collect();
+    for (account, users) in [(&ids[0], &awkward_users[..]), (&ids[1], &big_users[..])] {
+        let c = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/IAMAuditRole"))
+            .role_session_name("seed")
+            .send()
+            .await
+            .expect("assume role for seeding")
+            .credentials
+            .unwrap();
+        let conf = moto_config(
+            endpoint,
+            Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "seed"),
+        )
+        .await;
+        let iam = aws_sdk_iam::Client::new(&conf);
+        for U(name, key_states, password, mfa) in users {
+            iam.create_user().user_name(*name).send().await.expect("create user");
+            if *password {
+                iam.create_login_profile()
+                    .user_name(*name)
+                    .password("Correct-Horse-9")
+                    .send()
+                    .await
+                    .expect("login profile");
+            }
+            let mut mfa_kind = "None";
+            for serial in mfa.iter() {
+                let serial = if *serial == "virtual" {
+                    iam.create_virtual_mfa_device()
+                        .virtual_mfa_device_name(name.trim_start_matches(['=', '+', '@', '-']))
+                        .send()
+                        .await
+                        .expect("virtual mfa")
+                        .virtual_mfa_device
+                        .unwrap()
+                        .serial_number
+                } else {
+                    serial.to_string()
+                };
+                iam.enable_mfa_device()
+                    .user_name(*name)
+                    .serial_number(&serial)
+                    .authentication_code1("123456")
+                    .authentication_code2("654321")
+                    .send()
+                    .await
+                    .expect("enable mfa");
+                mfa_kind = if serial.starts_with("arn:") && mfa_kind != "Hardware" { "Virtual" } else { "Hardware" };
+            }
+            for active in key_states.iter() {
+                let k = iam
+                    .create_access_key()
+                    .user_name(*name)
+                    .send()
+                    .await
+                    .expect("access key")
+                    .access_key
+                    .unwrap();
+                if !active {
+                    iam.update_access_key()
+                        .user_name(*name)
+                        .access_key_id(&k.access_key_id)
+                        .status(aws_sdk_iam::types::StatusType::Inactive)
+                        .send()
+                        .await
+                        .expect("deactivate key");
+                }
+                let escaped_name = match name.chars().next() {
+                    Some('=' | '+' | '@' | '-') => format!("'{name}"),
+                    _ => name.to_string(),
+                };
+                keys.push(row(&[
+                    ("account_id", account),
+                    // filled in from ListAccounts by the test
+                    ("account_name", ""),
+                    ("username", &escaped_name),
+                    ("password_status", if *password { "Configured" } else { "Not configured" }),
+                    ("password_last_used", "Never"),
+                    ("access_key_id", &k.access_key_id),
+                    ("status", if *active { "Active" } else { "Inactive" }),
+                    ("created_date", &secs(k.create_date.as_ref().unwrap())),
+                    ("last_used_date", "Never used"),
+                    ("service_name", "N/A"),
+                    ("mfa_status", mfa_kind),
+                    ("last_used_region", "N/A"),
+                    ("key_age_days", "0"),
+                    ("days_since_last_use", ""),
+                    ("mfa_devices", &mfa.len().to_string()),
+                    (
+                        "risk",
+                        if *password && mfa.is_empty() { "console_without_mfa" } else { "" },
+                    ),
+                    ("source", "api"),
+                ]));
+            }
+        }
+    }
+    let listed = org.list_accounts().send().await.expect("list accounts");
+    let accounts = listed
+        .accounts()
+        .iter()
+        .map(|a| {
+            (
+                a.id().unwrap().to_string(),
+                a.name().unwrap().to_string(),
+                a.state().map(|s| s.as_str().to_string()).unwrap(),
+            )
+        })
+        .collect();
+    Seeded {
+        accounts,
+        keys,
+        awkward: ids[0].clone(),
+        big: ids[1].clone(),
+    }
+}
+
+/// The event history every caller sees: two events inside the window, one before it.
+fn shared_events(now: i64) -> SimOrg {
+    let day = 86_400;
+    let ev = |id: &str, name: &str, age_days: i64, resources: &[&str]| SimEvent {
+        id: id.into(),
+        name: name.into(),
+        region: "us-east-1".into(),
+        time: now - age_days * day,
+        username: Some("admin".into()),
+        resources: resources.iter().map(|s| s.to_string()).collect(),
+        access_key_id: Some("ASIAEXAMPLEADMIN0001".into()),
+        source_ip: "198.51.100.7".into(),
+    };
+    SimOrg {
+        management_account: "000000000000".into(),
+        accounts: vec![SimAccount {
+            id: "000000000000".into(),
+            name: "history".into(),
+            status: "ACTIVE".into(),
+            users: vec![],
+            events: vec![
+                ev("e-1", "CreateUser", 2, &["=bob"]),
+                ev("e-2", "DeleteAccessKey", 3, &["AKIAOLDKEY000000001", "alice"]),
+                ev("e-old", "CreateUser", 20, &["mallory"]),
+            ],
+        }],
+    }
+}
+
+fn account_name_cell(name: &str) -> String {
+    match name.chars().next() {
+        Some('=' | '+' | '@' | '-') => format!("'{name}"),
+        _ => name.to_string(),
+    }
+}
+
+// Story: a security engineer runs the old script's command line against an org with awkward data and gets
+// every key, event and account, exactly, with formula-like cells escaped, and exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_org_gives_exact_rows_for_every_account() {
+    let moto = Moto::start();
+    let seeded = seed(&moto.endpoint).await;
+    let now = chrono::Utc::now();
+    let ct = iam_audit::sim::Sim::start(shared_events(now.timestamp()), Faults::default())
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let creds_file = home.path().join("credentials");
+    std::fs::write(
+        &creds_file,
+        format!(
+            "[mgmt-profile]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            FAKE_KEY.1, FAKE_SECRET.1
+        ),
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let start = (now - chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    let out = run_bin(
+        &[
+            "--profile",
+            "mgmt-profile",
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            out_dir.path().to_str().unwrap(),
+            "--start-date",
+            &start,
+            "--no-progress",
+            // moto has no quota; the default 10 IAM calls/s would only slow the test down.
+            "--iam-rate",
+            "1000",
+            "--iam-burst",
+            "100",
+        ],
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds_file.to_str().unwrap()),
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_CLOUDTRAIL", &ct.endpoint()),
+        ],
+        out_dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "stderr:\n{}", out.stderr);
+
+    // Keys: exactly the seeded ones, every field.
+    let mut expected_keys = seeded.keys.clone();
+    for k in &mut expected_keys {
+        let name = seeded.accounts.iter().find(|a| a.0 == k["account_id"]).unwrap().1.clone();
+        k.insert("account_name".into(), account_name_cell(&name));
+    }
+    expected_keys.sort();
+    let mut got = out.keys.clone();
+    got.sort();
+    assert_eq!(got.len(), 6 + 105);
+    assert_eq!(got, expected_keys);
+    // The raw CSV quotes what needs quoting.
+    assert!(out.keys_text.contains(",\"Prod, \"\"main\"\"\","), "{}", &out.keys_text[..400]);
+    assert!(out.keys_text.contains(",\"frank,smith\","));
+
+    // Accounts: every one, the SUSPENDED one marked and not audited.
+    let mut expected_accounts: Vec<_> = seeded
+        .accounts
+        .iter()
+        .map(|(id, name, state)| {
+            let active = state == "ACTIVE";
+            let (users, keys) = if *id == seeded.awkward {
+                ("6", "6")
+            } else if *id == seeded.big {
+                ("105", "105")
+            } else {
+                ("0", "0")
+            };
+            row(&[
+                ("account_id", id),
+                ("account_name", &account_name_cell(name)),
+                ("account_status", state),
+                ("audit_status", if active { "audited" } else { "not_active" }),
+                ("iam_status", if active { "ok" } else { "not_run" }),
+                ("cloudtrail_status", if active { "ok" } else { "not_run" }),
+                ("users", users),
+                ("keys", keys),
+                ("events", if active { "2" } else { "0" }),
+                ("error", ""),
+            ])
+        })
+        .collect();
+    expected_accounts.sort();
+    let cols = [
+        "account_id", "account_name", "account_status", "audit_status", "iam_status",
+        "cloudtrail_status", "users", "keys", "events", "error",
+    ];
+    assert_eq!(project(&out.accounts, &cols), expected_accounts);
+    assert_eq!(seeded.accounts.iter().filter(|a| a.2 == "SUSPENDED").count(), 1);
+
+    // Events: the two inside the window, once per audited account, with the seed's columns first.
+    let active: Vec<_> = seeded.accounts.iter().filter(|a| a.2 == "ACTIVE").collect();
+    let mut expected_events = Vec::new();
+    for (id, name, _) in &active {
+        for (eid, ename, days, resources) in [
+            ("e-1", "CreateUser", 2, "'=bob"),
+            ("e-2", "DeleteAccessKey", 3, "AKIAOLDKEY000000001,alice"),
+        ] {
+            let t = (now - chrono::Duration::days(days)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            expected_events.push(row(&[
+                ("eventTime", &t),
+                ("eventName", ename),
+                ("username", "admin"),
+                ("account_id", id),
+                ("account_name", &account_name_cell(name)),
+                ("resources", resources),
+                ("region", "us-east-1"),
+                ("event_id", eid),
+                ("access_key_id", "ASIAEXAMPLEADMIN0001"),
+                ("source_ip_address", "198.51.100.7"),
+            ]));
+        }
+    }
+    expected_events.sort();
+    let mut got_events = out.events.clone();
+    got_events.sort();
+    // eventTime is from the same clock second or the next: compare it apart.
+    for (g, e) in got_events.iter().zip(&expected_events) {
+        let (gt, et) = (&g["eventTime"], &e["eventTime"]);
+        let gt = chrono::DateTime::parse_from_rfc3339(gt).unwrap();
+        let et = chrono::DateTime::parse_from_rfc3339(et).unwrap();
+        assert!((gt - et).num_seconds().abs() <= 2, "{gt} vs {et}");
+    }
+    let strip = |rows: &[BTreeMap<String, String>]| {
+        let mut v: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.remove("eventTime");
+                r
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(strip(&got_events), strip(&expected_events));
+
+    // The summary names the three files.
+    assert!(out.stderr.contains("accounts: 5 (4 audited, 0 partial, 0 skipped, 1 not active)"), "{}", out.stderr);
+    assert_eq!(out.files.len(), 3, "{:?}", out.files);
+
+    // The same org with the seed's Spanish values and no escaping, for automation built on the old script.
+    let out_dir2 = tempfile::tempdir().unwrap();
+    let out2 = run_bin(
+        &[
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            out_dir2.path().to_str().unwrap(),
+            "--legacy-values",
+            "es",
+            "--no-escape-formulas",
+            "--days",
+            "5",
+            "-q",
+            "--iam-rate",
+            "1000",
+        ],
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_CLOUDTRAIL", &ct.endpoint()),
+        ],
+        out_dir2.path(),
+    )
+    .await;
+    assert_eq!(out2.code, 0, "stderr:\n{}", out2.stderr);
+    assert_eq!(out2.stderr, "", "-q prints nothing on success");
+    let bob: Vec<_> = out2.keys.iter().filter(|k| k["username"] == "=bob").collect();
+    assert_eq!(bob.len(), 2);
+    assert!(bob.iter().all(|k| k["password_status"] == "No configurada"
+        && k["password_last_used"] == "Nunca"
+        && k["last_used_date"] == "Nunca utilizada"
+        && k["mfa_status"] == "Hardware"));
+    let alice = out2.keys.iter().find(|k| k["username"] == "alice").unwrap();
+    assert_eq!(alice["password_status"], "Configurada");
+    assert_eq!(alice["mfa_status"], "Virtual");
+    // --days 5 keeps only the 2-day and 3-day-old events.
+    assert_eq!(out2.events.len(), 2 * active.len());
+}

@@ -1,0 +1,200 @@
+//! Test harness: moto (a real server, installed into a venv under target/ on first use), the simulator
+//! (in-process, on loopback), and running the `iam-audit` binary exactly as a user does, with an isolated
+//! environment (no real profile, no instance metadata, only the endpoints given).
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_iam-audit");
+
+/// The moto server executable: `IAM_AUDIT_MOTO_SERVER`, or a venv under target/ made on first use.
+fn moto_server_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(p) = std::env::var("IAM_AUDIT_MOTO_SERVER") {
+            return PathBuf::from(p);
+        }
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let venv = target.join("moto-venv");
+        let server = venv.join("bin").join("moto_server");
+        if server.exists() {
+            return server;
+        }
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin").join("pip"))
+                .args(["install", "--quiet", "moto[server]>=5,<6"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok && server.exists(),
+            "moto is needed for the integration tests and could not be installed into {}. Install it with \
+             `python3 -m venv {} && {}/bin/pip install 'moto[server]'`, or point IAM_AUDIT_MOTO_SERVER at a \
+             moto_server executable.",
+            venv.display(),
+            venv.display(),
+            venv.display()
+        );
+        server
+    })
+    .clone()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A moto server of our own on a free loopback port; killed (by PID) on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let server = moto_server_path();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken between our probe and its bind: try another
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto_server did not start on 127.0.0.1");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a run of the binary left behind.
+pub struct RunOutput {
+    pub code: i32,
+    pub stderr: String,
+    pub keys: Vec<BTreeMap<String, String>>,
+    pub events: Vec<BTreeMap<String, String>>,
+    pub accounts: Vec<BTreeMap<String, String>>,
+    pub files: Vec<PathBuf>,
+    pub keys_text: String,
+}
+
+/// Read a CSV file into rows keyed by column, checking the header is exactly `columns`.
+pub fn read_csv(path: &Path, columns: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).expect("open csv");
+    let header: Vec<String> = r.headers().expect("header").iter().map(str::to_string).collect();
+    assert_eq!(header, columns, "header of {}", path.display());
+    r.records()
+        .map(|rec| {
+            let rec = rec.expect("csv record");
+            header.iter().cloned().zip(rec.iter().map(str::to_string)).collect()
+        })
+        .collect()
+}
+
+/// Run `iam-audit ARGS` with only the given AWS environment. Returns the exit code, stderr and the parsed
+/// reports found in `out_dir` (if any).
+pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> RunOutput {
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(home.path().join("config"), "").expect("empty aws config");
+    std::fs::write(home.path().join("credentials"), "").expect("empty aws credentials");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .expect("iam-audit finished within 5 minutes")
+        .expect("run iam-audit");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out_dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    let find = |prefix: &str| {
+        files
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+            .cloned()
+    };
+    let (mut keys, mut events, mut accounts, mut keys_text) = (vec![], vec![], vec![], String::new());
+    if let Some(p) = find("iam_audit_report_") {
+        keys_text = std::fs::read_to_string(&p).expect("read key report");
+        keys = read_csv(&p, &iam_audit::report::KEY_COLUMNS);
+    }
+    if let Some(p) = find("cloudtrail_events_") {
+        events = read_csv(&p, &iam_audit::report::EVENT_COLUMNS);
+    }
+    if let Some(p) = find("accounts_") {
+        accounts = read_csv(&p, &iam_audit::report::ACCOUNT_COLUMNS);
+    }
+    RunOutput {
+        code: out.status.code().unwrap_or(-1),
+        stderr,
+        keys,
+        events,
+        accounts,
+        files,
+        keys_text,
+    }
+}
+
+/// Management credentials that only a fake AWS accepts.
+pub const FAKE_KEY: (&str, &str) = ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE");
+pub const FAKE_SECRET: (&str, &str) = ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+
+/// A row as `column=value` pairs, for readable comparisons.
+pub fn row(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Keep only the given columns of each row and sort, for order-insensitive comparison.
+pub fn project(rows: &[BTreeMap<String, String>], cols: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let mut out: Vec<_> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| (c.to_string(), r.get(*c).cloned().unwrap_or_default())).collect())
+        .collect();
+    out.sort();
+    out
+}
