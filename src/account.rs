@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::{AccountCredentials, Aws};
 use crate::config::Settings;
-use crate::limits::Bucket;
 use crate::org::Account;
 use crate::report::{AccountRow, AuditStatus, PartStatus, Record};
 use crate::retry::{classify, is_expired_token, Failure, Retry};
@@ -85,9 +84,10 @@ impl AccountCtx {
         self.tx.send(record).await.is_ok()
     }
 
-    /// One AWS call of this account: wait on `bucket`, send, and after an `ExpiredToken` refresh the
-    /// credentials and try again. The SDK's adaptive retries have already run inside `f`.
-    pub async fn call<T, E, F, Fut>(&self, bucket: &Bucket, mut f: F) -> Result<T, Failure>
+    /// One AWS call of this account: send (every attempt waits on the account's bucket inside its HTTP
+    /// client, see `limits`), and after an `ExpiredToken` refresh the credentials and try again. The SDK's
+    /// adaptive retries have already run inside `f`.
+    pub async fn call<T, E, F, Fut>(&self, mut f: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -95,7 +95,6 @@ impl AccountCtx {
     {
         let mut refreshed = 0;
         loop {
-            bucket.wait().await;
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {

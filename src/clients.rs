@@ -28,6 +28,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::config::Settings;
+use crate::limits::{Bucket, PacedHttpClient};
 use crate::retry::Failure;
 
 /// Counters of every HTTP attempt the engine made, for the summary and the progress display.
@@ -118,6 +119,7 @@ fn body_says_throttled(body: Option<&[u8]>) -> bool {
 #[derive(Clone)]
 pub struct Aws {
     base: SdkConfig,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
     retry: RetryConfig,
     stats: Arc<CallStats>,
     partition: &'static str,
@@ -237,9 +239,10 @@ impl Aws {
             .with_max_attempts(settings.max_attempts)
             .with_initial_backoff(settings.initial_backoff)
             .with_max_backoff(settings.max_backoff);
+        let http = shared_http_client();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
-            .http_client(shared_http_client())
+            .http_client(http.clone())
             .retry_config(retry.clone())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -282,6 +285,7 @@ impl Aws {
             return Err(CredentialsSetupError::NoCredentials { detail });
         }
         Ok(Aws {
+            http,
             partition: partition_of(&settings.region),
             base,
             retry,
@@ -324,6 +328,10 @@ impl Aws {
             SharedCredentialsProvider::new(SharedAccountCredentials(credentials.clone()));
         let iam = aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&self.base)
+                .http_client(PacedHttpClient::shared(
+                    self.http.clone(),
+                    Bucket::new(settings.iam_rate, settings.iam_burst),
+                ))
                 .credentials_provider(provider.clone())
                 .identity_cache(IdentityCache::no_cache())
                 .retry_config(self.retry.clone())
@@ -338,6 +346,10 @@ impl Aws {
                 let client = aws_sdk_cloudtrail::Client::from_conf(
                     aws_sdk_cloudtrail::config::Builder::from(&self.base)
                         .region(Region::new(region.clone()))
+                        .http_client(PacedHttpClient::shared(
+                            self.http.clone(),
+                            Bucket::new(settings.cloudtrail_rate, settings.cloudtrail_burst),
+                        ))
                         .credentials_provider(provider.clone())
                         .identity_cache(IdentityCache::no_cache())
                         .retry_config(self.retry.clone())

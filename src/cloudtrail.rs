@@ -12,7 +12,6 @@ use aws_smithy_types::DateTime as SmithyTime;
 
 use crate::account::{part_status, AccountCtx};
 use crate::iam::rfc3339;
-use crate::limits::Bucket;
 use crate::report::{EventRow, PartStatus, Record};
 use crate::retry::{is_denied, Failure};
 
@@ -40,7 +39,6 @@ async fn lookup_region(
     failed: &AtomicU64,
 ) {
     let s = &ctx.settings;
-    let bucket = Bucket::new(s.cloudtrail_rate, s.cloudtrail_burst);
     let start = SmithyTime::from_secs(s.start.timestamp());
     let end = SmithyTime::from_secs(s.end.timestamp());
     let action = format!("cloudtrail:LookupEvents {region}");
@@ -53,7 +51,7 @@ async fn lookup_region(
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let r = ctx
-                .call(&bucket, || {
+                .call(|| {
                     client
                         .lookup_events()
                         .lookup_attributes(attribute.clone())

@@ -1,6 +1,7 @@
 //! The IAM inventory of one account: ListUsers (every page), then per user ListAccessKeys and, for users
 //! that have keys, ListMFADevices, GetLoginProfile and GetAccessKeyLastUsed per key. Users fan out
-//! concurrently (bounded by `user_concurrency`) and every call waits on the account's IAM bucket, so a
+//! concurrently (bounded by `user_concurrency`) and every call waits on the account's IAM bucket (in the
+//! client's HTTP layer, see `limits`), so a
 //! 500-user account is paced by its quota, not by latency. Each key becomes one `KeyRow`, sent as soon as
 //! it is complete. Users without keys produce no row, as in the seed script.
 
@@ -12,7 +13,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::account::{part_status, AccountCtx};
-use crate::limits::Bucket;
 use crate::report::{KeyRow, LastUsed, Mfa, PartStatus, Password, Record};
 use crate::retry::Failure;
 
@@ -81,7 +81,6 @@ pub fn risk(
 struct Part<'a> {
     ctx: &'a AccountCtx,
     client: &'a Client,
-    bucket: Bucket,
     ok: AtomicU64,
     failed: AtomicU64,
 }
@@ -105,7 +104,6 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
     let part = Part {
         ctx,
         client,
-        bucket: Bucket::new(s.iam_rate, s.iam_burst),
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     };
@@ -113,7 +111,7 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
     for _ in 0..MAX_PAGES {
         let page = part
             .ctx
-            .call(&part.bucket, || {
+            .call(|| {
                 client
                     .list_users()
                     .max_items(USERS_PAGE)
@@ -170,7 +168,7 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let r = ctx
-            .call(&part.bucket, || {
+            .call(|| {
                 part.client
                     .list_access_keys()
                     .user_name(name)
@@ -195,9 +193,7 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
 
     let mfa_fut = async {
         let r = ctx
-            .call(&part.bucket, || {
-                part.client.list_mfa_devices().user_name(name).send()
-            })
+            .call(|| part.client.list_mfa_devices().user_name(name).send())
             .await;
         match part.done("iam:ListMFADevices", r) {
             Ok(out) => {
@@ -212,9 +208,7 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
     };
     let password_fut = async {
         let r = ctx
-            .call(&part.bucket, || {
-                part.client.get_login_profile().user_name(name).send()
-            })
+            .call(|| part.client.get_login_profile().user_name(name).send())
             .await;
         match r {
             Ok(_) => {
@@ -237,7 +231,7 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
             return Err(());
         };
         let r = ctx
-            .call(&part.bucket, || {
+            .call(|| {
                 part.client
                     .get_access_key_last_used()
                     .access_key_id(id)

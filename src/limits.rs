@@ -1,13 +1,26 @@
 //! Client-side rate limits: one governor token bucket per account for IAM (IAM's quota is account-wide)
-//! and one per account and region for CloudTrail LookupEvents (2 requests/s per region and account). Every
-//! call waits on its bucket first, so we stay under the quotas instead of bouncing off them; the SDK's
-//! adaptive retry limiter is only the second line of defence.
+//! and one per account and region for CloudTrail LookupEvents (2 requests/s per region and account).
+//!
+//! The bucket sits in the account's HTTP client (`PacedHttpClient`), so every attempt waits on it —
+//! the SDK's retries included. Had only first attempts waited, a retry after a throttle would take the
+//! next call's slot at the server, which would then be throttled in turn: at a client paced exactly at the
+//! quota that cascade never ends. The SDK's adaptive retry limiter is the second line of defence.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::shared::IntoShared;
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+
+/// Spacing of calls relative to the configured rate (see `Bucket::new`).
+pub const HEADROOM: f64 = 1.05;
 
 /// A token bucket shared by every call of one account (and region) to one service.
 #[derive(Clone)]
@@ -21,12 +34,18 @@ impl std::fmt::Debug for Bucket {
 
 impl Bucket {
     /// `rate` calls per second, at most `burst` at once. Both are validated > 0 by the config.
+    ///
+    /// Calls are spaced `HEADROOM` wider than the rate: a request leaves when its token is granted but is
+    /// counted by AWS when it arrives, and arrivals are not evenly spaced (a new TLS connection, a slow
+    /// hop). Pacing exactly at the quota turns that jitter into throttles; 5% of slack absorbs it.
     pub fn new(rate: u32, burst: u32) -> Bucket {
-        let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+        let rate = rate.max(1);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        Bucket(Arc::new(RateLimiter::direct(
-            Quota::per_second(rate).allow_burst(burst),
-        )))
+        let period = Duration::from_secs_f64(HEADROOM / f64::from(rate));
+        let quota = Quota::with_period(period)
+            .expect("a positive period")
+            .allow_burst(burst);
+        Bucket(Arc::new(RateLimiter::direct(quota)))
     }
 
     /// Wait for a token. The small jitter spreads the wake-ups of calls that queued together.
@@ -34,6 +53,56 @@ impl Bucket {
         self.0
             .until_ready_with_jitter(Jitter::up_to(Duration::from_millis(5)))
             .await;
+    }
+}
+
+/// The shared HTTP client of the run, with one account's bucket in front of it.
+#[derive(Debug, Clone)]
+pub struct PacedHttpClient {
+    inner: SharedHttpClient,
+    bucket: Bucket,
+}
+
+impl PacedHttpClient {
+    pub fn shared(inner: SharedHttpClient, bucket: Bucket) -> SharedHttpClient {
+        PacedHttpClient { inner, bucket }.into_shared()
+    }
+}
+
+impl HttpClient for PacedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        // The inner client caches its connector (and so its connection pool) per settings.
+        PacedConnector {
+            inner: self.inner.http_connector(settings, components),
+            bucket: self.bucket.clone(),
+        }
+        .into_shared()
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: SharedHttpConnector,
+    bucket: Bucket,
+}
+
+impl HttpConnector for PacedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let (inner, bucket) = (self.inner.clone(), self.bucket.clone());
+        HttpConnectorFuture::new(async move {
+            bucket.wait().await;
+            inner.call(request).await
+        })
     }
 }
 

@@ -1,4 +1,5 @@
 //! The one integration test binary (one link, as ripgrep does). Each module is a story a user would notice.
 
 mod moto_org;
+mod sim_engine;
 mod support;

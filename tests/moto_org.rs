@@ -38,7 +38,11 @@ struct U(&'static str, &'static [bool], bool, &'static [&'static str]);
 /// Create the organization: an account with awkward users, one with 105 users (more than a default IAM
 /// page), an empty one, and a SUSPENDED one.
 async fn seed(endpoint: &str) -> Seeded {
-    let mgmt = moto_config(endpoint, Credentials::new(FAKE_KEY.1, FAKE_SECRET.1, None, None, "test")).await;
+    let mgmt = moto_config(
+        endpoint,
+        Credentials::new(FAKE_KEY.1, FAKE_SECRET.1, None, None, "test"),
+    )
+    .await;
     let org = aws_sdk_organizations::Client::new(&mgmt);
     org.create_organization()
         .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
@@ -62,9 +66,19 @@ async fn seed(endpoint: &str) -> Seeded {
             .send()
             .await
             .expect("create account");
-        ids.push(r.create_account_status().unwrap().account_id().unwrap().to_string());
+        ids.push(
+            r.create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_string(),
+        );
     }
-    org.close_account().account_id(&ids[2]).send().await.expect("close account");
+    org.close_account()
+        .account_id(&ids[2])
+        .send()
+        .await
+        .expect("close account");
 
     let sts = aws_sdk_sts::Client::new(&mgmt);
     let mut keys = Vec::new();
@@ -77,7 +91,14 @@ async fn seed(endpoint: &str) -> Seeded {
         U("frank,smith", &[false], true, &[]),
     ];
     let big_users: Vec<U> = (0..105)
-        .map(|i| U(Box::leak(format!("user{i:03}").into_boxed_str()), &[true], false, &[]))
+        .map(|i| {
+            U(
+                Box::leak(format!("user{i:03}").into_boxed_str()),
+                &[true],
+                false,
+                &[],
+            )
+        })
         .collect();
     for (account, users) in [(&ids[0], &awkward_users[..]), (&ids[1], &big_users[..])] {
         let c = sts
@@ -91,12 +112,22 @@ async fn seed(endpoint: &str) -> Seeded {
             .unwrap();
         let conf = moto_config(
             endpoint,
-            Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "seed"),
+            Credentials::new(
+                c.access_key_id,
+                c.secret_access_key,
+                Some(c.session_token),
+                None,
+                "seed",
+            ),
         )
         .await;
         let iam = aws_sdk_iam::Client::new(&conf);
         for U(name, key_states, password, mfa) in users {
-            iam.create_user().user_name(*name).send().await.expect("create user");
+            iam.create_user()
+                .user_name(*name)
+                .send()
+                .await
+                .expect("create user");
             if *password {
                 iam.create_login_profile()
                     .user_name(*name)
@@ -127,7 +158,11 @@ async fn seed(endpoint: &str) -> Seeded {
                     .send()
                     .await
                     .expect("enable mfa");
-                mfa_kind = if serial.starts_with("arn:") && mfa_kind != "Hardware" { "Virtual" } else { "Hardware" };
+                mfa_kind = if serial.starts_with("arn:") && mfa_kind != "Hardware" {
+                    "Virtual"
+                } else {
+                    "Hardware"
+                };
             }
             for active in key_states.iter() {
                 let k = iam
@@ -156,7 +191,14 @@ async fn seed(endpoint: &str) -> Seeded {
                     // filled in from ListAccounts by the test
                     ("account_name", ""),
                     ("username", &escaped_name),
-                    ("password_status", if *password { "Configured" } else { "Not configured" }),
+                    (
+                        "password_status",
+                        if *password {
+                            "Configured"
+                        } else {
+                            "Not configured"
+                        },
+                    ),
                     ("password_last_used", "Never"),
                     ("access_key_id", &k.access_key_id),
                     ("status", if *active { "Active" } else { "Inactive" }),
@@ -170,7 +212,11 @@ async fn seed(endpoint: &str) -> Seeded {
                     ("mfa_devices", &mfa.len().to_string()),
                     (
                         "risk",
-                        if *password && mfa.is_empty() { "console_without_mfa" } else { "" },
+                        if *password && mfa.is_empty() {
+                            "console_without_mfa"
+                        } else {
+                            ""
+                        },
                     ),
                     ("source", "api"),
                 ]));
@@ -219,7 +265,12 @@ fn shared_events(now: i64) -> SimOrg {
             users: vec![],
             events: vec![
                 ev("e-1", "CreateUser", 2, &["=bob"]),
-                ev("e-2", "DeleteAccessKey", 3, &["AKIAOLDKEY000000001", "alice"]),
+                ev(
+                    "e-2",
+                    "DeleteAccessKey",
+                    3,
+                    &["AKIAOLDKEY000000001", "alice"],
+                ),
                 ev("e-old", "CreateUser", 20, &["mallory"]),
             ],
         }],
@@ -254,7 +305,9 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     )
     .unwrap();
     let out_dir = tempfile::tempdir().unwrap();
-    let start = (now - chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    let start = (now - chrono::Duration::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
     let out = run_bin(
         &[
             "--profile",
@@ -285,7 +338,13 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     // Keys: exactly the seeded ones, every field.
     let mut expected_keys = seeded.keys.clone();
     for k in &mut expected_keys {
-        let name = seeded.accounts.iter().find(|a| a.0 == k["account_id"]).unwrap().1.clone();
+        let name = seeded
+            .accounts
+            .iter()
+            .find(|a| a.0 == k["account_id"])
+            .unwrap()
+            .1
+            .clone();
         k.insert("account_name".into(), account_name_cell(&name));
     }
     expected_keys.sort();
@@ -294,7 +353,11 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     assert_eq!(got.len(), 6 + 105);
     assert_eq!(got, expected_keys);
     // The raw CSV quotes what needs quoting.
-    assert!(out.keys_text.contains(",\"Prod, \"\"main\"\"\","), "{}", &out.keys_text[..400]);
+    assert!(
+        out.keys_text.contains(",\"Prod, \"\"main\"\"\","),
+        "{}",
+        &out.keys_text[..400]
+    );
     assert!(out.keys_text.contains(",\"frank,smith\","));
 
     // Accounts: every one, the SUSPENDED one marked and not audited.
@@ -314,7 +377,10 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("account_id", id),
                 ("account_name", &account_name_cell(name)),
                 ("account_status", state),
-                ("audit_status", if active { "audited" } else { "not_active" }),
+                (
+                    "audit_status",
+                    if active { "audited" } else { "not_active" },
+                ),
                 ("iam_status", if active { "ok" } else { "not_run" }),
                 ("cloudtrail_status", if active { "ok" } else { "not_run" }),
                 ("users", users),
@@ -326,11 +392,26 @@ async fn moto_org_gives_exact_rows_for_every_account() {
         .collect();
     expected_accounts.sort();
     let cols = [
-        "account_id", "account_name", "account_status", "audit_status", "iam_status",
-        "cloudtrail_status", "users", "keys", "events", "error",
+        "account_id",
+        "account_name",
+        "account_status",
+        "audit_status",
+        "iam_status",
+        "cloudtrail_status",
+        "users",
+        "keys",
+        "events",
+        "error",
     ];
     assert_eq!(project(&out.accounts, &cols), expected_accounts);
-    assert_eq!(seeded.accounts.iter().filter(|a| a.2 == "SUSPENDED").count(), 1);
+    assert_eq!(
+        seeded
+            .accounts
+            .iter()
+            .filter(|a| a.2 == "SUSPENDED")
+            .count(),
+        1
+    );
 
     // Events: the two inside the window, once per audited account, with the seed's columns first.
     let active: Vec<_> = seeded.accounts.iter().filter(|a| a.2 == "ACTIVE").collect();
@@ -340,7 +421,9 @@ async fn moto_org_gives_exact_rows_for_every_account() {
             ("e-1", "CreateUser", 2, "'=bob"),
             ("e-2", "DeleteAccessKey", 3, "AKIAOLDKEY000000001,alice"),
         ] {
-            let t = (now - chrono::Duration::days(days)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let t = (now - chrono::Duration::days(days))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
             expected_events.push(row(&[
                 ("eventTime", &t),
                 ("eventName", ename),
@@ -380,7 +463,12 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     assert_eq!(strip(&got_events), strip(&expected_events));
 
     // The summary names the three files.
-    assert!(out.stderr.contains("accounts: 5 (4 audited, 0 partial, 0 skipped, 1 not active)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("accounts: 5 (4 audited, 0 partial, 0 skipped, 1 not active)"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.files.len(), 3, "{:?}", out.files);
 
     // The same org with the seed's Spanish values and no escaping, for automation built on the old script.
@@ -411,7 +499,11 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     .await;
     assert_eq!(out2.code, 0, "stderr:\n{}", out2.stderr);
     assert_eq!(out2.stderr, "", "-q prints nothing on success");
-    let bob: Vec<_> = out2.keys.iter().filter(|k| k["username"] == "=bob").collect();
+    let bob: Vec<_> = out2
+        .keys
+        .iter()
+        .filter(|k| k["username"] == "=bob")
+        .collect();
     assert_eq!(bob.len(), 2);
     assert!(bob.iter().all(|k| k["password_status"] == "No configurada"
         && k["password_last_used"] == "Nunca"

@@ -114,12 +114,21 @@ pub struct RunOutput {
 /// Read a CSV file into rows keyed by column, checking the header is exactly `columns`.
 pub fn read_csv(path: &Path, columns: &[&str]) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).expect("open csv");
-    let header: Vec<String> = r.headers().expect("header").iter().map(str::to_string).collect();
+    let header: Vec<String> = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
     assert_eq!(header, columns, "header of {}", path.display());
     r.records()
         .map(|rec| {
             let rec = rec.expect("csv record");
-            header.iter().cloned().zip(rec.iter().map(str::to_string)).collect()
+            header
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(str::to_string))
+                .collect()
         })
         .collect()
 }
@@ -136,7 +145,10 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
         .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
@@ -155,10 +167,14 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
     let find = |prefix: &str| {
         files
             .iter()
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
             .cloned()
     };
-    let (mut keys, mut events, mut accounts, mut keys_text) = (vec![], vec![], vec![], String::new());
+    let (mut keys, mut events, mut accounts, mut keys_text) =
+        (vec![], vec![], vec![], String::new());
     if let Some(p) = find("iam_audit_report_") {
         keys_text = std::fs::read_to_string(&p).expect("read key report");
         keys = read_csv(&p, &iam_audit::report::KEY_COLUMNS);
@@ -182,18 +198,28 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
 
 /// Management credentials that only a fake AWS accepts.
 pub const FAKE_KEY: (&str, &str) = ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE");
-pub const FAKE_SECRET: (&str, &str) = ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+pub const FAKE_SECRET: (&str, &str) = (
+    "AWS_SECRET_ACCESS_KEY",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+);
 
 /// A row as `column=value` pairs, for readable comparisons.
 pub fn row(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Keep only the given columns of each row and sort, for order-insensitive comparison.
 pub fn project(rows: &[BTreeMap<String, String>], cols: &[&str]) -> Vec<BTreeMap<String, String>> {
     let mut out: Vec<_> = rows
         .iter()
-        .map(|r| cols.iter().map(|c| (c.to_string(), r.get(*c).cloned().unwrap_or_default())).collect())
+        .map(|r| {
+            cols.iter()
+                .map(|c| (c.to_string(), r.get(*c).cloned().unwrap_or_default()))
+                .collect()
+        })
         .collect();
     out.sort();
     out

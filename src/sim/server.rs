@@ -37,6 +37,9 @@ pub struct Call {
     pub outcome: String,
     /// Calls being served at the moment this one arrived, itself included.
     pub in_flight: usize,
+    /// What the call asked about: LookupEvents' attributes (`EventName=CreateUser`, `;`-joined), the
+    /// RoleArn of AssumeRole, the UserName or AccessKeyId of IAM calls.
+    pub detail: String,
 }
 
 struct TokenBucket {
@@ -304,7 +307,7 @@ fn json_ok(v: Value) -> Resp {
 }
 
 impl State {
-    fn log(&self, ctx: &Ctx, outcome: &str, in_flight: usize) {
+    fn log(&self, ctx: &Ctx, outcome: &str, in_flight: usize, detail: String) {
         self.served.fetch_add(1, Ordering::Relaxed);
         if outcome == "Throttling" || outcome == "ThrottlingException" {
             self.throttled.fetch_add(1, Ordering::Relaxed);
@@ -317,6 +320,7 @@ impl State {
                 region: ctx.region.clone(),
                 outcome: outcome.to_string(),
                 in_flight,
+                detail,
             });
         }
     }
@@ -401,16 +405,43 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
     let in_flight = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let resp = serve(&state, &ctx, &params, &json_body, token_header).await;
     state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let detail = if state.faults.log_calls {
+        call_detail(&params, &json_body)
+    } else {
+        String::new()
+    };
     match resp {
         Ok((resp, outcome)) => {
-            state.log(&ctx, &outcome, in_flight);
+            state.log(&ctx, &outcome, in_flight, detail);
             Ok(resp)
         }
         Err(Reset) => {
-            state.log(&ctx, "Reset", in_flight);
+            state.log(&ctx, "Reset", in_flight, detail);
             Err(Reset)
         }
     }
+}
+
+fn call_detail(params: &HashMap<String, String>, body: &Value) -> String {
+    if let Some(attrs) = body.get("LookupAttributes").and_then(Value::as_array) {
+        return attrs
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}={}",
+                    a.get("AttributeKey").and_then(Value::as_str).unwrap_or(""),
+                    a.get("AttributeValue")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(";");
+    }
+    ["RoleArn", "UserName", "AccessKeyId"]
+        .iter()
+        .find_map(|k| params.get(*k).cloned())
+        .unwrap_or_default()
 }
 
 async fn serve(

@@ -1,0 +1,512 @@
+//! The binary against our simulator: LookupEvents paging and parameters, throttling, faults, denied
+//! accounts, expiring credentials and the read-only guarantee, checked from the reports and the
+//! simulator's call log.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iam_audit::sim::{Call, Faults, Scenario, Sim, SimAccount, SimEvent, SimOrg};
+
+use crate::support::*;
+
+/// Every action design §1 allows in an audit run.
+const ALLOWED: [&str; 8] = [
+    "organizations:ListAccounts",
+    "sts:AssumeRole",
+    "iam:ListUsers",
+    "iam:ListAccessKeys",
+    "iam:GetAccessKeyLastUsed",
+    "iam:ListMFADevices",
+    "iam:GetLoginProfile",
+    "cloudtrail:LookupEvents",
+];
+
+async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--role",
+        "IAMAuditRole",
+        "--output-dir",
+        out_dir.path().to_str().unwrap(),
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &args,
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        out_dir.path(),
+    )
+    .await;
+    (out, out_dir)
+}
+
+/// The key rows the simulated org should give, as (account, key id, status, password, mfa, last used).
+fn expected_keys(
+    org: &SimOrg,
+    skip: &[String],
+) -> BTreeSet<(String, String, String, String, String, String)> {
+    let mut out = BTreeSet::new();
+    for a in org
+        .accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
+    {
+        for u in &a.users {
+            let mfa = if u.mfa.iter().any(|s| !s.contains(":mfa/")) {
+                "Hardware"
+            } else if u.mfa.is_empty() {
+                "None"
+            } else {
+                "Virtual"
+            };
+            for k in &u.keys {
+                out.insert((
+                    a.id.clone(),
+                    k.id.clone(),
+                    if k.active { "Active" } else { "Inactive" }.to_string(),
+                    if u.login_profile {
+                        "Configured"
+                    } else {
+                        "Not configured"
+                    }
+                    .to_string(),
+                    mfa.to_string(),
+                    k.last_used
+                        .as_ref()
+                        .map(|(t, _, _)| {
+                            chrono::DateTime::from_timestamp(*t, 0)
+                                .unwrap()
+                                .format("%Y-%m-%dT%H:%M:%SZ")
+                                .to_string()
+                        })
+                        .unwrap_or_else(|| "Never used".into()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn got_keys(out: &RunOutput) -> BTreeSet<(String, String, String, String, String, String)> {
+    out.keys
+        .iter()
+        .map(|k| {
+            (
+                k["account_id"].clone(),
+                k["access_key_id"].clone(),
+                k["status"].clone(),
+                k["password_status"].clone(),
+                k["mfa_status"].clone(),
+                k["last_used_date"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn expected_event_ids(org: &SimOrg, skip: &[String]) -> BTreeSet<(String, String)> {
+    org.accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
+        .flat_map(|a| a.events.iter().map(move |e| (a.id.clone(), e.id.clone())))
+        .collect()
+}
+
+fn got_event_ids(out: &RunOutput) -> BTreeSet<(String, String)> {
+    out.events
+        .iter()
+        .map(|e| (e["account_id"].clone(), e["event_id"].clone()))
+        .collect()
+}
+
+fn assert_read_only(calls: &[Call]) {
+    let used: BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    for a in &used {
+        assert!(
+            ALLOWED.contains(a),
+            "the audit called {a}, outside the least-privilege policy"
+        );
+    }
+}
+
+fn by_account(rows: &[BTreeMap<String, String>]) -> BTreeMap<String, BTreeMap<String, String>> {
+    rows.iter()
+        .map(|r| (r["account_id"].clone(), r.clone()))
+        .collect()
+}
+
+// Story: LookupEvents is called with one EventName attribute per call, the run's window, every page, and
+// nothing outside the window ends up in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_events_reads_every_page_with_one_attribute_in_the_window() {
+    let now = chrono::Utc::now().timestamp();
+    let day = 86_400;
+    let ev = |i: usize, name: &str, age: i64| SimEvent {
+        id: format!("ev-{name}-{i:03}"),
+        name: name.into(),
+        region: "us-east-1".into(),
+        time: now - age,
+        username: (i % 7 != 0).then(|| "root-admin".into()),
+        resources: vec![format!("user-{i}")],
+        access_key_id: None,
+        source_ip: "192.0.2.1".into(),
+    };
+    let mut events: Vec<SimEvent> = (0..130)
+        .map(|i| ev(i, "CreateUser", 3600 + i as i64 * 60))
+        .collect();
+    events.extend((0..4).map(|i| ev(i, "DeleteLoginProfile", 2 * day)));
+    // Outside the 10-day window, and an event name we do not track.
+    events.extend((0..3).map(|i| ev(900 + i, "CreateUser", 15 * day)));
+    events.push(ev(999, "AttachUserPolicy", day));
+    // Another region, only searched when asked for.
+    let mut west = ev(500, "DeleteUser", day);
+    west.region = "eu-west-1".into();
+    events.push(west);
+    let org = SimOrg {
+        management_account: "999999999999".into(),
+        accounts: vec![SimAccount {
+            id: "111111111111".into(),
+            name: "events".into(),
+            status: "ACTIVE".into(),
+            users: vec![],
+            events,
+        }],
+    };
+    let sim = Sim::start(org, Faults::default()).await.unwrap();
+    let (out, _dir) = audit(&sim, &["--days", "10", "--regions", "us-east-1,eu-west-1"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: BTreeSet<String> = out.events.iter().map(|e| e["event_id"].clone()).collect();
+    assert_eq!(ids.len(), 130 + 4 + 1);
+    assert_eq!(out.events.len(), 135, "no event twice");
+    assert!(ids.contains("ev-DeleteUser-500"));
+    assert!(!ids
+        .iter()
+        .any(|i| i.starts_with("ev-CreateUser-90") || i.contains("AttachUserPolicy")));
+    let west = out
+        .events
+        .iter()
+        .find(|e| e["event_id"] == "ev-DeleteUser-500")
+        .unwrap();
+    assert_eq!(west["region"], "eu-west-1");
+    let anon = out
+        .events
+        .iter()
+        .find(|e| e["event_id"] == "ev-CreateUser-007")
+        .unwrap();
+    assert_eq!(anon["username"], "N/A");
+    assert_eq!(anon["resources"], "user-7");
+    assert_eq!(anon["source_ip_address"], "192.0.2.1");
+
+    let lookups: Vec<Call> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == "cloudtrail:LookupEvents")
+        .collect();
+    assert!(lookups.iter().all(|c| c.outcome == "ok"), "{lookups:?}");
+    assert!(
+        lookups.iter().all(|c| !c.detail.contains(';')),
+        "one attribute per call"
+    );
+    // us-east-1: CreateUser in 3 pages (50+50+30), one page for each other name; eu-west-1: 5 pages.
+    let create_user_east = lookups
+        .iter()
+        .filter(|c| c.region == "us-east-1" && c.detail == "EventName=CreateUser")
+        .count();
+    assert_eq!(create_user_east, 3);
+    assert_eq!(lookups.len(), 3 + 4 + 5);
+    let accounts = by_account(&out.accounts);
+    assert_eq!(accounts["111111111111"]["events"], "135");
+    assert_read_only(&sim.calls());
+}
+
+// Story: quotas far below what the client asks for give throttling answers, and retries still deliver
+// every key and event; the run still exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_loses_nothing() {
+    let scenario = Scenario {
+        seed: 3,
+        accounts: 4,
+        suspended_every: 0,
+        users_min: 15,
+        users_max: 15,
+        events_per_account: 120,
+        ..Scenario::default()
+    };
+    let org = scenario.generate();
+    let faults = Faults {
+        iam_rate: 20.0,
+        iam_burst: 5.0,
+        cloudtrail_rate: 2.0,
+        cloudtrail_burst: 1.0,
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let (out, _dir) = audit(
+        &sim,
+        &[
+            "--iam-rate",
+            "200",
+            "--iam-burst",
+            "50",
+            "--cloudtrail-rate",
+            "50",
+            "--cloudtrail-burst",
+            "20",
+            "--initial-backoff-ms",
+            "50",
+            "--max-backoff-ms",
+            "1000",
+            "--max-attempts",
+            "20",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let calls = sim.calls();
+    let throttled = calls
+        .iter()
+        .filter(|c| c.outcome.starts_with("Throttling"))
+        .count();
+    assert!(
+        throttled > 0,
+        "the simulator should have throttled this client"
+    );
+    assert_eq!(got_keys(&out), expected_keys(&org, &[]));
+    assert_eq!(got_event_ids(&out), expected_event_ids(&org, &[]));
+    assert!(out.accounts.iter().all(|a| a["audit_status"] == "audited"));
+    assert!(out.stderr.contains(" throttled"), "{}", out.stderr);
+}
+
+// Story: with client buckets at the server's limits, almost nothing is throttled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_at_the_quota_keep_throttling_under_one_percent() {
+    let scenario = Scenario {
+        seed: 5,
+        accounts: 6,
+        suspended_every: 0,
+        users_min: 10,
+        users_max: 10,
+        events_per_account: 60,
+        ..Scenario::default()
+    };
+    let org = scenario.generate();
+    let faults = Faults {
+        latency_ms: 2,
+        iam_rate: 20.0,
+        iam_burst: 5.0,
+        cloudtrail_rate: 2.0,
+        cloudtrail_burst: 1.0,
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let (out, _dir) = audit(
+        &sim,
+        &[
+            "--iam-rate",
+            "20",
+            "--iam-burst",
+            "5",
+            "--cloudtrail-rate",
+            "2",
+            "--cloudtrail-burst",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let calls = sim.calls();
+    let throttled = calls
+        .iter()
+        .filter(|c| c.outcome.starts_with("Throttling"))
+        .count();
+    let by: BTreeSet<String> = calls
+        .iter()
+        .filter(|c| c.outcome.starts_with("Throttling"))
+        .map(|c| format!("{} {} {:.0}", c.action, c.account, c.at_ms))
+        .collect();
+    assert!(
+        throttled * 100 <= calls.len(),
+        "{throttled} of {} calls throttled {by:#?}",
+        calls.len()
+    );
+    assert_eq!(got_keys(&out), expected_keys(&org, &[]));
+}
+
+// Story: 5% of calls fail with 500s, some connections reset, one account refuses AssumeRole and one denies
+// LookupEvents: everything reachable is in the reports, the denied accounts are named with their AWS error,
+// and the exit code is 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_denied_accounts_lose_nothing_reachable() {
+    let scenario = Scenario {
+        seed: 11,
+        accounts: 8,
+        suspended_every: 8,
+        users_min: 3,
+        users_max: 12,
+        events_per_account: 70,
+        ..Scenario::default()
+    };
+    let org = scenario.generate();
+    let denied_role = org.accounts[1].id.clone();
+    let denied_ct = org.accounts[2].id.clone();
+    let faults = Faults {
+        error_rate: 0.05,
+        reset_rate: 0.02,
+        deny_assume_role: vec![denied_role.clone()],
+        deny_lookup_events: vec![denied_ct.clone()],
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let (out, _dir) = audit(
+        &sim,
+        &[
+            "--iam-rate",
+            "200",
+            "--iam-burst",
+            "50",
+            "--cloudtrail-rate",
+            "50",
+            "--initial-backoff-ms",
+            "20",
+            "--max-backoff-ms",
+            "200",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        got_keys(&out),
+        expected_keys(&org, std::slice::from_ref(&denied_role))
+    );
+    assert_eq!(
+        got_event_ids(&out),
+        expected_event_ids(&org, &[denied_role.clone(), denied_ct.clone()])
+    );
+    let accounts = by_account(&out.accounts);
+    assert_eq!(
+        accounts.len(),
+        8,
+        "every account of the organization is reported"
+    );
+    let skipped = &accounts[&denied_role];
+    assert_eq!(skipped["audit_status"], "skipped");
+    assert!(
+        skipped["error"].starts_with(&format!(
+            "AccessDenied: User: arn:aws:iam::999999999999:user/auditor is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{denied_role}:role/IAMAuditRole"
+        )),
+        "{}",
+        skipped["error"]
+    );
+    let partial = &accounts[&denied_ct];
+    assert_eq!(partial["audit_status"], "partial");
+    assert_eq!(partial["iam_status"], "ok");
+    assert_eq!(partial["cloudtrail_status"], "failed");
+    assert!(
+        partial["error"].starts_with("AccessDeniedException: "),
+        "{}",
+        partial["error"]
+    );
+    let suspended = &accounts[&org.accounts[7].id];
+    assert_eq!(suspended["audit_status"], "not_active");
+    assert_eq!(suspended["account_status"], "SUSPENDED");
+    for (id, a) in &accounts {
+        if id != &denied_role && id != &denied_ct && a["account_status"] == "ACTIVE" {
+            assert_eq!(a["audit_status"], "audited", "{a:?}");
+        }
+    }
+    assert!(
+        out.stderr.contains("1 partial, 1 skipped"),
+        "{}",
+        out.stderr
+    );
+    let calls = sim.calls();
+    assert!(calls.iter().any(|c| c.outcome == "Reset"));
+    assert!(calls
+        .iter()
+        .any(|c| c.outcome.contains("Failure") || c.outcome.contains("InternalServerError")));
+    assert_read_only(&calls);
+}
+
+// Story: sessions that expire every 2 seconds, in accounts that take longer than that, are renewed (and an
+// ExpiredToken answer is retried with fresh credentials): nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_credentials_are_refreshed() {
+    let scenario = Scenario {
+        seed: 9,
+        accounts: 3,
+        suspended_every: 0,
+        users_min: 25,
+        users_max: 25,
+        events_per_account: 30,
+        ..Scenario::default()
+    };
+    let org = scenario.generate();
+    let faults = Faults {
+        latency_ms: 5,
+        credential_lifetime_secs: 2,
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    // ~100 IAM calls per account at 25/s: about 4 s, two session lifetimes.
+    let (out, _dir) = audit(&sim, &["--iam-rate", "25", "--iam-burst", "1"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(got_keys(&out), expected_keys(&org, &[]));
+    let assumes = sim
+        .calls()
+        .iter()
+        .filter(|c| c.action == "sts:AssumeRole")
+        .count();
+    assert!(
+        assumes >= 2 * 3,
+        "credentials were renewed: {assumes} AssumeRole calls"
+    );
+}
+
+// Story: ListAccounts pages (20 at most, one page empty with a token) and IAM pages (fewer users than
+// asked, with IsTruncated) are all read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_of_accounts_and_users_is_read() {
+    let scenario = Scenario {
+        seed: 13,
+        accounts: 45,
+        suspended_every: 0,
+        users_min: 0,
+        users_max: 3,
+        events_per_account: 0,
+        ..Scenario::default()
+    };
+    let mut org = scenario.generate();
+    // One account with 250 users: three IAM pages.
+    org.accounts[0].users = Scenario {
+        seed: 2,
+        accounts: 1,
+        suspended_every: 0,
+        users_min: 250,
+        users_max: 250,
+        events_per_account: 0,
+        ..Scenario::default()
+    }
+    .generate()
+    .accounts
+    .remove(0)
+    .users;
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let (out, _dir) = audit(&sim, &["--iam-rate", "1000", "--iam-burst", "100"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.accounts.len(), 45);
+    assert_eq!(
+        by_account(&out.accounts)[&org.accounts[0].id]["users"],
+        "250"
+    );
+    assert_eq!(got_keys(&out), expected_keys(&org, &[]));
+    let calls = sim.calls();
+    let list_accounts = calls
+        .iter()
+        .filter(|c| c.action == "organizations:ListAccounts")
+        .count();
+    assert_eq!(list_accounts, 4, "3 pages of 20 + the empty page");
+    let list_users_first = calls
+        .iter()
+        .filter(|c| c.action == "iam:ListUsers" && c.account == org.accounts[0].id)
+        .count();
+    assert_eq!(list_users_first, 3);
+}
