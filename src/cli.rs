@@ -15,7 +15,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Audit IAM access keys, console passwords, MFA and IAM lifecycle events across an AWS Organization.
 #[derive(Debug, Parser)]
-#[command(name = "iam-audit", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "iam-audit",
+    version,
+    args_conflicts_with_subcommands = true,
+    term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -134,6 +134,52 @@ pub enum CredentialsSetupError {
     NoCredentials { detail: String },
 }
 
+/// An error and its sources, `: `-joined, on one line (no Debug dumps).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `--profile NAME` must name a profile of the AWS config or credentials file: otherwise the SDK would
+/// only say that no credentials were found.
+async fn check_profile_exists(profile: &str) -> Result<(), CredentialsSetupError> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| CredentialsSetupError::UnknownProfile {
+            profile: profile.to_string(),
+            detail: format!(
+                "the AWS config files could not be read: {}",
+                error_chain(&e)
+            ),
+        })?;
+    if set.get_profile(profile).is_none() {
+        let known: Vec<&str> = set.profiles().collect();
+        return Err(CredentialsSetupError::UnknownProfile {
+            profile: profile.to_string(),
+            detail: if known.is_empty() {
+                "no profiles are defined in ~/.aws/config or ~/.aws/credentials".to_string()
+            } else {
+                format!("the known profiles are {}", known.join(", "))
+            },
+        });
+    }
+    Ok(())
+}
+
 /// The AWS partition of a region, for role ARNs.
 pub fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -251,6 +297,7 @@ impl Aws {
                     .build(),
             );
         if let Some(profile) = &settings.profile {
+            check_profile_exists(profile).await?;
             loader = loader.profile_name(profile);
         }
         if let Some(o) = &settings.endpoint_override {

@@ -91,8 +91,9 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Summary, AuditError> {
     let started = Instant::now();
-    check_output_dir(&settings.output_dir)?;
+    // Credentials first: an unknown profile is a usage error and must leave nothing behind.
     let aws = Aws::connect(&settings).await?;
+    check_output_dir(&settings.output_dir)?;
     let accounts = org::list_accounts(&aws.organizations())
         .await
         .map_err(|failure| AuditError::ListAccounts { failure })?;

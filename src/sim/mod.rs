@@ -88,6 +88,8 @@ pub struct Faults {
     pub credential_lifetime_secs: u64,
     /// Keep the per-call log (tests); the benchmark turns it off and keeps counters only.
     pub log_calls: bool,
+    /// Organizations ListAccounts answers AccessDeniedException (not the management account).
+    pub deny_list_accounts: bool,
 }
 
 impl Default for Faults {
@@ -105,6 +107,7 @@ impl Default for Faults {
             reset_rate: 0.0,
             credential_lifetime_secs: 0,
             log_calls: true,
+            deny_list_accounts: false,
         }
     }
 }

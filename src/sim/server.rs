@@ -549,6 +549,17 @@ fn ok(r: Resp) -> Answer {
 }
 
 fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
+    if state.faults.deny_list_accounts {
+        return Ok((
+            error(
+                ctx,
+                400,
+                "AccessDeniedException",
+                "You don't have permissions to access this resource.",
+            ),
+            "AccessDeniedException".into(),
+        ));
+    }
     let max = body.get("MaxResults").and_then(Value::as_u64).unwrap_or(20);
     if !(1..=20).contains(&max) {
         return Ok((

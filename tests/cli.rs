@@ -1,0 +1,353 @@
+//! The command line as a user meets it: exit codes, error messages that say what to do, nothing written on
+//! a usage error, and the documentation (README, config.example.toml) kept in step with `--help`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use iam_audit::sim::{Faults, Scenario, Sim};
+
+use crate::support::*;
+
+fn repo_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).expect(name)
+}
+
+fn help() -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("--help");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn long_flags(help: &str) -> BTreeSet<String> {
+    help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter_map(|w| w.strip_prefix("--"))
+        .map(|w| w.split(['=', '<']).next().unwrap().to_string())
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect()
+}
+
+// Story: every flag of `iam-audit --help` is a key of config.example.toml (or listed there as CLI-only),
+// and the example parses with our own parser.
+#[test]
+fn example_config_parses_and_covers_every_flag() {
+    let example = repo_file("config.example.toml");
+    iam_audit::Config::from_toml(&example).expect("config.example.toml parses");
+    // Commented-out keys count too: strip the comment marker and parse every `key = value` line.
+    let uncommented: String = example
+        .lines()
+        .map(|l| l.trim_start_matches("# "))
+        .filter(|l| l.contains(" = ") && !l.contains(':'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let all = iam_audit::Config::from_toml(&uncommented.replace("days = 30", ""))
+        .expect("every documented key, uncommented, parses");
+    assert!(all.profile.is_some() && all.external_id.is_some() && all.start_date.is_some());
+    let cli_only = [
+        "config",
+        "no-progress",
+        "verbose",
+        "quiet",
+        "help",
+        "version",
+    ];
+    for flag in long_flags(&help()) {
+        if cli_only.contains(&flag.as_str()) {
+            assert!(example.contains(&format!("--{flag}")) || flag == "help" || flag == "version");
+            continue;
+        }
+        let key = flag.trim_start_matches("no-").replace('-', "_");
+        assert!(
+            example.contains(&format!("\n{key} = ")) || example.contains(&format!("# {key} = ")),
+            "--{flag} has no key `{key}` in config.example.toml"
+        );
+    }
+}
+
+// Story: the README shows the real `--help`.
+#[test]
+fn readme_help_block_matches_help() {
+    let readme = repo_file("README.md");
+    let start = readme
+        .find("<!-- help-start -->")
+        .expect("help marker in README");
+    let end = readme
+        .find("<!-- help-end -->")
+        .expect("help end marker in README");
+    let block = &readme[start..end];
+    let block = block
+        .split_once("```text\n")
+        .and_then(|(_, rest)| rest.rsplit_once("```"))
+        .map(|(b, _)| b)
+        .expect("a ```text block between the markers");
+    assert_eq!(
+        block.trim_end(),
+        help().trim_end(),
+        "update the README's --help block"
+    );
+}
+
+async fn expect_usage_error(args: &[&str], env: &[(&str, &str)], message: &str) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("reports");
+    let mut full = args.to_vec();
+    full.extend_from_slice(&["--output-dir", dir.to_str().unwrap()]);
+    let out = run_bin(&full, env, &dir).await;
+    assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    assert!(
+        out.stderr.contains(message),
+        "{args:?}: expected {message:?} in:\n{}",
+        out.stderr
+    );
+    assert!(!dir.exists(), "nothing is written on a usage error");
+}
+
+// Story: a typo or a bad value is reported with its name and what to do; exit 2, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_key = dir.path().join("bad.toml");
+    std::fs::write(&bad_key, "role = \"IAMAuditRole\"\nconcurency = 4\n").unwrap();
+    let bad_value = dir.path().join("bad_value.toml");
+    std::fs::write(
+        &bad_value,
+        "role = \"IAMAuditRole\"\nlegacy_values = \"fr\"\n",
+    )
+    .unwrap();
+    let env = [
+        FAKE_KEY,
+        FAKE_SECRET,
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ];
+    expect_usage_error(
+        &["--config", bad_key.to_str().unwrap()],
+        &env,
+        "unknown field `concurency`",
+    )
+    .await;
+    expect_usage_error(
+        &["--config", bad_value.to_str().unwrap()],
+        &env,
+        "error: legacy_values: 'fr' is not supported; use \"es\"",
+    )
+    .await;
+    expect_usage_error(
+        &["--config", "/nonexistent/iam-audit.toml"],
+        &env,
+        "error: cannot read config file /nonexistent/iam-audit.toml",
+    )
+    .await;
+    expect_usage_error(
+        &["--role", "IAMAuditRole", "--start-date", "2026-13-01"],
+        &env,
+        "error: start_date: '2026-13-01' is not a date; use YYYY-MM-DD (UTC), e.g. 2026-03-05",
+    )
+    .await;
+    expect_usage_error(
+        &[
+            "--role",
+            "IAMAuditRole",
+            "--start-date",
+            "2026-01-01",
+            "--days",
+            "3",
+        ],
+        &env,
+        "cannot be used with",
+    )
+    .await;
+    expect_usage_error(&[], &env, "error: role: is required: pass --role NAME").await;
+    expect_usage_error(
+        &["--role", "IAMAuditRole", "--concurrency", "0"],
+        &env,
+        "error: concurrency: must be greater than 0, got 0",
+    )
+    .await;
+    expect_usage_error(
+        &["--role", "IAMAuditRole", "--profile", "no-such-profile"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+        "error: AWS profile 'no-such-profile' was not found",
+    )
+    .await;
+}
+
+// Story: setup failures are fatal (exit 1) with a message that says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_failures_exit_1_with_advice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let under_file = file.join("reports");
+    let out = run_bin(
+        &["--role", "R", "--output-dir", under_file.to_str().unwrap()],
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ],
+        &under_file,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: cannot write the reports to {}",
+            under_file.display()
+        )) && out
+            .stderr
+            .contains("Pass --output-dir with a writable directory"),
+        "{}",
+        out.stderr
+    );
+
+    let dir = tmp.path().join("out");
+    let out = run_bin(
+        &["--role", "R", "--output-dir", dir.to_str().unwrap()],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+        &dir,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: no AWS credentials for the management account"),
+        "{}",
+        out.stderr
+    );
+
+    // A caller that may not list the organization's accounts.
+    let sim = Sim::start(
+        Scenario {
+            accounts: 2,
+            ..Scenario::default()
+        }
+        .generate(),
+        Faults {
+            deny_list_accounts: true,
+            ..Faults::default()
+        },
+    )
+    .await
+    .unwrap();
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &["--role", "R", "--output-dir", dir.to_str().unwrap()],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        &dir,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: cannot list the organization's accounts (AccessDeniedException: You don't have permissions to access this resource.). Run from the management account or a delegated administrator with organizations:ListAccounts"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.files.is_empty(),
+        "no empty reports are left behind: {:?}",
+        out.files
+    );
+}
+
+// Story: `iam-audit audit ...` (explicit subcommand) works like the default, and without a TTY each account
+// gets one plain line on stderr, then the summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_subcommand_prints_a_line_per_account() {
+    let org = Scenario {
+        accounts: 3,
+        suspended_every: 3,
+        users_min: 2,
+        users_max: 2,
+        events_per_account: 3,
+        ..Scenario::default()
+    }
+    .generate();
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &[
+            "audit",
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines[0], "organization: 3 accounts (2 active)");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[1/3] 100000000002 (account-0002): not_active (SUSPENDED)")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lines.iter().filter(|l| l.starts_with('[')).count(), 3);
+    assert!(out
+        .stderr
+        .contains("accounts: 3 (2 audited, 0 partial, 0 skipped, 1 not active)"));
+    assert_eq!(out.files.len(), 3);
+    // No secret reaches the output: not the management secret, not the simulator's session secrets.
+    assert!(
+        !out.stderr.contains(FAKE_SECRET.1)
+            && !out.stderr.contains("simsecret")
+            && !out.stderr.contains("simtoken")
+    );
+}
+
+// Story: -vv debug logging never prints credentials, session tokens or signatures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logs_carry_no_secrets() {
+    let org = Scenario {
+        accounts: 2,
+        suspended_every: 0,
+        users_min: 2,
+        users_max: 2,
+        events_per_account: 2,
+        ..Scenario::default()
+    }
+    .generate();
+    let sim = Sim::start(org, Faults::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &[
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "-vv",
+        ],
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("RUST_LOG", "trace"),
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for secret in [
+        FAKE_SECRET.1,
+        "simsecret",
+        "simtoken",
+        "Signature=",
+        "x-amz-security-token",
+    ] {
+        assert!(!out.stderr.contains(secret), "{secret} leaked into the log");
+    }
+    let files: String = out
+        .files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(!files.contains("simsecret") && !files.contains("simtoken"));
+}
