@@ -156,7 +156,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// only say that no credentials were found.
 async fn check_profile_exists(profile: &str) -> Result<(), CredentialsSetupError> {
     use aws_types::os_shim_internal::{Env, Fs};
-    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
     let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
         .await
         .map_err(|e| CredentialsSetupError::UnknownProfile {
