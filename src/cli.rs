@@ -32,9 +32,45 @@ pub struct Cli {
 pub enum Command {
     /// Audit every ACTIVE account of the organization (the default command).
     Audit(Box<AuditArgs>),
+    /// Check that the role can be assumed and can read IAM and CloudTrail, per account; no audit.
+    Check(Box<CheckArgs>),
     /// Run the whole engine against an embedded simulated organization: no AWS account needed.
     #[cfg(feature = "sim")]
     Demo(DemoArgs),
+}
+
+/// Flags of `iam-audit check`.
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    /// Named AWS profile for the management account [default: the standard credential chain]
+    #[arg(long, value_name = "P")]
+    pub profile: Option<String>,
+    /// Name of the audit role to assume in each member account
+    #[arg(long, value_name = "R")]
+    pub role: Option<String>,
+    /// Check only this account id
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// TOML config file (see config.example.toml); flags override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// ExternalId for AssumeRole
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Session name of the assumed-role sessions [default: iam-audit]
+    #[arg(long, value_name = "NAME")]
+    pub session_name: Option<String>,
+    /// Region of the global services [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Regions whose CloudTrail access is checked, comma-separated [default: us-east-1]
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    pub regions: Option<Vec<String>>,
+    /// Accounts checked at once [default: 64]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    #[command(flatten)]
+    pub display: Display,
 }
 
 /// Size and shape of the simulated organization of `iam-audit demo`.
@@ -348,6 +384,82 @@ fn account_line(row: &AccountRow) -> String {
         line.push_str(&format!(" — {}", row.error));
     }
     line
+}
+
+/// Load `--config` (if any) under the flags and resolve; a usage error is printed and gives `Err(2)`.
+fn settings_from(cli: Config, config: Option<&PathBuf>) -> Result<iam_audit::Settings, i32> {
+    let file = match config {
+        Some(path) => Config::from_file(path).map_err(|e| {
+            eprintln!("error: {e}");
+            2
+        })?,
+        None => Config::default(),
+    };
+    iam_audit::Settings::resolve(cli.or(file), chrono::Utc::now()).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })
+}
+
+/// `iam-audit check`: one line per account on stdout; exit 0 when every account is ready for an audit.
+pub async fn check(args: CheckArgs) -> i32 {
+    init_logging(&args.display, None);
+    let cli = Config {
+        profile: args.profile.clone(),
+        role: args.role.clone(),
+        external_id: args.external_id.clone(),
+        session_name: args.session_name.clone(),
+        region: args.region.clone(),
+        regions: args.regions.clone(),
+        concurrency: args.concurrency,
+        // One quick attempt is enough to see a denial; transient faults still get a few.
+        max_attempts: Some(3),
+        initial_backoff_ms: Some(200),
+        days: Some(1),
+        ..Config::default()
+    };
+    let settings = match settings_from(cli, args.config.as_ref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rows = match iam_audit::check::check(settings, args.account.clone()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    let show = |r: &Result<(), iam_audit::retry::Failure>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(f) => f.to_string(),
+    };
+    let mut ready = 0;
+    for row in &rows {
+        if row.ok() {
+            ready += 1;
+        }
+        let mut line = format!(
+            "{} ({}): sts:AssumeRole {}",
+            row.account.id,
+            row.account.name,
+            show(&row.assume_role)
+        );
+        if row.assume_role.is_ok() {
+            line.push_str(&format!("; iam:ListUsers {}", show(&row.iam)));
+            for (region, r) in &row.cloudtrail {
+                line.push_str(&format!("; cloudtrail:LookupEvents {region} {}", show(r)));
+            }
+        }
+        println!("{line}");
+    }
+    if !args.display.quiet {
+        eprintln!("{ready} of {} accounts are ready for an audit", rows.len());
+    }
+    if ready == rows.len() {
+        0
+    } else {
+        3
+    }
 }
 
 /// Run an audit from parsed flags; returns the exit code.

@@ -9,6 +9,7 @@
 //! `run` is the whole audit and is what the binary and the tests call.
 
 pub mod account;
+pub mod check;
 pub mod clients;
 pub mod cloudtrail;
 pub mod config;

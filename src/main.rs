@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Some(cli::Command::Audit(args)) => cli::audit(*args).await,
+            Some(cli::Command::Check(args)) => cli::check(*args).await,
             #[cfg(feature = "sim")]
             Some(cli::Command::Demo(args)) => cli::demo(args).await,
             None => cli::audit(cli.audit).await,

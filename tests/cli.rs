@@ -351,3 +351,60 @@ async fn verbose_logs_carry_no_secrets() {
         .collect();
     assert!(!files.contains("simsecret") && !files.contains("simtoken"));
 }
+
+// Story: `check` tells, per account, whether the audit could assume the role and read IAM and CloudTrail,
+// without auditing; exit 3 when some account is not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_what_each_account_denies() {
+    let org = Scenario {
+        accounts: 4,
+        suspended_every: 4,
+        users_min: 1,
+        users_max: 1,
+        ..Scenario::default()
+    }
+    .generate();
+    let faults = Faults {
+        deny_assume_role: vec![org.accounts[0].id.clone()],
+        deny_lookup_events: vec![org.accounts[1].id.clone()],
+        ..Faults::default()
+    };
+    let sim = Sim::start(org, faults).await.unwrap();
+    let endpoint = sim.endpoint();
+    let out = tokio::process::Command::new(BIN)
+        .args(["check", "--role", "IAMAuditRole"])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", FAKE_KEY.1)
+        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET.1)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(
+        lines[0],
+        "100000000000 (account-0000): sts:AssumeRole AccessDenied: User: arn:aws:iam::999999999999:user/auditor is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::100000000000:role/IAMAuditRole"
+    );
+    assert!(lines[1].starts_with("100000000001 (account-0001): sts:AssumeRole ok; iam:ListUsers ok; cloudtrail:LookupEvents us-east-1 AccessDeniedException: "), "{}", lines[1]);
+    assert_eq!(lines[2], "100000000002 (account-0002): sts:AssumeRole ok; iam:ListUsers ok; cloudtrail:LookupEvents us-east-1 ok");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 3 accounts are ready for an audit"));
+    let actions: BTreeSet<String> = sim.calls().iter().map(|c| c.action.clone()).collect();
+    assert_eq!(
+        actions,
+        [
+            "cloudtrail:LookupEvents",
+            "iam:ListUsers",
+            "organizations:ListAccounts",
+            "sts:AssumeRole"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    );
+}

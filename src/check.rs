@@ -1,0 +1,139 @@
+//! `iam-audit check`: before a long audit, find out which accounts the audit could not fully read. For each
+//! ACTIVE account (or the one given with `--account`) it assumes the role and makes one small read of each
+//! kind — ListUsers (1 user) and LookupEvents (1 event per region) — and reports what failed, with the AWS
+//! error code. It calls only actions of the audit's least-privilege policy and writes no file.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use crate::clients::Aws;
+use crate::config::Settings;
+use crate::org::{self, Account};
+use crate::retry::Failure;
+use crate::AuditError;
+
+/// What one account allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub account: Account,
+    pub assume_role: Result<(), Failure>,
+    pub iam: Result<(), Failure>,
+    /// One result per configured region.
+    pub cloudtrail: Vec<(String, Result<(), Failure>)>,
+}
+
+impl CheckRow {
+    pub fn ok(&self) -> bool {
+        self.assume_role.is_ok()
+            && self.iam.is_ok()
+            && self.cloudtrail.iter().all(|(_, r)| r.is_ok())
+    }
+}
+
+fn not_run() -> Result<(), Failure> {
+    Err(Failure::new("NotChecked", "the role could not be assumed"))
+}
+
+async fn check_account(aws: &Aws, settings: &Settings, account: Account) -> CheckRow {
+    let clients = aws.account(settings, &account.id).await;
+    if let Err(f) = clients.credentials.get().await {
+        return CheckRow {
+            account,
+            assume_role: Err(f),
+            iam: not_run(),
+            cloudtrail: settings
+                .regions
+                .iter()
+                .map(|r| (r.clone(), not_run()))
+                .collect(),
+        };
+    }
+    let iam = clients
+        .iam
+        .list_users()
+        .max_items(1)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Failure::from_sdk(&e));
+    let mut cloudtrail = Vec::new();
+    for (region, client) in &clients.cloudtrail {
+        let attribute = aws_sdk_cloudtrail::types::LookupAttribute::builder()
+            .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventName)
+            .attribute_value(
+                settings
+                    .event_names
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("CreateUser"),
+            )
+            .build()
+            .expect("key and value are set");
+        let r = client
+            .lookup_events()
+            .lookup_attributes(attribute)
+            .start_time(aws_smithy_types::DateTime::from_secs(
+                settings.start.timestamp(),
+            ))
+            .end_time(aws_smithy_types::DateTime::from_secs(
+                settings.end.timestamp(),
+            ))
+            .max_results(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure::from_sdk(&e));
+        cloudtrail.push((region.clone(), r));
+    }
+    CheckRow {
+        account,
+        assume_role: Ok(()),
+        iam,
+        cloudtrail,
+    }
+}
+
+/// Check every ACTIVE account, or only `only` (an account id). Rows come back in account order.
+pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<CheckRow>, AuditError> {
+    let aws = Aws::connect(&settings).await?;
+    let accounts = match org::list_accounts(&aws.organizations()).await {
+        Ok(all) => match &only {
+            Some(id) => match all.into_iter().find(|a| &a.id == id) {
+                Some(a) => vec![a],
+                None => {
+                    return Err(AuditError::Config(crate::ConfigError::Invalid {
+                        key: "account",
+                        message: format!("{id} is not an account of this organization"),
+                    }))
+                }
+            },
+            None => all.into_iter().filter(Account::is_active).collect(),
+        },
+        // A member-account operator may check one account without organizations:ListAccounts.
+        Err(f) => match &only {
+            Some(id) => {
+                tracing::warn!(
+                    "cannot list the organization's accounts ({f}); checking {id} alone"
+                );
+                vec![Account {
+                    id: id.clone(),
+                    name: String::new(),
+                    status: "UNKNOWN".into(),
+                }]
+            }
+            None => return Err(AuditError::ListAccounts { failure: f }),
+        },
+    };
+    let settings = Arc::new(settings);
+    let mut rows: Vec<CheckRow> = futures::stream::iter(accounts)
+        .map(|a| {
+            let (aws, settings) = (aws.clone(), settings.clone());
+            async move { check_account(&aws, &settings, a).await }
+        })
+        .buffer_unordered(settings.concurrency)
+        .collect()
+        .await;
+    rows.sort_by(|a, b| a.account.id.cmp(&b.account.id));
+    Ok(rows)
+}
