@@ -488,8 +488,11 @@ pub async fn audit(args: AuditArgs) -> i32 {
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted: no new accounts are started; running ones are closed as partial and the reports flushed");
+            tracing::warn!("interrupted: no new accounts are started; running ones are closed as partial and the reports flushed (Ctrl-C again to quit at once)");
             on_signal.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
         }
     });
     let quiet = args.display.quiet;

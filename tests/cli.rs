@@ -408,3 +408,90 @@ async fn check_names_what_each_account_denies() {
         .collect()
     );
 }
+
+// Story: Ctrl-C in the middle of a run stops it early without losing what was read: every account is in
+// the accounts report (unstarted ones `skipped`, running ones `partial`), the files are complete CSV, exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_flushes_and_reports_every_account() {
+    let org = Scenario {
+        accounts: 12,
+        suspended_every: 0,
+        users_min: 20,
+        users_max: 20,
+        events_per_account: 10,
+        ..Scenario::default()
+    }
+    .generate();
+    let faults = Faults {
+        latency_ms: 20,
+        ..Faults::default()
+    };
+    let sim = Sim::start(org, faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let child = tokio::process::Command::new(BIN)
+        .args([
+            "--role",
+            "IAMAuditRole",
+            "--concurrency",
+            "2",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", FAKE_KEY.1)
+        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET.1)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    // Wait until the audit is under way (its first IAM calls), then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !sim
+        .calls()
+        .iter()
+        .any(|c| c.action == "iam:GetAccessKeyLastUsed")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the run ends soon after Ctrl-C")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: no new accounts are started"),
+        "{stderr}"
+    );
+    let accounts_file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("accounts_")
+        })
+        .unwrap();
+    let rows = read_csv(&accounts_file, &iam_audit::report::ACCOUNT_COLUMNS);
+    assert_eq!(rows.len(), 12, "every account is reported");
+    assert!(rows.iter().any(|r| r["audit_status"] == "skipped"
+        && r["error"] == "Cancelled: interrupted by the user before the account was started"));
+    assert!(rows
+        .iter()
+        .any(|r| r["audit_status"] == "partial" && r["error"].contains("Cancelled")));
+}
