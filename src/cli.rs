@@ -234,8 +234,8 @@ impl AuditArgs {
 }
 
 /// Set up tracing on stderr, routed through the progress bars (when any) so lines never tear. AWS crates
-/// are capped at `info` whatever RUST_LOG says: their debug/trace output can carry signed headers and
-/// session tokens.
+/// are capped at `info` (`error` without -v) whatever RUST_LOG says: their debug/trace output can carry
+/// signed headers and session tokens.
 pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
     use tracing_subscriber::EnvFilter;
     let ours = match (display.quiet, display.verbose) {
@@ -246,18 +246,21 @@ pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
     };
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| ours.to_string());
     let mut filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(ours));
-    for cap in [
-        "aws_sigv4=info",
-        "aws_smithy_runtime=info",
-        "aws_smithy_runtime_api=info",
-        "aws_smithy_http_client=info",
-        "aws_config=info",
-        "aws_runtime=info",
-        "aws_sdk_sts=info",
-        "hyper=info",
-        "hyper_util=info",
+    // Without -v the SDK's own warnings (e.g. "STS refused to grant assume role") are left out: the
+    // accounts report and our per-account lines already carry them, once and on one line.
+    let sdk = if display.verbose == 0 { "error" } else { "info" };
+    for crate_name in [
+        "aws_sigv4",
+        "aws_smithy_runtime",
+        "aws_smithy_runtime_api",
+        "aws_smithy_http_client",
+        "aws_config",
+        "aws_runtime",
+        "aws_sdk_sts",
+        "hyper",
+        "hyper_util",
     ] {
-        filter = filter.add_directive(cap.parse().expect("static directive"));
+        filter = filter.add_directive(format!("{crate_name}={sdk}").parse().expect("static directive"));
     }
     let writer = BarWriter(bars);
     let _ = tracing_subscriber::fmt()
@@ -298,14 +301,8 @@ impl Progress {
         let tty = std::io::stderr().is_terminal();
         let bars = (tty && !display.no_progress && !display.quiet).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
-            let bar = multi.add(ProgressBar::new(0));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} accounts {pos}/{len} [{wide_bar}] {percent}% ETA {eta} · {msg}",
-                )
-                .expect("static template")
-                .progress_chars("=> "),
-            );
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
             bar.enable_steady_tick(Duration::from_millis(250));
             bar.set_message("listing accounts…");
             (multi, bar)
@@ -334,6 +331,13 @@ impl Observer for Progress {
         self.total
             .store(total, std::sync::atomic::Ordering::Relaxed);
         if let Some((_, bar)) = &self.bars {
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} accounts {pos}/{len} [{wide_bar}] {percent}% ETA {eta} · {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
             bar.set_length(total as u64);
             bar.set_message("auditing");
         } else if !self.quiet {
