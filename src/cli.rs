@@ -248,7 +248,11 @@ pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
     let mut filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(ours));
     // Without -v the SDK's own warnings (e.g. "STS refused to grant assume role") are left out: the
     // accounts report and our per-account lines already carry them, once and on one line.
-    let sdk = if display.verbose == 0 { "error" } else { "info" };
+    let sdk = if display.verbose == 0 {
+        "error"
+    } else {
+        "info"
+    };
     for crate_name in [
         "aws_sigv4",
         "aws_smithy_runtime",
@@ -260,7 +264,11 @@ pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
         "hyper",
         "hyper_util",
     ] {
-        filter = filter.add_directive(format!("{crate_name}={sdk}").parse().expect("static directive"));
+        filter = filter.add_directive(
+            format!("{crate_name}={sdk}")
+                .parse()
+                .expect("static directive"),
+        );
     }
     let writer = BarWriter(bars);
     let _ = tracing_subscriber::fmt()
@@ -302,7 +310,9 @@ impl Progress {
         let bars = (tty && !display.no_progress && !display.quiet).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
             let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").expect("static template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(250));
             bar.set_message("listing accounts…");
             (multi, bar)
@@ -488,6 +498,15 @@ pub async fn audit(args: AuditArgs) -> i32 {
             return 2;
         }
     };
+    run_with_progress(settings, progress, args.display.quiet).await
+}
+
+/// Run the engine with Ctrl-C wired to cancellation, print the summary, return the exit code.
+async fn run_with_progress(
+    settings: iam_audit::Settings,
+    progress: Arc<Progress>,
+    quiet: bool,
+) -> i32 {
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -499,7 +518,6 @@ pub async fn audit(args: AuditArgs) -> i32 {
             std::process::exit(130);
         }
     });
-    let quiet = args.display.quiet;
     let result = iam_audit::run(settings, progress.clone(), cancel).await;
     progress.finish();
     match result {
@@ -595,24 +613,5 @@ pub async fn demo(args: DemoArgs) -> i32 {
         access_key_id: "AKIADEMOMANAGEMENT01".into(),
         secret_access_key: "demo-secret-not-a-real-key".into(),
     });
-    let quiet = args.display.quiet;
-    let result = iam_audit::run(
-        settings,
-        progress.clone(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
-    progress.finish();
-    match result {
-        Ok(summary) => {
-            if !quiet {
-                eprintln!("{summary}");
-            }
-            summary.exit_code()
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
+    run_with_progress(settings, progress, args.display.quiet).await
 }

@@ -371,18 +371,15 @@ async fn check_names_what_each_account_denies() {
     };
     let sim = Sim::start(org, faults).await.unwrap();
     let endpoint = sim.endpoint();
-    let out = tokio::process::Command::new(BIN)
-        .args(["check", "--role", "IAMAuditRole"])
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", FAKE_KEY.1)
-        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET.1)
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .await
-        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = bin_command(
+        &["check", "--role", "IAMAuditRole"],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
@@ -429,25 +426,22 @@ async fn interrupt_flushes_and_reports_every_account() {
     let sim = Sim::start(org, faults).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let endpoint = sim.endpoint();
-    let child = tokio::process::Command::new(BIN)
-        .args([
+    let home = tempfile::tempdir().unwrap();
+    let child = bin_command(
+        &[
             "--role",
             "IAMAuditRole",
             "--concurrency",
             "2",
             "--output-dir",
             dir.path().to_str().unwrap(),
-        ])
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", FAKE_KEY.1)
-        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET.1)
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        home.path(),
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = child.id().unwrap();
     // Wait until the audit is under way (its first IAM calls), then interrupt it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -133,28 +133,32 @@ pub fn read_csv(path: &Path, columns: &[&str]) -> Vec<BTreeMap<String, String>> 
         .collect()
 }
 
-/// Run `iam-audit ARGS` with only the given AWS environment. Returns the exit code, stderr and the parsed
-/// reports found in `out_dir` (if any).
-pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> RunOutput {
-    let home = tempfile::tempdir().expect("home");
-    std::fs::write(home.path().join("config"), "").expect("empty aws config");
-    std::fs::write(home.path().join("credentials"), "").expect("empty aws credentials");
+/// `iam-audit ARGS` with an isolated environment: empty AWS config files in `home`, no instance
+/// metadata, and only the given variables.
+pub fn bin_command(args: &[&str], env: &[(&str, &str)], home: &Path) -> tokio::process::Command {
+    std::fs::write(home.join("config"), "").expect("empty aws config");
+    std::fs::write(home.join("credentials"), "").expect("empty aws credentials");
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.path().join("credentials"),
-        )
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// Run `iam-audit ARGS` with only the given AWS environment. Returns the exit code, stderr and the parsed
+/// reports found in `out_dir` (if any).
+pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> RunOutput {
+    let home = tempfile::tempdir().expect("home");
+    let mut cmd = bin_command(args, env, home.path());
     let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
         .await
         .expect("iam-audit finished within 5 minutes")
