@@ -85,8 +85,10 @@ impl AccountCtx {
     }
 
     /// One AWS call of this account: send (every attempt waits on the account's bucket inside its HTTP
-    /// client, see `limits`), and after an `ExpiredToken` refresh the credentials and try again. The SDK's
-    /// adaptive retries have already run inside `f`.
+    /// client, see `limits`; the SDK's adaptive retries run inside `f`). After an `ExpiredToken`, refresh
+    /// the credentials and call again. A call still throttled or failing transiently after all the SDK's
+    /// attempts gets up to `OUTER_ROUNDS` more rounds after a backoff: an auditor would rather wait than
+    /// report a row as lost.
     pub async fn call<T, E, F, Fut>(&self, mut f: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
@@ -94,6 +96,8 @@ impl AccountCtx {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let mut refreshed = 0;
+        let mut rounds = 0;
+        let mut backoff = self.settings.initial_backoff;
         loop {
             match f().await {
                 Ok(v) => return Ok(v),
@@ -105,11 +109,36 @@ impl AccountCtx {
                         self.credentials.invalidate().await;
                         continue;
                     }
+                    if classify(&failure) != Retry::Permanent && rounds < OUTER_ROUNDS {
+                        rounds += 1;
+                        let jitter = rand_fraction();
+                        let wait = backoff.mul_f64(0.5 + jitter);
+                        tracing::debug!(account = %self.account.id, error = %failure, ?wait, "retrying after the SDK's attempts");
+                        tokio::time::sleep(wait).await;
+                        backoff = (backoff * 2).min(self.settings.max_backoff);
+                        continue;
+                    }
                     return Err(failure);
                 }
             }
         }
     }
+}
+
+/// Extra rounds of SDK attempts for a throttled or transiently failing call.
+const OUTER_ROUNDS: u32 = 5;
+
+/// A fraction in [0, 1) for jitter, without a RNG dependency in the library.
+fn rand_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The status of a part from whether it read anything and whether anything failed.

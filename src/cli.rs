@@ -102,6 +102,10 @@ pub struct DemoArgs {
     /// Directory for the three CSV reports
     #[arg(long, value_name = "DIR", default_value = "iam-audit-demo")]
     pub output_dir: PathBuf,
+    /// A scenario file (TOML, see README: The simulator) describing the organization and its faults;
+    /// replaces the size flags above
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
     #[command(flatten)]
     pub display: Display,
 }
@@ -541,41 +545,68 @@ pub async fn demo(args: DemoArgs) -> i32 {
     use iam_audit::sim::{Faults, Scenario, Sim};
     let progress = Arc::new(Progress::new(&args.display));
     init_logging(&args.display, progress.multi());
-    let scenario = Scenario {
-        seed: args.seed,
-        accounts: args.accounts,
-        suspended_every: 12,
-        users_min: 2.min(args.users),
-        users_max: args.users,
-        events_per_account: args.events,
-        now: 0,
-        faults: Faults {
-            latency_ms: args.latency_ms,
-            jitter_ms: 10.min(args.latency_ms),
-            iam_rate: 10.0,
-            iam_burst: 10.0,
-            cloudtrail_rate: 2.0,
-            cloudtrail_burst: 2.0,
-            log_calls: false,
-            ..Faults::default()
-        },
+    let (scenario, faults) = match &args.scenario {
+        // A scenario file describes the whole simulated AWS, faults included.
+        Some(path) => {
+            let scenario = match std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| Scenario::from_toml(&t))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: scenario {}: {e}", path.display());
+                    return 2;
+                }
+            };
+            let faults = scenario.faults.clone();
+            (scenario, faults)
+        }
+        None => {
+            let scenario = Scenario {
+                seed: args.seed,
+                accounts: args.accounts,
+                suspended_every: 12,
+                users_min: 2.min(args.users),
+                users_max: args.users,
+                events_per_account: args.events,
+                faults: Faults {
+                    latency_ms: args.latency_ms,
+                    jitter_ms: 10.min(args.latency_ms),
+                    iam_rate: 10.0,
+                    iam_burst: 10.0,
+                    cloudtrail_rate: 2.0,
+                    cloudtrail_burst: 2.0,
+                    log_calls: false,
+                    ..Faults::default()
+                },
+                ..Scenario::default()
+            };
+            // The first ACTIVE accounts deny AssumeRole, the next ones LookupEvents.
+            let active: Vec<String> = scenario
+                .generate()
+                .accounts
+                .iter()
+                .filter(|a| a.status == "ACTIVE")
+                .map(|a| a.id.clone())
+                .collect();
+            let mut faults = scenario.faults.clone();
+            faults.deny_assume_role = active.iter().take(args.denied).cloned().collect();
+            faults.deny_lookup_events = active
+                .iter()
+                .skip(args.denied)
+                .take(args.denied)
+                .cloned()
+                .collect();
+            (scenario, faults)
+        }
     };
     let mut org = scenario.generate();
-    let active: Vec<String> = org
-        .accounts
-        .iter()
-        .filter(|a| a.status == "ACTIVE")
-        .map(|a| a.id.clone())
-        .collect();
-    let mut faults = scenario.faults.clone();
-    faults.deny_assume_role = active.iter().take(args.denied).cloned().collect();
-    faults.deny_lookup_events = active
-        .iter()
-        .skip(args.denied)
-        .take(args.denied)
-        .cloned()
-        .collect();
     org.management_account = "999999999999".into();
+    let org_summary = (
+        org.accounts.len(),
+        org.accounts.iter().filter(|a| a.status == "ACTIVE").count(),
+    );
+    let faults_summary = faults.clone();
     let sim = match Sim::start(org, faults).await {
         Ok(s) => s,
         Err(e) => {
@@ -584,13 +615,16 @@ pub async fn demo(args: DemoArgs) -> i32 {
         }
     };
     if !args.display.quiet {
+        let active = org_summary.1;
         eprintln!(
-            "demo: a simulated organization of {} accounts on {} ({} ms latency, IAM 10 req/s and LookupEvents 2 req/s per account, {} accounts denying AssumeRole, {} denying LookupEvents)",
-            args.accounts,
+            "demo: a simulated organization of {} accounts ({active} active) on {} ({} ms latency, IAM {} req/s and LookupEvents {} req/s per account, {} accounts denying AssumeRole, {} denying LookupEvents)",
+            org_summary.0,
             sim.endpoint(),
-            args.latency_ms,
-            args.denied.min(active.len()),
-            args.denied.min(active.len().saturating_sub(args.denied))
+            faults_summary.latency_ms,
+            faults_summary.iam_rate,
+            faults_summary.cloudtrail_rate,
+            faults_summary.deny_assume_role.len(),
+            faults_summary.deny_lookup_events.len(),
         );
     }
     let config = Config {

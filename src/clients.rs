@@ -16,7 +16,7 @@ use aws_credential_types::Credentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{tls, ConnectorBuilder};
 use aws_smithy_runtime::client::identity::IdentityCache;
-use aws_smithy_runtime::client::retries::RetryPartition;
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -382,7 +382,7 @@ impl Aws {
                 .credentials_provider(provider.clone())
                 .identity_cache(IdentityCache::no_cache())
                 .retry_config(self.retry.clone())
-                .retry_partition(RetryPartition::new(format!("iam-{account_id}")))
+                .retry_partition(own_partition(format!("iam-{account_id}")))
                 .interceptor(CountCalls(self.stats.clone()))
                 .build(),
         );
@@ -400,9 +400,7 @@ impl Aws {
                         .credentials_provider(provider.clone())
                         .identity_cache(IdentityCache::no_cache())
                         .retry_config(self.retry.clone())
-                        .retry_partition(RetryPartition::new(format!(
-                            "cloudtrail-{account_id}-{region}"
-                        )))
+                        .retry_partition(own_partition(format!("cloudtrail-{account_id}-{region}")))
                         .interceptor(CountCalls(self.stats.clone()))
                         .build(),
                 );
@@ -415,6 +413,18 @@ impl Aws {
             cloudtrail,
         }
     }
+}
+
+/// A retry partition owned by one account's client: its own retry token bucket and adaptive rate limiter,
+/// so a throttled account slows only itself (design §4). A custom partition, not `RetryPartition::new`:
+/// named partitions live for the whole process in the SDK's static maps (aws-smithy-runtime
+/// `retries/strategy/standard.rs`), which would grow with every account audited. Throttling retries cost
+/// no retry quota: our buckets already pace the calls, and an auditor would rather wait than lose a row;
+/// 5xx and timeouts still draw on the quota, which stops retry storms in an outage.
+fn own_partition(name: String) -> RetryPartition {
+    RetryPartition::custom(name)
+        .token_bucket(TokenBucket::builder().throttling_retry_cost(0).build())
+        .build()
 }
 
 /// One HTTPS client (one connection pool) for every SDK client of the run: without it each of the

@@ -489,3 +489,28 @@ async fn interrupt_flushes_and_reports_every_account() {
         .iter()
         .any(|r| r["audit_status"] == "partial" && r["error"].contains("Cancelled")));
 }
+
+// Story: the scenario shown in the README is a valid scenario file.
+#[test]
+fn readme_scenario_parses() {
+    let readme = repo_file("README.md");
+    let start = readme
+        .find("<!-- scenario-start -->")
+        .expect("scenario marker");
+    let end = readme
+        .find("<!-- scenario-end -->")
+        .expect("scenario end marker");
+    let block = readme[start..end]
+        .split_once("```toml\n")
+        .unwrap()
+        .1
+        .rsplit_once("```")
+        .unwrap()
+        .0;
+    let s = iam_audit::sim::Scenario::from_toml(block).expect("README scenario parses");
+    assert_eq!(s.faults.deny_assume_role, vec!["100000000001".to_string()]);
+    assert_eq!(s.accounts, 30);
+    assert!(iam_audit::sim::Scenario::from_toml("acounts = 3")
+        .unwrap_err()
+        .contains("unknown field `acounts`"));
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use iam_audit::sim::{Faults, SimAccount, SimEvent, SimOrg};
+use iam_audit::sim::{Faults, Sim, SimAccount, SimEvent, SimKey, SimOrg, SimUser};
 
 use crate::support::*;
 
@@ -30,6 +30,8 @@ struct Seeded {
     /// ids of the accounts with users: the awkward one and the big one.
     awkward: String,
     big: String,
+    /// The same organization, for the simulator (conformance).
+    mirror: SimOrg,
 }
 
 /// A user to create: name, keys (true = active), console password, MFA serials to enable.
@@ -82,6 +84,8 @@ async fn seed(endpoint: &str) -> Seeded {
 
     let sts = aws_sdk_sts::Client::new(&mgmt);
     let mut keys = Vec::new();
+    let mut mirror_users: std::collections::HashMap<String, Vec<SimUser>> = Default::default();
+    let now = chrono::Utc::now().timestamp();
     let awkward_users = [
         U("alice", &[true], true, &["virtual"]),
         U("=bob", &[true, false], false, &["GAHT12345678"]),
@@ -137,6 +141,14 @@ async fn seed(endpoint: &str) -> Seeded {
                     .expect("login profile");
             }
             let mut mfa_kind = "None";
+            let mut sim_user = SimUser {
+                name: name.to_string(),
+                created: now,
+                login_profile: *password,
+                password_last_used: None,
+                keys: vec![],
+                mfa: vec![],
+            };
             for serial in mfa.iter() {
                 let serial = if *serial == "virtual" {
                     iam.create_virtual_mfa_device()
@@ -163,6 +175,7 @@ async fn seed(endpoint: &str) -> Seeded {
                 } else {
                     "Hardware"
                 };
+                sim_user.mfa.push(serial.clone());
             }
             for active in key_states.iter() {
                 let k = iam
@@ -182,6 +195,12 @@ async fn seed(endpoint: &str) -> Seeded {
                         .await
                         .expect("deactivate key");
                 }
+                sim_user.keys.push(SimKey {
+                    id: k.access_key_id.clone(),
+                    active: *active,
+                    created: k.create_date.as_ref().unwrap().secs(),
+                    last_used: None,
+                });
                 let escaped_name = match name.chars().next() {
                     Some('=' | '+' | '@' | '-') => format!("'{name}"),
                     _ => name.to_string(),
@@ -221,6 +240,10 @@ async fn seed(endpoint: &str) -> Seeded {
                     ("source", "api"),
                 ]));
             }
+            mirror_users
+                .entry(account.clone())
+                .or_default()
+                .push(sim_user);
         }
     }
     let listed = org.list_accounts().send().await.expect("list accounts");
@@ -235,11 +258,26 @@ async fn seed(endpoint: &str) -> Seeded {
             )
         })
         .collect();
+    let accounts: Vec<(String, String, String)> = accounts;
+    let mirror = SimOrg {
+        management_account: "999999999999".into(),
+        accounts: accounts
+            .iter()
+            .map(|(id, name, status)| SimAccount {
+                id: id.clone(),
+                name: name.clone(),
+                status: status.clone(),
+                users: mirror_users.remove(id).unwrap_or_default(),
+                events: vec![],
+            })
+            .collect(),
+    };
     Seeded {
         accounts,
         keys,
         awkward: ids[0].clone(),
         big: ids[1].clone(),
+        mirror,
     }
 }
 
@@ -514,4 +552,70 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     assert_eq!(alice["mfa_status"], "Virtual");
     // --days 5 keeps only the 2-day and 3-day-old events.
     assert_eq!(out2.events.len(), 2 * active.len());
+}
+
+// Story: the simulator is honest — the same organization loaded into moto and into the simulator gives the
+// same key report and the same accounts report (events aside: moto has no LookupEvents).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_and_the_simulator_give_the_same_reports() {
+    let moto = Moto::start();
+    let seeded = seed(&moto.endpoint).await;
+    let now = chrono::Utc::now().timestamp();
+    let mut no_events = shared_events(now);
+    no_events.accounts[0].events.clear();
+    let ct = Sim::start(no_events, Faults::default()).await.unwrap();
+    let sim = Sim::start(seeded.mirror.clone(), Faults::default())
+        .await
+        .unwrap();
+    let fast = [
+        "--iam-rate",
+        "1000",
+        "--iam-burst",
+        "100",
+        "--no-progress",
+        "--role",
+        "IAMAuditRole",
+    ];
+    let dir_moto = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = fast.to_vec();
+    args.extend(["--output-dir", dir_moto.path().to_str().unwrap()]);
+    let ct_endpoint = ct.endpoint();
+    let from_moto = run_bin(
+        &args,
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_CLOUDTRAIL", &ct_endpoint),
+        ],
+        dir_moto.path(),
+    )
+    .await;
+    let dir_sim = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = fast.to_vec();
+    args.extend(["--output-dir", dir_sim.path().to_str().unwrap()]);
+    let sim_endpoint = sim.endpoint();
+    let from_sim = run_bin(
+        &args,
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &sim_endpoint)],
+        dir_sim.path(),
+    )
+    .await;
+    assert_eq!(from_moto.code, 0, "{}", from_moto.stderr);
+    assert_eq!(from_sim.code, 0, "{}", from_sim.stderr);
+    assert_eq!(from_moto.keys.len(), 111);
+    let mut a = from_moto.keys.clone();
+    let mut b = from_sim.keys.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the key reports differ");
+    let cols: Vec<&str> = iam_audit::report::ACCOUNT_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| *c != "duration_s")
+        .collect();
+    assert_eq!(
+        project(&from_moto.accounts, &cols),
+        project(&from_sim.accounts, &cols)
+    );
 }

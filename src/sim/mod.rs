@@ -90,6 +90,13 @@ pub struct Faults {
     pub log_calls: bool,
     /// Organizations ListAccounts answers AccessDeniedException (not the management account).
     pub deny_list_accounts: bool,
+    /// Share of calls answered `slow_ms` late (a slow hop, a cold backend).
+    pub slow_rate: f64,
+    pub slow_ms: u64,
+    /// Accounts whose IAM quota is `throttled_accounts_iam_rate` instead of `iam_rate`: one noisy
+    /// neighbour throttled hard, to show it does not slow the others.
+    pub throttled_accounts: Vec<String>,
+    pub throttled_accounts_iam_rate: f64,
 }
 
 impl Default for Faults {
@@ -108,6 +115,10 @@ impl Default for Faults {
             credential_lifetime_secs: 0,
             log_calls: true,
             deny_list_accounts: false,
+            slow_rate: 0.0,
+            slow_ms: 0,
+            throttled_accounts: Vec::new(),
+            throttled_accounts_iam_rate: 1.0,
         }
     }
 }
@@ -130,8 +141,9 @@ pub struct Scenario {
     /// Users per account: uniform in min..=max.
     pub users_min: usize,
     pub users_max: usize,
-    /// CloudTrail events per account (in us-east-1), spread over the last 80 days.
+    /// CloudTrail events per account, spread over the last 80 days and over `event_regions`.
     pub events_per_account: usize,
+    pub event_regions: Vec<String>,
     /// "Now" of the generated data, epoch seconds; 0 = the wall clock.
     pub now: i64,
     pub faults: Faults,
@@ -146,6 +158,7 @@ impl Default for Scenario {
             users_min: 2,
             users_max: 20,
             events_per_account: 60,
+            event_regions: vec!["us-east-1".to_string()],
             now: 0,
             faults: Faults::default(),
         }
@@ -168,6 +181,11 @@ pub fn account_id(n: usize) -> String {
 }
 
 impl Scenario {
+    /// Read a scenario from TOML; unknown keys are errors naming the key.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
     /// Build the organization. 10,000 accounts × 20 users take well under a second.
     pub fn generate(&self) -> SimOrg {
         let now = if self.now > 0 {
@@ -253,7 +271,11 @@ impl Scenario {
                         SimEvent {
                             id: format!("{n:08x}-{e:04x}-4000-8000-{:012x}", rng.random::<u32>()),
                             name: name.to_string(),
-                            region: "us-east-1".to_string(),
+                            region: self
+                                .event_regions
+                                .get(e % self.event_regions.len().max(1))
+                                .cloned()
+                                .unwrap_or_else(|| "us-east-1".to_string()),
                             time: now - rng.random_range(60..80 * day),
                             username: rng.random_bool(0.9).then(|| "admin".to_string()),
                             resources: if name.contains("AccessKey") {

@@ -460,13 +460,17 @@ async fn serve(
     if f.latency_ms + extra > 0 {
         tokio::time::sleep(Duration::from_millis(f.latency_ms + extra)).await;
     }
-    let (reset, fail) = {
+    let (reset, fail, slow) = {
         let mut rng = rand::rng();
         (
             f.reset_rate > 0.0 && rng.random_bool(f.reset_rate.min(1.0)),
             f.error_rate > 0.0 && rng.random_bool(f.error_rate.min(1.0)),
+            f.slow_rate > 0.0 && rng.random_bool(f.slow_rate.min(1.0)),
         )
     };
+    if slow {
+        tokio::time::sleep(Duration::from_millis(f.slow_ms)).await;
+    }
     if reset {
         return Err(Reset);
     }
@@ -519,7 +523,12 @@ async fn serve(
         ("organizations", "ListAccounts") => list_accounts(state, ctx, body),
         ("sts", "AssumeRole") => assume_role(state, ctx, params),
         ("iam", _) => {
-            if !state.take(format!("iam:{}", ctx.account), f.iam_rate, f.iam_burst) {
+            let (rate, burst) = if f.throttled_accounts.contains(&ctx.account) {
+                (f.throttled_accounts_iam_rate, 1.0)
+            } else {
+                (f.iam_rate, f.iam_burst)
+            };
+            if !state.take(format!("iam:{}", ctx.account), rate, burst) {
                 return err(400, "Throttling", "Rate exceeded");
             }
             iam(state, ctx, params)

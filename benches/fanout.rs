@@ -1,0 +1,255 @@
+//! Whole-organization runs over loopback HTTP against the simulator (design §6). The simulator runs in this
+//! process; the auditor is the real `iam-audit` binary in a child process, so its peak RSS and CPU time are
+//! its own (from wait4's rusage). Prints one table row per scenario.
+//!
+//! `cargo bench` runs every scenario; `IAM_AUDIT_BENCH=quick cargo bench` skips the 10,000-account one.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use iam_audit::sim::{Faults, Scenario, Sim, SimOrg};
+
+struct Case {
+    name: &'static str,
+    accounts: usize,
+    users: usize,
+    events: usize,
+    latency_ms: u64,
+    /// Server quotas per account: IAM req/s, LookupEvents req/s (0 = none).
+    quota: (f64, f64),
+    concurrency: usize,
+    /// Client flags beyond the defaults.
+    flags: &'static [&'static str],
+}
+
+struct Outcome {
+    wall: Duration,
+    floor: Option<f64>,
+    calls: u64,
+    throttled: u64,
+    max_rss_kb: i64,
+    cpu_s: f64,
+    code: i32,
+}
+
+/// The quota floor of design §6: each account needs (1 + 3U + K) / iam_rate seconds of IAM calls, beside
+/// ceil(events of a name / 50) pages per event name at the LookupEvents rate; the org takes as long as its
+/// slowest account.
+fn floor(org: &SimOrg, iam_rate: f64, ct_rate: f64) -> Option<f64> {
+    if iam_rate <= 0.0 || ct_rate <= 0.0 {
+        return None;
+    }
+    let names = [
+        "DeleteUser",
+        "DeleteAccessKey",
+        "DeleteLoginProfile",
+        "CreateAccessKey",
+        "CreateUser",
+    ];
+    org.accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE")
+        .map(|a| {
+            let u = a.users.len() as f64;
+            let k: usize = a.users.iter().map(|u| u.keys.len()).sum();
+            let iam = (1.0 + 3.0 * u + k as f64) / iam_rate;
+            let pages: usize = names
+                .iter()
+                .map(|n| {
+                    a.events
+                        .iter()
+                        .filter(|e| e.name == *n)
+                        .count()
+                        .div_ceil(50)
+                        .max(1)
+                })
+                .sum();
+            iam.max(pages as f64 / ct_rate)
+        })
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+}
+
+fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
+    let scenario = Scenario {
+        seed: 42,
+        accounts: case.accounts,
+        suspended_every: 0,
+        users_min: case.users,
+        users_max: case.users,
+        events_per_account: case.events,
+        event_regions: vec!["us-east-1".into()],
+        now: 0,
+        faults: Faults {
+            latency_ms: case.latency_ms,
+            iam_rate: case.quota.0,
+            iam_burst: case.quota.0,
+            cloudtrail_rate: case.quota.1,
+            cloudtrail_burst: case.quota.1,
+            log_calls: false,
+            ..Faults::default()
+        },
+    };
+    let org = scenario.generate();
+    let floor = floor(&org, case.quota.0, case.quota.1);
+    let sim = rt
+        .block_on(Sim::start(org, scenario.faults.clone()))
+        .expect("simulator");
+    let out = tempfile::tempdir().expect("output dir");
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(home.path().join("config"), "").unwrap();
+    std::fs::write(home.path().join("credentials"), "").unwrap();
+    let concurrency = case.concurrency.to_string();
+    let mut args = vec![
+        "--role",
+        "IAMAuditRole",
+        "--output-dir",
+        out.path().to_str().unwrap(),
+        "--no-progress",
+        "-q",
+        "--concurrency",
+        &concurrency,
+    ];
+    args.extend_from_slice(case.flags);
+    let started = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
+    let child = Command::new(env!("CARGO_BIN_EXE_iam-audit"))
+        .args(&args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
+        .env("AWS_ENDPOINT_URL", sim.endpoint())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start iam-audit");
+    // wait4 gives this child's own peak RSS and CPU time.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let wall = started.elapsed();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (calls, throttled) = sim.counts();
+    Outcome {
+        wall,
+        floor,
+        calls,
+        throttled,
+        max_rss_kb: usage.ru_maxrss,
+        cpu_s: cpu(usage.ru_utime) + cpu(usage.ru_stime),
+        code,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let quick = std::env::var("IAM_AUDIT_BENCH").is_ok_and(|v| v == "quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let no_quota: &[&str] = &[
+        "--iam-rate",
+        "100000",
+        "--iam-burst",
+        "1000",
+        "--cloudtrail-rate",
+        "100000",
+        "--cloudtrail-burst",
+        "1000",
+    ];
+    let mut cases = vec![
+        Case {
+            name: "quota-bound",
+            accounts: 40,
+            users: 12,
+            events: 60,
+            latency_ms: 15,
+            quota: (10.0, 2.0),
+            concurrency: 64,
+            flags: &[],
+        },
+        Case {
+            name: "sequential",
+            accounts: 40,
+            users: 12,
+            events: 60,
+            latency_ms: 15,
+            quota: (10.0, 2.0),
+            concurrency: 1,
+            flags: &[],
+        },
+        Case {
+            name: "scale-1k",
+            accounts: 1_000,
+            users: 20,
+            events: 10,
+            latency_ms: 0,
+            quota: (0.0, 0.0),
+            concurrency: 64,
+            flags: no_quota,
+        },
+    ];
+    if !quick {
+        cases.push(Case {
+            name: "scale-10k",
+            accounts: 10_000,
+            users: 20,
+            events: 10,
+            latency_ms: 0,
+            quota: (0.0, 0.0),
+            concurrency: 64,
+            flags: no_quota,
+        });
+    }
+    println!(
+        "| scenario | accounts × users | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | throttled | peak RSS | calls per CPU-s | exit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for case in &cases {
+        let o = run(case, &rt);
+        let quotas = if case.quota.0 > 0.0 {
+            format!("{}, {}", case.quota.0, case.quota.1)
+        } else {
+            "none".into()
+        };
+        let (floor, eff) = match o.floor {
+            Some(f) => (
+                format!("{f:.1} s"),
+                format!("{:.2}", f / o.wall.as_secs_f64()),
+            ),
+            None => ("—".into(), "—".into()),
+        };
+        println!(
+            "| {} | {} × {} | {} ms | {} | {} | {:.1} s | {} | {} | {} | {} ({:.2}%) | {:.1} MB | {:.0} | {} |",
+            case.name,
+            case.accounts,
+            case.users,
+            case.latency_ms,
+            quotas,
+            case.concurrency,
+            o.wall.as_secs_f64(),
+            floor,
+            eff,
+            o.calls,
+            o.throttled,
+            100.0 * o.throttled as f64 / o.calls.max(1) as f64,
+            o.max_rss_kb as f64 / 1024.0,
+            o.calls as f64 / o.cpu_s.max(1e-9),
+            o.code,
+        );
+    }
+}
