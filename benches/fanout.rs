@@ -2,7 +2,8 @@
 //! process; the auditor is the real `iam-audit` binary in a child process, so its peak RSS and CPU time are
 //! its own (from wait4's rusage). Prints one table row per scenario.
 //!
-//! `cargo bench` runs every scenario; `IAM_AUDIT_BENCH=quick cargo bench` skips the 10,000-account one.
+//! `cargo bench` runs every scenario; `IAM_AUDIT_BENCH=quick cargo bench` skips the 10,000-account one;
+//! `IAM_AUDIT_BENCH=<scenario> cargo bench` runs that one alone.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,7 +113,13 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     args.extend_from_slice(case.flags);
     let started = Instant::now();
     #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
-    let child = Command::new(env!("CARGO_BIN_EXE_iam-audit"))
+    // IAM_AUDIT_BENCH_WRAPPER="valgrind --tool=callgrind": profile the auditor (the numbers are then the
+    // profiler's).
+    let wrapper = std::env::var("IAM_AUDIT_BENCH_WRAPPER").unwrap_or_default();
+    let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
+    words.push(env!("CARGO_BIN_EXE_iam-audit").to_string());
+    let child = Command::new(&words[0])
+        .args(&words[1..])
         .args(&args)
         .env_clear()
         .env("HOME", home.path())
@@ -125,15 +132,37 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
         .env("AWS_ENDPOINT_URL", sim.endpoint())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null())
         .spawn()
         .expect("start iam-audit");
-    // wait4 gives this child's own peak RSS and CPU time.
+    // wait4 gives this child's own CPU time. Not its peak RSS: ru_maxrss also counts the moment between
+    // fork and exec, when the child still maps this process (and its simulated organization). The peak is
+    // read instead from the child's VmHWM (reset by exec), polled every 20 ms until it exits.
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
+    let mut max_rss_kb = 0i64;
+    loop {
+        if let Some(kb) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<i64>().ok())
+                })
+            })
+        {
+            max_rss_kb = max_rss_kb.max(kb);
+        }
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        assert_eq!(r, 0, "wait4");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let wall = started.elapsed();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
@@ -147,7 +176,7 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         floor,
         calls,
         throttled,
-        max_rss_kb: usage.ru_maxrss,
+        max_rss_kb,
         cpu_s: cpu(usage.ru_utime) + cpu(usage.ru_stime),
         code,
     }
@@ -219,6 +248,54 @@ fn main() {
         "| scenario | accounts × users | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | throttled | peak RSS | calls per CPU-s | exit |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let only = std::env::var("IAM_AUDIT_BENCH")
+        .ok()
+        .filter(|v| v != "quick");
+    if let Some(name) = &only {
+        // IAM_AUDIT_BENCH=scale-10k: that scenario alone.
+        cases.push(Case {
+            name: "scale-100",
+            accounts: 100,
+            users: 20,
+            events: 10,
+            latency_ms: 0,
+            quota: (0.0, 0.0),
+            concurrency: 64,
+            flags: no_quota,
+        });
+        cases.push(Case {
+            name: "scale-300",
+            accounts: 300,
+            users: 20,
+            events: 10,
+            latency_ms: 0,
+            quota: (0.0, 0.0),
+            concurrency: 64,
+            flags: no_quota,
+        });
+        cases.push(Case {
+            name: "scale-3k",
+            accounts: 3_000,
+            users: 20,
+            events: 10,
+            latency_ms: 0,
+            quota: (0.0, 0.0),
+            concurrency: 64,
+            flags: no_quota,
+        });
+        cases.push(Case {
+            name: "scale-10k",
+            accounts: 10_000,
+            users: 20,
+            events: 10,
+            latency_ms: 0,
+            quota: (0.0, 0.0),
+            concurrency: 64,
+            flags: no_quota,
+        });
+        cases.retain(|c| c.name == name);
+        cases.truncate(1);
+    }
     for case in &cases {
         let o = run(case, &rt);
         let quotas = if case.quota.0 > 0.0 {

@@ -106,6 +106,9 @@ pub struct DemoArgs {
     /// replaces the size flags above
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+    /// An iam-audit config file (see config.example.toml) for the engine, e.g. other rates
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub display: Display,
 }
@@ -195,6 +198,9 @@ pub struct AuditArgs {
     /// Longest retry backoff in milliseconds [default: 20000]
     #[arg(long, value_name = "MS")]
     pub max_backoff_ms: Option<u64>,
+    /// HTTP requests in flight at once across all accounts [default: 128]
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
     /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
     #[arg(long, value_name = "LANG", value_parser = ["en", "es"])]
     pub legacy_values: Option<String>,
@@ -233,6 +239,7 @@ impl AuditArgs {
             legacy_values: self.legacy_values.clone(),
             escape_formulas: self.no_escape_formulas.then_some(false),
             channel_capacity: None,
+            max_in_flight: self.max_in_flight,
         }
     }
 }
@@ -635,12 +642,9 @@ pub async fn demo(args: DemoArgs) -> i32 {
         initial_backoff_ms: Some(200),
         ..Config::default()
     };
-    let mut settings = match iam_audit::Settings::resolve(config, chrono::Utc::now()) {
+    let mut settings = match settings_from(config, args.config.as_ref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     settings.endpoint_override = Some(iam_audit::config::EndpointOverride {
         url: sim.endpoint(),

@@ -119,6 +119,7 @@ fn body_says_throttled(body: Option<&[u8]>) -> bool {
 #[derive(Clone)]
 pub struct Aws {
     base: SdkConfig,
+    in_flight: crate::limits::InFlight,
     http: aws_smithy_runtime_api::client::http::SharedHttpClient,
     retry: RetryConfig,
     stats: Arc<CallStats>,
@@ -332,6 +333,7 @@ impl Aws {
             return Err(CredentialsSetupError::NoCredentials { detail });
         }
         Ok(Aws {
+            in_flight: crate::limits::InFlight::new(settings.max_in_flight),
             http,
             partition: partition_of(&settings.region),
             base,
@@ -378,6 +380,7 @@ impl Aws {
                 .http_client(PacedHttpClient::shared(
                     self.http.clone(),
                     Bucket::new(settings.iam_rate, settings.iam_burst),
+                    self.in_flight.clone(),
                 ))
                 .credentials_provider(provider.clone())
                 .identity_cache(IdentityCache::no_cache())
@@ -396,6 +399,7 @@ impl Aws {
                         .http_client(PacedHttpClient::shared(
                             self.http.clone(),
                             Bucket::new(settings.cloudtrail_rate, settings.cloudtrail_burst),
+                            self.in_flight.clone(),
                         ))
                         .credentials_provider(provider.clone())
                         .identity_cache(IdentityCache::no_cache())

@@ -94,6 +94,8 @@ pub struct Config {
     pub escape_formulas: Option<bool>,
     /// Records buffered between the auditors and the writer (file-only).
     pub channel_capacity: Option<usize>,
+    /// HTTP requests in flight at once across the run (bounds connections, hence memory).
+    pub max_in_flight: Option<usize>,
 }
 
 impl Config {
@@ -144,6 +146,7 @@ impl Config {
             legacy_values,
             escape_formulas,
             channel_capacity,
+            max_in_flight,
         )
     }
 }
@@ -184,6 +187,7 @@ pub struct Settings {
     pub values: Values,
     pub escape_formulas: bool,
     pub channel_capacity: usize,
+    pub max_in_flight: usize,
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
@@ -381,6 +385,7 @@ impl Settings {
             values,
             escape_formulas: c.escape_formulas.unwrap_or(true),
             channel_capacity: positive("channel_capacity", c.channel_capacity, 1024)?,
+            max_in_flight: positive("max_in_flight", c.max_in_flight, 128)?,
             endpoint_override: None,
         })
     }

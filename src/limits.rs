@@ -56,16 +56,38 @@ impl Bucket {
     }
 }
 
+/// A cap on the HTTP requests in flight across the whole run. Each open connection costs ~50 KB of hyper
+/// buffers, and without quotas (or with generous ones) 64 accounts × 8 users × 4 calls would open
+/// thousands of them; the cap bounds the connection pool, hence memory, without slowing a quota-bound run.
+#[derive(Debug, Clone)]
+pub struct InFlight(Arc<tokio::sync::Semaphore>);
+
+impl InFlight {
+    pub fn new(max: usize) -> InFlight {
+        InFlight(Arc::new(tokio::sync::Semaphore::new(max.max(1))))
+    }
+}
+
 /// The shared HTTP client of the run, with one account's bucket in front of it.
 #[derive(Debug, Clone)]
 pub struct PacedHttpClient {
     inner: SharedHttpClient,
     bucket: Bucket,
+    in_flight: InFlight,
 }
 
 impl PacedHttpClient {
-    pub fn shared(inner: SharedHttpClient, bucket: Bucket) -> SharedHttpClient {
-        PacedHttpClient { inner, bucket }.into_shared()
+    pub fn shared(
+        inner: SharedHttpClient,
+        bucket: Bucket,
+        in_flight: InFlight,
+    ) -> SharedHttpClient {
+        PacedHttpClient {
+            inner,
+            bucket,
+            in_flight,
+        }
+        .into_shared()
     }
 }
 
@@ -79,6 +101,7 @@ impl HttpClient for PacedHttpClient {
         PacedConnector {
             inner: self.inner.http_connector(settings, components),
             bucket: self.bucket.clone(),
+            in_flight: self.in_flight.clone(),
         }
         .into_shared()
     }
@@ -94,13 +117,20 @@ impl HttpClient for PacedHttpClient {
 struct PacedConnector {
     inner: SharedHttpConnector,
     bucket: Bucket,
+    in_flight: InFlight,
 }
 
 impl HttpConnector for PacedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let (inner, bucket) = (self.inner.clone(), self.bucket.clone());
+        let (inner, bucket, in_flight) = (
+            self.inner.clone(),
+            self.bucket.clone(),
+            self.in_flight.0.clone(),
+        );
         HttpConnectorFuture::new(async move {
+            // The token first: a call waiting for its account's quota holds no connection slot.
             bucket.wait().await;
+            let _slot = in_flight.acquire_owned().await;
             inner.call(request).await
         })
     }
