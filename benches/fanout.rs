@@ -112,12 +112,12 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     ];
     args.extend_from_slice(case.flags);
     let started = Instant::now();
-    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
     // IAM_AUDIT_BENCH_WRAPPER="valgrind --tool=callgrind": profile the auditor (the numbers are then the
     // profiler's).
     let wrapper = std::env::var("IAM_AUDIT_BENCH_WRAPPER").unwrap_or_default();
     let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
     words.push(env!("CARGO_BIN_EXE_iam-audit").to_string());
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
     let child = Command::new(&words[0])
         .args(&words[1..])
         .args(&args)
