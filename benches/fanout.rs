@@ -133,6 +133,8 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
         .env("AWS_ENDPOINT_URL", sim.endpoint())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Allocator tuning knobs pass through (MIMALLOC_PURGE_DELAY=0, ...).
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")))
         .stdin(Stdio::null())
         .spawn()
         .expect("start iam-audit");

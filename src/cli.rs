@@ -155,7 +155,7 @@ pub struct AuditArgs {
     /// Accounts audited at once [default: 64]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Users audited at once inside one account [default: 8]
+    /// Users audited at once inside one account [default: 4]
     #[arg(long, value_name = "N")]
     pub user_concurrency: Option<usize>,
     /// ExternalId for AssumeRole, when the role's trust policy requires one

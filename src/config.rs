@@ -372,7 +372,7 @@ impl Settings {
             end,
             started_at: now,
             concurrency: positive("concurrency", c.concurrency, 64)?,
-            user_concurrency: positive("user_concurrency", c.user_concurrency, 8)?,
+            user_concurrency: positive("user_concurrency", c.user_concurrency, 4)?,
             iam_rate: positive("iam_rate", c.iam_rate, 10)?,
             iam_burst: positive("iam_burst", c.iam_burst, 5)?,
             cloudtrail_rate: positive("cloudtrail_rate", c.cloudtrail_rate, 2)?,
@@ -505,7 +505,7 @@ mod tests {
         assert_eq!(s.iam_rate, 4);
         assert_eq!(s.role, "FromFile");
         assert_eq!(s.cloudtrail_rate, 2);
-        assert_eq!(s.user_concurrency, 8);
+        assert_eq!(s.user_concurrency, 4);
     }
 
     #[test]
