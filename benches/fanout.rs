@@ -24,6 +24,10 @@ struct Case {
 }
 
 struct Outcome {
+    /// Time to generate the simulated organization.
+    generated: Duration,
+    /// CPU time of this process (the simulator) during the run.
+    sim_cpu: f64,
     wall: Duration,
     floor: Option<f64>,
     calls: u64,
@@ -70,6 +74,14 @@ fn floor(org: &SimOrg, iam_rate: f64, ct_rate: f64) -> Option<f64> {
         .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
 }
 
+/// CPU seconds used so far by this process (the simulator and its runtime).
+fn self_cpu() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    cpu(usage.ru_utime) + cpu(usage.ru_stime)
+}
+
 fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     let scenario = Scenario {
         seed: 42,
@@ -90,8 +102,11 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
             ..Faults::default()
         },
     };
+    let t = Instant::now();
     let org = scenario.generate();
+    let generated = t.elapsed();
     let floor = floor(&org, case.quota.0, case.quota.1);
+    let sim_cpu_before = self_cpu();
     let sim = rt
         .block_on(Sim::start(org, scenario.faults.clone()))
         .expect("simulator");
@@ -173,7 +188,10 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     };
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let (calls, throttled) = sim.counts();
+    let sim_cpu = self_cpu() - sim_cpu_before;
     Outcome {
+        generated,
+        sim_cpu,
         wall,
         floor,
         calls,
@@ -298,8 +316,15 @@ fn main() {
         cases.retain(|c| c.name == name);
         cases.truncate(1);
     }
+    let mut sim_lines = Vec::new();
     for case in &cases {
         let o = run(case, &rt);
+        sim_lines.push(format!(
+            "{}: organization generated in {:.2} s; simulator served {:.0} calls per CPU-second",
+            case.name,
+            o.generated.as_secs_f64(),
+            o.calls as f64 / o.sim_cpu.max(1e-9)
+        ));
         let quotas = if case.quota.0 > 0.0 {
             format!("{}, {}", case.quota.0, case.quota.1)
         } else {
@@ -330,5 +355,9 @@ fn main() {
             o.calls as f64 / o.cpu_s.max(1e-9),
             o.code,
         );
+    }
+    println!();
+    for line in sim_lines {
+        println!("{line}");
     }
 }

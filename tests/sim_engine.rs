@@ -569,7 +569,7 @@ async fn a_throttled_account_does_not_slow_the_others() {
         let rate = (times.len() - 1) as f64 / span_s;
         // Paced at 40/s less the 5% headroom; an adaptive limiter shared with the noisy account would
         // hold every account near its 8/s.
-        assert!(rate > 20.0, "{} made IAM calls at {rate:.1}/s", a.id);
+        assert!(rate > 15.0, "{} made IAM calls at {rate:.1}/s", a.id);
     }
 }
 
