@@ -440,13 +440,14 @@ pub async fn check(args: CheckArgs) -> i32 {
         // One quick attempt is enough to see a denial; transient faults still get a few.
         max_attempts: Some(3),
         initial_backoff_ms: Some(200),
-        days: Some(1),
         ..Config::default()
     };
-    let settings = match settings_from(cli, args.config.as_ref()) {
+    let mut settings = match settings_from(cli, args.config.as_ref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // One day of history is enough to see whether LookupEvents is allowed.
+    settings.start = settings.end - chrono::Duration::days(1);
     let rows = match iam_audit::check::check(settings, args.account.clone()).await {
         Ok(rows) => rows,
         Err(e) => {
