@@ -222,15 +222,7 @@ async fn lookup_events_reads_every_page_with_one_attribute_in_the_window() {
 // every key and event; the run still exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_loses_nothing() {
-    let scenario = Scenario {
-        seed: 3,
-        accounts: 4,
-        suspended_every: 0,
-        users_min: 15,
-        users_max: 15,
-        events_per_account: 120,
-        ..Scenario::default()
-    };
+    let scenario = Scenario::sized(3, 4, 15, 120);
     let org = scenario.generate();
     let faults = Faults {
         iam_rate: 20.0,
@@ -279,15 +271,7 @@ async fn throttling_loses_nothing() {
 // Story: with client buckets at the server's limits (the same rates), almost nothing is throttled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_at_the_quota_keep_throttling_under_one_percent() {
-    let scenario = Scenario {
-        seed: 5,
-        accounts: 6,
-        suspended_every: 0,
-        users_min: 10,
-        users_max: 10,
-        events_per_account: 60,
-        ..Scenario::default()
-    };
+    let scenario = Scenario::sized(5, 6, 10, 60);
     let org = scenario.generate();
     // The server's buckets hold one second of calls, as AWS's token buckets do; the client runs at the same
     // rates with its default bursts.
@@ -419,15 +403,7 @@ async fn faults_and_denied_accounts_lose_nothing_reachable() {
 // ExpiredToken answer is retried with fresh credentials): nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiring_credentials_are_refreshed() {
-    let scenario = Scenario {
-        seed: 9,
-        accounts: 3,
-        suspended_every: 0,
-        users_min: 25,
-        users_max: 25,
-        events_per_account: 30,
-        ..Scenario::default()
-    };
+    let scenario = Scenario::sized(9, 3, 25, 30);
     let org = scenario.generate();
     let faults = Faults {
         latency_ms: 5,
@@ -465,19 +441,11 @@ async fn every_page_of_accounts_and_users_is_read() {
     };
     let mut org = scenario.generate();
     // One account with 250 users: three IAM pages.
-    org.accounts[0].users = Scenario {
-        seed: 2,
-        accounts: 1,
-        suspended_every: 0,
-        users_min: 250,
-        users_max: 250,
-        events_per_account: 0,
-        ..Scenario::default()
-    }
-    .generate()
-    .accounts
-    .remove(0)
-    .users;
+    org.accounts[0].users = Scenario::sized(2, 1, 250, 0)
+        .generate()
+        .accounts
+        .remove(0)
+        .users;
     let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
     let (out, _dir) = audit(&sim, &["--iam-rate", "1000", "--iam-burst", "100"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -504,15 +472,7 @@ async fn every_page_of_accounts_and_users_is_read() {
 // retry partition, the other accounts keep their pace and every account's rows arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_account_does_not_slow_the_others() {
-    let scenario = Scenario {
-        seed: 17,
-        accounts: 5,
-        suspended_every: 0,
-        users_min: 20,
-        users_max: 20,
-        events_per_account: 0,
-        ..Scenario::default()
-    };
+    let scenario = Scenario::sized(17, 5, 20, 0);
     let org = scenario.generate();
     let noisy = org.accounts[0].id.clone();
     let faults = Faults {
@@ -658,15 +618,7 @@ async fn no_account_exceeds_its_configured_rate() {
 // Story: slow answers (a share of calls 1.5 s late) and resets delay the run but lose nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_answers_lose_nothing() {
-    let scenario = Scenario {
-        seed: 29,
-        accounts: 3,
-        suspended_every: 0,
-        users_min: 8,
-        users_max: 8,
-        events_per_account: 20,
-        ..Scenario::default()
-    };
+    let scenario = Scenario::sized(29, 3, 8, 20);
     let org = scenario.generate();
     let faults = Faults {
         slow_rate: 0.05,

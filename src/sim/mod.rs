@@ -181,6 +181,19 @@ pub fn account_id(n: usize) -> String {
 }
 
 impl Scenario {
+    /// `accounts` ACTIVE accounts of exactly `users` users and `events` CloudTrail events each.
+    pub fn sized(seed: u64, accounts: usize, users: usize, events: usize) -> Scenario {
+        Scenario {
+            seed,
+            accounts,
+            suspended_every: 0,
+            users_min: users,
+            users_max: users,
+            events_per_account: events,
+            ..Scenario::default()
+        }
+    }
+
     /// Read a scenario from TOML; unknown keys are errors naming the key.
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
