@@ -78,6 +78,21 @@ async fn lookup_region(
                 }
             };
             for event in page.events() {
+                // Every field of Event is optional in the SDK's model: an event without an id or a name is
+                // a garbled answer, reported as such rather than written as an empty row.
+                if event.event_id().is_none_or(str::is_empty)
+                    || event.event_name().is_none_or(str::is_empty)
+                {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    ctx.problem(
+                        &action,
+                        &Failure::new(
+                            "MalformedResponse",
+                            format!("LookupEvents for {name} returned an event without an EventId or EventName"),
+                        ),
+                    );
+                    continue;
+                }
                 let row = event_row(ctx, region, event);
                 ctx.events.fetch_add(1, Ordering::Relaxed);
                 if !ctx.send(Record::Event(row)).await {

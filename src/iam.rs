@@ -179,7 +179,24 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
         let Ok(page) = part.done("iam:ListAccessKeys", r) else {
             break;
         };
-        keys.extend(page.access_key_metadata().iter().cloned());
+        // Every field of AccessKeyMetadata is optional in the SDK's model, so a truncated or garbled answer
+        // parses into keys without an id. Such a key is reported as a malformed answer, not as a row.
+        for key in page.access_key_metadata() {
+            if key.access_key_id().is_some_and(|id| !id.is_empty()) {
+                keys.push(key.clone());
+            } else {
+                part.done::<()>(
+                    "iam:ListAccessKeys",
+                    Err(Failure::new(
+                        "MalformedResponse",
+                        format!(
+                            "ListAccessKeys for user {name} returned a key without an AccessKeyId"
+                        ),
+                    )),
+                )
+                .ok();
+            }
+        }
         match (page.is_truncated(), page.marker()) {
             (true, Some(next)) if Some(next) != marker.as_deref() => {
                 marker = Some(next.to_string())

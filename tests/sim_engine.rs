@@ -643,3 +643,37 @@ async fn slow_answers_lose_nothing() {
     assert_eq!(got_keys(&out), expected_keys(&org, &[]));
     assert_eq!(got_event_ids(&out), expected_event_ids(&org, &[]));
 }
+
+// Story: an account whose ListAccessKeys answers are garbled (truncated XML, which the SDK parses into keys
+// without ids) is reported `partial` with a MalformedResponse error instead of writing bogus rows, and the
+// other accounts' rows are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_answers_are_reported_not_lost() {
+    let org = Scenario::sized(31, 3, 4, 5).generate();
+    let broken = org.accounts[0].id.clone();
+    let faults = Faults {
+        malformed_accounts: vec![broken.clone()],
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let (out, _dir) = audit(&sim, &["--iam-rate", "200"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        got_keys(&out),
+        expected_keys(&org, std::slice::from_ref(&broken))
+    );
+    let accounts = by_account(&out.accounts);
+    let row = &accounts[&broken];
+    assert_eq!(row["audit_status"], "partial");
+    assert_eq!(row["iam_status"], "partial");
+    assert!(
+        row["error"].starts_with("MalformedResponse: ListAccessKeys for user user-00")
+            && row["error"].contains("returned a key without an AccessKeyId (iam:ListAccessKeys)"),
+        "{}",
+        row["error"]
+    );
+    assert!(
+        out.keys.iter().all(|k| !k["access_key_id"].is_empty()),
+        "no row without a key id"
+    );
+}

@@ -97,6 +97,8 @@ pub struct Faults {
     /// neighbour throttled hard, to show it does not slow the others.
     pub throttled_accounts: Vec<String>,
     pub throttled_accounts_iam_rate: f64,
+    /// Accounts whose IAM ListAccessKeys answers are malformed XML (a broken proxy, a truncated body).
+    pub malformed_accounts: Vec<String>,
 }
 
 impl Default for Faults {
@@ -119,6 +121,7 @@ impl Default for Faults {
             slow_ms: 0,
             throttled_accounts: Vec::new(),
             throttled_accounts_iam_rate: 1.0,
+            malformed_accounts: Vec::new(),
         }
     }
 }

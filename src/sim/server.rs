@@ -739,6 +739,14 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             }
             ok(xml_ok(ctx, &xml))
         }
+        "ListAccessKeys" if state.faults.malformed_accounts.contains(&ctx.account) => Ok((
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/xml")
+                .body(Full::new(Bytes::from_static(b"<ListAccessKeysResponse><ListAccessKeysResult><AccessKeyMetadata><member><UserName>")))
+                .expect("response"),
+            "Malformed".into(),
+        )),
         "ListAccessKeys" => {
             let name = p.get("UserName").cloned().unwrap_or_default();
             let Some(u) = user_of(&name) else { return no_user(&name) };
