@@ -72,9 +72,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceException",
     "TimeoutError",
     "DispatchFailure",
-    "ResponseError",
     "IDPCommunicationError",
 ];
+// Not `ResponseError` (an answer that could not be read or parsed): the SDK has already retried it
+// `max_attempts` times, and an answer still unparseable after that is not going to change.
 
 /// Is this failure worth another try?
 pub fn classify(f: &Failure) -> Retry {
@@ -254,6 +255,7 @@ mod tests {
         );
         assert_eq!(classify(&f("DispatchFailure", None)), Retry::Transient);
         assert_eq!(classify(&f("TimeoutError", None)), Retry::Transient);
+        assert_eq!(classify(&f("ResponseError", Some(200))), Retry::Permanent);
     }
 
     #[test]
