@@ -204,118 +204,61 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
-    let quick = std::env::var("IAM_AUDIT_BENCH").is_ok_and(|v| v == "quick");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let no_quota: &[&str] = &[
-        "--iam-rate",
-        "100000",
-        "--iam-burst",
-        "1000",
-        "--cloudtrail-rate",
-        "100000",
-        "--cloudtrail-burst",
-        "1000",
-    ];
+    let quota_bound = |name, concurrency| Case {
+        name,
+        accounts: 40,
+        users: 12,
+        events: 60,
+        latency_ms: 15,
+        quota: (10.0, 2.0),
+        concurrency,
+        flags: &[],
+    };
+    // No quotas on either side: what one core's worth of auditor costs, and how memory scales.
+    let scale = |name, accounts| Case {
+        name,
+        accounts,
+        users: 20,
+        events: 10,
+        latency_ms: 0,
+        quota: (0.0, 0.0),
+        concurrency: 64,
+        flags: &[
+            "--iam-rate",
+            "100000",
+            "--iam-burst",
+            "1000",
+            "--cloudtrail-rate",
+            "100000",
+            "--cloudtrail-burst",
+            "1000",
+        ],
+    };
     let mut cases = vec![
-        Case {
-            name: "quota-bound",
-            accounts: 40,
-            users: 12,
-            events: 60,
-            latency_ms: 15,
-            quota: (10.0, 2.0),
-            concurrency: 64,
-            flags: &[],
-        },
-        Case {
-            name: "sequential",
-            accounts: 40,
-            users: 12,
-            events: 60,
-            latency_ms: 15,
-            quota: (10.0, 2.0),
-            concurrency: 1,
-            flags: &[],
-        },
-        Case {
-            name: "scale-1k",
-            accounts: 1_000,
-            users: 20,
-            events: 10,
-            latency_ms: 0,
-            quota: (0.0, 0.0),
-            concurrency: 64,
-            flags: no_quota,
-        },
+        quota_bound("quota-bound", 64),
+        quota_bound("sequential", 1),
+        scale("scale-1k", 1_000),
+        scale("scale-10k", 10_000),
+        // Only by name, for profiling and for showing the growth curve.
+        scale("scale-100", 100),
+        scale("scale-300", 300),
+        scale("scale-3k", 3_000),
     ];
-    if !quick {
-        cases.push(Case {
-            name: "scale-10k",
-            accounts: 10_000,
-            users: 20,
-            events: 10,
-            latency_ms: 0,
-            quota: (0.0, 0.0),
-            concurrency: 64,
-            flags: no_quota,
-        });
+    match std::env::var("IAM_AUDIT_BENCH").ok().as_deref() {
+        None => cases.truncate(4),
+        Some("quick") => cases.truncate(3),
+        // IAM_AUDIT_BENCH=scale-10k: that scenario alone.
+        Some(name) => cases.retain(|c| c.name == name),
     }
     println!(
         "| scenario | accounts × users | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | throttled | peak RSS | calls per CPU-s | exit |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let only = std::env::var("IAM_AUDIT_BENCH")
-        .ok()
-        .filter(|v| v != "quick");
-    if let Some(name) = &only {
-        // IAM_AUDIT_BENCH=scale-10k: that scenario alone.
-        cases.push(Case {
-            name: "scale-100",
-            accounts: 100,
-            users: 20,
-            events: 10,
-            latency_ms: 0,
-            quota: (0.0, 0.0),
-            concurrency: 64,
-            flags: no_quota,
-        });
-        cases.push(Case {
-            name: "scale-300",
-            accounts: 300,
-            users: 20,
-            events: 10,
-            latency_ms: 0,
-            quota: (0.0, 0.0),
-            concurrency: 64,
-            flags: no_quota,
-        });
-        cases.push(Case {
-            name: "scale-3k",
-            accounts: 3_000,
-            users: 20,
-            events: 10,
-            latency_ms: 0,
-            quota: (0.0, 0.0),
-            concurrency: 64,
-            flags: no_quota,
-        });
-        cases.push(Case {
-            name: "scale-10k",
-            accounts: 10_000,
-            users: 20,
-            events: 10,
-            latency_ms: 0,
-            quota: (0.0, 0.0),
-            concurrency: 64,
-            flags: no_quota,
-        });
-        cases.retain(|c| c.name == name);
-        cases.truncate(1);
-    }
     let mut sim_lines = Vec::new();
     for case in &cases {
         let o = run(case, &rt);

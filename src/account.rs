@@ -5,12 +5,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +17,7 @@ use crate::clients::{AccountCredentials, Aws};
 use crate::config::Settings;
 use crate::org::Account;
 use crate::report::{AccountRow, AuditStatus, PartStatus, Record};
-use crate::retry::{classify, is_expired_token, Failure, Retry};
+use crate::retry::{is_expired_token, retry_step, Failure};
 
 /// At most this many distinct errors are spelled out in an account's `error` cell.
 const MAX_ERRORS_SHOWN: usize = 5;
@@ -84,65 +83,93 @@ impl AccountCtx {
         self.tx.send(record).await.is_ok()
     }
 
-    /// One AWS call of this account: send (every attempt waits on the account's bucket inside its HTTP
-    /// client, see `limits`; the SDK's adaptive retries run inside `f`). After an `ExpiredToken`, refresh
-    /// the credentials and call again. A call still throttled or failing transiently after all the SDK's
-    /// attempts gets up to `OUTER_ROUNDS` more rounds after a backoff: an auditor would rather wait than
-    /// report a row as lost.
-    pub async fn call<T, E, F, Fut>(&self, mut f: F) -> Result<T, Failure>
+    /// One AWS call of this account. Every attempt waits on the account's bucket inside its HTTP client
+    /// (see `limits`) and the SDK's adaptive retries run inside `f`. A call still throttled or failing
+    /// transiently after all of them gets up to `OUTER_ROUNDS` more rounds after a backoff: an auditor
+    /// would rather wait than report a row as lost.
+    pub async fn call<T, E, F, Fut>(&self, f: F) -> Result<T, Failure>
     where
-        F: FnMut() -> Fut,
+        F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut refreshed = 0;
-        let mut rounds = 0;
-        let mut backoff = self.settings.initial_backoff;
-        loop {
+        let s = &self.settings;
+        let f = &f;
+        retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
+            self.call_fresh(f)
+        })
+        .await
+    }
+
+    /// Send `f`; after an `ExpiredToken` (the session ended under us), assume the role again and resend.
+    async fn call_fresh<T, E, F, Fut>(&self, f: &F) -> Result<T, Failure>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        for _ in 0..2 {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let failure = Failure::from_sdk(&e);
-                    if is_expired_token(&failure) && refreshed < 2 {
-                        refreshed += 1;
-                        tracing::debug!(account = %self.account.id, "session expired; assuming the role again");
-                        self.credentials.invalidate().await;
-                        continue;
+                    if !is_expired_token(&failure) {
+                        return Err(failure);
                     }
-                    if classify(&failure) != Retry::Permanent && rounds < OUTER_ROUNDS {
-                        rounds += 1;
-                        let jitter = rand_fraction();
-                        let wait = backoff.mul_f64(0.5 + jitter);
-                        tracing::debug!(account = %self.account.id, error = %failure, ?wait, "retrying after the SDK's attempts");
-                        tokio::time::sleep(wait).await;
-                        backoff = (backoff * 2).min(self.settings.max_backoff);
-                        continue;
-                    }
-                    return Err(failure);
+                    tracing::debug!(account = %self.account.id, "session expired; assuming the role again");
+                    self.credentials.invalidate().await;
                 }
             }
         }
+        f().await.map_err(|e| Failure::from_sdk(&e))
     }
 }
 
 /// Extra rounds of SDK attempts for a throttled or transiently failing call.
-const OUTER_ROUNDS: u32 = 5;
+const OUTER_ROUNDS: usize = 5;
 
-/// A fraction in [0, 1) for jitter, without a RNG dependency in the library.
-fn rand_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+/// The calls of one part of an account's audit (IAM, or CloudTrail) that succeeded and failed; the
+/// failures are also recorded as the account's problems.
+#[derive(Default)]
+pub struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Tally {
+    pub fn ok(&self) {
+        self.ok.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn fail(&self, ctx: &AccountCtx, action: &str, f: &Failure) {
+        ctx.problem(action, f);
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a call's result and pass it on.
+    pub fn record<T>(
+        &self,
+        ctx: &AccountCtx,
+        action: &str,
+        r: Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        match &r {
+            Ok(_) => self.ok(),
+            Err(f) => self.fail(ctx, action, f),
+        }
+        r
+    }
+
+    pub fn status(&self) -> PartStatus {
+        part_status(
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// The status of a part from whether it read anything and whether anything failed.
-pub fn part_status(succeeded_calls: u64, failed_calls: u64) -> PartStatus {
+fn part_status(succeeded_calls: u64, failed_calls: u64) -> PartStatus {
     match (succeeded_calls, failed_calls) {
         (_, 0) => PartStatus::Ok,
         (0, _) => PartStatus::Failed,
@@ -167,18 +194,13 @@ pub fn skipped_row(account: &Account, status: AuditStatus, error: String) -> Acc
     }
 }
 
-/// Assume the role, retrying throttles and transient faults (backon) but not denials.
+/// Assume the role, retrying throttles and transient faults but not denials.
 async fn assume(credentials: &AccountCredentials) -> Result<(), Failure> {
-    (|| async { credentials.get().await.map(|_| ()) })
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(std::time::Duration::from_millis(500))
-                .with_max_delay(std::time::Duration::from_secs(20))
-                .with_max_times(4)
-                .with_jitter(),
-        )
-        .when(|f: &Failure| classify(f) != Retry::Permanent)
-        .await
+    let (min, max) = (Duration::from_millis(500), Duration::from_secs(20));
+    retry_step(min, max, 4, || async {
+        credentials.get().await.map(|_| ())
+    })
+    .await
 }
 
 /// Audit one ACTIVE account and send its rows, then its closing row. Returns the closing row too.

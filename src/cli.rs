@@ -39,30 +39,53 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// Who to be and which role to assume: the flags `audit` and `check` share.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// Named AWS profile (SSO profiles included) for the management account [default: the standard
+    /// credential chain: environment, AWS_PROFILE, SSO, instance metadata]
+    #[arg(long, value_name = "P")]
+    pub profile: Option<String>,
+    /// Name of the audit role to assume in each member account, e.g. IAMAuditRole or
+    /// AWSControlTowerExecution (required here or in the config file)
+    #[arg(long, value_name = "R")]
+    pub role: Option<String>,
+    /// ExternalId for AssumeRole, when the role's trust policy requires one
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Session name of the assumed-role sessions [default: iam-audit]
+    #[arg(long, value_name = "NAME")]
+    pub session_name: Option<String>,
+    /// Region of the global services (Organizations, STS, IAM) [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+impl Target {
+    /// These flags as the command line's side of a config.
+    fn to_config(&self) -> Config {
+        Config {
+            profile: self.profile.clone(),
+            role: self.role.clone(),
+            external_id: self.external_id.clone(),
+            session_name: self.session_name.clone(),
+            region: self.region.clone(),
+            ..Config::default()
+        }
+    }
+}
+
 /// Flags of `iam-audit check`.
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
-    /// Named AWS profile for the management account [default: the standard credential chain]
-    #[arg(long, value_name = "P")]
-    pub profile: Option<String>,
-    /// Name of the audit role to assume in each member account
-    #[arg(long, value_name = "R")]
-    pub role: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
     /// Check only this account id
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
     /// TOML config file (see config.example.toml); flags override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// ExternalId for AssumeRole
-    #[arg(long, value_name = "ID")]
-    pub external_id: Option<String>,
-    /// Session name of the assumed-role sessions [default: iam-audit]
-    #[arg(long, value_name = "NAME")]
-    pub session_name: Option<String>,
-    /// Region of the global services [default: us-east-1]
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
     /// Regions whose CloudTrail access is checked, comma-separated [default: us-east-1]
     #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
     pub regions: Option<Vec<String>>,
@@ -129,14 +152,8 @@ pub struct Display {
 
 #[derive(Debug, Args, Clone)]
 pub struct AuditArgs {
-    /// Named AWS profile (SSO profiles included) for the management account [default: the standard
-    /// credential chain: environment, AWS_PROFILE, SSO, instance metadata]
-    #[arg(long, value_name = "P")]
-    pub profile: Option<String>,
-    /// Name of the audit role to assume in each member account, e.g. IAMAuditRole or
-    /// AWSControlTowerExecution (required here or in the config file)
-    #[arg(long, value_name = "R")]
-    pub role: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
     /// Directory for the three CSV reports [default: .]
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -158,18 +175,9 @@ pub struct AuditArgs {
     /// Users audited at once inside one account [default: 4]
     #[arg(long, value_name = "N")]
     pub user_concurrency: Option<usize>,
-    /// ExternalId for AssumeRole, when the role's trust policy requires one
-    #[arg(long, value_name = "ID")]
-    pub external_id: Option<String>,
-    /// Session name of the assumed-role sessions [default: iam-audit]
-    #[arg(long, value_name = "NAME")]
-    pub session_name: Option<String>,
     /// Lifetime of each assumed-role session in seconds, 900-43200 [default: 3600]
     #[arg(long, value_name = "SECS")]
     pub session_duration_secs: Option<u64>,
-    /// Region of the global services (Organizations, STS, IAM) [default: us-east-1]
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
     /// Regions whose CloudTrail event history is searched, comma-separated [default: us-east-1]
     #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
     pub regions: Option<Vec<String>>,
@@ -215,12 +223,7 @@ impl AuditArgs {
     /// The command line's side of the `cli.or(file)` merge.
     pub fn to_config(&self) -> Config {
         Config {
-            profile: self.profile.clone(),
-            role: self.role.clone(),
-            external_id: self.external_id.clone(),
-            session_name: self.session_name.clone(),
             session_duration_secs: self.session_duration_secs,
-            region: self.region.clone(),
             output_dir: self.output_dir.clone(),
             start_date: self.start_date.clone(),
             end_date: self.end_date.clone(),
@@ -240,6 +243,7 @@ impl AuditArgs {
             escape_formulas: self.no_escape_formulas.then_some(false),
             channel_capacity: None,
             max_in_flight: self.max_in_flight,
+            ..self.target.to_config()
         }
     }
 }
@@ -430,17 +434,12 @@ fn settings_from(cli: Config, config: Option<&PathBuf>) -> Result<iam_audit::Set
 pub async fn check(args: CheckArgs) -> i32 {
     init_logging(&args.display, None);
     let cli = Config {
-        profile: args.profile.clone(),
-        role: args.role.clone(),
-        external_id: args.external_id.clone(),
-        session_name: args.session_name.clone(),
-        region: args.region.clone(),
         regions: args.regions.clone(),
         concurrency: args.concurrency,
         // One quick attempt is enough to see a denial; transient faults still get a few.
         max_attempts: Some(3),
         initial_backoff_ms: Some(200),
-        ..Config::default()
+        ..args.target.to_config()
     };
     let mut settings = match settings_from(cli, args.config.as_ref()) {
         Ok(s) => s,
@@ -553,69 +552,61 @@ pub async fn demo(args: DemoArgs) -> i32 {
     use iam_audit::sim::{Faults, Scenario, Sim};
     let progress = Arc::new(Progress::new(&args.display));
     init_logging(&args.display, progress.multi());
-    let (scenario, faults) = match &args.scenario {
+    let scenario = match &args.scenario {
         // A scenario file describes the whole simulated AWS, faults included.
-        Some(path) => {
-            let scenario = match std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| Scenario::from_toml(&t))
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: scenario {}: {e}", path.display());
-                    return 2;
-                }
-            };
-            let faults = scenario.faults.clone();
-            (scenario, faults)
-        }
-        None => {
-            let scenario = Scenario {
-                seed: args.seed,
-                accounts: args.accounts,
-                suspended_every: 12,
-                users_min: 2.min(args.users),
-                users_max: args.users,
-                events_per_account: args.events,
-                faults: Faults {
-                    latency_ms: args.latency_ms,
-                    jitter_ms: 10.min(args.latency_ms),
-                    iam_rate: 10.0,
-                    iam_burst: 10.0,
-                    cloudtrail_rate: 2.0,
-                    cloudtrail_burst: 2.0,
-                    log_calls: false,
-                    ..Faults::default()
-                },
-                ..Scenario::default()
-            };
-            // The first ACTIVE accounts deny AssumeRole, the next ones LookupEvents.
-            let active: Vec<String> = scenario
-                .generate()
-                .accounts
-                .iter()
-                .filter(|a| a.status == "ACTIVE")
-                .map(|a| a.id.clone())
-                .collect();
-            let mut faults = scenario.faults.clone();
-            faults.deny_assume_role = active.iter().take(args.denied).cloned().collect();
-            faults.deny_lookup_events = active
-                .iter()
-                .skip(args.denied)
-                .take(args.denied)
-                .cloned()
-                .collect();
-            (scenario, faults)
-        }
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Scenario::from_toml(&t))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: scenario {}: {e}", path.display());
+                return 2;
+            }
+        },
+        None => Scenario {
+            seed: args.seed,
+            accounts: args.accounts,
+            suspended_every: 12,
+            users_min: 2.min(args.users),
+            users_max: args.users,
+            events_per_account: args.events,
+            faults: Faults {
+                latency_ms: args.latency_ms,
+                jitter_ms: 10.min(args.latency_ms),
+                iam_rate: 10.0,
+                iam_burst: 10.0,
+                cloudtrail_rate: 2.0,
+                cloudtrail_burst: 2.0,
+                log_calls: false,
+                ..Faults::default()
+            },
+            ..Scenario::default()
+        },
     };
-    let mut org = scenario.generate();
-    org.management_account = "999999999999".into();
-    let org_summary = (
-        org.accounts.len(),
-        org.accounts.iter().filter(|a| a.status == "ACTIVE").count(),
-    );
-    let faults_summary = faults.clone();
-    let sim = match Sim::start(org, faults).await {
+    let org = scenario.generate();
+    let active: Vec<&str> = org
+        .accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE")
+        .map(|a| a.id.as_str())
+        .collect();
+    let mut faults = scenario.faults.clone();
+    if args.scenario.is_none() {
+        // The first ACTIVE accounts deny AssumeRole, the next ones LookupEvents.
+        let denied = |skip| {
+            active
+                .iter()
+                .skip(skip)
+                .take(args.denied)
+                .map(|id| id.to_string())
+                .collect()
+        };
+        faults.deny_assume_role = denied(0);
+        faults.deny_lookup_events = denied(args.denied);
+    }
+    let org_summary = (org.accounts.len(), active.len());
+    let sim = match Sim::start(org, faults.clone()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot start the simulator on 127.0.0.1: {e}");
@@ -628,11 +619,11 @@ pub async fn demo(args: DemoArgs) -> i32 {
             "demo: a simulated organization of {} accounts ({active} active) on {} ({} ms latency, IAM {} req/s and LookupEvents {} req/s per account, {} accounts denying AssumeRole, {} denying LookupEvents)",
             org_summary.0,
             sim.endpoint(),
-            faults_summary.latency_ms,
-            faults_summary.iam_rate,
-            faults_summary.cloudtrail_rate,
-            faults_summary.deny_assume_role.len(),
-            faults_summary.deny_lookup_events.len(),
+            faults.latency_ms,
+            faults.iam_rate,
+            faults.cloudtrail_rate,
+            faults.deny_assume_role.len(),
+            faults.deny_lookup_events.len(),
         );
     }
     let config = Config {

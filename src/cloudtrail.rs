@@ -4,40 +4,33 @@
 //! maximum), every page, sending the same parameters again with each NextToken. Each event becomes one
 //! `EventRow`. IAM and STS events are recorded in us-east-1, the default region.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client;
 use aws_smithy_types::DateTime as SmithyTime;
 
-use crate::account::{part_status, AccountCtx};
+use crate::account::{AccountCtx, Tally};
 use crate::iam::rfc3339;
+use crate::pages::{next_page, Next, MAX_PAGES};
 use crate::report::{EventRow, PartStatus, Record};
 use crate::retry::{is_denied, Failure};
 
 const EVENTS_PAGE: i32 = 50;
-const MAX_PAGES: usize = 100_000;
 
 /// Run every lookup of one account; returns the part's status.
 pub async fn lookup(ctx: &AccountCtx, clients: &[(String, Client)]) -> PartStatus {
-    let ok = AtomicU64::new(0);
-    let failed = AtomicU64::new(0);
+    let tally = Tally::default();
     futures::future::join_all(
         clients
             .iter()
-            .map(|(region, client)| lookup_region(ctx, region, client, &ok, &failed)),
+            .map(|(region, client)| lookup_region(ctx, region, client, &tally)),
     )
     .await;
-    part_status(ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
+    tally.status()
 }
 
-async fn lookup_region(
-    ctx: &AccountCtx,
-    region: &str,
-    client: &Client,
-    ok: &AtomicU64,
-    failed: &AtomicU64,
-) {
+async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &Tally) {
     let s = &ctx.settings;
     let start = SmithyTime::from_secs(s.start.timestamp());
     let end = SmithyTime::from_secs(s.end.timestamp());
@@ -62,14 +55,9 @@ async fn lookup_region(
                         .send()
                 })
                 .await;
-            let page = match r {
-                Ok(p) => {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                    p
-                }
+            let page = match tally.record(ctx, &action, r) {
+                Ok(p) => p,
                 Err(f) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    ctx.problem(&action, &f);
                     if is_denied(&f) {
                         // The other event names would be denied too; do not spend calls on them.
                         break 'names;
@@ -83,8 +71,8 @@ async fn lookup_region(
                 if event.event_id().is_none_or(str::is_empty)
                     || event.event_name().is_none_or(str::is_empty)
                 {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    ctx.problem(
+                    tally.fail(
+                        ctx,
                         &action,
                         &Failure::new(
                             "MalformedResponse",
@@ -99,11 +87,16 @@ async fn lookup_region(
                     return;
                 }
             }
-            match page.next_token() {
-                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-                Some(_) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    ctx.problem(
+            match next_page(
+                page.next_token().is_some(),
+                page.next_token(),
+                token.as_deref(),
+            ) {
+                Next::Page(next) => token = Some(next),
+                Next::Done => continue 'names,
+                Next::Stuck => {
+                    tally.fail(
+                        ctx,
                         &action,
                         &Failure::new(
                             "MalformedResponse",
@@ -112,7 +105,6 @@ async fn lookup_region(
                     );
                     continue 'names;
                 }
-                None => continue 'names,
             }
         }
     }

@@ -5,21 +5,20 @@
 //! 500-user account is paced by its quota, not by latency. Each key becomes one `KeyRow`, sent as soon as
 //! it is complete. Users without keys produce no row, as in the seed script.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use aws_sdk_iam::Client;
 use aws_smithy_types::DateTime as SmithyTime;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use crate::account::{part_status, AccountCtx};
+use crate::account::{AccountCtx, Tally};
+use crate::pages::{next_page, Next, MAX_PAGES};
 use crate::report::{KeyRow, LastUsed, Mfa, PartStatus, Password, Record};
 use crate::retry::Failure;
 
 /// ListUsers page size: IAM's maximum. IAM may return fewer with IsTruncated still true.
 const USERS_PAGE: i32 = 1000;
-/// A guard against a service that never stops paginating.
-const MAX_PAGES: usize = 100_000;
 
 /// RFC 3339 UTC with second precision, e.g. `2026-03-05T15:30:22Z` (design §3).
 pub fn rfc3339(t: &SmithyTime) -> String {
@@ -81,20 +80,20 @@ pub fn risk(
 struct Part<'a> {
     ctx: &'a AccountCtx,
     client: &'a Client,
-    ok: AtomicU64,
-    failed: AtomicU64,
+    tally: Tally,
 }
 
 impl Part<'_> {
     fn done<T>(&self, action: &str, r: Result<T, Failure>) -> Result<T, Failure> {
-        match &r {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(f) => {
-                self.ctx.problem(action, f);
-                self.failed.fetch_add(1, Ordering::Relaxed)
-            }
-        };
-        r
+        self.tally.record(self.ctx, action, r)
+    }
+
+    fn malformed(&self, action: &str, message: String) {
+        self.tally.fail(
+            self.ctx,
+            action,
+            &Failure::new("MalformedResponse", message),
+        );
     }
 }
 
@@ -104,8 +103,7 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
     let part = Part {
         ctx,
         client,
-        ok: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
+        tally: Tally::default(),
     };
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -133,28 +131,19 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
         if !alive {
             break;
         }
-        match (page.is_truncated(), page.marker()) {
-            (true, Some(next)) if Some(next) != marker.as_deref() => {
-                marker = Some(next.to_string())
-            }
-            (true, _) => {
-                part.done::<()>(
+        match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
+            Next::Page(next) => marker = Some(next),
+            Next::Done => break,
+            Next::Stuck => {
+                part.malformed(
                     "iam:ListUsers",
-                    Err(Failure::new(
-                        "MalformedResponse",
-                        "IsTruncated is true but no new Marker was returned; the remaining users were not listed",
-                    )),
-                )
-                .ok();
+                    "IsTruncated is true but no new Marker was returned; the remaining users were not listed".into(),
+                );
                 break;
             }
-            (false, _) => break,
         }
     }
-    part_status(
-        part.ok.load(Ordering::Relaxed),
-        part.failed.load(Ordering::Relaxed),
-    )
+    part.tally.status()
 }
 
 /// Audit one user and send a row per access key. `false` when the writer is gone.
@@ -185,23 +174,22 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
             if key.access_key_id().is_some_and(|id| !id.is_empty()) {
                 keys.push(key.clone());
             } else {
-                part.done::<()>(
+                part.malformed(
                     "iam:ListAccessKeys",
-                    Err(Failure::new(
-                        "MalformedResponse",
-                        format!(
-                            "ListAccessKeys for user {name} returned a key without an AccessKeyId"
-                        ),
-                    )),
-                )
-                .ok();
+                    format!("ListAccessKeys for user {name} returned a key without an AccessKeyId"),
+                );
             }
         }
-        match (page.is_truncated(), page.marker()) {
-            (true, Some(next)) if Some(next) != marker.as_deref() => {
-                marker = Some(next.to_string())
+        match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
+            Next::Page(next) => marker = Some(next),
+            Next::Done => break,
+            Next::Stuck => {
+                part.malformed(
+                    "iam:ListAccessKeys",
+                    format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
+                );
+                break;
             }
-            _ => break,
         }
     }
     if keys.is_empty() {
@@ -229,16 +217,16 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
             .await;
         match r {
             Ok(_) => {
-                part.ok.fetch_add(1, Ordering::Relaxed);
+                part.tally.ok();
                 Password::Configured
             }
             // NoSuchEntity is the answer "this user has no console password", not a failure.
             Err(f) if f.code == "NoSuchEntity" || f.code == "NoSuchEntityException" => {
-                part.ok.fetch_add(1, Ordering::Relaxed);
+                part.tally.ok();
                 Password::NotConfigured
             }
             Err(f) => {
-                part.done::<()>("iam:GetLoginProfile", Err(f)).ok();
+                part.tally.fail(ctx, "iam:GetLoginProfile", &f);
                 Password::Unknown
             }
         }

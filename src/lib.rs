@@ -15,6 +15,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod iam;
 pub mod org;
+pub mod pages;
 pub mod progress;
 pub mod report;
 pub mod retry;

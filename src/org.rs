@@ -5,14 +5,11 @@
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-
-use crate::retry::{classify, Failure, Retry};
+use crate::pages::{next_page, Next, MAX_PAGES};
+use crate::retry::{retry_step, Failure};
 
 /// ListAccounts' largest page.
 const ACCOUNTS_PAGE: i32 = 20;
-/// 5,000+ accounts are 250+ pages; this bounds a service that never stops paginating.
-const MAX_PAGES: usize = 100_000;
 
 /// One account of the organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,23 +33,20 @@ pub async fn list_accounts(
     let mut accounts = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let page = (|| async {
-            client
-                .list_accounts()
-                .max_results(ACCOUNTS_PAGE)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| Failure::from_sdk(&e))
-        })
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_secs(1))
-                .with_max_delay(Duration::from_secs(30))
-                .with_max_times(5)
-                .with_jitter(),
+        let page = retry_step(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            5,
+            || async {
+                client
+                    .list_accounts()
+                    .max_results(ACCOUNTS_PAGE)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))
+            },
         )
-        .when(|f: &Failure| classify(f) != Retry::Permanent)
         .await?;
         for a in page.accounts() {
             let Some(id) = a.id() else {
@@ -72,15 +66,19 @@ pub async fn list_accounts(
                 status,
             });
         }
-        match page.next_token() {
-            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-            Some(_) => {
+        match next_page(
+            page.next_token().is_some(),
+            page.next_token(),
+            token.as_deref(),
+        ) {
+            Next::Page(next) => token = Some(next),
+            Next::Done => return Ok(accounts),
+            Next::Stuck => {
                 return Err(Failure::new(
                     "MalformedResponse",
                     "ListAccounts returned the same NextToken twice",
                 ))
             }
-            None => return Ok(accounts),
         }
     }
     Err(Failure::new(

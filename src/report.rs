@@ -300,18 +300,15 @@ impl Writer {
         escape: bool,
         cells: [&str; N],
     ) -> csv::Result<()> {
-        if escape {
-            out.write_record(
-                cells
-                    .iter()
-                    .map(|c| escape_formula(c))
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(|c| c.as_bytes()),
-            )
-        } else {
-            out.write_record(cells)
+        for cell in cells {
+            if escape {
+                out.write_field(escape_formula(cell).as_ref())?;
+            } else {
+                out.write_field(cell)?;
+            }
         }
+        // An empty record ends the one whose fields were written above.
+        out.write_record(None::<&[u8]>)
     }
 
     pub fn write(&mut self, record: &Record) -> csv::Result<()> {

@@ -5,11 +5,14 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
+use std::time::Duration;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use backon::{ExponentialBuilder, Retryable};
 
 /// An AWS call that failed for good (after the SDK's own retries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +89,31 @@ pub fn classify(f: &Failure) -> Retry {
         return Retry::Transient;
     }
     Retry::Permanent
+}
+
+/// Our retries around a whole step (an AssumeRole, a ListAccounts page, a call the SDK gave up on): up to
+/// `times` more tries after jittered exponential backoff from `min` to `max`, for throttles and transient
+/// faults only.
+pub async fn retry_step<T, F, Fut>(
+    min: Duration,
+    max: Duration,
+    times: usize,
+    step: F,
+) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    step.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(min)
+            .with_max_delay(max.max(min))
+            .with_max_times(times)
+            .with_jitter(),
+    )
+    .when(|f: &Failure| classify(f) != Retry::Permanent)
+    .notify(|f: &Failure, wait: Duration| tracing::debug!(error = %f, ?wait, "retrying"))
+    .await
 }
 
 /// `AccessDenied`-like codes: the caller lacks a permission, so further calls of the same action are

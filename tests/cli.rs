@@ -12,6 +12,22 @@ fn repo_file(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).expect(name)
 }
 
+/// The fenced `lang` block between the README's `<!-- NAME-start -->` and `<!-- NAME-end -->` markers.
+fn readme_block(name: &str, lang: &str) -> String {
+    let readme = repo_file("README.md");
+    let start = readme
+        .find(&format!("<!-- {name}-start -->"))
+        .expect("start marker in README");
+    let end = readme
+        .find(&format!("<!-- {name}-end -->"))
+        .expect("end marker in README");
+    readme[start..end]
+        .split_once(&format!("```{lang}\n"))
+        .and_then(|(_, rest)| rest.rsplit_once("```"))
+        .map(|(block, _)| block.to_string())
+        .expect("a fenced block between the markers")
+}
+
 fn help() -> String {
     let out = std::process::Command::new(BIN)
         .arg("--help")
@@ -69,19 +85,7 @@ fn example_config_parses_and_covers_every_flag() {
 // Story: the README shows the real `--help`.
 #[test]
 fn readme_help_block_matches_help() {
-    let readme = repo_file("README.md");
-    let start = readme
-        .find("<!-- help-start -->")
-        .expect("help marker in README");
-    let end = readme
-        .find("<!-- help-end -->")
-        .expect("help end marker in README");
-    let block = &readme[start..end];
-    let block = block
-        .split_once("```text\n")
-        .and_then(|(_, rest)| rest.rsplit_once("```"))
-        .map(|(b, _)| b)
-        .expect("a ```text block between the markers");
+    let block = readme_block("help", "text");
     assert_eq!(
         block.trim_end(),
         help().trim_end(),
@@ -493,21 +497,8 @@ async fn interrupt_flushes_and_reports_every_account() {
 // Story: the scenario shown in the README is a valid scenario file.
 #[test]
 fn readme_scenario_parses() {
-    let readme = repo_file("README.md");
-    let start = readme
-        .find("<!-- scenario-start -->")
-        .expect("scenario marker");
-    let end = readme
-        .find("<!-- scenario-end -->")
-        .expect("scenario end marker");
-    let block = readme[start..end]
-        .split_once("```toml\n")
-        .unwrap()
-        .1
-        .rsplit_once("```")
-        .unwrap()
-        .0;
-    let s = iam_audit::sim::Scenario::from_toml(block).expect("README scenario parses");
+    let block = readme_block("scenario", "toml");
+    let s = iam_audit::sim::Scenario::from_toml(&block).expect("README scenario parses");
     assert_eq!(s.faults.deny_assume_role, vec!["100000000001".to_string()]);
     assert_eq!(s.accounts, 30);
     assert!(iam_audit::sim::Scenario::from_toml("acounts = 3")

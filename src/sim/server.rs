@@ -297,6 +297,18 @@ fn xml_ok(ctx: &Ctx, inner: &str) -> Resp {
         .expect("response")
 }
 
+/// An IAM list in one page: `<Tag><member>…</member>…</Tag><IsTruncated>false</IsTruncated>`.
+fn complete_list(tag: &str, members: impl Iterator<Item = String>) -> String {
+    let mut xml = format!("<{tag}>");
+    for m in members {
+        xml.push_str("<member>");
+        xml.push_str(&m);
+        xml.push_str("</member>");
+    }
+    xml.push_str(&format!("</{tag}><IsTruncated>false</IsTruncated>"));
+    xml
+}
+
 fn json_ok(v: Value) -> Resp {
     Response::builder()
         .status(200)
@@ -750,33 +762,29 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         "ListAccessKeys" => {
             let name = p.get("UserName").cloned().unwrap_or_default();
             let Some(u) = user_of(&name) else { return no_user(&name) };
-            let mut xml = String::from("<AccessKeyMetadata>");
-            for k in &u.keys {
-                xml.push_str(&format!(
-                    "<member><UserName>{}</UserName><AccessKeyId>{}</AccessKeyId><Status>{}</Status><CreateDate>{}</CreateDate></member>",
+            let keys = u.keys.iter().map(|k| {
+                format!(
+                    "<UserName>{}</UserName><AccessKeyId>{}</AccessKeyId><Status>{}</Status><CreateDate>{}</CreateDate>",
                     xml_escape(&u.name),
                     k.id,
                     if k.active { "Active" } else { "Inactive" },
                     iso(k.created)
-                ));
-            }
-            xml.push_str("</AccessKeyMetadata><IsTruncated>false</IsTruncated>");
-            ok(xml_ok(ctx, &xml))
+                )
+            });
+            ok(xml_ok(ctx, &complete_list("AccessKeyMetadata", keys)))
         }
         "ListMFADevices" => {
             let name = p.get("UserName").cloned().unwrap_or_default();
             let Some(u) = user_of(&name) else { return no_user(&name) };
-            let mut xml = String::from("<MFADevices>");
-            for s in &u.mfa {
-                xml.push_str(&format!(
-                    "<member><UserName>{}</UserName><SerialNumber>{}</SerialNumber><EnableDate>{}</EnableDate></member>",
+            let devices = u.mfa.iter().map(|serial| {
+                format!(
+                    "<UserName>{}</UserName><SerialNumber>{}</SerialNumber><EnableDate>{}</EnableDate>",
                     xml_escape(&u.name),
-                    xml_escape(s),
+                    xml_escape(serial),
                     iso(u.created)
-                ));
-            }
-            xml.push_str("</MFADevices><IsTruncated>false</IsTruncated>");
-            ok(xml_ok(ctx, &xml))
+                )
+            });
+            ok(xml_ok(ctx, &complete_list("MFADevices", devices)))
         }
         "GetLoginProfile" => {
             let name = p.get("UserName").cloned().unwrap_or_default();
