@@ -178,7 +178,7 @@ fn part_status(succeeded_calls: u64, failed_calls: u64) -> PartStatus {
 }
 
 /// The account's closing row when it could not be audited at all.
-pub fn skipped_row(account: &Account, status: AuditStatus, error: String) -> AccountRow {
+pub fn unaudited_row(account: &Account, status: AuditStatus, error: String) -> AccountRow {
     AccountRow {
         account_id: account.id.clone(),
         account_name: account.name.clone(),
@@ -221,7 +221,7 @@ pub async fn audit_account(
     if let Err(f) = assumed {
         let row = AccountRow {
             duration_s: started.elapsed().as_secs_f64(),
-            ..skipped_row(
+            ..unaudited_row(
                 &account,
                 AuditStatus::Skipped,
                 format!("{f} (sts:AssumeRole {role_arn})"),

@@ -122,7 +122,7 @@ pub async fn run(
 
     // Accounts that are not ACTIVE are reported, never audited.
     for a in accounts.iter().filter(|a| !a.is_active()) {
-        let row = account::skipped_row(a, AuditStatus::NotActive, String::new());
+        let row = account::unaudited_row(a, AuditStatus::NotActive, String::new());
         summary.count(&row);
         observer.account_finished(&row, aws.stats().snapshot());
         if tx.send(Record::Account(row)).await.is_err() {
@@ -139,7 +139,7 @@ pub async fn run(
             let tx_lost = tx.clone();
             let handle = tokio::spawn(async move {
                 if cancel.is_cancelled() {
-                    let row = account::skipped_row(
+                    let row = account::unaudited_row(
                         &a,
                         AuditStatus::Skipped,
                         "Cancelled: interrupted by the user before the account was started".into(),
@@ -155,7 +155,7 @@ pub async fn run(
                     Err(e) => {
                         // A bug must not make an account vanish: report it with what went wrong.
                         tracing::error!(account = %account.id, "the account's audit task failed: {e}");
-                        let row = account::skipped_row(
+                        let row = account::unaudited_row(
                             &account,
                             AuditStatus::Partial,
                             format!("InternalError: the audit task failed: {e}"),
@@ -176,7 +176,7 @@ pub async fn run(
 
     let written = match writer_task.await {
         Ok(Ok(w)) => w,
-        Ok(Err((_, source))) => {
+        Ok(Err(source)) => {
             return Err(AuditError::Output {
                 dir: settings.output_dir.clone(),
                 source,

@@ -412,28 +412,20 @@ impl Writer {
         self.events.flush()?;
         self.accounts.flush()
     }
-
-    pub fn written(&self) -> &Written {
-        &self.written
-    }
 }
 
 /// The writer task: drain the channel until every sender is gone, then flush.
 pub async fn run_writer(
     mut writer: Writer,
     mut rx: mpsc::Receiver<Record>,
-) -> Result<Written, (Written, std::io::Error)> {
-    // CSV writes are small buffered memcpys; the flush per account is one write(2) per file.
+) -> std::io::Result<Written> {
+    // CSV writes are small buffered memcpys; the flush per account is one write(2) per file. On an error
+    // the receiver is dropped, so the auditors' sends fail and they stop.
     while let Some(record) = rx.recv().await {
-        if let Err(e) = writer.write(&record) {
-            let written = writer.written().clone();
-            return Err((written, std::io::Error::other(e)));
-        }
+        writer.write(&record).map_err(std::io::Error::other)?;
     }
-    match writer.flush() {
-        Ok(()) => Ok(writer.written),
-        Err(e) => Err((writer.written.clone(), e)),
-    }
+    writer.flush()?;
+    Ok(writer.written)
 }
 
 #[cfg(test)]
