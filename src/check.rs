@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use crate::clients::Aws;
+use crate::aws::Aws;
 use crate::config::Settings;
 use crate::org::{self, Account};
 use crate::retry::Failure;
+use crate::session::Session;
 use crate::AuditError;
 
 /// What one account allowed.
@@ -35,56 +36,51 @@ fn not_run() -> Result<(), Failure> {
     Err(Failure::new("NotChecked", "the role could not be assumed"))
 }
 
-async fn check_account(aws: &Aws, settings: &Settings, account: Account) -> CheckRow {
-    let clients = aws.account(settings, &account.id).await;
-    if let Err(f) = clients.credentials.get().await {
+async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> CheckRow {
+    let regions = settings.regions.clone();
+    let session = Session::new(aws, settings, account.clone());
+    if let Err(f) = session.assume().await {
         return CheckRow {
             account,
             assume_role: Err(f),
             iam: not_run(),
-            cloudtrail: settings
-                .regions
-                .iter()
-                .map(|r| (r.clone(), not_run()))
-                .collect(),
+            cloudtrail: regions.into_iter().map(|r| (r, not_run())).collect(),
         };
     }
-    let iam = clients
-        .iam
-        .list_users()
-        .max_items(1)
-        .send()
+    let iam = session
+        .iam()
+        .call("iam:ListUsers", |c| c.list_users().max_items(1).send())
         .await
-        .map(|_| ())
-        .map_err(|e| Failure::from_sdk(&e));
+        .map(|_| ());
+    let s = session.settings();
+    let attribute = aws_sdk_cloudtrail::types::LookupAttribute::builder()
+        .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventName)
+        .attribute_value(
+            s.event_names
+                .first()
+                .map(String::as_str)
+                .unwrap_or("CreateUser"),
+        )
+        .build()
+        .expect("key and value are set");
+    let (start, end) = (
+        aws_smithy_types::DateTime::from_secs(s.start.timestamp()),
+        aws_smithy_types::DateTime::from_secs(s.end.timestamp()),
+    );
     let mut cloudtrail = Vec::new();
-    for (region, client) in &clients.cloudtrail {
-        let attribute = aws_sdk_cloudtrail::types::LookupAttribute::builder()
-            .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventName)
-            .attribute_value(
-                settings
-                    .event_names
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("CreateUser"),
-            )
-            .build()
-            .expect("key and value are set");
-        let r = client
-            .lookup_events()
-            .lookup_attributes(attribute)
-            .start_time(aws_smithy_types::DateTime::from_secs(
-                settings.start.timestamp(),
-            ))
-            .end_time(aws_smithy_types::DateTime::from_secs(
-                settings.end.timestamp(),
-            ))
-            .max_results(1)
-            .send()
+    for (region, api) in session.cloudtrail() {
+        let r = api
+            .call("cloudtrail:LookupEvents", |c| {
+                c.lookup_events()
+                    .lookup_attributes(attribute.clone())
+                    .start_time(start)
+                    .end_time(end)
+                    .max_results(1)
+                    .send()
+            })
             .await
-            .map(|_| ())
-            .map_err(|e| Failure::from_sdk(&e));
-        cloudtrail.push((region.clone(), r));
+            .map(|_| ());
+        cloudtrail.push((region.to_string(), r));
     }
     CheckRow {
         account,
@@ -129,7 +125,7 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
     let mut rows: Vec<CheckRow> = futures::stream::iter(accounts)
         .map(|a| {
             let (aws, settings) = (aws.clone(), settings.clone());
-            async move { check_account(&aws, &settings, a).await }
+            async move { check_account(&aws, settings, a).await }
         })
         .buffer_unordered(settings.concurrency)
         .collect()

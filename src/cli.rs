@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use iam_audit::clients::CallCounts;
 use iam_audit::report::{AccountRow, AuditStatus};
+use iam_audit::stats::CallCounts;
 use iam_audit::{Config, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 

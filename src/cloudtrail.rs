@@ -4,37 +4,43 @@
 //! maximum), every page, sending the same parameters again with each NextToken. Each event becomes one
 //! `EventRow`. IAM and STS events are recorded in us-east-1, the default region.
 
-use std::sync::atomic::Ordering;
-
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
-use aws_sdk_cloudtrail::Client;
 use aws_smithy_types::DateTime as SmithyTime;
 
-use crate::account::{AccountCtx, Tally};
-use crate::iam::rfc3339;
 use crate::pages::{next_page, Next, MAX_PAGES};
-use crate::report::{EventRow, PartStatus, Record};
+use crate::report::{EventRow, Record, Sink};
 use crate::retry::{is_denied, Failure};
+use crate::session::{utc, Api, Part, Session};
 
 const EVENTS_PAGE: i32 = 50;
 
-/// Run every lookup of one account; returns the part's status.
-pub async fn lookup(ctx: &AccountCtx, clients: &[(String, Client)]) -> PartStatus {
-    let tally = Tally::default();
+/// Run every lookup of one account, the regions side by side.
+pub async fn lookup(session: &Session, sink: &Sink) {
     futures::future::join_all(
-        clients
-            .iter()
-            .map(|(region, client)| lookup_region(ctx, region, client, &tally)),
+        session
+            .cloudtrail()
+            .map(|(region, api)| lookup_region(session, sink, region, api)),
     )
     .await;
-    tally.status()
 }
 
-async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &Tally) {
-    let s = &ctx.settings;
+async fn lookup_region(
+    session: &Session,
+    sink: &Sink,
+    region: &str,
+    api: Api<'_, aws_sdk_cloudtrail::Client>,
+) {
+    let s = session.settings();
     let start = SmithyTime::from_secs(s.start.timestamp());
     let end = SmithyTime::from_secs(s.end.timestamp());
     let action = format!("cloudtrail:LookupEvents {region}");
+    let malformed = |message: String| {
+        session.fail(
+            Part::CloudTrail,
+            &action,
+            &Failure::new("MalformedResponse", message),
+        )
+    };
     'names: for name in &s.event_names {
         let attribute = LookupAttribute::builder()
             .attribute_key(LookupAttributeKey::EventName)
@@ -43,10 +49,9 @@ async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &
             .expect("key and value are set");
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let r = ctx
-                .call(|| {
-                    client
-                        .lookup_events()
+            let r = api
+                .call(&action, |c| {
+                    c.lookup_events()
                         .lookup_attributes(attribute.clone())
                         .start_time(start)
                         .end_time(end)
@@ -55,15 +60,13 @@ async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &
                         .send()
                 })
                 .await;
-            let page = match tally.record(ctx, &action, r) {
+            let page = match r {
                 Ok(p) => p,
-                Err(f) => {
-                    if is_denied(&f) {
-                        // The other event names would be denied too; do not spend calls on them.
-                        break 'names;
-                    }
-                    continue 'names;
+                Err(f) if is_denied(&f) => {
+                    // The other event names would be denied too; do not spend calls on them.
+                    break 'names;
                 }
+                Err(_) => continue 'names,
             };
             for event in page.events() {
                 // Every field of Event is optional in the SDK's model: an event without an id or a name is
@@ -71,19 +74,13 @@ async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &
                 if event.event_id().is_none_or(str::is_empty)
                     || event.event_name().is_none_or(str::is_empty)
                 {
-                    tally.fail(
-                        ctx,
-                        &action,
-                        &Failure::new(
-                            "MalformedResponse",
-                            format!("LookupEvents for {name} returned an event without an EventId or EventName"),
-                        ),
-                    );
+                    malformed(format!(
+                        "LookupEvents for {name} returned an event without an EventId or EventName"
+                    ));
                     continue;
                 }
-                let row = event_row(ctx, region, event);
-                ctx.events.fetch_add(1, Ordering::Relaxed);
-                if !ctx.send(Record::Event(row)).await {
+                let row = event_row(session, region, event);
+                if !sink.send(Record::Event(row)).await {
                     return;
                 }
             }
@@ -95,14 +92,9 @@ async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &
                 Next::Page(next) => token = Some(next),
                 Next::Done => continue 'names,
                 Next::Stuck => {
-                    tally.fail(
-                        ctx,
-                        &action,
-                        &Failure::new(
-                            "MalformedResponse",
-                            format!("LookupEvents for {name} returned the same NextToken twice; its remaining pages were not read"),
-                        ),
-                    );
+                    malformed(format!(
+                        "LookupEvents for {name} returned the same NextToken twice; its remaining pages were not read"
+                    ));
                     continue 'names;
                 }
             }
@@ -112,12 +104,12 @@ async fn lookup_region(ctx: &AccountCtx, region: &str, client: &Client, tally: &
 
 /// The fields of one event, with the source IP (and the access key, when the summary lacks it) taken from
 /// the event's JSON record.
-fn event_row(ctx: &AccountCtx, region: &str, e: &aws_sdk_cloudtrail::types::Event) -> EventRow {
+fn event_row(session: &Session, region: &str, e: &aws_sdk_cloudtrail::types::Event) -> EventRow {
     let detail: Option<serde_json::Value> = e
         .cloud_trail_event()
         .and_then(|json| serde_json::from_str(json).ok());
     if e.cloud_trail_event().is_some() && detail.is_none() {
-        tracing::warn!(account = %ctx.account.id, event_id = e.event_id().unwrap_or(""), "CloudTrailEvent is not valid JSON; source_ip_address left empty");
+        tracing::warn!(account = %session.account().id, event_id = e.event_id().unwrap_or(""), "CloudTrailEvent is not valid JSON; source_ip_address left empty");
     }
     let from_json = |path: &[&str]| -> String {
         let mut v = detail.as_ref();
@@ -131,11 +123,11 @@ fn event_row(ctx: &AccountCtx, region: &str, e: &aws_sdk_cloudtrail::types::Even
         .map(str::to_string)
         .unwrap_or_else(|| from_json(&["userIdentity", "accessKeyId"]));
     EventRow {
-        event_time: e.event_time().map(rfc3339).unwrap_or_default(),
+        event_time: e.event_time().and_then(utc),
         event_name: e.event_name().unwrap_or("").to_string(),
         username: e.username().unwrap_or("N/A").to_string(),
-        account_id: ctx.account.id.clone(),
-        account_name: ctx.account.name.clone(),
+        account_id: session.account().id.clone(),
+        account_name: session.account().name.clone(),
         resources: e
             .resources()
             .iter()

@@ -94,7 +94,8 @@ pub struct Config {
     pub escape_formulas: Option<bool>,
     /// Records buffered between the auditors and the writer (file-only).
     pub channel_capacity: Option<usize>,
-    /// HTTP requests in flight at once across the run (bounds connections, hence memory).
+    /// HTTP requests in flight at once across the run (bounds connections, hence memory). Unset: follows
+    /// the observed latency, so that a quota-bound run is never held back.
     pub max_in_flight: Option<usize>,
 }
 
@@ -187,7 +188,8 @@ pub struct Settings {
     pub values: Values,
     pub escape_formulas: bool,
     pub channel_capacity: usize,
-    pub max_in_flight: usize,
+    /// A fixed cap on the requests in flight; `None`: derived from the rates and the observed latency.
+    pub max_in_flight: Option<usize>,
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
@@ -385,7 +387,10 @@ impl Settings {
             values,
             escape_formulas: c.escape_formulas.unwrap_or(true),
             channel_capacity: positive("channel_capacity", c.channel_capacity, 1024)?,
-            max_in_flight: positive("max_in_flight", c.max_in_flight, 128)?,
+            max_in_flight: match c.max_in_flight {
+                Some(n) => Some(positive("max_in_flight", Some(n), n)?),
+                None => None,
+            },
             endpoint_override: None,
         })
     }

@@ -1,35 +1,18 @@
 //! The IAM inventory of one account: ListUsers (every page), then per user ListAccessKeys and, for users
 //! that have keys, ListMFADevices, GetLoginProfile and GetAccessKeyLastUsed per key. Users fan out
-//! concurrently (bounded by `user_concurrency`) and every call waits on the account's IAM bucket (in the
-//! client's HTTP layer, see `limits`), so a
-//! 500-user account is paced by its quota, not by latency. Each key becomes one `KeyRow`, sent as soon as
-//! it is complete. Users without keys produce no row, as in the seed script.
+//! concurrently (bounded by `user_concurrency`) and every call goes through the account's session, paced
+//! by its IAM bucket, so a 500-user account is paced by its quota, not by latency. Each key becomes one
+//! `KeyRow`, sent as soon as it is complete. Users without keys produce no row, as in the seed script.
 
-use std::sync::atomic::Ordering;
-
-use aws_sdk_iam::Client;
-use aws_smithy_types::DateTime as SmithyTime;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use crate::account::{AccountCtx, Tally};
 use crate::pages::{next_page, Next, MAX_PAGES};
-use crate::report::{KeyRow, LastUsed, Mfa, PartStatus, Password, Record};
+use crate::report::{KeyRow, LastUsed, Mfa, Password, Record, Sink};
 use crate::retry::Failure;
+use crate::session::{utc, Part, Session};
 
 /// ListUsers page size: IAM's maximum. IAM may return fewer with IsTruncated still true.
 const USERS_PAGE: i32 = 1000;
-
-/// RFC 3339 UTC with second precision, e.g. `2026-03-05T15:30:22Z` (design §3).
-pub fn rfc3339(t: &SmithyTime) -> String {
-    to_chrono(t)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
-
-fn to_chrono(t: &SmithyTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
 
 /// MFA type from a device serial: an `arn:…:mfa/…` serial is a virtual device; a `u2f` ARN (FIDO security
 /// key) or a plain serial (a hardware TOTP token such as `GAHT12345678`) is hardware.
@@ -77,55 +60,33 @@ pub fn risk(
     out.join(";")
 }
 
-struct Part<'a> {
-    ctx: &'a AccountCtx,
-    client: &'a Client,
-    tally: Tally,
-}
-
-impl Part<'_> {
-    fn done<T>(&self, action: &str, r: Result<T, Failure>) -> Result<T, Failure> {
-        self.tally.record(self.ctx, action, r)
-    }
-
-    fn malformed(&self, action: &str, message: String) {
-        self.tally.fail(
-            self.ctx,
-            action,
-            &Failure::new("MalformedResponse", message),
-        );
-    }
+fn malformed(session: &Session, action: &str, message: String) {
+    session.fail(
+        Part::Iam,
+        action,
+        &Failure::new("MalformedResponse", message),
+    );
 }
 
 /// Run the IAM inventory of one account; rows go to the writer as they are built.
-pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
-    let s = &ctx.settings;
-    let part = Part {
-        ctx,
-        client,
-        tally: Tally::default(),
-    };
+pub async fn inventory(session: &Session, sink: &Sink) {
+    let iam = session.iam();
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let page = part
-            .ctx
-            .call(|| {
-                client
-                    .list_users()
+        let page = iam
+            .call("iam:ListUsers", |c| {
+                c.list_users()
                     .max_items(USERS_PAGE)
                     .set_marker(marker.clone())
                     .send()
             })
             .await;
-        let page = match part.done("iam:ListUsers", page) {
-            Ok(p) => p,
-            Err(_) => break,
-        };
+        let Ok(page) = page else { break };
         let users = page.users();
-        ctx.users.fetch_add(users.len() as u64, Ordering::Relaxed);
+        sink.count_users(users.len() as u64);
         let alive = futures::stream::iter(users.iter().cloned())
-            .map(|u| audit_user(&part, u))
-            .buffer_unordered(s.user_concurrency)
+            .map(|u| audit_user(session, sink, u))
+            .buffer_unordered(session.settings().user_concurrency)
             .all(|sent| async move { sent })
             .await;
         if !alive {
@@ -135,7 +96,8 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
             Next::Page(next) => marker = Some(next),
             Next::Done => break,
             Next::Stuck => {
-                part.malformed(
+                malformed(
+                    session,
                     "iam:ListUsers",
                     "IsTruncated is true but no new Marker was returned; the remaining users were not listed".into(),
                 );
@@ -143,38 +105,35 @@ pub async fn inventory(ctx: &AccountCtx, client: &Client) -> PartStatus {
             }
         }
     }
-    part.tally.status()
 }
 
 /// Audit one user and send a row per access key. `false` when the writer is gone.
-async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
-    let ctx = part.ctx;
+async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::User) -> bool {
+    let iam = session.iam();
     let name = user.user_name();
-    let now = ctx.settings.started_at;
+    let now = session.settings().started_at;
 
     // Every key of the user (IAM allows two, but paginate as the API says).
     let mut keys = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let r = ctx
-            .call(|| {
-                part.client
-                    .list_access_keys()
+        let r = iam
+            .call("iam:ListAccessKeys", |c| {
+                c.list_access_keys()
                     .user_name(name)
                     .set_marker(marker.clone())
                     .send()
             })
             .await;
-        let Ok(page) = part.done("iam:ListAccessKeys", r) else {
-            break;
-        };
+        let Ok(page) = r else { break };
         // Every field of AccessKeyMetadata is optional in the SDK's model, so a truncated or garbled answer
         // parses into keys without an id. Such a key is reported as a malformed answer, not as a row.
         for key in page.access_key_metadata() {
             if key.access_key_id().is_some_and(|id| !id.is_empty()) {
                 keys.push(key.clone());
             } else {
-                part.malformed(
+                malformed(
+                    session,
                     "iam:ListAccessKeys",
                     format!("ListAccessKeys for user {name} returned a key without an AccessKeyId"),
                 );
@@ -184,7 +143,8 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
             Next::Page(next) => marker = Some(next),
             Next::Done => break,
             Next::Stuck => {
-                part.malformed(
+                malformed(
+                    session,
                     "iam:ListAccessKeys",
                     format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
                 );
@@ -197,10 +157,12 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
     }
 
     let mfa_fut = async {
-        let r = ctx
-            .call(|| part.client.list_mfa_devices().user_name(name).send())
-            .await;
-        match part.done("iam:ListMFADevices", r) {
+        match iam
+            .call("iam:ListMFADevices", |c| {
+                c.list_mfa_devices().user_name(name).send()
+            })
+            .await
+        {
             Ok(out) => {
                 let devices = out.mfa_devices();
                 (
@@ -212,56 +174,51 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
         }
     };
     let password_fut = async {
-        let r = ctx
-            .call(|| part.client.get_login_profile().user_name(name).send())
+        // NoSuchEntity is the answer "this user has no console password", not a failure.
+        let r = iam
+            .call("iam:GetLoginProfile", |c| async move {
+                match c.get_login_profile().user_name(name).send().await {
+                    Ok(_) => Ok(Password::Configured),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                    {
+                        Ok(Password::NotConfigured)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
             .await;
-        match r {
-            Ok(_) => {
-                part.tally.ok();
-                Password::Configured
-            }
-            // NoSuchEntity is the answer "this user has no console password", not a failure.
-            Err(f) if f.code == "NoSuchEntity" || f.code == "NoSuchEntityException" => {
-                part.tally.ok();
-                Password::NotConfigured
-            }
-            Err(f) => {
-                part.tally.fail(ctx, "iam:GetLoginProfile", &f);
-                Password::Unknown
-            }
-        }
+        r.unwrap_or(Password::Unknown)
     };
     let last_used_fut = futures::future::join_all(keys.iter().map(|k| async move {
         // Keys without an id were set aside as malformed above.
         let id = k.access_key_id().unwrap_or_default();
-        let r = ctx
-            .call(|| {
-                part.client
-                    .get_access_key_last_used()
-                    .access_key_id(id)
-                    .send()
+        let r = iam
+            .call("iam:GetAccessKeyLastUsed", |c| {
+                c.get_access_key_last_used().access_key_id(id).send()
             })
             .await;
-        match part.done("iam:GetAccessKeyLastUsed", r) {
-            Ok(out) => Ok(out.access_key_last_used().and_then(|u| {
-                let date = u.last_used_date()?;
+        r.map(|out| {
+            out.access_key_last_used().and_then(|u| {
+                let date = utc(u.last_used_date()?)?;
                 Some(LastUsed {
-                    date: rfc3339(date),
+                    date,
                     service: non_empty(u.service_name(), "N/A"),
                     region: non_empty(u.region(), "N/A"),
-                    days_since: to_chrono(date).map(|d| (now - d).num_days()).unwrap_or(0),
+                    days_since: (now - date).num_days(),
                 })
-            })),
-            Err(_) => Err(()),
-        }
+            })
+        })
+        .map_err(|_| ())
     }));
     let ((mfa, mfa_devices), password, last_used) =
         tokio::join!(mfa_fut, password_fut, last_used_fut);
 
-    let password_last_used = user.password_last_used().map(rfc3339);
+    let password_last_used = user.password_last_used().and_then(utc);
     for (key, last_used) in keys.iter().zip(last_used) {
-        let created = key.create_date();
-        let age = created.and_then(to_chrono).map(|c| (now - c).num_days());
+        let created = key.create_date().and_then(utc);
+        let age = created.map(|c| (now - c).num_days());
         let status = key
             .status()
             .map(|s| s.as_str().to_string())
@@ -271,22 +228,21 @@ async fn audit_user(part: &Part<'_>, user: aws_sdk_iam::types::User) -> bool {
             .ok()
             .and_then(|u| u.as_ref().map(|u| u.days_since));
         let row = KeyRow {
-            account_id: ctx.account.id.clone(),
-            account_name: ctx.account.name.clone(),
+            account_id: session.account().id.clone(),
+            account_name: session.account().name.clone(),
             username: name.to_string(),
             password,
-            password_last_used: password_last_used.clone(),
+            password_last_used,
             access_key_id: key.access_key_id().unwrap_or_default().to_string(),
             risk: risk(status == "Active", age, days_since, password, mfa),
             status,
-            created_date: created.map(rfc3339).unwrap_or_default(),
+            created_date: created,
             last_used,
             mfa,
             mfa_devices,
             key_age_days: age,
         };
-        ctx.keys.fetch_add(1, Ordering::Relaxed);
-        if !ctx.send(Record::Key(row)).await {
+        if !sink.send(Record::Key(row)).await {
             return false;
         }
     }
@@ -337,14 +293,6 @@ mod tests {
         assert_eq!(
             strongest_mfa(["arn:aws:iam::1:u2f/u/a/k", "arn:aws:iam::1:mfa/a"]),
             Mfa::Hardware
-        );
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_seconds_utc() {
-        assert_eq!(
-            rfc3339(&SmithyTime::from_secs_and_nanos(1772724622, 999)),
-            "2026-03-05T15:30:22Z"
         );
     }
 

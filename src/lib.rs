@@ -2,41 +2,44 @@
 //! account of an AWS Organization, concurrently and inside the API quotas.
 //!
 //! The data flows through the modules in this order (design §4):
-//! `config` → `clients` (base SDK config) → `org` (the accounts) → the pool in `run` (bounded fan-out) →
-//! `account` (assume role; `iam` and `cloudtrail` under `limits`' buckets, failures via `retry`) →
-//! `report` (the one writer task) ; `progress` only observes.
+//! `config` → `aws` (base SDK config, one HTTP client, one STS client) → `org` (the accounts) → `pool`
+//! (bounded fan-out, cancellation) → `account`, which composes `iam` and `cloudtrail`, both calling AWS
+//! through the account's `session` (credentials, paced clients, retries, the tally) → `report` (the one
+//! writer task). Below them: `limits` (buckets), `retry` (failures), `pages`, `stats` (counters);
+//! `progress` only observes.
 //!
 //! `run` is the whole audit and is what the binary and the tests call.
 
 pub mod account;
+pub mod aws;
 pub mod check;
-pub mod clients;
 pub mod cloudtrail;
 pub mod config;
 pub mod iam;
+pub mod limits;
 pub mod org;
 pub mod pages;
+pub mod pool;
 pub mod progress;
 pub mod report;
 pub mod retry;
-
-pub mod limits;
+pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, Settings};
 pub use progress::{Observer, Silent, Summary};
 
-use crate::clients::{Aws, CredentialsSetupError};
-use crate::report::{AuditStatus, OutputPaths, Record, Writer};
+use crate::aws::{Aws, CredentialsSetupError};
+use crate::report::{OutputPaths, Writer};
 use crate::retry::Failure;
 
 /// A failure of the run as a whole. Per-account failures are rows of the accounts report, not errors.
@@ -119,60 +122,13 @@ pub async fn run(
         accounts_file: paths.accounts.clone(),
         ..Summary::default()
     };
-
-    // Accounts that are not ACTIVE are reported, never audited.
-    for a in accounts.iter().filter(|a| !a.is_active()) {
-        let row = account::unaudited_row(a, AuditStatus::NotActive, String::new());
-        summary.count(&row);
-        observer.account_finished(&row, aws.stats().snapshot());
-        if tx.send(Record::Account(row)).await.is_err() {
-            break;
-        }
-    }
-
+    let stats = aws.stats().clone();
     let settings = Arc::new(settings);
-    let mut results = futures::stream::iter(accounts.into_iter().filter(|a| a.is_active()))
-        .map(|a| {
-            let (aws, settings, tx, cancel) =
-                (aws.clone(), settings.clone(), tx.clone(), cancel.clone());
-            let account = a.clone();
-            let tx_lost = tx.clone();
-            let handle = tokio::spawn(async move {
-                if cancel.is_cancelled() {
-                    let row = account::unaudited_row(
-                        &a,
-                        AuditStatus::Skipped,
-                        "Cancelled: interrupted by the user before the account was started".into(),
-                    );
-                    let _ = tx.send(Record::Account(row.clone())).await;
-                    return row;
-                }
-                account::audit_account(&aws, settings, a, tx, cancel).await
-            });
-            async move {
-                match handle.await {
-                    Ok(row) => row,
-                    Err(e) => {
-                        // A bug must not make an account vanish: report it with what went wrong.
-                        tracing::error!(account = %account.id, "the account's audit task failed: {e}");
-                        let row = account::unaudited_row(
-                            &account,
-                            AuditStatus::Partial,
-                            format!("InternalError: the audit task failed: {e}"),
-                        );
-                        let _ = tx_lost.send(Record::Account(row.clone())).await;
-                        row
-                    }
-                }
-            }
-        })
-        .buffer_unordered(settings.concurrency);
-    while let Some(row) = results.next().await {
-        summary.count(&row);
-        observer.account_finished(&row, aws.stats().snapshot());
-    }
-    drop(results);
-    drop(tx);
+    pool::run(&aws, settings.clone(), accounts, tx, cancel, |row| {
+        summary.count(row);
+        observer.account_finished(row, stats.snapshot());
+    })
+    .await;
 
     let written = match writer_task.await {
         Ok(Ok(w)) => w,

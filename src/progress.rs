@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::clients::CallCounts;
 use crate::report::{AccountRow, AuditStatus};
+use crate::stats::CallCounts;
 
 /// Notified by the engine as the audit advances. All methods have empty defaults.
 pub trait Observer: Send + Sync {

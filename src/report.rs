@@ -6,7 +6,9 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::config::Values;
@@ -87,11 +89,11 @@ pub struct KeyRow {
     pub account_name: String,
     pub username: String,
     pub password: Password,
-    /// RFC 3339, from ListUsers' PasswordLastUsed.
-    pub password_last_used: Option<String>,
+    /// From ListUsers' PasswordLastUsed; `None` = never.
+    pub password_last_used: Option<DateTime<Utc>>,
     pub access_key_id: String,
     pub status: String,
-    pub created_date: String,
+    pub created_date: Option<DateTime<Utc>>,
     /// `None` = never used; `Some(Err)` = GetAccessKeyLastUsed failed.
     pub last_used: Result<Option<LastUsed>, ()>,
     pub mfa: Mfa,
@@ -102,7 +104,7 @@ pub struct KeyRow {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastUsed {
-    pub date: String,
+    pub date: DateTime<Utc>,
     pub service: String,
     pub region: String,
     pub days_since: i64,
@@ -111,7 +113,7 @@ pub struct LastUsed {
 /// One CloudTrail event: one row of the events report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
-    pub event_time: String,
+    pub event_time: Option<DateTime<Utc>>,
     pub event_name: String,
     pub username: String,
     pub account_id: String,
@@ -189,6 +191,57 @@ pub enum Record {
     Key(KeyRow),
     Event(EventRow),
     Account(AccountRow),
+}
+
+/// Where one account's auditors send their rows: the writer's channel, and counts of what was sent.
+pub struct Sink {
+    tx: mpsc::Sender<Record>,
+    users: AtomicU64,
+    keys: AtomicU64,
+    events: AtomicU64,
+}
+
+impl Sink {
+    pub fn new(tx: mpsc::Sender<Record>) -> Sink {
+        Sink {
+            tx,
+            users: AtomicU64::new(0),
+            keys: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+        }
+    }
+
+    /// Send a row to the writer. `false` when the writer is gone (it failed; the run is ending).
+    pub async fn send(&self, record: Record) -> bool {
+        let counter = match &record {
+            Record::Key(_) => Some(&self.keys),
+            Record::Event(_) => Some(&self.events),
+            Record::Account(_) => None,
+        };
+        if let Some(c) = counter {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tx.send(record).await.is_ok()
+    }
+
+    /// Count users listed (they have rows only through their keys).
+    pub fn count_users(&self, n: u64) {
+        self.users.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// (users, keys, events) so far.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.users.load(Ordering::Relaxed),
+            self.keys.load(Ordering::Relaxed),
+            self.events.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// RFC 3339 UTC with second precision, e.g. `2026-03-05T15:30:22Z` (design §3).
+pub fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The three output paths of one run.
@@ -317,7 +370,7 @@ impl Writer {
             Record::Key(k) => {
                 let (last_date, service, region, since) = match &k.last_used {
                     Ok(Some(u)) => (
-                        u.date.clone(),
+                        rfc3339(&u.date),
                         u.service.clone(),
                         u.region.clone(),
                         u.days_since.to_string(),
@@ -345,10 +398,12 @@ impl Writer {
                         &k.account_name,
                         &k.username,
                         v.password(k.password),
-                        k.password_last_used.as_deref().unwrap_or(v.never()),
+                        &k.password_last_used
+                            .as_ref()
+                            .map_or_else(|| v.never().to_string(), rfc3339),
                         &k.access_key_id,
                         &k.status,
-                        &k.created_date,
+                        &k.created_date.as_ref().map(rfc3339).unwrap_or_default(),
                         &last_date,
                         &service,
                         k.mfa.as_str(),
@@ -367,7 +422,7 @@ impl Writer {
                     &mut self.events,
                     self.escape,
                     [
-                        &e.event_time,
+                        &e.event_time.as_ref().map(rfc3339).unwrap_or_default(),
                         &e.event_name,
                         &e.username,
                         &e.account_id,
@@ -433,6 +488,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timestamps_are_rfc3339_seconds_utc() {
+        let t = DateTime::from_timestamp(1_772_724_622, 999).unwrap();
+        assert_eq!(rfc3339(&t), "2026-03-05T15:30:22Z");
+    }
+
+    #[test]
     fn formula_like_cells_get_a_quote() {
         for cell in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"] {
             assert_eq!(escape_formula(cell), format!("'{cell}"));
@@ -451,7 +512,7 @@ mod tests {
             password_last_used: None,
             access_key_id: "AKIAEXAMPLE".into(),
             status: "Active".into(),
-            created_date: "2026-01-01T00:00:00Z".into(),
+            created_date: DateTime::from_timestamp(1_767_225_600, 0),
             last_used: Ok(None),
             mfa: Mfa::Hardware,
             mfa_devices: Some(2),

@@ -162,7 +162,7 @@ impl Failure {
     }
 
     /// From any SDK error. A service error gives its AWS code and message; a credentials failure inside
-    /// the call (the assumed role refused) is unwrapped to the STS error that caused it.
+    /// the call (the role could not be assumed again) is unwrapped to the STS failure that caused it.
     pub fn from_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
@@ -207,18 +207,21 @@ impl Failure {
             }
         }
     }
-
-    /// From a credentials provider error (the per-account AssumeRole).
-    pub fn from_credentials(
-        err: &aws_credential_types::provider::error::CredentialsError,
-    ) -> Failure {
-        credentials_failure(err).unwrap_or_else(|| {
-            Failure::new("CredentialsError", DisplayErrorContext(err).to_string())
-        })
-    }
 }
 
-/// Walk an error's source chain for the STS AssumeRole error behind a credentials failure.
+/// A `Failure` as a std error: how the session's credentials provider hands an AssumeRole failure to the
+/// SDK, inside a `CredentialsError`, and how `Failure::from_sdk` recovers it from a failed call.
+#[derive(Debug)]
+pub struct FailureError(pub Failure);
+
+impl fmt::Display for FailureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl StdError for FailureError {}
+
+/// Walk an error's source chain for the `Failure` behind a credentials failure.
 fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<Failure> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     let mut saw_credentials = false;
@@ -226,21 +229,8 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<Failure> {
         if e.is::<aws_credential_types::provider::error::CredentialsError>() {
             saw_credentials = true;
         }
-        if let Some(ours) = e.downcast_ref::<crate::clients::FailureError>() {
+        if let Some(ours) = e.downcast_ref::<FailureError>() {
             return Some(ours.0.clone());
-        }
-        if let Some(sts) = e.downcast_ref::<SdkError<
-            aws_sdk_sts::operation::assume_role::AssumeRoleError,
-            HttpResponse,
-        >>() {
-            return Some(match sts {
-                SdkError::ServiceError(_) => Failure::from_sdk(sts),
-                other => {
-                    let mut f = Failure::from_sdk(other);
-                    f.message = format!("AssumeRole: {}", f.message);
-                    f
-                }
-            });
         }
         cur = e.source();
     }

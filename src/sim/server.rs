@@ -59,6 +59,8 @@ struct State {
     log: Mutex<Vec<Call>>,
     started: Instant,
     in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+    connections: AtomicU64,
     served: AtomicU64,
     throttled: AtomicU64,
     next_key: AtomicU64,
@@ -133,6 +135,8 @@ impl Sim {
             log: Mutex::new(Vec::new()),
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+            connections: AtomicU64::new(0),
             served: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             next_key: AtomicU64::new(0),
@@ -146,6 +150,7 @@ impl Sim {
                     _ = stop2.cancelled() => return,
                 };
                 let Ok((stream, _)) = conn else { continue };
+                st.connections.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let (st, stop3) = (st.clone(), stop2.clone());
                 tokio::spawn(async move {
@@ -178,6 +183,14 @@ impl Sim {
         (
             self.state.served.load(Ordering::Relaxed),
             self.state.throttled.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The most calls served at once, and the connections accepted, so far.
+    pub fn concurrency(&self) -> (usize, u64) {
+        (
+            self.state.peak_in_flight.load(Ordering::Relaxed),
+            self.state.connections.load(Ordering::Relaxed),
         )
     }
 
@@ -415,6 +428,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
         akid,
     };
     let in_flight = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    state.peak_in_flight.fetch_max(in_flight, Ordering::Relaxed);
     let resp = serve(&state, &ctx, &params, &json_body, token_header).await;
     state.in_flight.fetch_sub(1, Ordering::Relaxed);
     let detail = if state.faults.log_calls {

@@ -1,0 +1,291 @@
+//! The run's connection to AWS, set up once: the base `SdkConfig` (profile or default chain, one shared
+//! HTTP client, adaptive retries), the management credentials resolved once and cached, one STS client that
+//! assumes every account's role, the Organizations client, and prebuilt IAM and CloudTrail client configs
+//! from which each account's session derives its own clients cheaply.
+//!
+//! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` are honoured by the SDK; nothing here overrides them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::Credentials;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{tls, ConnectorBuilder};
+use aws_smithy_runtime::client::identity::IdentityCache;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use crate::config::Settings;
+use crate::limits::{Cap, InFlight, MarkRetries, PacedHttpClient};
+use crate::stats::{CallStats, CountCalls};
+
+/// A setup failure while loading credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsSetupError {
+    #[error("AWS profile '{profile}' was not found: {detail}. List the profiles with `aws configure list-profiles`, or create it with `aws configure --profile {profile}` (or `aws configure sso --profile {profile}`)")]
+    UnknownProfile { profile: String, detail: String },
+    #[error("no AWS credentials for the management account: {detail}. Pass --profile, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (for SSO profiles run `aws sso login` first)")]
+    NoCredentials { detail: String },
+}
+
+/// The engine's handle on AWS. Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct Aws {
+    base: SdkConfig,
+    http: SharedHttpClient,
+    sts: aws_sdk_sts::Client,
+    iam: aws_sdk_iam::Config,
+    cloudtrail: aws_sdk_cloudtrail::Config,
+    in_flight: InFlight,
+    stats: Arc<CallStats>,
+    partition: &'static str,
+}
+
+/// An error and its sources, `: `-joined, on one line (no Debug dumps).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `--profile NAME` must name a profile of the AWS config or credentials file: otherwise the SDK would
+/// only say that no credentials were found.
+async fn check_profile_exists(profile: &str) -> Result<(), CredentialsSetupError> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| CredentialsSetupError::UnknownProfile {
+            profile: profile.to_string(),
+            detail: format!(
+                "the AWS config files could not be read: {}",
+                error_chain(&e)
+            ),
+        })?;
+    if set.get_profile(profile).is_none() {
+        let known: Vec<&str> = set.profiles().collect();
+        return Err(CredentialsSetupError::UnknownProfile {
+            profile: profile.to_string(),
+            detail: if known.is_empty() {
+                "no profiles are defined in ~/.aws/config or ~/.aws/credentials".to_string()
+            } else {
+                format!("the known profiles are {}", known.join(", "))
+            },
+        });
+    }
+    Ok(())
+}
+
+/// The AWS partition of a region, for role ARNs.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+impl Aws {
+    /// Load the base config and check that there are credentials for the management account.
+    pub async fn connect(settings: &Settings) -> Result<Aws, CredentialsSetupError> {
+        let retry = RetryConfig::adaptive()
+            .with_max_attempts(settings.max_attempts)
+            .with_initial_backoff(settings.initial_backoff)
+            .with_max_backoff(settings.max_backoff);
+        let http = shared_http_client();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .http_client(http.clone())
+            .retry_config(retry)
+            // The requests and answers are small; the timeouts bound a stalled call. The SDK's stalled
+            // stream protection would add a 1-second timer to every request for nothing.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(profile) = &settings.profile {
+            check_profile_exists(profile).await?;
+            loader = loader.profile_name(profile);
+        }
+        if let Some(o) = &settings.endpoint_override {
+            loader = loader
+                .endpoint_url(&o.url)
+                .credentials_provider(Credentials::new(
+                    o.access_key_id.clone(),
+                    o.secret_access_key.clone(),
+                    None,
+                    None,
+                    "iam-audit-endpoint-override",
+                ));
+        }
+        let base = loader.load().await;
+        let Some(provider) = base.credentials_provider() else {
+            return Err(CredentialsSetupError::NoCredentials {
+                detail: "no credentials provider is configured".into(),
+            });
+        };
+        if let Err(e) = provider.provide_credentials().await {
+            let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+            if let Some(profile) = &settings.profile {
+                if detail.contains("was not defined") || detail.contains("No profiles were defined")
+                {
+                    return Err(CredentialsSetupError::UnknownProfile {
+                        profile: profile.clone(),
+                        detail,
+                    });
+                }
+            }
+            return Err(CredentialsSetupError::NoCredentials { detail });
+        }
+        let stats = Arc::new(CallStats::default());
+        let in_flight = InFlight::new(in_flight_cap(settings), stats.clone());
+        // One STS client for every AssumeRole of the run. It keeps the base config's identity cache, so
+        // the management credentials (an SSO token exchange, a profile's own AssumeRole, ...) are resolved
+        // once and renewed before they expire, not once per account: aws-config's AssumeRoleProvider
+        // builds a client per role with no identity cache (aws-config src/sts/assume_role.rs).
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&base)
+                .http_client(PacedHttpClient::shared(
+                    http.clone(),
+                    None,
+                    in_flight.clone(),
+                ))
+                .build(),
+        );
+        // Templates of the per-account clients: the per-account session only sets its credentials, its
+        // paced HTTP client and its retry partition on a copy. No identity cache: the session caches its
+        // assumed-role credentials itself, and the base config's lazy cache would keep an entry for every
+        // account of the run.
+        let iam = aws_sdk_iam::config::Builder::from(&base)
+            .identity_cache(IdentityCache::no_cache())
+            .interceptor(CountCalls(stats.clone()))
+            .interceptor(MarkRetries)
+            .build();
+        let cloudtrail = aws_sdk_cloudtrail::config::Builder::from(&base)
+            .identity_cache(IdentityCache::no_cache())
+            .interceptor(CountCalls(stats.clone()))
+            .interceptor(MarkRetries)
+            .build();
+        Ok(Aws {
+            in_flight,
+            http,
+            partition: partition_of(&settings.region),
+            sts,
+            iam,
+            cloudtrail,
+            base,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<CallStats> {
+        &self.stats
+    }
+
+    pub fn partition(&self) -> &'static str {
+        self.partition
+    }
+
+    /// The Organizations client of the management account.
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let conf = aws_sdk_organizations::config::Builder::from(&self.base)
+            .interceptor(CountCalls(self.stats.clone()))
+            .build();
+        aws_sdk_organizations::Client::from_conf(conf)
+    }
+
+    /// The one STS client that assumes every account's role.
+    pub fn sts(&self) -> &aws_sdk_sts::Client {
+        &self.sts
+    }
+
+    /// The run's shared HTTP client (one connection pool).
+    pub fn http(&self) -> &SharedHttpClient {
+        &self.http
+    }
+
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
+    /// The IAM client config every account's IAM client is derived from.
+    pub fn iam_template(&self) -> &aws_sdk_iam::Config {
+        &self.iam
+    }
+
+    /// The CloudTrail client config every account's CloudTrail clients are derived from.
+    pub fn cloudtrail_template(&self) -> &aws_sdk_cloudtrail::Config {
+        &self.cloudtrail
+    }
+}
+
+/// The cap on requests in flight: the configured one, or one that follows the latency (see `limits`),
+/// sized for the most the buckets can grant at once.
+fn in_flight_cap(settings: &Settings) -> Cap {
+    match settings.max_in_flight {
+        Some(n) => Cap::Fixed(n),
+        None => Cap::Adaptive {
+            rate: settings.concurrency as f64
+                * (f64::from(settings.iam_rate)
+                    + f64::from(settings.cloudtrail_rate) * settings.regions.len() as f64),
+            ceiling: MAX_IN_FLIGHT_CEILING,
+        },
+    }
+}
+
+/// The most requests in flight the adaptive cap allows: 500 accounts × 12 requests/s at 250 ms need 1,500;
+/// beyond this the connections alone would hold hundreds of MB.
+const MAX_IN_FLIGHT_CEILING: usize = 4096;
+
+/// One HTTPS client (one connection pool) for every SDK client of the run: without it each of the
+/// thousands of per-account clients would build its own pool. HTTPS_PROXY/NO_PROXY are honoured.
+fn shared_http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_of("us-east-1"), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+}

@@ -1,0 +1,466 @@
+//! One member account's session, below the parts of its audit (`iam`, `cloudtrail`): the account's
+//! assumed-role credentials (assumed through the run's one STS client, cached and renewed before they
+//! expire), its paced IAM and CloudTrail clients (each with its own token bucket and retry partition), the
+//! `call` every AWS request of the account goes through (pacing, retries, ExpiredToken refresh), and the
+//! tally of what succeeded and what failed, which becomes the account's row in the accounts report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_config::Region;
+use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::aws::Aws;
+use crate::config::Settings;
+use crate::limits::{Bucket, PacedHttpClient};
+use crate::org::Account;
+use crate::report::PartStatus;
+use crate::retry::{is_expired_token, retry_step, Failure, FailureError};
+use crate::stats::CallStats;
+
+/// A timestamp of an AWS answer as UTC.
+pub fn utc(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// At most this many distinct errors are spelled out in an account's `error` cell.
+const MAX_ERRORS_SHOWN: usize = 5;
+
+/// Extra rounds of SDK attempts for a throttled or transiently failing call.
+const OUTER_ROUNDS: usize = 5;
+
+/// Credentials of one member account: AssumeRole through the run's shared STS client, cached here and
+/// renewed before they expire (or at once after an `ExpiredToken`), shared by the account's clients.
+#[derive(Debug)]
+pub struct AccountCredentials {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    session_name: String,
+    external_id: Option<String>,
+    duration: Duration,
+    cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
+    stats: Arc<CallStats>,
+}
+
+impl AccountCredentials {
+    /// Current credentials, assuming the role if there are none or they are about to expire.
+    pub async fn get(&self) -> Result<Credentials, Failure> {
+        let mut slot = self.cached.lock().await;
+        if let Some((creds, obtained)) = slot.as_ref() {
+            if fresh(creds, *obtained, SystemTime::now()) {
+                return Ok(creds.clone());
+            }
+        }
+        let creds = self.assume().await?;
+        *slot = Some((creds.clone(), SystemTime::now()));
+        Ok(creds)
+    }
+
+    /// Forget the cached credentials (the service said they expired).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    async fn assume(&self) -> Result<Credentials, Failure> {
+        self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
+        // Boxed: the SDK's future is several KB, and every account waiting to start would reserve it.
+        let out = Box::pin(
+            self.sts
+                .assume_role()
+                .role_arn(&self.role_arn)
+                .role_session_name(&self.session_name)
+                .set_external_id(self.external_id.clone())
+                .duration_seconds(self.duration.as_secs() as i32)
+                .send(),
+        )
+        .await
+        .map_err(|e| Failure::from_sdk(&e))?;
+        let Some(c) = out.credentials() else {
+            return Err(Failure::new(
+                "MalformedResponse",
+                "AssumeRole answered without Credentials",
+            ));
+        };
+        let expiry = SystemTime::try_from(*c.expiration()).ok();
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "iam-audit-assume-role",
+        ))
+    }
+}
+
+/// Refresh a fifth of the lifetime (at most five minutes) before expiry, so no call is signed with
+/// credentials that die in flight.
+fn fresh(creds: &Credentials, obtained: SystemTime, now: SystemTime) -> bool {
+    let Some(expiry) = creds.expiry() else {
+        return true;
+    };
+    let lifetime = expiry.duration_since(obtained).unwrap_or_default();
+    let margin = (lifetime / 5).min(Duration::from_secs(300));
+    now + margin < expiry
+}
+
+/// Adapter so the SDK clients resolve identities through the account's cache.
+#[derive(Debug, Clone)]
+struct SharedAccountCredentials(Arc<AccountCredentials>);
+
+impl ProvideCredentials for SharedAccountCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            self.0.get().await.map_err(|f| {
+                aws_credential_types::provider::error::CredentialsError::provider_error(
+                    FailureError(f),
+                )
+            })
+        })
+    }
+}
+
+/// A retry partition owned by one account's client: its own retry token bucket and adaptive rate limiter,
+/// so a throttled account slows only itself (design §4). A custom partition, not `RetryPartition::new`:
+/// named partitions live for the whole process in the SDK's static maps (aws-smithy-runtime
+/// `retries/strategy/standard.rs`), which would grow with every account audited. Throttling retries cost
+/// no retry quota: our buckets already pace the calls, and an auditor would rather wait than lose a row;
+/// 5xx and timeouts still draw on the quota, which stops retry storms in an outage.
+fn own_partition(name: String) -> RetryPartition {
+    RetryPartition::custom(name)
+        .token_bucket(TokenBucket::builder().throttling_retry_cost(0).build())
+        .build()
+}
+
+/// The parts of an account's audit, each with its own tally and status column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Iam,
+    CloudTrail,
+}
+
+/// The calls of one part that succeeded and failed.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The status of a part from whether it read anything and whether anything failed.
+fn part_status(succeeded_calls: u64, failed_calls: u64) -> PartStatus {
+    match (succeeded_calls, failed_calls) {
+        (_, 0) => PartStatus::Ok,
+        (0, _) => PartStatus::Failed,
+        _ => PartStatus::Partial,
+    }
+}
+
+#[derive(Default)]
+struct Problems {
+    /// Distinct `action Code: message` lines, in the order first seen.
+    distinct: Vec<(String, String, String)>,
+    total: u64,
+}
+
+/// A client and the bucket its calls wait on.
+struct Paced<C> {
+    client: C,
+    bucket: Bucket,
+}
+
+/// One account's session.
+pub struct Session {
+    account: Account,
+    settings: Arc<Settings>,
+    role_arn: String,
+    credentials: Arc<AccountCredentials>,
+    iam: Paced<aws_sdk_iam::Client>,
+    /// One CloudTrail client per configured region.
+    cloudtrail: Vec<(String, Paced<aws_sdk_cloudtrail::Client>)>,
+    tallies: [Tally; 2],
+    problems: Mutex<Problems>,
+}
+
+impl Session {
+    /// The session of one account: nothing is called yet.
+    pub fn new(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
+        let role_arn = settings.role_arn(&account.id, aws.partition());
+        let credentials = Arc::new(AccountCredentials {
+            sts: aws.sts().clone(),
+            role_arn: role_arn.clone(),
+            session_name: settings.session_name.clone(),
+            external_id: settings.external_id.clone(),
+            duration: settings.session_duration,
+            cached: tokio::sync::Mutex::new(None),
+            stats: aws.stats().clone(),
+        });
+        let provider =
+            SharedCredentialsProvider::new(SharedAccountCredentials(credentials.clone()));
+        let iam_bucket = Bucket::new(settings.iam_rate, settings.iam_burst);
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws.iam_template()
+                .to_builder()
+                .http_client(PacedHttpClient::shared(
+                    aws.http().clone(),
+                    Some(iam_bucket.clone()),
+                    aws.in_flight().clone(),
+                ))
+                .credentials_provider(provider.clone())
+                .retry_partition(own_partition(format!("iam-{}", account.id)))
+                .build(),
+        );
+        let cloudtrail = settings
+            .regions
+            .iter()
+            .map(|region| {
+                let bucket = Bucket::new(settings.cloudtrail_rate, settings.cloudtrail_burst);
+                let client = aws_sdk_cloudtrail::Client::from_conf(
+                    aws.cloudtrail_template()
+                        .to_builder()
+                        .region(Region::new(region.clone()))
+                        .http_client(PacedHttpClient::shared(
+                            aws.http().clone(),
+                            Some(bucket.clone()),
+                            aws.in_flight().clone(),
+                        ))
+                        .credentials_provider(provider.clone())
+                        .retry_partition(own_partition(format!(
+                            "cloudtrail-{}-{region}",
+                            account.id
+                        )))
+                        .build(),
+                );
+                (region.clone(), Paced { client, bucket })
+            })
+            .collect();
+        Session {
+            account,
+            settings,
+            role_arn,
+            credentials,
+            iam: Paced {
+                client: iam,
+                bucket: iam_bucket,
+            },
+            cloudtrail,
+            tallies: Default::default(),
+            problems: Mutex::new(Problems::default()),
+        }
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The ARN of the role this session assumes.
+    pub fn role_arn(&self) -> &str {
+        &self.role_arn
+    }
+
+    /// Assume the role, retrying throttles and transient faults but not denials.
+    pub async fn assume(&self) -> Result<(), Failure> {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(20));
+        retry_step(min, max, 4, || async {
+            self.credentials.get().await.map(|_| ())
+        })
+        .await
+    }
+
+    /// The account's IAM API, its calls counted in the IAM part.
+    pub fn iam(&self) -> Api<'_, aws_sdk_iam::Client> {
+        Api {
+            session: self,
+            part: Part::Iam,
+            paced: &self.iam,
+        }
+    }
+
+    /// The account's CloudTrail API in each configured region.
+    pub fn cloudtrail(
+        &self,
+    ) -> impl Iterator<Item = (&str, Api<'_, aws_sdk_cloudtrail::Client>)> + '_ {
+        self.cloudtrail.iter().map(move |(region, paced)| {
+            (
+                region.as_str(),
+                Api {
+                    session: self,
+                    part: Part::CloudTrail,
+                    paced,
+                },
+            )
+        })
+    }
+
+    /// Record a failure of a part that is not a failed call (a malformed answer, a stuck listing).
+    pub fn fail(&self, part: Part, action: &str, f: &Failure) {
+        self.tallies[part as usize]
+            .failed
+            .fetch_add(1, Ordering::Relaxed);
+        self.problem(action, f);
+    }
+
+    /// Record a problem of the account that belongs to no part (the run was interrupted).
+    pub fn problem(&self, action: &str, f: &Failure) {
+        let mut p = self.problems.lock().expect("problems lock");
+        p.total += 1;
+        if !p
+            .distinct
+            .iter()
+            .any(|(a, c, _)| a == action && *c == f.code)
+        {
+            p.distinct
+                .push((action.to_string(), f.code.clone(), f.message.clone()));
+        }
+        tracing::debug!(account = %self.account.id, action, error = %f, "call failed");
+    }
+
+    /// How far a part got: from whether it read anything and whether anything failed.
+    pub fn status(&self, part: Part) -> PartStatus {
+        let t = &self.tallies[part as usize];
+        part_status(
+            t.ok.load(Ordering::Relaxed),
+            t.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `Code: message (action)` of each distinct failure, ` | `-joined, for the accounts report.
+    pub fn error_cell(&self) -> String {
+        let p = self.problems.lock().expect("problems lock");
+        let mut parts: Vec<String> = p
+            .distinct
+            .iter()
+            .take(MAX_ERRORS_SHOWN)
+            .map(|(action, code, message)| {
+                if message.is_empty() {
+                    format!("{code} ({action})")
+                } else {
+                    format!("{code}: {message} ({action})")
+                }
+            })
+            .collect();
+        let shown: u64 = p.distinct.len().min(MAX_ERRORS_SHOWN) as u64;
+        if p.total > shown {
+            parts.push(format!("{} failed calls in all", p.total));
+        }
+        parts.join(" | ")
+    }
+}
+
+/// One service of one account, as the parts call it.
+pub struct Api<'s, C> {
+    session: &'s Session,
+    part: Part,
+    paced: &'s Paced<C>,
+}
+
+impl<C> Clone for Api<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for Api<'_, C> {}
+
+impl<'s, C> Api<'s, C> {
+    /// One AWS call, counted in the part's tally; a failure is also recorded as the account's problem.
+    ///
+    /// The call waits for a token of its bucket before `f` builds the request (see `limits`), and the
+    /// SDK's adaptive retries run inside `f`. A call still throttled or failing transiently after all of
+    /// them gets up to `OUTER_ROUNDS` more rounds after a backoff: an auditor would rather wait than
+    /// report a row as lost. After an `ExpiredToken` (the session ended under us) the role is assumed
+    /// again and the call resent.
+    pub async fn call<T, E, F, Fut>(&self, action: &str, f: F) -> Result<T, Failure>
+    where
+        F: Fn(&'s C) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let s = &self.session.settings;
+        let f = &f;
+        let r = retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
+            self.send_fresh(f)
+        })
+        .await;
+        let tally = &self.session.tallies[self.part as usize];
+        match &r {
+            Ok(_) => {
+                tally.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(failure) => self.session.fail(self.part, action, failure),
+        }
+        r
+    }
+
+    async fn send_fresh<T, E, F, Fut>(&self, f: &F) -> Result<T, Failure>
+    where
+        F: Fn(&'s C) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut renewed = 0;
+        loop {
+            self.paced.bucket.wait().await;
+            // Boxed, so that the SDK's operation future (several KB) is allocated only now that the call
+            // goes out, not reserved in every waiting call's state.
+            let failure = match Box::pin(f(&self.paced.client)).await {
+                Ok(v) => return Ok(v),
+                Err(e) => Failure::from_sdk(&e),
+            };
+            if !is_expired_token(&failure) || renewed == 2 {
+                return Err(failure);
+            }
+            tracing::debug!(account = %self.session.account.id, "session expired; assuming the role again");
+            self.session.credentials.invalidate().await;
+            renewed += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_status_from_counts() {
+        assert_eq!(part_status(3, 0), PartStatus::Ok);
+        assert_eq!(part_status(0, 0), PartStatus::Ok);
+        assert_eq!(part_status(0, 1), PartStatus::Failed);
+        assert_eq!(part_status(2, 1), PartStatus::Partial);
+    }
+
+    #[test]
+    fn credentials_refresh_before_expiry() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let c = Credentials::new(
+            "AKID",
+            "secret",
+            Some("token".into()),
+            Some(t0 + Duration::from_secs(3600)),
+            "test",
+        );
+        assert!(fresh(&c, t0, t0 + Duration::from_secs(3000)));
+        // Within five minutes of expiry: refresh.
+        assert!(!fresh(&c, t0, t0 + Duration::from_secs(3301)));
+        // A 60-second session is refreshed in its last 12 seconds.
+        let short = Credentials::new(
+            "AKID",
+            "secret",
+            None,
+            Some(t0 + Duration::from_secs(60)),
+            "test",
+        );
+        assert!(fresh(&short, t0, t0 + Duration::from_secs(47)));
+        assert!(!fresh(&short, t0, t0 + Duration::from_secs(49)));
+    }
+}
