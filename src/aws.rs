@@ -38,8 +38,8 @@ pub struct Aws {
     base: SdkConfig,
     http: SharedHttpClient,
     sts: aws_sdk_sts::Client,
-    iam: aws_sdk_iam::Config,
-    cloudtrail: aws_sdk_cloudtrail::Config,
+    iam: aws_sdk_iam::Client,
+    cloudtrail: Vec<(String, aws_sdk_cloudtrail::Client)>,
     in_flight: InFlight,
     stats: Arc<CallStats>,
     partition: &'static str,
@@ -177,20 +177,35 @@ impl Aws {
                 ))
                 .build(),
         );
-        // Templates of the per-account clients: the per-account session only sets its credentials, its
-        // paced HTTP client and its retry partition on a copy. No identity cache: the session caches its
-        // assumed-role credentials itself, and the base config's lazy cache would keep an entry for every
-        // account of the run.
-        let iam = aws_sdk_iam::config::Builder::from(&base)
-            .identity_cache(IdentityCache::no_cache())
-            .interceptor(CountCalls(stats.clone()))
-            .interceptor(MarkRetries)
-            .build();
-        let cloudtrail = aws_sdk_cloudtrail::config::Builder::from(&base)
-            .identity_cache(IdentityCache::no_cache())
-            .interceptor(CountCalls(stats.clone()))
-            .interceptor(MarkRetries)
-            .build();
+        // One IAM client, and one CloudTrail client per region, for every account: each call sets the
+        // account's credentials, paced HTTP client and retry partition as a config override (see
+        // `session`). A client per account cost ~15 KB each, most of an account's memory. These clients
+        // have no credentials of their own, so a call without its account's override fails instead of
+        // reading the management account. No identity cache: the session caches its credentials itself.
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&base)
+                .credentials_provider(NoCredentials)
+                .identity_cache(IdentityCache::no_cache())
+                .interceptor(CountCalls(stats.clone()))
+                .interceptor(MarkRetries)
+                .build(),
+        );
+        let cloudtrail = settings
+            .regions
+            .iter()
+            .map(|region| {
+                let client = aws_sdk_cloudtrail::Client::from_conf(
+                    aws_sdk_cloudtrail::config::Builder::from(&base)
+                        .region(Region::new(region.clone()))
+                        .credentials_provider(NoCredentials)
+                        .identity_cache(IdentityCache::no_cache())
+                        .interceptor(CountCalls(stats.clone()))
+                        .interceptor(MarkRetries)
+                        .build(),
+                );
+                (region.clone(), client)
+            })
+            .collect();
         Ok(Aws {
             in_flight,
             http,
@@ -233,14 +248,33 @@ impl Aws {
         &self.in_flight
     }
 
-    /// The IAM client config every account's IAM client is derived from.
-    pub fn iam_template(&self) -> &aws_sdk_iam::Config {
+    /// The IAM client every account calls through, with its own credentials (see `session`).
+    pub fn iam(&self) -> &aws_sdk_iam::Client {
         &self.iam
     }
 
-    /// The CloudTrail client config every account's CloudTrail clients are derived from.
-    pub fn cloudtrail_template(&self) -> &aws_sdk_cloudtrail::Config {
+    /// The CloudTrail client of each configured region, shared the same way.
+    pub fn cloudtrail(&self) -> &[(String, aws_sdk_cloudtrail::Client)] {
         &self.cloudtrail
+    }
+}
+
+/// The credentials of the shared per-account clients: none. Every call supplies its account's.
+#[derive(Debug)]
+struct NoCredentials;
+
+impl ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::not_loaded(
+                "a member-account call was made without its account's credentials",
+            ),
+        ))
     }
 }
 

@@ -49,7 +49,13 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
     }
     let iam = session
         .iam()
-        .call("iam:ListUsers", |c| c.list_users().max_items(1).send())
+        .call("iam:ListUsers", |c, o| {
+            c.list_users()
+                .max_items(1)
+                .customize()
+                .config_override(o)
+                .send()
+        })
         .await
         .map(|_| ());
     let s = session.settings();
@@ -70,12 +76,14 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
     let mut cloudtrail = Vec::new();
     for (region, api) in session.cloudtrail() {
         let r = api
-            .call("cloudtrail:LookupEvents", |c| {
+            .call("cloudtrail:LookupEvents", |c, o| {
                 c.lookup_events()
                     .lookup_attributes(attribute.clone())
                     .start_time(start)
                     .end_time(end)
                     .max_results(1)
+                    .customize()
+                    .config_override(o)
                     .send()
             })
             .await

@@ -206,7 +206,8 @@ pub struct AuditArgs {
     /// Longest retry backoff in milliseconds [default: 20000]
     #[arg(long, value_name = "MS")]
     pub max_backoff_ms: Option<u64>,
-    /// HTTP requests in flight at once across all accounts [default: 128]
+    /// A fixed cap on the HTTP requests in flight across all accounts [default: twice what the
+    /// rates need at the observed network latency, at most 4096]
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
     /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
@@ -248,11 +249,17 @@ impl AuditArgs {
     }
 }
 
-/// Set up tracing on stderr, routed through the progress bars (when any) so lines never tear. AWS crates
-/// are capped at `info` (`error` without -v) whatever RUST_LOG says: their debug/trace output can carry
-/// signed headers and session tokens.
+/// Set up tracing on stderr, routed through the progress bars (when any) so lines never tear.
+///
+/// An allow-list caps what reaches the log, whatever RUST_LOG says: iam-audit's own modules at any level,
+/// every other crate (the AWS SDK, hyper, rustls, ...) at `error`, or `info` with -v. Their debug and trace
+/// output can carry signed headers and session tokens, and a crate we did not think of must not be able
+/// to leak them.
 pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let ours = match (display.quiet, display.verbose) {
         (true, _) => "warn",
         (false, 0) => "iam_audit=info,warn",
@@ -260,38 +267,25 @@ pub fn init_logging(display: &Display, bars: Option<MultiProgress>) {
         (false, _) => "iam_audit=trace,info",
     };
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| ours.to_string());
-    let mut filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(ours));
-    // Without -v the SDK's own warnings (e.g. "STS refused to grant assume role") are left out: the
-    // accounts report and our per-account lines already carry them, once and on one line.
-    let sdk = if display.verbose == 0 {
-        "error"
+    let wanted = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(ours));
+    // Without -v the SDK's own warnings (e.g. a retried 500) are left out: the accounts report and our
+    // per-account lines already carry what failed, once and on one line.
+    let others = if display.verbose == 0 {
+        LevelFilter::ERROR
     } else {
-        "info"
+        LevelFilter::INFO
     };
-    for crate_name in [
-        "aws_sigv4",
-        "aws_smithy_runtime",
-        "aws_smithy_runtime_api",
-        "aws_smithy_http_client",
-        "aws_config",
-        "aws_runtime",
-        "aws_sdk_sts",
-        "hyper",
-        "hyper_util",
-    ] {
-        filter = filter.add_directive(
-            format!("{crate_name}={sdk}")
-                .parse()
-                .expect("static directive"),
-        );
-    }
+    let allowed = Targets::new()
+        .with_target("iam_audit", LevelFilter::TRACE)
+        .with_default(others);
     let writer = BarWriter(bars);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(move || writer.clone())
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_filter(wanted)
+        .with_filter(allowed);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// Writes log lines to stderr, suspending the bars while it does.

@@ -10,7 +10,7 @@ use aws_smithy_types::DateTime as SmithyTime;
 use crate::pages::{next_page, Next, MAX_PAGES};
 use crate::report::{EventRow, Record, Sink};
 use crate::retry::{is_denied, Failure};
-use crate::session::{utc, Api, Part, Session};
+use crate::session::{utc, CloudTrailApi, Part, Session};
 
 const EVENTS_PAGE: i32 = 50;
 
@@ -24,12 +24,7 @@ pub async fn lookup(session: &Session, sink: &Sink) {
     .await;
 }
 
-async fn lookup_region(
-    session: &Session,
-    sink: &Sink,
-    region: &str,
-    api: Api<'_, aws_sdk_cloudtrail::Client>,
-) {
+async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudTrailApi<'_>) {
     let s = session.settings();
     let start = SmithyTime::from_secs(s.start.timestamp());
     let end = SmithyTime::from_secs(s.end.timestamp());
@@ -50,13 +45,15 @@ async fn lookup_region(
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let r = api
-                .call(&action, |c| {
+                .call(&action, |c, o| {
                     c.lookup_events()
                         .lookup_attributes(attribute.clone())
                         .start_time(start)
                         .end_time(end)
                         .max_results(EVENTS_PAGE)
                         .set_next_token(token.clone())
+                        .customize()
+                        .config_override(o)
                         .send()
                 })
                 .await;

@@ -196,11 +196,22 @@ pub struct Settings {
 }
 
 /// A fake-AWS endpoint and the (fake) management credentials to use with it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EndpointOverride {
     pub url: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+}
+
+/// The secret key never reaches a log, even in a `{:?}` of the settings.
+impl std::fmt::Debug for EndpointOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointOverride")
+            .field("url", &self.url)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .finish()
+    }
 }
 
 fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
@@ -539,6 +550,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("legacy_values: 'fr' is not supported"));
+    }
+
+    #[test]
+    fn debug_output_redacts_the_secret_key() {
+        let mut s = Settings::resolve(base(), now()).unwrap();
+        s.endpoint_override = Some(EndpointOverride {
+            url: "http://127.0.0.1:1".into(),
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG".into(),
+        });
+        let text = format!("{s:?}");
+        assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+        assert!(
+            text.contains("secret_access_key: \"** redacted **\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -74,10 +74,12 @@ pub async fn inventory(session: &Session, sink: &Sink) {
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let page = iam
-            .call("iam:ListUsers", |c| {
+            .call("iam:ListUsers", |c, o| {
                 c.list_users()
                     .max_items(USERS_PAGE)
                     .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
                     .send()
             })
             .await;
@@ -118,10 +120,12 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let r = iam
-            .call("iam:ListAccessKeys", |c| {
+            .call("iam:ListAccessKeys", |c, o| {
                 c.list_access_keys()
                     .user_name(name)
                     .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
                     .send()
             })
             .await;
@@ -158,8 +162,12 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
 
     let mfa_fut = async {
         match iam
-            .call("iam:ListMFADevices", |c| {
-                c.list_mfa_devices().user_name(name).send()
+            .call("iam:ListMFADevices", |c, o| {
+                c.list_mfa_devices()
+                    .user_name(name)
+                    .customize()
+                    .config_override(o)
+                    .send()
             })
             .await
         {
@@ -176,8 +184,15 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
     let password_fut = async {
         // NoSuchEntity is the answer "this user has no console password", not a failure.
         let r = iam
-            .call("iam:GetLoginProfile", |c| async move {
-                match c.get_login_profile().user_name(name).send().await {
+            .call("iam:GetLoginProfile", |c, o| async move {
+                let r = c
+                    .get_login_profile()
+                    .user_name(name)
+                    .customize()
+                    .config_override(o)
+                    .send()
+                    .await;
+                match r {
                     Ok(_) => Ok(Password::Configured),
                     Err(e)
                         if e.as_service_error()
@@ -195,8 +210,12 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
         // Keys without an id were set aside as malformed above.
         let id = k.access_key_id().unwrap_or_default();
         let r = iam
-            .call("iam:GetAccessKeyLastUsed", |c| {
-                c.get_access_key_last_used().access_key_id(id).send()
+            .call("iam:GetAccessKeyLastUsed", |c, o| {
+                c.get_access_key_last_used()
+                    .access_key_id(id)
+                    .customize()
+                    .config_override(o)
+                    .send()
             })
             .await;
         r.map(|out| {

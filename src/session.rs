@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_config::Region;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
+use aws_smithy_runtime::client::identity::IdentityCache;
 use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -170,11 +170,20 @@ struct Problems {
     total: u64,
 }
 
-/// A client and the bucket its calls wait on.
-struct Paced<C> {
+/// A shared client, this account's override of its config (credentials, paced HTTP client, retry
+/// partition), and the bucket its calls wait on.
+struct Paced<C, O> {
     client: C,
+    over: O,
     bucket: Bucket,
 }
+
+/// The IAM API as the parts call it: the shared client and the account's config override, which every
+/// call applies with `.customize().config_override(o)`.
+pub type IamApi<'s> = Api<'s, aws_sdk_iam::Client, aws_sdk_iam::config::Builder>;
+/// The CloudTrail API of one region, the same way.
+pub type CloudTrailApi<'s> =
+    Api<'s, aws_sdk_cloudtrail::Client, aws_sdk_cloudtrail::config::Builder>;
 
 /// One account's session.
 pub struct Session {
@@ -182,9 +191,12 @@ pub struct Session {
     settings: Arc<Settings>,
     role_arn: String,
     credentials: Arc<AccountCredentials>,
-    iam: Paced<aws_sdk_iam::Client>,
-    /// One CloudTrail client per configured region.
-    cloudtrail: Vec<(String, Paced<aws_sdk_cloudtrail::Client>)>,
+    iam: Paced<aws_sdk_iam::Client, aws_sdk_iam::config::Builder>,
+    /// One CloudTrail API per configured region.
+    cloudtrail: Vec<(
+        String,
+        Paced<aws_sdk_cloudtrail::Client, aws_sdk_cloudtrail::config::Builder>,
+    )>,
     tallies: [Tally; 2],
     problems: Mutex<Problems>,
 }
@@ -205,40 +217,41 @@ impl Session {
         let provider =
             SharedCredentialsProvider::new(SharedAccountCredentials(credentials.clone()));
         let iam_bucket = Bucket::new(settings.iam_rate, settings.iam_burst);
-        let iam = aws_sdk_iam::Client::from_conf(
-            aws.iam_template()
-                .to_builder()
+        let iam = Paced {
+            client: aws.iam().clone(),
+            over: aws_sdk_iam::config::Builder::default()
+                .credentials_provider(provider.clone())
+                .identity_cache(IdentityCache::no_cache())
                 .http_client(PacedHttpClient::shared(
                     aws.http().clone(),
                     Some(iam_bucket.clone()),
                     aws.in_flight().clone(),
                 ))
-                .credentials_provider(provider.clone())
-                .retry_partition(own_partition(format!("iam-{}", account.id)))
-                .build(),
-        );
-        let cloudtrail = settings
-            .regions
+                .retry_partition(own_partition(format!("iam-{}", account.id))),
+            bucket: iam_bucket,
+        };
+        let cloudtrail = aws
+            .cloudtrail()
             .iter()
-            .map(|region| {
+            .map(|(region, client)| {
                 let bucket = Bucket::new(settings.cloudtrail_rate, settings.cloudtrail_burst);
-                let client = aws_sdk_cloudtrail::Client::from_conf(
-                    aws.cloudtrail_template()
-                        .to_builder()
-                        .region(Region::new(region.clone()))
-                        .http_client(PacedHttpClient::shared(
-                            aws.http().clone(),
-                            Some(bucket.clone()),
-                            aws.in_flight().clone(),
-                        ))
-                        .credentials_provider(provider.clone())
-                        .retry_partition(own_partition(format!(
-                            "cloudtrail-{}-{region}",
-                            account.id
-                        )))
-                        .build(),
-                );
-                (region.clone(), Paced { client, bucket })
+                let over = aws_sdk_cloudtrail::config::Builder::default()
+                    .credentials_provider(provider.clone())
+                    .identity_cache(IdentityCache::no_cache())
+                    .http_client(PacedHttpClient::shared(
+                        aws.http().clone(),
+                        Some(bucket.clone()),
+                        aws.in_flight().clone(),
+                    ))
+                    .retry_partition(own_partition(format!("cloudtrail-{}-{region}", account.id)));
+                (
+                    region.clone(),
+                    Paced {
+                        client: client.clone(),
+                        over,
+                        bucket,
+                    },
+                )
             })
             .collect();
         Session {
@@ -246,10 +259,7 @@ impl Session {
             settings,
             role_arn,
             credentials,
-            iam: Paced {
-                client: iam,
-                bucket: iam_bucket,
-            },
+            iam,
             cloudtrail,
             tallies: Default::default(),
             problems: Mutex::new(Problems::default()),
@@ -279,7 +289,7 @@ impl Session {
     }
 
     /// The account's IAM API, its calls counted in the IAM part.
-    pub fn iam(&self) -> Api<'_, aws_sdk_iam::Client> {
+    pub fn iam(&self) -> IamApi<'_> {
         Api {
             session: self,
             part: Part::Iam,
@@ -288,9 +298,7 @@ impl Session {
     }
 
     /// The account's CloudTrail API in each configured region.
-    pub fn cloudtrail(
-        &self,
-    ) -> impl Iterator<Item = (&str, Api<'_, aws_sdk_cloudtrail::Client>)> + '_ {
+    pub fn cloudtrail(&self) -> impl Iterator<Item = (&str, CloudTrailApi<'_>)> + '_ {
         self.cloudtrail.iter().map(move |(region, paced)| {
             (
                 region.as_str(),
@@ -359,21 +367,24 @@ impl Session {
 }
 
 /// One service of one account, as the parts call it.
-pub struct Api<'s, C> {
+pub struct Api<'s, C, O> {
     session: &'s Session,
     part: Part,
-    paced: &'s Paced<C>,
+    paced: &'s Paced<C, O>,
 }
 
-impl<C> Clone for Api<'_, C> {
+impl<C, O> Clone for Api<'_, C, O> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<C> Copy for Api<'_, C> {}
+impl<C, O> Copy for Api<'_, C, O> {}
 
-impl<'s, C> Api<'s, C> {
+impl<'s, C, O: Clone> Api<'s, C, O> {
     /// One AWS call, counted in the part's tally; a failure is also recorded as the account's problem.
+    /// `f` gets the shared client and this account's config override, which it must apply:
+    /// `|c, o| c.list_users().customize().config_override(o).send()`. (Without it the call has no
+    /// credentials and fails.)
     ///
     /// The call waits for a token of its bucket before `f` builds the request (see `limits`), and the
     /// SDK's adaptive retries run inside `f`. A call still throttled or failing transiently after all of
@@ -382,7 +393,7 @@ impl<'s, C> Api<'s, C> {
     /// again and the call resent.
     pub async fn call<T, E, F, Fut>(&self, action: &str, f: F) -> Result<T, Failure>
     where
-        F: Fn(&'s C) -> Fut,
+        F: Fn(&'s C, O) -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -404,7 +415,7 @@ impl<'s, C> Api<'s, C> {
 
     async fn send_fresh<T, E, F, Fut>(&self, f: &F) -> Result<T, Failure>
     where
-        F: Fn(&'s C) -> Fut,
+        F: Fn(&'s C, O) -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -413,7 +424,7 @@ impl<'s, C> Api<'s, C> {
             self.paced.bucket.wait().await;
             // Boxed, so that the SDK's operation future (several KB) is allocated only now that the call
             // goes out, not reserved in every waiting call's state.
-            let failure = match Box::pin(f(&self.paced.client)).await {
+            let failure = match Box::pin(f(&self.paced.client, self.paced.over.clone())).await {
                 Ok(v) => return Ok(v),
                 Err(e) => Failure::from_sdk(&e),
             };

@@ -348,6 +348,18 @@ async fn verbose_logs_carry_no_secrets() {
     ] {
         assert!(!out.stderr.contains(secret), "{secret} leaked into the log");
     }
+    // RUST_LOG=trace reaches only iam-audit's own modules, which log nothing at trace level: every other
+    // crate is held at info by the allow-list.
+    assert!(
+        !out.stderr.contains(" TRACE "),
+        "another crate's trace output reached the log:\n{}",
+        out.stderr
+            .lines()
+            .filter(|l| l.contains(" TRACE "))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let files: String = out
         .files
         .iter()

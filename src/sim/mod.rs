@@ -99,6 +99,9 @@ pub struct Faults {
     pub throttled_accounts_iam_rate: f64,
     /// Accounts whose IAM ListAccessKeys answers are malformed XML (a broken proxy, a truncated body).
     pub malformed_accounts: Vec<String>,
+    /// Seed of the fault draws (latency jitter, 500s, resets, slow answers): the n-th call the simulator
+    /// answers draws from a generator seeded by (seed, n), so a failing run can be replayed.
+    pub seed: u64,
 }
 
 impl Default for Faults {
@@ -122,6 +125,7 @@ impl Default for Faults {
             throttled_accounts: Vec::new(),
             throttled_accounts_iam_rate: 1.0,
             malformed_accounts: Vec::new(),
+            seed: 1,
         }
     }
 }

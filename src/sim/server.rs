@@ -15,7 +15,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,7 @@ use super::{Faults, SimOrg};
 /// One call the simulator answered (or refused).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
-    /// Milliseconds since the simulator started.
+    /// When the request arrived (before the simulated latency), milliseconds since the simulator started.
     pub at_ms: f64,
     /// The caller's account (the management account for Organizations and STS).
     pub account: String,
@@ -59,6 +60,8 @@ struct State {
     log: Mutex<Vec<Call>>,
     started: Instant,
     in_flight: AtomicUsize,
+    /// Calls received so far: the index of a call's fault draws.
+    received: AtomicU64,
     peak_in_flight: AtomicUsize,
     connections: AtomicU64,
     served: AtomicU64,
@@ -135,6 +138,7 @@ impl Sim {
             log: Mutex::new(Vec::new()),
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            received: AtomicU64::new(0),
             peak_in_flight: AtomicUsize::new(0),
             connections: AtomicU64::new(0),
             served: AtomicU64::new(0),
@@ -332,14 +336,14 @@ fn json_ok(v: Value) -> Resp {
 }
 
 impl State {
-    fn log(&self, ctx: &Ctx, outcome: &str, in_flight: usize, detail: String) {
+    fn log(&self, ctx: &Ctx, arrived_ms: f64, outcome: &str, in_flight: usize, detail: String) {
         self.served.fetch_add(1, Ordering::Relaxed);
         if outcome == "Throttling" || outcome == "ThrottlingException" {
             self.throttled.fetch_add(1, Ordering::Relaxed);
         }
         if self.faults.log_calls {
             self.log.lock().expect("log").push(Call {
-                at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+                at_ms: arrived_ms,
                 account: ctx.account.clone(),
                 action: format!("{}:{}", ctx.service, ctx.action),
                 region: ctx.region.clone(),
@@ -427,6 +431,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
         region,
         akid,
     };
+    let arrived_ms = state.started.elapsed().as_secs_f64() * 1000.0;
     let in_flight = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     state.peak_in_flight.fetch_max(in_flight, Ordering::Relaxed);
     let resp = serve(&state, &ctx, &params, &json_body, token_header).await;
@@ -438,11 +443,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
     };
     match resp {
         Ok((resp, outcome)) => {
-            state.log(&ctx, &outcome, in_flight, detail);
+            state.log(&ctx, arrived_ms, &outcome, in_flight, detail);
             Ok(resp)
         }
         Err(Reset) => {
-            state.log(&ctx, "Reset", in_flight, detail);
+            state.log(&ctx, arrived_ms, "Reset", in_flight, detail);
             Err(Reset)
         }
     }
@@ -478,22 +483,22 @@ async fn serve(
     has_token: bool,
 ) -> Result<(Resp, String), Reset> {
     let f = &state.faults;
+    // This call's own generator: seeded by the scenario's seed and the call's arrival order.
+    let n = state.received.fetch_add(1, Ordering::Relaxed);
+    let mut rng = StdRng::seed_from_u64(f.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let extra = if f.jitter_ms > 0 {
-        rand::rng().random_range(0..=f.jitter_ms)
+        rng.random_range(0..=f.jitter_ms)
     } else {
         0
     };
     if f.latency_ms + extra > 0 {
         tokio::time::sleep(Duration::from_millis(f.latency_ms + extra)).await;
     }
-    let (reset, fail, slow) = {
-        let mut rng = rand::rng();
-        (
-            f.reset_rate > 0.0 && rng.random_bool(f.reset_rate.min(1.0)),
-            f.error_rate > 0.0 && rng.random_bool(f.error_rate.min(1.0)),
-            f.slow_rate > 0.0 && rng.random_bool(f.slow_rate.min(1.0)),
-        )
-    };
+    let (reset, fail, slow) = (
+        f.reset_rate > 0.0 && rng.random_bool(f.reset_rate.min(1.0)),
+        f.error_rate > 0.0 && rng.random_bool(f.error_rate.min(1.0)),
+        f.slow_rate > 0.0 && rng.random_bool(f.slow_rate.min(1.0)),
+    );
     if slow {
         tokio::time::sleep(Duration::from_millis(f.slow_ms)).await;
     }
