@@ -24,9 +24,11 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::NoOpMiddleware;
@@ -376,7 +378,16 @@ impl HttpConnector for PacedConnector {
                 bucket.wait().await;
             }
             let _slot = in_flight.acquire().await;
-            inner.call(request).await
+            let mut response = inner.call(request).await?;
+            // Read the body while the slot is held: the connection goes back to the pool only once its
+            // body is read, and a slot freed earlier would let the next request open a new connection
+            // in the meantime (hundreds over a run). The answers are small.
+            let body = aws_smithy_types::byte_stream::ByteStream::new(response.take_body())
+                .collect()
+                .await
+                .map_err(|e| ConnectorError::io(e.into()))?;
+            *response.body_mut() = SdkBody::from(body.into_bytes());
+            Ok(response)
         })
     }
 }
