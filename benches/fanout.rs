@@ -2,8 +2,9 @@
 //! process; the auditor is the real `iam-audit` binary in a child process, so its peak RSS and CPU time are
 //! its own (from wait4's rusage). Prints one table row per scenario.
 //!
-//! `cargo bench` runs every scenario; `IAM_AUDIT_BENCH=quick cargo bench` skips the 10,000-account one;
-//! `IAM_AUDIT_BENCH=<scenario> cargo bench` runs that one alone.
+//! `cargo bench` runs the ten scenarios of the README's table (about 12 minutes); `IAM_AUDIT_BENCH=quick
+//! cargo bench` the first six; `IAM_AUDIT_BENCH=far,small-2k-c500 cargo bench` those alone (the names after
+//! the first ten are only run by name).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
