@@ -72,7 +72,7 @@ impl std::fmt::Display for Summary {
             "users: {}, access keys: {}, CloudTrail events: {}",
             self.users, self.keys, self.events
         )?;
-        writeln!(
+        write!(
             f,
             "API calls: {} ({} throttled, {} server errors, {} AssumeRole) in {:.1}s",
             self.calls.calls,
@@ -81,8 +81,39 @@ impl std::fmt::Display for Summary {
             self.calls.assume_role,
             self.elapsed.as_secs_f64()
         )?;
+        // Only when the cap on requests in flight held calls back (see --max-in-flight).
+        if self.calls.in_flight_waits > 0 {
+            write!(
+                f,
+                "; {} waited for an in-flight slot",
+                self.calls.in_flight_waits
+            )?;
+        }
+        writeln!(f)?;
         writeln!(f, "key report:      {}", self.keys_file.display())?;
         writeln!(f, "events report:   {}", self.events_file.display())?;
         write!(f, "accounts report: {}", self.accounts_file.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_waits_for_the_in_flight_cap_only_when_there_were_some() {
+        let mut s = Summary::default();
+        s.calls.calls = 10;
+        let text = s.to_string();
+        assert!(
+            text.contains("API calls: 10 (0 throttled, 0 server errors, 0 AssumeRole) in 0.0s\n"),
+            "{text}"
+        );
+        s.calls.in_flight_waits = 3;
+        assert!(
+            s.to_string()
+                .contains("AssumeRole) in 0.0s; 3 waited for an in-flight slot\n"),
+            "{s}"
+        );
     }
 }
