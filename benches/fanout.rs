@@ -295,6 +295,8 @@ fn main() {
         scale("scale-300", 300),
         scale("scale-3k", 3_000),
         small("small-600-c64", 600, 64),
+        small("small-2k-c300", 2_000, 300),
+        small("small-500-c500", 500, 500),
     ];
     match std::env::var("IAM_AUDIT_BENCH").ok().as_deref() {
         None => cases.truncate(10),

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::Aws;
 use crate::config::Settings;
+use crate::iam::IamOutcome;
 use crate::org::Account;
 use crate::report::{AccountRow, AuditStatus, PartStatus, Record, Sink};
 use crate::retry::Failure;
@@ -30,6 +31,11 @@ pub fn unaudited_row(account: &Account, status: AuditStatus, error: String) -> A
         events: 0,
         error,
         duration_s: 0.0,
+        strategy: None,
+        credential_report_time: None,
+        root_access_keys: String::new(),
+        root_mfa: String::new(),
+        flag_counts: [0; 9],
     }
 }
 
@@ -66,10 +72,11 @@ pub async fn audit(
             crate::iam::inventory(&session, &sink),
             crate::cloudtrail::lookup(&session, &sink),
         )
+        .0
     };
-    let cancelled = tokio::select! {
-        _ = work => false,
-        _ = cancel.cancelled() => true,
+    let (iam, cancelled) = tokio::select! {
+        iam = work => (iam, false),
+        _ = cancel.cancelled() => (IamOutcome::default(), true),
     };
     let (iam_status, cloudtrail_status) = if cancelled {
         session.problem(
@@ -102,6 +109,11 @@ pub async fn audit(
         events,
         error: session.error_cell(),
         duration_s: started.elapsed().as_secs_f64(),
+        strategy: iam.strategy,
+        credential_report_time: iam.credential_report_time,
+        root_access_keys: iam.root_access_keys,
+        root_mfa: iam.root_mfa,
+        flag_counts: sink.flag_counts(),
     };
     sink.send(Record::Account(row.clone())).await;
     row

@@ -43,6 +43,8 @@ pub struct Aws {
     in_flight: InFlight,
     stats: Arc<CallStats>,
     partition: &'static str,
+    /// The organization manages its member accounts' root credentials (RootCredentialsManagement).
+    root_credentials_managed: bool,
 }
 
 /// An error and its sources, `: `-joined, on one line (no Debug dumps).
@@ -215,7 +217,40 @@ impl Aws {
             cloudtrail,
             base,
             stats,
+            root_credentials_managed: false,
         })
+    }
+
+    /// Whether the organization manages its member accounts' root credentials centrally, read once with
+    /// the caller's own credentials (iam:ListOrganizationsFeatures, in the management account). An
+    /// optional action: refused or failing, every account's root MFA is checked, and the log says why.
+    pub async fn read_root_credentials_management(&mut self) {
+        let client = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&self.base)
+                .interceptor(CountCalls(self.stats.clone()))
+                .build(),
+        );
+        match client.list_organizations_features().send().await {
+            Ok(out) => {
+                self.root_credentials_managed = out
+                    .enabled_features()
+                    .contains(&aws_sdk_iam::types::FeatureType::RootCredentialsManagement);
+                tracing::debug!(
+                    managed = self.root_credentials_managed,
+                    "root credentials management read"
+                );
+            }
+            Err(e) => {
+                let f = crate::retry::Failure::from_sdk(&e);
+                tracing::info!(
+                    "iam:ListOrganizationsFeatures failed ({f}); root MFA is checked in every account, as if root credentials were not managed centrally"
+                );
+            }
+        }
+    }
+
+    pub fn root_credentials_managed(&self) -> bool {
+        self.root_credentials_managed
     }
 
     pub fn stats(&self) -> &Arc<CallStats> {

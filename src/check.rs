@@ -124,6 +124,7 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
                     id: id.clone(),
                     name: String::new(),
                     status: "UNKNOWN".into(),
+                    management: false,
                 }]
             }
             None => return Err(AuditError::ListAccounts { failure: f }),

@@ -122,7 +122,7 @@ pub struct DemoArgs {
     /// Accounts audited at once
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Directory for the three CSV reports
+    /// Directory for the four CSV reports
     #[arg(long, value_name = "DIR", default_value = "iam-audit-demo")]
     pub output_dir: PathBuf,
     /// A scenario file (TOML, see README: The simulator) describing the organization and its faults;
@@ -154,7 +154,7 @@ pub struct Display {
 pub struct AuditArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Directory for the three CSV reports [default: .]
+    /// Directory for the four CSV reports [default: .]
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// TOML config file (see config.example.toml); flags override it
@@ -210,6 +210,16 @@ pub struct AuditArgs {
     /// rates need at the observed network latency, at most 4096]
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// How the IAM inventory is read: auto (the credential report where the role may generate it,
+    /// per-user calls where not), api (per-user calls) or credential_report [default: auto]
+    #[arg(long, value_name = "STRATEGY", value_parser = ["auto", "api", "credential_report"])]
+    pub strategy: Option<String>,
+    /// Days after which an unused (or never used) password or active key is flagged [default: 45]
+    #[arg(long, value_name = "DAYS")]
+    pub unused_days: Option<u32>,
+    /// Days after which an active access key is flagged for rotation [default: 90]
+    #[arg(long, value_name = "DAYS")]
+    pub key_max_age_days: Option<u32>,
     /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
     #[arg(long, value_name = "LANG", value_parser = ["en", "es"])]
     pub legacy_values: Option<String>,
@@ -244,6 +254,9 @@ impl AuditArgs {
             escape_formulas: self.no_escape_formulas.then_some(false),
             channel_capacity: None,
             max_in_flight: self.max_in_flight,
+            strategy: self.strategy.clone(),
+            unused_days: self.unused_days,
+            key_max_age_days: self.key_max_age_days,
             ..self.target.to_config()
         }
     }

@@ -58,7 +58,7 @@ pub struct Config {
     pub session_duration_secs: Option<u64>,
     /// Region for the global services (Organizations, STS, IAM).
     pub region: Option<String>,
-    /// Directory the three CSV reports go to.
+    /// Directory the four CSV reports go to.
     pub output_dir: Option<PathBuf>,
     /// First day of the CloudTrail window, YYYY-MM-DD, UTC.
     pub start_date: Option<String>,
@@ -97,6 +97,13 @@ pub struct Config {
     /// HTTP requests in flight at once across the run (bounds connections, hence memory). Unset: follows
     /// the observed latency, so that a quota-bound run is never held back.
     pub max_in_flight: Option<usize>,
+    /// How the IAM inventory is read: "auto" (the credential report where allowed, else per-user calls),
+    /// "api" (per-user calls) or "credential_report" (the report only).
+    pub strategy: Option<String>,
+    /// Days after which an unused (or never used) password or active key is flagged (CIS: 45).
+    pub unused_days: Option<u32>,
+    /// Days after which an active key is flagged as due for rotation (CIS: 90).
+    pub key_max_age_days: Option<u32>,
 }
 
 impl Config {
@@ -148,6 +155,9 @@ impl Config {
             escape_formulas,
             channel_capacity,
             max_in_flight,
+            strategy,
+            unused_days,
+            key_max_age_days,
         )
     }
 }
@@ -158,6 +168,17 @@ pub enum Values {
     English,
     /// The seed script's Spanish strings, for automation built on them.
     LegacySpanish,
+}
+
+/// How the IAM inventory of an account is read (design §2, `--strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The credential report where the role may generate it; per-user calls where it may not.
+    Auto,
+    /// Per-user calls only.
+    Api,
+    /// The credential report only; an account where it is refused is not audited for IAM.
+    CredentialReport,
 }
 
 /// The resolved configuration the engine runs with.
@@ -190,6 +211,9 @@ pub struct Settings {
     pub channel_capacity: usize,
     /// A fixed cap on the requests in flight; `None`: derived from the rates and the observed latency.
     pub max_in_flight: Option<usize>,
+    pub strategy: Strategy,
+    /// Thresholds of the risk flags.
+    pub thresholds: crate::risk::Thresholds,
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
@@ -356,6 +380,19 @@ impl Settings {
                 ))
             }
         };
+        let strategy = match c.strategy.as_deref() {
+            None | Some("auto") => Strategy::Auto,
+            Some("api") => Strategy::Api,
+            Some("credential_report") => Strategy::CredentialReport,
+            Some(other) => {
+                return Err(invalid(
+                    "strategy",
+                    format!(
+                    "'{other}' is not a strategy; use \"auto\", \"api\" or \"credential_report\""
+                ),
+                ))
+            }
+        };
         let region = c.region.unwrap_or_else(|| "us-east-1".into());
         if !valid_region(&region) {
             return Err(invalid(
@@ -401,6 +438,11 @@ impl Settings {
             max_in_flight: match c.max_in_flight {
                 Some(n) => Some(positive("max_in_flight", Some(n), n)?),
                 None => None,
+            },
+            strategy,
+            thresholds: crate::risk::Thresholds {
+                unused_days: i64::from(positive("unused_days", c.unused_days, 45)?),
+                key_max_age_days: i64::from(positive("key_max_age_days", c.key_max_age_days, 90)?),
             },
             endpoint_override: None,
         })

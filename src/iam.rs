@@ -1,18 +1,34 @@
-//! The IAM inventory of one account: ListUsers (every page), then per user ListAccessKeys and, for users
-//! that have keys, ListMFADevices, GetLoginProfile and GetAccessKeyLastUsed per key. Users fan out
-//! concurrently (bounded by `user_concurrency`) and every call goes through the account's session, paced
-//! by its IAM bucket, so a 500-user account is paced by its quota, not by latency. Each key becomes one
-//! `KeyRow`, sent as soon as it is complete. Users without keys produce no row, as in the seed script.
+//! The IAM inventory of one account, by the configured strategy (design §2, `--strategy`):
+//!
+//! - `api`: ListUsers (every page), then per user ListAccessKeys, ListMFADevices, GetLoginProfile and
+//!   GetAccessKeyLastUsed per key; the root user from GetAccountSummary. 3 + keys calls per user.
+//! - `credential_report` (`credential_report.rs`): the account's credential report, plus ListAccessKeys
+//!   for users with keys (the report has no key ids). About one call per user.
+//! - `auto`: the report where the role may generate it, `api` where it may not (said in the accounts
+//!   report).
+//!
+//! Either way ListVirtualMFADevices, once per account, tells the root user's virtual MFA from hardware.
+//! Users fan out concurrently (bounded by `user_concurrency`), every call goes through the account's
+//! session, paced by its IAM bucket. Each key becomes one `KeyRow`, each user (and the root user) one
+//! `UserRow`, sent as soon as they are complete; flags come from `risk`.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
+use crate::config::Strategy;
 use crate::pages::{next_page, Next, MAX_PAGES};
-use crate::report::{KeyRow, LastUsed, Mfa, Password, Record, Sink};
-use crate::retry::Failure;
+use crate::report::{KeyRow, LastUsed, Mfa, Password, Record, Sink, Source, UserRow, ROOT_USER};
+use crate::retry::{is_denied, Failure};
+use crate::risk::{key_flags, user_flags, KeyFacts, UserFacts};
 use crate::session::{utc, Part, Session};
 
 /// ListUsers page size: IAM's maximum. IAM may return fewer with IsTruncated still true.
 const USERS_PAGE: i32 = 1000;
+
+/// The serial of the root user's virtual MFA device ends so.
+const ROOT_VIRTUAL_MFA: &str = ":mfa/root-account-mfa-device";
 
 /// MFA type from a device serial: an `arn:…:mfa/…` serial is a virtual device; a `u2f` ARN (FIDO security
 /// key) or a plain serial (a hardware TOTP token such as `GAHT12345678`) is hardware.
@@ -33,34 +49,19 @@ pub fn strongest_mfa<'a>(serials: impl IntoIterator<Item = &'a str>) -> Mfa {
     serials.into_iter().map(mfa_type).max().unwrap_or(Mfa::None)
 }
 
-/// Risk findings of one key, `;`-joined: `key_older_than_90d` (an active key due for rotation, CIS 1.14),
-/// `unused_45d` (an active key unused, or never used, for 45 days, CIS 1.12), `console_without_mfa` (a
-/// console password and no MFA device, CIS 1.10).
-pub fn risk(
-    active: bool,
-    age_days: Option<i64>,
-    days_since_use: Option<i64>,
-    password: Password,
-    mfa: Mfa,
-) -> String {
-    let mut out = Vec::new();
-    if active && age_days.is_some_and(|a| a > 90) {
-        out.push("key_older_than_90d");
-    }
-    let idle = match days_since_use {
-        Some(d) => d >= 45,
-        None => age_days.is_some_and(|a| a >= 45),
-    };
-    if active && idle {
-        out.push("unused_45d");
-    }
-    if password == Password::Configured && mfa == Mfa::None {
-        out.push("console_without_mfa");
-    }
-    out.join(";")
+/// What the IAM part tells the accounts report beyond its rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IamOutcome {
+    /// How the users were read; `None` when nothing was.
+    pub strategy: Option<Source>,
+    pub credential_report_time: Option<DateTime<Utc>>,
+    /// Active root keys (`0`, `1`, `2`; `present` from the account summary; `unknown`).
+    pub root_access_keys: String,
+    /// Root MFA: `Hardware`, `Virtual`, `None` or `unknown`.
+    pub root_mfa: String,
 }
 
-fn malformed(session: &Session, action: &str, message: String) {
+pub(crate) fn malformed(session: &Session, action: &str, message: String) {
     session.fail(
         Part::Iam,
         action,
@@ -68,8 +69,258 @@ fn malformed(session: &Session, action: &str, message: String) {
     );
 }
 
+/// The account's virtual MFA devices in use, by the ARN of their user (the root user's is
+/// `arn:…:iam::ACCOUNT:root`). `Err` when the action is refused or fails: then MFA types the report
+/// cannot tell stay `unknown`.
+pub(crate) type VirtualMfa = Result<HashMap<String, Vec<String>>, Failure>;
+
+pub(crate) async fn list_virtual_mfa(session: &Session) -> VirtualMfa {
+    let iam = session.iam();
+    let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
+    let mut marker: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let page = iam
+            .try_call(|c, o| {
+                c.list_virtual_mfa_devices()
+                    .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
+                    .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(f) => {
+                note(
+                    session,
+                    "iam:ListVirtualMFADevices",
+                    &f,
+                    "MFA types the credential report cannot tell are unknown",
+                );
+                return Err(f);
+            }
+        };
+        for d in page.virtual_mfa_devices() {
+            let serial = d.serial_number();
+            let owner = match d.user() {
+                Some(u) => u.arn().to_string(),
+                None if serial.ends_with(ROOT_VIRTUAL_MFA) => "root".to_string(),
+                None => continue,
+            };
+            let owner = if owner.ends_with(":root") {
+                "root".to_string()
+            } else {
+                owner
+            };
+            by_user.entry(owner).or_default().push(serial.to_string());
+        }
+        match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
+            Next::Page(next) => marker = Some(next),
+            Next::Done => return Ok(by_user),
+            Next::Stuck => {
+                let f = Failure::new(
+                    "MalformedResponse",
+                    "ListVirtualMFADevices: IsTruncated is true but no new Marker was returned",
+                );
+                note(
+                    session,
+                    "iam:ListVirtualMFADevices",
+                    &f,
+                    "MFA types the credential report cannot tell are unknown",
+                );
+                return Err(f);
+            }
+        }
+    }
+    Err(Failure::new(
+        "MalformedResponse",
+        "ListVirtualMFADevices did not end",
+    ))
+}
+
+/// Record an optional action's failure in the accounts report without marking the account partial.
+pub(crate) fn note(session: &Session, action: &str, f: &Failure, consequence: &str) {
+    session.problem(
+        action,
+        &Failure::new(f.code.clone(), format!("{}; {consequence}", f.message)),
+    );
+}
+
 /// Run the IAM inventory of one account; rows go to the writer as they are built.
-pub async fn inventory(session: &Session, sink: &Sink) {
+pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
+    let strategy = session.settings().strategy;
+    let report = async {
+        if strategy == Strategy::Api {
+            None
+        } else {
+            Some(crate::credential_report::fetch(session).await)
+        }
+    };
+    let (report, virtual_mfa, summary) =
+        tokio::join!(report, list_virtual_mfa(session), account_summary(session));
+    match report {
+        Some(Ok(report)) => {
+            return crate::credential_report::inventory(
+                session,
+                sink,
+                report,
+                &summary,
+                &virtual_mfa,
+            )
+            .await
+        }
+        Some(Err(f)) if strategy == Strategy::Auto => {
+            let why = if is_denied(&f.failure) {
+                "the role may not read the credential report; audited with per-user calls (--strategy api)"
+            } else {
+                "the credential report could not be read; audited with per-user calls (--strategy api)"
+            };
+            note(session, f.action(), &f.failure, why);
+        }
+        Some(Err(f)) => {
+            session.fail(Part::Iam, f.action(), &f.failure);
+            return IamOutcome {
+                strategy: Some(Source::CredentialReport),
+                credential_report_time: None,
+                root_access_keys: "unknown".into(),
+                root_mfa: "unknown".into(),
+            };
+        }
+        None => {}
+    }
+    api_inventory(session, sink, &summary, &virtual_mfa).await
+}
+
+/// The strongest MFA of a user whose report says `mfa_active`, from the virtual devices: a user with
+/// none of them has a hardware or FIDO device.
+pub(crate) fn mfa_from_virtual(active: bool, virtual_devices: Option<usize>) -> Mfa {
+    match (active, virtual_devices) {
+        (false, _) => Mfa::None,
+        (true, Some(0)) => Mfa::Hardware,
+        (true, Some(_)) => Mfa::Virtual,
+        (true, None) => Mfa::Unknown,
+    }
+}
+
+/// One user's facts, its keys' facts (with ids, where known), and how to write them.
+pub(crate) struct Audited<'a> {
+    pub name: &'a str,
+    pub arn: &'a str,
+    pub facts: UserFacts,
+    pub keys: Vec<(Option<String>, KeyFacts)>,
+    pub mfa_devices: Option<usize>,
+    pub source: Source,
+    pub note: String,
+}
+
+/// Send the user's key rows (with its user's flags) and its user row (with its keys' flags). `false` when
+/// the writer is gone.
+pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) -> bool {
+    let s = session.settings();
+    let now = s.started_at;
+    let key_facts: Vec<KeyFacts> = a.keys.iter().map(|(_, k)| k.clone()).collect();
+    let own = user_flags(&a.facts, &key_facts, now, s.thresholds);
+    let mut all = own;
+    for (id, k) in &a.keys {
+        let flags = key_flags(&a.facts, k, now, s.thresholds);
+        all = all.union(flags);
+        let Some(id) = id else { continue };
+        let row = KeyRow {
+            account_id: session.account().id.clone(),
+            account_name: session.account().name.clone(),
+            username: a.name.to_string(),
+            password: a.facts.password,
+            password_last_used: a.facts.password_last_used,
+            access_key_id: id.clone(),
+            status: if k.active { "Active" } else { "Inactive" }.to_string(),
+            created_date: k.created,
+            last_used: k.last_used.clone(),
+            mfa: a.facts.mfa,
+            mfa_devices: a.mfa_devices,
+            key_age_days: k.created.map(|c| (now - c).num_days()),
+            risk: flags.union(own),
+            source: a.source,
+        };
+        if !sink.send(Record::Key(row)).await {
+            return false;
+        }
+    }
+    let active: Vec<&KeyFacts> = key_facts.iter().filter(|k| k.active).collect();
+    let active_keys = if a.facts.root && a.keys.is_empty() {
+        a.facts.active_keys_without_ids
+    } else {
+        Some(active.len() as u32)
+    };
+    let last_activity = key_facts
+        .iter()
+        .filter_map(|k| {
+            k.last_used
+                .as_ref()
+                .ok()
+                .and_then(|u| u.as_ref().map(|u| u.date))
+        })
+        .chain(a.facts.password_last_used)
+        .max();
+    let row = UserRow {
+        account_id: session.account().id.clone(),
+        account_name: session.account().name.clone(),
+        username: a.name.to_string(),
+        arn: a.arn.to_string(),
+        created: a.facts.created,
+        password: a.facts.password,
+        password_last_used: a.facts.password_last_used,
+        mfa_active: a.facts.mfa_active,
+        mfa: a.facts.mfa,
+        mfa_devices: a.mfa_devices,
+        active_keys,
+        oldest_active_key_age_days: active
+            .iter()
+            .filter_map(|k| k.created.map(|c| (now - c).num_days()))
+            .max(),
+        last_activity,
+        risk: all,
+        source: a.source,
+        note: a.note,
+    };
+    sink.send(Record::User(row)).await
+}
+
+/// Whether the organization manages this account's root credentials centrally (member accounts only).
+pub(crate) fn centralized_root(session: &Session) -> bool {
+    session.centralized_root()
+}
+
+pub(crate) const CENTRALIZED_NOTE: &str = "root credentials are managed by the organization (RootCredentialsManagement): root MFA is not a finding";
+
+/// `root_access_keys` and `root_mfa` of the accounts report from a root row's facts.
+pub(crate) fn root_cells(
+    facts: &UserFacts,
+    keys: &[(Option<String>, KeyFacts)],
+) -> (String, String) {
+    let access = if keys.is_empty() {
+        match facts.active_keys_without_ids {
+            Some(0) => "0".to_string(),
+            Some(_) => "present".to_string(),
+            None => "unknown".to_string(),
+        }
+    } else {
+        keys.iter().filter(|(_, k)| k.active).count().to_string()
+    };
+    let mfa = match facts.mfa_active {
+        None => "unknown".to_string(),
+        Some(_) => facts.mfa.as_str().to_string(),
+    };
+    (access, mfa)
+}
+
+async fn api_inventory(
+    session: &Session,
+    sink: &Sink,
+    summary: &Summary,
+    virtual_mfa: &VirtualMfa,
+) -> IamOutcome {
+    let (access, mfa) = api_root(session, sink, summary, virtual_mfa, Source::Api).await;
     let iam = session.iam();
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -107,80 +358,165 @@ pub async fn inventory(session: &Session, sink: &Sink) {
             }
         }
     }
+    IamOutcome {
+        strategy: Some(Source::Api),
+        credential_report_time: None,
+        root_access_keys: access,
+        root_mfa: mfa,
+    }
 }
 
-/// Audit one user and send a row per access key. `false` when the writer is gone.
+/// GetAccountSummary's map (an optional action: refused, the failure is noted and returned).
+pub(crate) type Summary = Result<HashMap<aws_sdk_iam::types::SummaryKeyType, i32>, Failure>;
+
+pub(crate) async fn account_summary(session: &Session) -> Summary {
+    let r = session
+        .iam()
+        .try_call(|c, o| {
+            c.get_account_summary()
+                .customize()
+                .config_override(o)
+                .send()
+        })
+        .await;
+    match r {
+        Ok(out) => Ok(out.summary_map().cloned().unwrap_or_default()),
+        Err(f) => {
+            note(
+                session,
+                "iam:GetAccountSummary",
+                &f,
+                "the root user's credentials are unknown unless the credential report has them",
+            );
+            Err(f)
+        }
+    }
+}
+
+/// The root user from GetAccountSummary (keys present, MFA enabled) and the virtual MFA list: under `api`,
+/// and under the report when it has no root row.
+pub(crate) async fn api_root(
+    session: &Session,
+    sink: &Sink,
+    summary: &Summary,
+    virtual_mfa: &VirtualMfa,
+    source: Source,
+) -> (String, String) {
+    let account = &session.account().id;
+    let centralized = centralized_root(session);
+    let (facts, note_text) = match summary {
+        Ok(map) => {
+            use aws_sdk_iam::types::SummaryKeyType as K;
+            let get = |k: K| map.get(&k).copied();
+            let mfa_active = get(K::AccountMfaEnabled).map(|n| n > 0);
+            let virtual_devices = virtual_mfa
+                .as_ref()
+                .ok()
+                .map(|m| m.get("root").map_or(0, Vec::len));
+            let password = match get(K::AccountPasswordPresent) {
+                Some(0) => Password::NotConfigured,
+                Some(_) => Password::Configured,
+                None => Password::Unknown,
+            };
+            (
+                UserFacts {
+                    root: true,
+                    created: None,
+                    password,
+                    password_last_used: None,
+                    password_set: None,
+                    mfa_active,
+                    mfa: mfa_from_virtual(mfa_active.unwrap_or(false), virtual_devices),
+                    active_keys_without_ids: get(K::AccountAccessKeysPresent)
+                        .map(|n| n.max(0) as u32),
+                    centralized_root: centralized,
+                },
+                if centralized {
+                    CENTRALIZED_NOTE.to_string()
+                } else {
+                    "from GetAccountSummary: access keys present (active or not), MFA enabled"
+                        .to_string()
+                },
+            )
+        }
+        Err(f) => (
+            UserFacts {
+                root: true,
+                created: None,
+                password: Password::Unknown,
+                password_last_used: None,
+                password_set: None,
+                mfa_active: None,
+                mfa: Mfa::Unknown,
+                active_keys_without_ids: None,
+                centralized_root: centralized,
+            },
+            format!("unknown: {f} (iam:GetAccountSummary)"),
+        ),
+    };
+    let cells = root_cells(&facts, &[]);
+    let arn = format!("arn:{}:iam::{account}:root", session.partition());
+    send_user(
+        session,
+        sink,
+        Audited {
+            name: ROOT_USER,
+            arn: &arn,
+            facts,
+            keys: Vec::new(),
+            mfa_devices: None,
+            source,
+            note: note_text,
+        },
+    )
+    .await;
+    cells
+}
+
+/// Audit one user and send its rows. `false` when the writer is gone.
 async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::User) -> bool {
     let iam = session.iam();
     let name = user.user_name();
     let now = session.settings().started_at;
 
-    // Every key of the user (IAM allows two, but paginate as the API says).
-    let mut keys = Vec::new();
-    let mut marker: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let r = iam
-            .call("iam:ListAccessKeys", |c, o| {
-                c.list_access_keys()
-                    .user_name(name)
-                    .set_marker(marker.clone())
-                    .customize()
-                    .config_override(o)
-                    .send()
-            })
-            .await;
-        let Ok(page) = r else { break };
-        // Every field of AccessKeyMetadata is optional in the SDK's model, so a truncated or garbled answer
-        // parses into keys without an id. Such a key is reported as a malformed answer, not as a row.
-        for key in page.access_key_metadata() {
-            if key.access_key_id().is_some_and(|id| !id.is_empty()) {
-                keys.push(key.clone());
-            } else {
-                malformed(
-                    session,
-                    "iam:ListAccessKeys",
-                    format!("ListAccessKeys for user {name} returned a key without an AccessKeyId"),
-                );
+    let keys_fut = async {
+        // Every key of the user (IAM allows two, but paginate as the API says).
+        let mut keys = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let r = iam
+                .call("iam:ListAccessKeys", |c, o| {
+                    c.list_access_keys()
+                        .user_name(name)
+                        .set_marker(marker.clone())
+                        .customize()
+                        .config_override(o)
+                        .send()
+                })
+                .await;
+            let Ok(page) = r else { break };
+            keys.extend(valid_keys(session, name, page.access_key_metadata()));
+            match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
+                Next::Page(next) => marker = Some(next),
+                Next::Done => break,
+                Next::Stuck => {
+                    malformed(
+                        session,
+                        "iam:ListAccessKeys",
+                        format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
+                    );
+                    break;
+                }
             }
         }
-        match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
-            Next::Page(next) => marker = Some(next),
-            Next::Done => break,
-            Next::Stuck => {
-                malformed(
-                    session,
-                    "iam:ListAccessKeys",
-                    format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
-                );
-                break;
-            }
-        }
-    }
-    if keys.is_empty() {
-        return true;
-    }
-
-    let mfa_fut = async {
-        match iam
-            .call("iam:ListMFADevices", |c, o| {
-                c.list_mfa_devices()
-                    .user_name(name)
-                    .customize()
-                    .config_override(o)
-                    .send()
-            })
-            .await
-        {
-            Ok(out) => {
-                let devices = out.mfa_devices();
-                (
-                    strongest_mfa(devices.iter().map(|d| d.serial_number())),
-                    Some(devices.len()),
-                )
-            }
-            Err(_) => (Mfa::Unknown, None),
-        }
+        let last_used = futures::future::join_all(
+            keys.iter()
+                .map(|k| last_used(session, k.access_key_id().unwrap_or_default())),
+        )
+        .await;
+        keys.into_iter().zip(last_used).collect::<Vec<_>>()
     };
+    let mfa_fut = mfa_devices(session, name);
     let password_fut = async {
         // NoSuchEntity is the answer "this user has no console password", not a failure.
         let r = iam
@@ -193,82 +529,146 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
                     .send()
                     .await;
                 match r {
-                    Ok(_) => Ok(Password::Configured),
+                    Ok(out) => Ok((
+                        Password::Configured,
+                        out.login_profile().and_then(|p| utc(p.create_date())),
+                    )),
                     Err(e)
                         if e.as_service_error()
                             .is_some_and(|s| s.is_no_such_entity_exception()) =>
                     {
-                        Ok(Password::NotConfigured)
+                        Ok((Password::NotConfigured, None))
                     }
                     Err(e) => Err(e),
                 }
             })
             .await;
-        r.unwrap_or(Password::Unknown)
+        r.unwrap_or((Password::Unknown, None))
     };
-    let last_used_fut = futures::future::join_all(keys.iter().map(|k| async move {
-        // Keys without an id were set aside as malformed above.
-        let id = k.access_key_id().unwrap_or_default();
-        let r = iam
-            .call("iam:GetAccessKeyLastUsed", |c, o| {
-                c.get_access_key_last_used()
-                    .access_key_id(id)
-                    .customize()
-                    .config_override(o)
-                    .send()
-            })
-            .await;
-        r.map(|out| {
+    let (keys, (mfa, mfa_devices), (password, password_set)) =
+        tokio::join!(keys_fut, mfa_fut, password_fut);
+
+    let facts = UserFacts {
+        root: false,
+        created: utc(user.create_date()),
+        password,
+        password_last_used: user.password_last_used().and_then(utc),
+        password_set,
+        mfa_active: mfa_devices.map(|n| n > 0),
+        mfa,
+        active_keys_without_ids: None,
+        centralized_root: false,
+    };
+    let keys = keys
+        .into_iter()
+        .map(|(k, last_used)| {
+            let id = k.access_key_id().unwrap_or_default().to_string();
+            let facts = KeyFacts {
+                active: k.status().map(|s| s.as_str()) == Some("Active"),
+                created: k.create_date().and_then(utc),
+                last_used: last_used.map(|u| {
+                    u.map(|(date, service, region)| LastUsed {
+                        days_since: (now - date).num_days(),
+                        date,
+                        service,
+                        region,
+                    })
+                }),
+            };
+            (Some(id), facts)
+        })
+        .collect();
+    send_user(
+        session,
+        sink,
+        Audited {
+            name,
+            arn: user.arn(),
+            facts,
+            keys,
+            mfa_devices,
+            source: Source::Api,
+            note: String::new(),
+        },
+    )
+    .await
+}
+
+/// ListMFADevices: the user's strongest MFA and its device count; `(Unknown, None)` when it failed
+/// (recorded).
+pub(crate) async fn mfa_devices(session: &Session, name: &str) -> (Mfa, Option<usize>) {
+    let r = session
+        .iam()
+        .call("iam:ListMFADevices", |c, o| {
+            c.list_mfa_devices()
+                .user_name(name)
+                .customize()
+                .config_override(o)
+                .send()
+        })
+        .await;
+    match r {
+        Ok(out) => {
+            let devices = out.mfa_devices();
+            (
+                strongest_mfa(devices.iter().map(|d| d.serial_number())),
+                Some(devices.len()),
+            )
+        }
+        Err(_) => (Mfa::Unknown, None),
+    }
+}
+
+/// Keys with an id. Every field of AccessKeyMetadata is optional in the SDK's model, so a truncated or
+/// garbled answer parses into keys without an id; such a key is reported as a malformed answer.
+pub(crate) fn valid_keys(
+    session: &Session,
+    name: &str,
+    keys: &[aws_sdk_iam::types::AccessKeyMetadata],
+) -> Vec<aws_sdk_iam::types::AccessKeyMetadata> {
+    let mut out = Vec::new();
+    for key in keys {
+        if key.access_key_id().is_some_and(|id| !id.is_empty()) {
+            out.push(key.clone());
+        } else {
+            malformed(
+                session,
+                "iam:ListAccessKeys",
+                format!("ListAccessKeys for user {name} returned a key without an AccessKeyId"),
+            );
+        }
+    }
+    out
+}
+
+/// GetAccessKeyLastUsed: `Ok(None)` never used; `Err` failed (recorded).
+pub(crate) async fn last_used(
+    session: &Session,
+    id: &str,
+) -> Result<Option<(DateTime<Utc>, String, String)>, ()> {
+    session
+        .iam()
+        .call("iam:GetAccessKeyLastUsed", |c, o| {
+            c.get_access_key_last_used()
+                .access_key_id(id)
+                .customize()
+                .config_override(o)
+                .send()
+        })
+        .await
+        .map(|out| {
             out.access_key_last_used().and_then(|u| {
-                let date = utc(u.last_used_date()?)?;
-                Some(LastUsed {
-                    date,
-                    service: non_empty(u.service_name(), "N/A"),
-                    region: non_empty(u.region(), "N/A"),
-                    days_since: (now - date).num_days(),
-                })
+                Some((
+                    utc(u.last_used_date()?)?,
+                    non_empty(u.service_name(), "N/A"),
+                    non_empty(u.region(), "N/A"),
+                ))
             })
         })
         .map_err(|_| ())
-    }));
-    let ((mfa, mfa_devices), password, last_used) =
-        tokio::join!(mfa_fut, password_fut, last_used_fut);
-
-    let password_last_used = user.password_last_used().and_then(utc);
-    for (key, last_used) in keys.iter().zip(last_used) {
-        let created = key.create_date().and_then(utc);
-        let age = created.map(|c| (now - c).num_days());
-        let status = key
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default();
-        let days_since = last_used
-            .as_ref()
-            .ok()
-            .and_then(|u| u.as_ref().map(|u| u.days_since));
-        let row = KeyRow {
-            account_id: session.account().id.clone(),
-            account_name: session.account().name.clone(),
-            username: name.to_string(),
-            password,
-            password_last_used,
-            access_key_id: key.access_key_id().unwrap_or_default().to_string(),
-            risk: risk(status == "Active", age, days_since, password, mfa),
-            status,
-            created_date: created,
-            last_used,
-            mfa,
-            mfa_devices,
-            key_age_days: age,
-        };
-        if !sink.send(Record::Key(row)).await {
-            return false;
-        }
-    }
-    true
 }
 
-fn non_empty(s: &str, default: &str) -> String {
+pub(crate) fn non_empty(s: &str, default: &str) -> String {
     if s.is_empty() {
         default.to_string()
     } else {
@@ -312,30 +712,6 @@ mod tests {
         assert_eq!(
             strongest_mfa(["arn:aws:iam::1:u2f/u/a/k", "arn:aws:iam::1:mfa/a"]),
             Mfa::Hardware
-        );
-    }
-
-    #[test]
-    fn risk_findings() {
-        assert_eq!(
-            risk(true, Some(120), Some(1), Password::NotConfigured, Mfa::None),
-            "key_older_than_90d"
-        );
-        assert_eq!(
-            risk(true, Some(50), None, Password::NotConfigured, Mfa::None),
-            "unused_45d"
-        );
-        assert_eq!(
-            risk(false, Some(500), None, Password::NotConfigured, Mfa::None),
-            ""
-        );
-        assert_eq!(
-            risk(true, Some(10), Some(2), Password::Configured, Mfa::None),
-            "console_without_mfa"
-        );
-        assert_eq!(
-            risk(true, Some(10), Some(2), Password::Configured, Mfa::Virtual),
-            ""
         );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The data flows through the modules in this order (design §4):
 //! `config` → `aws` (base SDK config, one HTTP client, one STS client) → `org` (the accounts) → `pool`
-//! (bounded fan-out, cancellation) → `account`, which composes `iam` and `cloudtrail`, both calling AWS
+//! (bounded fan-out, cancellation) → `account`, which composes `iam` (per-user calls, or
+//! `credential_report`; verdicts from `risk`) and `cloudtrail`, both calling AWS
 //! through the account's `session` (credentials, paced clients, retries, the tally) → `report` (the one
 //! writer task). Below them: `limits` (buckets), `retry` (failures), `pages`, `stats` (counters);
 //! `progress` only observes.
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod check;
 pub mod cloudtrail;
 pub mod config;
+pub mod credential_report;
 pub mod iam;
 pub mod limits;
 pub mod org;
@@ -23,6 +25,7 @@ pub mod pool;
 pub mod progress;
 pub mod report;
 pub mod retry;
+pub mod risk;
 pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -86,7 +89,7 @@ fn check_output_dir(dir: &Path) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Run one audit of the whole organization and write the three reports.
+/// Run one audit of the whole organization and write the four reports.
 ///
 /// `cancel` stops the run early (Ctrl-C): accounts not yet started are reported `skipped`, running ones
 /// `partial`, and every row read so far is written.
@@ -97,11 +100,12 @@ pub async fn run(
 ) -> Result<Summary, AuditError> {
     let started = Instant::now();
     // Credentials first: an unknown profile is a usage error and must leave nothing behind.
-    let aws = Aws::connect(&settings).await?;
+    let mut aws = Aws::connect(&settings).await?;
     check_output_dir(&settings.output_dir)?;
     let accounts = org::list_accounts(&aws.organizations())
         .await
         .map_err(|failure| AuditError::ListAccounts { failure })?;
+    aws.read_root_credentials_management().await;
 
     let paths = OutputPaths::new(&settings.output_dir, &settings.stamp());
     let writer =
@@ -118,6 +122,7 @@ pub async fn run(
     observer.accounts_listed(active, accounts.len());
     let mut summary = Summary {
         keys_file: paths.keys.clone(),
+        users_file: paths.users.clone(),
         events_file: paths.events.clone(),
         accounts_file: paths.accounts.clone(),
         ..Summary::default()

@@ -150,8 +150,12 @@ pub struct InFlight(Arc<InFlightInner>);
 
 #[derive(Debug)]
 struct InFlightInner {
+    /// Requests on the wire (HTTP exchanges).
     busy: AtomicUsize,
     freed: tokio::sync::Notify,
+    /// Calls admitted: built by the SDK and not yet answered (see `admit`).
+    admitted: AtomicUsize,
+    admit_freed: tokio::sync::Notify,
     cap: Cap,
     latency: MinWindow,
     stats: Arc<CallStats>,
@@ -223,6 +227,8 @@ impl InFlight {
         InFlight(Arc::new(InFlightInner {
             busy: AtomicUsize::new(0),
             freed: tokio::sync::Notify::new(),
+            admitted: AtomicUsize::new(0),
+            admit_freed: tokio::sync::Notify::new(),
             cap,
             latency: MinWindow::new(),
             stats,
@@ -240,35 +246,61 @@ impl InFlight {
         }
     }
 
-    fn try_take(&self) -> bool {
-        let cap = self.cap();
-        self.0
-            .busy
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < cap).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
     /// Wait for a slot; the slot is given back when the guard is dropped.
     pub async fn acquire(&self) -> Slot {
-        if !self.try_take() {
+        if !take(&self.0.busy, self.cap()) {
             self.0.stats.in_flight_waits.fetch_add(1, Ordering::Relaxed);
-            loop {
-                let freed = self.0.freed.notified();
-                tokio::pin!(freed);
-                // Registered before the re-check, so a slot freed in between is not missed.
-                freed.as_mut().enable();
-                if self.try_take() {
-                    break;
-                }
-                freed.await;
-            }
+            wait_for(&self.0.freed, || take(&self.0.busy, self.cap())).await;
         }
         Slot {
             owner: self.clone(),
             started: std::time::Instant::now(),
         }
+    }
+
+    /// Wait until a call may be built: at most `cap()` calls at once are between their bucket's token
+    /// and their answer. Without this gate the first second of a run builds every account's burst at
+    /// once (500 accounts × 10 IAM calls, ~10 KB of SDK state each) and they queue for slots as built
+    /// operations; with it they wait as a few hundred bytes of un-built call. A quota-bound run never
+    /// waits here, for the same reason it never waits for a slot.
+    pub async fn admit(&self) -> Admission {
+        if !take(&self.0.admitted, self.cap()) {
+            wait_for(&self.0.admit_freed, || take(&self.0.admitted, self.cap())).await;
+        }
+        Admission(self.clone())
+    }
+}
+
+/// Take one of `cap` units of `busy`, if one is free.
+fn take(busy: &AtomicUsize, cap: usize) -> bool {
+    busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < cap).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+/// Wait on `freed` until `try_take` succeeds.
+async fn wait_for(freed: &tokio::sync::Notify, try_take: impl Fn() -> bool) {
+    loop {
+        let notified = freed.notified();
+        tokio::pin!(notified);
+        // Registered before the re-check, so a unit freed in between is not missed.
+        notified.as_mut().enable();
+        if try_take() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// One call admitted by `InFlight::admit`.
+pub struct Admission(InFlight);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let inner = &(self.0).0;
+        inner.admitted.fetch_sub(1, Ordering::AcqRel);
+        inner.admit_freed.notify_one();
     }
 }
 
@@ -447,6 +479,29 @@ mod tests {
         drop(first);
         waiting.await.unwrap();
         assert_eq!(stats.in_flight_waits.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn calls_past_the_cap_wait_to_be_built_and_slots_are_separate() {
+        let stats = Arc::new(CallStats::default());
+        let f = InFlight::new(Cap::Fixed(1), stats.clone());
+        let first = f.admit().await;
+        let waiting = tokio::spawn({
+            let f = f.clone();
+            async move {
+                let _admitted = f.admit().await;
+            }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "a second call waits while one is admitted"
+        );
+        // An admitted call's HTTP exchange (or a retry, or STS) still gets its slot.
+        drop(f.acquire().await);
+        drop(first);
+        waiting.await.unwrap();
+        assert_eq!(stats.in_flight_waits.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Account {
     pub name: String,
     /// ACTIVE, SUSPENDED, PENDING_CLOSURE, ... (the newer `State` when present, else `Status`).
     pub status: String,
+    /// The organization's management account: its ARN
+    /// (`arn:PARTITION:organizations::MANAGEMENT:account/o-…/ID`) names itself as the management account.
+    pub management: bool,
 }
 
 impl Account {
@@ -60,10 +63,15 @@ pub async fn list_accounts(
                 .map(|s| s.as_str().to_string())
                 .or_else(|| a.status().map(|s| s.as_str().to_string()))
                 .unwrap_or_else(|| "UNKNOWN".to_string());
+            let management = a
+                .arn()
+                .and_then(|arn| arn.split(':').nth(4))
+                .is_some_and(|owner| owner == id);
             accounts.push(Account {
                 id: id.to_string(),
                 name: a.name().unwrap_or("").to_string(),
                 status,
+                management,
             });
         }
         match next_page(

@@ -31,9 +31,12 @@ pub struct Summary {
     pub users: u64,
     pub keys: u64,
     pub events: u64,
+    /// Users (root included) carrying each risk flag, in `Flag::ALL` order.
+    pub flags: [u64; 9],
     pub calls: CallCounts,
     pub elapsed: Duration,
     pub keys_file: PathBuf,
+    pub users_file: PathBuf,
     pub events_file: PathBuf,
     pub accounts_file: PathBuf,
 }
@@ -48,6 +51,9 @@ impl Summary {
             AuditStatus::NotActive => self.not_active += 1,
         }
         self.users += row.users;
+        for (total, n) in self.flags.iter_mut().zip(row.flag_counts) {
+            *total += n;
+        }
     }
 
     /// 0 when every ACTIVE account was fully audited, 3 when some were skipped or partly audited.
@@ -90,7 +96,19 @@ impl std::fmt::Display for Summary {
             )?;
         }
         writeln!(f)?;
+        let flags: Vec<String> = crate::risk::Flag::ALL
+            .iter()
+            .zip(self.flags)
+            .filter(|(_, n)| *n > 0)
+            .map(|(flag, n)| format!("{} {n}", flag.code()))
+            .collect();
+        if flags.is_empty() {
+            writeln!(f, "risk flags: none")?;
+        } else {
+            writeln!(f, "risk flags (users): {}", flags.join(", "))?;
+        }
         writeln!(f, "key report:      {}", self.keys_file.display())?;
+        writeln!(f, "users report:    {}", self.users_file.display())?;
         writeln!(f, "events report:   {}", self.events_file.display())?;
         write!(f, "accounts report: {}", self.accounts_file.display())
     }

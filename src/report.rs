@@ -1,4 +1,4 @@
-//! The report: the rows the auditors produce (`Record`) and the one writer task that owns the three CSV
+//! The report: the rows the auditors produce (`Record`) and the one writer task that owns the four CSV
 //! files of design §3. Auditors send records over a bounded channel; only this task touches the files, so
 //! nothing guards them with a mutex and rows are never torn. Rows are written as they arrive and the files
 //! are flushed after each account, so memory does not grow with the number of rows.
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::config::Values;
+use crate::risk::Flags;
 
 /// Columns of `iam_audit_report_<stamp>.csv`: the seed's first, in its order, then ours.
 pub const KEY_COLUMNS: [&str; 17] = [
@@ -48,8 +49,9 @@ pub const EVENT_COLUMNS: [&str; 10] = [
     "source_ip_address",
 ];
 
-/// Columns of `accounts_<stamp>.csv`.
-pub const ACCOUNT_COLUMNS: [&str; 11] = [
+/// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
+/// named by the flag's code.
+pub const ACCOUNT_COLUMNS: [&str; 24] = [
     "account_id",
     "account_name",
     "account_status",
@@ -61,7 +63,61 @@ pub const ACCOUNT_COLUMNS: [&str; 11] = [
     "events",
     "error",
     "duration_s",
+    "strategy",
+    "credential_report_time",
+    "root_access_keys",
+    "root_mfa",
+    "root_access_key",
+    "root_without_mfa",
+    "root_without_hardware_mfa",
+    "console_without_mfa",
+    "key_created_with_user",
+    "password_unused_45d",
+    "key_unused_45d",
+    "two_active_keys",
+    "key_older_than_90d",
 ];
+
+/// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
+pub const USER_COLUMNS: [&str; 16] = [
+    "account_id",
+    "account_name",
+    "username",
+    "arn",
+    "created",
+    "password_enabled",
+    "password_last_used",
+    "mfa_active",
+    "mfa_type",
+    "mfa_devices",
+    "active_keys",
+    "oldest_active_key_age_days",
+    "last_activity",
+    "risk",
+    "source",
+    "note",
+];
+
+/// The user name of the root user's row, as the credential report names it.
+pub const ROOT_USER: &str = "<root_account>";
+
+/// Where an IAM row's facts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Per-user IAM calls.
+    Api,
+    /// The account's IAM credential report, plus the calls it lacks.
+    CredentialReport,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::CredentialReport => "credential_report",
+        }
+    }
+}
 
 /// Whether the user has a console password (a login profile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +155,37 @@ pub struct KeyRow {
     pub mfa: Mfa,
     pub mfa_devices: Option<usize>,
     pub key_age_days: Option<i64>,
-    pub risk: String,
+    /// The key's flags and its user's.
+    pub risk: Flags,
+    pub source: Source,
+}
+
+/// One IAM user or the root user: one row of the users report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub account_id: String,
+    pub account_name: String,
+    /// `ROOT_USER` for the root user.
+    pub username: String,
+    pub arn: String,
+    pub created: Option<DateTime<Utc>>,
+    pub password: Password,
+    /// `None` = never (or no password).
+    pub password_last_used: Option<DateTime<Utc>>,
+    /// `None` = unknown.
+    pub mfa_active: Option<bool>,
+    pub mfa: Mfa,
+    pub mfa_devices: Option<usize>,
+    /// `None` = unknown.
+    pub active_keys: Option<u32>,
+    pub oldest_active_key_age_days: Option<i64>,
+    /// The latest of the password's and the keys' last use; `None` = never.
+    pub last_activity: Option<DateTime<Utc>>,
+    /// The user's flags and all its keys'.
+    pub risk: Flags,
+    pub source: Source,
+    /// Why a value is `unknown` (the AWS error), or what the row stands for.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,12 +269,23 @@ pub struct AccountRow {
     /// `Code: message` of each distinct failure, joined by ` | `.
     pub error: String,
     pub duration_s: f64,
+    /// How the IAM inventory was read; `None` when it was not.
+    pub strategy: Option<Source>,
+    /// When the account's credential report was generated (AWS reuses one up to 4 hours old).
+    pub credential_report_time: Option<DateTime<Utc>>,
+    /// Root findings: active root access keys (`0`, `1`, `2`, or `unknown`), root MFA (`Hardware`,
+    /// `Virtual`, `None`, `unknown`, or `centralized` when the organization manages root credentials).
+    pub root_access_keys: String,
+    pub root_mfa: String,
+    /// Users (root included) carrying each flag, in `Flag::ALL` order.
+    pub flag_counts: [u64; 9],
 }
 
 /// What travels from the auditors to the writer.
 #[derive(Debug)]
 pub enum Record {
     Key(KeyRow),
+    User(UserRow),
     Event(EventRow),
     Account(AccountRow),
 }
@@ -199,6 +296,7 @@ pub struct Sink {
     users: AtomicU64,
     keys: AtomicU64,
     events: AtomicU64,
+    flags: [AtomicU64; 9],
 }
 
 impl Sink {
@@ -208,6 +306,7 @@ impl Sink {
             users: AtomicU64::new(0),
             keys: AtomicU64::new(0),
             events: AtomicU64::new(0),
+            flags: Default::default(),
         }
     }
 
@@ -216,6 +315,12 @@ impl Sink {
         let counter = match &record {
             Record::Key(_) => Some(&self.keys),
             Record::Event(_) => Some(&self.events),
+            Record::User(u) => {
+                for f in u.risk.iter() {
+                    self.flags[f as usize].fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            }
             Record::Account(_) => None,
         };
         if let Some(c) = counter {
@@ -227,6 +332,11 @@ impl Sink {
     /// Count users listed (they have rows only through their keys).
     pub fn count_users(&self, n: u64) {
         self.users.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Users (root included) carrying each flag so far, in `Flag::ALL` order.
+    pub fn flag_counts(&self) -> [u64; 9] {
+        std::array::from_fn(|i| self.flags[i].load(Ordering::Relaxed))
     }
 
     /// (users, keys, events) so far.
@@ -244,10 +354,11 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// The three output paths of one run.
+/// The four output paths of one run.
 #[derive(Debug, Clone)]
 pub struct OutputPaths {
     pub keys: PathBuf,
+    pub users: PathBuf,
     pub events: PathBuf,
     pub accounts: PathBuf,
 }
@@ -256,6 +367,7 @@ impl OutputPaths {
     pub fn new(dir: &Path, stamp: &str) -> OutputPaths {
         OutputPaths {
             keys: dir.join(format!("iam_audit_report_{stamp}.csv")),
+            users: dir.join(format!("users_{stamp}.csv")),
             events: dir.join(format!("cloudtrail_events_{stamp}.csv")),
             accounts: dir.join(format!("accounts_{stamp}.csv")),
         }
@@ -266,13 +378,15 @@ impl OutputPaths {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Written {
     pub keys: u64,
+    pub users: u64,
     pub events: u64,
     pub accounts: u64,
 }
 
-/// The one owner of the three CSV files.
+/// The one owner of the four CSV files.
 pub struct Writer {
     keys: csv::Writer<BufWriter<File>>,
+    users: csv::Writer<BufWriter<File>>,
     events: csv::Writer<BufWriter<File>>,
     accounts: csv::Writer<BufWriter<File>>,
     values: Values,
@@ -331,10 +445,11 @@ fn create(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
 }
 
 impl Writer {
-    /// Create the three files and write their headers. Fails early if the directory is not writable.
+    /// Create the four files and write their headers. Fails early if the directory is not writable.
     pub fn create(paths: &OutputPaths, values: Values, escape: bool) -> std::io::Result<Writer> {
         let mut w = Writer {
             keys: create(&paths.keys)?,
+            users: create(&paths.users)?,
             events: create(&paths.events)?,
             accounts: create(&paths.accounts)?,
             values,
@@ -342,6 +457,7 @@ impl Writer {
             written: Written::default(),
         };
         w.keys.write_record(KEY_COLUMNS)?;
+        w.users.write_record(USER_COLUMNS)?;
         w.events.write_record(EVENT_COLUMNS)?;
         w.accounts.write_record(ACCOUNT_COLUMNS)?;
         w.flush()?;
@@ -411,11 +527,58 @@ impl Writer {
                         &age,
                         &since,
                         &mfa_devices,
-                        &k.risk,
-                        "api",
+                        &k.risk.cell(),
+                        k.source.as_str(),
                     ],
                 )?;
                 self.written.keys += 1;
+            }
+            Record::User(u) => {
+                let never = || v.never().to_string();
+                let root = u.username == ROOT_USER;
+                Self::row(
+                    &mut self.users,
+                    self.escape,
+                    [
+                        &u.account_id,
+                        &u.account_name,
+                        &u.username,
+                        &u.arn,
+                        &u.created.as_ref().map(rfc3339).unwrap_or_default(),
+                        match u.password {
+                            Password::Configured => "true",
+                            Password::NotConfigured => "false",
+                            Password::Unknown if root => "not_supported",
+                            Password::Unknown => "unknown",
+                        },
+                        &match (u.password, u.password_last_used) {
+                            (_, Some(t)) => rfc3339(&t),
+                            (Password::NotConfigured, None) => "N/A".to_string(),
+                            (_, None) => never(),
+                        },
+                        match u.mfa_active {
+                            Some(true) => "true",
+                            Some(false) => "false",
+                            None => "unknown",
+                        },
+                        if u.mfa_active.is_none() {
+                            "unknown"
+                        } else {
+                            u.mfa.as_str()
+                        },
+                        &u.mfa_devices.map(|n| n.to_string()).unwrap_or_default(),
+                        &u.active_keys
+                            .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+                        &u.oldest_active_key_age_days
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                        &u.last_activity.as_ref().map_or_else(never, rfc3339),
+                        &u.risk.cell(),
+                        u.source.as_str(),
+                        &u.note,
+                    ],
+                )?;
+                self.written.users += 1;
             }
             Record::Event(e) => {
                 Self::row(
@@ -452,6 +615,22 @@ impl Writer {
                         &a.events.to_string(),
                         &a.error,
                         &format!("{:.3}", a.duration_s),
+                        a.strategy.map(Source::as_str).unwrap_or_default(),
+                        &a.credential_report_time
+                            .as_ref()
+                            .map(rfc3339)
+                            .unwrap_or_default(),
+                        &a.root_access_keys,
+                        &a.root_mfa,
+                        &a.flag_counts[0].to_string(),
+                        &a.flag_counts[1].to_string(),
+                        &a.flag_counts[2].to_string(),
+                        &a.flag_counts[3].to_string(),
+                        &a.flag_counts[4].to_string(),
+                        &a.flag_counts[5].to_string(),
+                        &a.flag_counts[6].to_string(),
+                        &a.flag_counts[7].to_string(),
+                        &a.flag_counts[8].to_string(),
                     ],
                 )?;
                 self.written.accounts += 1;
@@ -464,6 +643,7 @@ impl Writer {
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.keys.flush()?;
+        self.users.flush()?;
         self.events.flush()?;
         self.accounts.flush()
     }
@@ -486,6 +666,12 @@ pub async fn run_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accounts_report_counts_each_flag_under_its_code() {
+        let codes: Vec<&str> = crate::risk::Flag::ALL.iter().map(|f| f.code()).collect();
+        assert_eq!(&ACCOUNT_COLUMNS[15..], codes.as_slice());
+    }
 
     #[test]
     fn timestamps_are_rfc3339_seconds_utc() {
@@ -517,7 +703,8 @@ mod tests {
             mfa: Mfa::Hardware,
             mfa_devices: Some(2),
             key_age_days: Some(63),
-            risk: String::new(),
+            risk: Flags::default(),
+            source: Source::Api,
         }
     }
 

@@ -18,7 +18,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::Aws;
 use crate::config::Settings;
-use crate::limits::{Bucket, PacedHttpClient};
+use crate::limits::{Bucket, InFlight, PacedHttpClient};
 use crate::org::Account;
 use crate::report::PartStatus;
 use crate::retry::{is_expired_token, retry_step, Failure, FailureError};
@@ -176,6 +176,8 @@ struct Paced<C, O> {
     client: C,
     over: O,
     bucket: Bucket,
+    /// The run's in-flight cap, which admits a call before it is built.
+    gate: InFlight,
 }
 
 /// The IAM API as the parts call it: the shared client and the account's config override, which every
@@ -199,12 +201,16 @@ pub struct Session {
     )>,
     tallies: [Tally; 2],
     problems: Mutex<Problems>,
+    /// The organization manages this member account's root credentials (RootCredentialsManagement).
+    centralized_root: bool,
+    partition: &'static str,
 }
 
 impl Session {
     /// The session of one account: nothing is called yet.
     pub fn new(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
         let role_arn = settings.role_arn(&account.id, aws.partition());
+        let account_is_management = account.management;
         let credentials = Arc::new(AccountCredentials {
             sts: aws.sts().clone(),
             role_arn: role_arn.clone(),
@@ -229,6 +235,7 @@ impl Session {
                 ))
                 .retry_partition(own_partition(format!("iam-{}", account.id))),
             bucket: iam_bucket,
+            gate: aws.in_flight().clone(),
         };
         let cloudtrail = aws
             .cloudtrail()
@@ -250,6 +257,7 @@ impl Session {
                         client: client.clone(),
                         over,
                         bucket,
+                        gate: aws.in_flight().clone(),
                     },
                 )
             })
@@ -263,7 +271,20 @@ impl Session {
             cloudtrail,
             tallies: Default::default(),
             problems: Mutex::new(Problems::default()),
+            centralized_root: aws.root_credentials_managed() && !account_is_management,
+            partition: aws.partition(),
         }
+    }
+
+    /// Whether the organization manages this account's root credentials centrally: then root MFA is not
+    /// a finding. Never the management account's.
+    pub fn centralized_root(&self) -> bool {
+        self.centralized_root
+    }
+
+    /// The AWS partition of the run (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        self.partition
     }
 
     pub fn account(&self) -> &Account {
@@ -397,18 +418,31 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        let r = self.try_call(f).await;
+        if let Err(failure) = &r {
+            self.session.fail(self.part, action, failure);
+        }
+        r
+    }
+
+    /// `call` for an optional action: a failure is the caller's to record (as a failure of the part, or
+    /// as a note when the audit goes on without it), not a failed call of the part.
+    pub async fn try_call<T, E, F, Fut>(&self, f: F) -> Result<T, Failure>
+    where
+        F: Fn(&'s C, O) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let s = &self.session.settings;
         let f = &f;
         let r = retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
             self.send_fresh(f)
         })
         .await;
-        let tally = &self.session.tallies[self.part as usize];
-        match &r {
-            Ok(_) => {
-                tally.ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(failure) => self.session.fail(self.part, action, failure),
+        if r.is_ok() {
+            self.session.tallies[self.part as usize]
+                .ok
+                .fetch_add(1, Ordering::Relaxed);
         }
         r
     }
@@ -422,12 +456,14 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
         let mut renewed = 0;
         loop {
             self.paced.bucket.wait().await;
+            let admitted = self.paced.gate.admit().await;
             // Boxed, so that the SDK's operation future (several KB) is allocated only now that the call
             // goes out, not reserved in every waiting call's state.
             let failure = match Box::pin(f(&self.paced.client, self.paced.over.clone())).await {
                 Ok(v) => return Ok(v),
                 Err(e) => Failure::from_sdk(&e),
             };
+            drop(admitted);
             if !is_expired_token(&failure) || renewed == 2 {
                 return Err(failure);
             }

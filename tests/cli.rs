@@ -297,7 +297,7 @@ async fn audit_subcommand_prints_a_line_per_account() {
     assert!(out
         .stderr
         .contains("accounts: 3 (2 audited, 0 partial, 0 skipped, 1 not active)"));
-    assert_eq!(out.files.len(), 3);
+    assert_eq!(out.files.len(), 4);
     // No secret reaches the output: not the management secret, not the simulator's session secrets.
     assert!(
         !out.stderr.contains(FAKE_SECRET.1)
@@ -459,13 +459,9 @@ async fn interrupt_flushes_and_reports_every_account() {
     .spawn()
     .unwrap();
     let pid = child.id().unwrap();
-    // Wait until the audit is under way (its first IAM calls), then interrupt it.
+    // Wait until the audit is under way (its first users' keys), then interrupt it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !sim
-        .calls()
-        .iter()
-        .any(|c| c.action == "iam:GetAccessKeyLastUsed")
-    {
+    while !sim.calls().iter().any(|c| c.action == "iam:ListAccessKeys") {
         assert!(
             std::time::Instant::now() < deadline,
             "the audit never started"

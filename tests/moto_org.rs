@@ -229,15 +229,21 @@ async fn seed(endpoint: &str) -> Seeded {
                     ("key_age_days", "0"),
                     ("days_since_last_use", ""),
                     ("mfa_devices", &mfa.len().to_string()),
+                    // Hand-computed verdicts: a console user without MFA; a console user's active key
+                    // never used (set up with the user). Keys are new: none is old or unused 45 days.
                     (
                         "risk",
-                        if *password && mfa.is_empty() {
-                            "console_without_mfa"
-                        } else {
-                            ""
-                        },
+                        &[
+                            (*password && mfa.is_empty()).then_some("console_without_mfa"),
+                            (*password && *active).then_some("key_created_with_user"),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(";"),
                     ),
-                    ("source", "api"),
+                    // moto serves credential reports, so `auto` reads them.
+                    ("source", "credential_report"),
                 ]));
             }
             mirror_users
@@ -269,6 +275,7 @@ async fn seed(endpoint: &str) -> Seeded {
                 status: status.clone(),
                 users: mirror_users.remove(id).unwrap_or_default(),
                 events: vec![],
+                root: Default::default(),
             })
             .collect(),
     };
@@ -301,6 +308,7 @@ fn shared_events(now: i64) -> SimOrg {
             name: "history".into(),
             status: "ACTIVE".into(),
             users: vec![],
+            root: Default::default(),
             events: vec![
                 ev("e-1", "CreateUser", 2, &["=bob"]),
                 ev(
@@ -398,7 +406,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     let mut got = out.keys.clone();
     got.sort();
     assert_eq!(got.len(), 6 + 105);
-    assert_eq!(got, expected_keys);
+    assert_same_rows(&got, &expected_keys);
     // The raw CSV quotes what needs quoting.
     assert!(
         out.keys_text.contains(",\"Prod, \"\"main\"\"\","),
@@ -434,6 +442,31 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("keys", keys),
                 ("events", if active { "2" } else { "0" }),
                 ("error", ""),
+                ("strategy", if active { "credential_report" } else { "" }),
+                // moto's GetCredentialReport always says this GeneratedTime.
+                (
+                    "credential_report_time",
+                    if active { "2015-02-02T20:02:02Z" } else { "" },
+                ),
+                // moto's root user: no keys, no MFA (from its report's <root_account> row).
+                ("root_access_keys", if active { "0" } else { "" }),
+                ("root_mfa", if active { "None" } else { "" }),
+                ("root_access_key", "0"),
+                ("root_without_mfa", if active { "1" } else { "0" }),
+                ("root_without_hardware_mfa", if active { "1" } else { "0" }),
+                // +carol and frank,smith: a password and no MFA; alice's key never used.
+                (
+                    "console_without_mfa",
+                    if *id == seeded.awkward { "2" } else { "0" },
+                ),
+                (
+                    "key_created_with_user",
+                    if *id == seeded.awkward { "1" } else { "0" },
+                ),
+                ("password_unused_45d", "0"),
+                ("key_unused_45d", "0"),
+                ("two_active_keys", "0"),
+                ("key_older_than_90d", "0"),
             ])
         })
         .collect();
@@ -498,14 +531,111 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     };
     assert_eq!(strip(&got_events), strip(&expected_events));
 
-    // The summary names the three files.
+    // The summary names the four files and counts the flags.
     assert!(
         out.stderr
             .contains("accounts: 5 (4 audited, 0 partial, 0 skipped, 1 not active)"),
         "{}",
         out.stderr
     );
-    assert_eq!(out.files.len(), 3, "{:?}", out.files);
+    assert!(
+        out.stderr.contains("risk flags (users): root_without_mfa 4, root_without_hardware_mfa 4, console_without_mfa 2, key_created_with_user 1\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.files.len(), 4, "{:?}", out.files);
+
+    // Users: every user, keyless ones included, and a root row per audited account.
+    assert_eq!(out.users.len(), 6 + 105 + 4);
+    let carol = out
+        .users
+        .iter()
+        .find(|u| u["username"] == "'+carol")
+        .unwrap();
+    assert_eq!(
+        (
+            carol["password_enabled"].as_str(),
+            carol["mfa_active"].as_str(),
+            carol["active_keys"].as_str(),
+            carol["risk"].as_str()
+        ),
+        ("true", "false", "0", "console_without_mfa")
+    );
+    let dave = out
+        .users
+        .iter()
+        .find(|u| u["username"] == "'@dave")
+        .unwrap();
+    assert_eq!(
+        (dave["mfa_type"].as_str(), dave["mfa_devices"].as_str()),
+        ("Hardware", "2"),
+        "a virtual and a hardware device: the report, the virtual list and the summary leave it open, so ListMFADevices is asked"
+    );
+    let roots: Vec<_> = out
+        .users
+        .iter()
+        .filter(|u| u["username"] == "<root_account>")
+        .collect();
+    assert_eq!(roots.len(), 4);
+    assert!(roots
+        .iter()
+        .all(|r| r["mfa_active"] == "false"
+            && r["risk"] == "root_without_mfa;root_without_hardware_mfa"));
+
+    // Conformance: the same org with per-user calls gives the same key rows, but for `source`; and the same
+    // user rows but for `source`, `note` and the root rows (the account summary knows less than the report).
+    let out_dir3 = tempfile::tempdir().unwrap();
+    let out3 = run_bin(
+        &[
+            "--profile",
+            "mgmt-profile",
+            "--role",
+            "IAMAuditRole",
+            "--strategy",
+            "api",
+            "--output-dir",
+            out_dir3.path().to_str().unwrap(),
+            "--start-date",
+            &start,
+            "--no-progress",
+            "--iam-rate",
+            "1000",
+            "--iam-burst",
+            "100",
+        ],
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds_file.to_str().unwrap()),
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_CLOUDTRAIL", &ct.endpoint()),
+        ],
+        out_dir3.path(),
+    )
+    .await;
+    assert_eq!(out3.code, 0, "stderr:\n{}", out3.stderr);
+    let without = |rows: &[BTreeMap<String, String>],
+                   cols: &[&str],
+                   root: bool|
+     -> Vec<BTreeMap<String, String>> {
+        rows.iter()
+            .filter(|r| root || r.get("username").map(String::as_str) != Some("<root_account>"))
+            .map(|r| {
+                let mut r = r.clone();
+                for c in cols {
+                    r.remove(*c);
+                }
+                r
+            })
+            .collect()
+    };
+    assert!(out3.keys.iter().all(|k| k["source"] == "api"));
+    assert_same_rows(
+        &without(&out3.keys, &["source"], true),
+        &without(&out.keys, &["source"], true),
+    );
+    assert_same_rows(
+        &without(&out3.users, &["source", "note"], false),
+        &without(&out.users, &["source", "note"], false),
+    );
 
     // The same org with the seed's Spanish values and no escaping, for automation built on the old script.
     let out_dir2 = tempfile::tempdir().unwrap();
@@ -602,12 +732,15 @@ async fn moto_and_the_simulator_give_the_same_reports() {
     assert_eq!(from_moto.code, 0, "{}", from_moto.stderr);
     assert_eq!(from_sim.code, 0, "{}", from_sim.stderr);
     assert_eq!(from_moto.keys.len(), 111);
-    let mut a = from_moto.keys.clone();
-    let mut b = from_sim.keys.clone();
-    a.sort();
-    b.sort();
-    assert_eq!(a, b, "the key reports differ");
-    let cols = account_columns_but_duration();
+    for a in from_moto.accounts.iter().chain(&from_sim.accounts) {
+        assert_eq!(a["error"], "", "{a:?}\n{}", from_moto.stderr);
+    }
+    assert_same_rows(&from_moto.keys, &from_sim.keys);
+    // moto's reports all say they were generated in 2015.
+    let cols: Vec<&str> = account_columns_but_duration()
+        .into_iter()
+        .filter(|c| *c != "credential_report_time")
+        .collect();
     assert_eq!(
         project(&from_moto.accounts, &cols),
         project(&from_sim.accounts, &cols)

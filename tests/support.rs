@@ -105,6 +105,7 @@ pub struct RunOutput {
     pub code: i32,
     pub stderr: String,
     pub keys: Vec<BTreeMap<String, String>>,
+    pub users: Vec<BTreeMap<String, String>>,
     pub events: Vec<BTreeMap<String, String>>,
     pub accounts: Vec<BTreeMap<String, String>>,
     pub files: Vec<PathBuf>,
@@ -177,11 +178,14 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
             })
             .cloned()
     };
-    let (mut keys, mut events, mut accounts, mut keys_text) =
-        (vec![], vec![], vec![], String::new());
+    let (mut keys, mut users, mut events, mut accounts, mut keys_text) =
+        (vec![], vec![], vec![], vec![], String::new());
     if let Some(p) = find("iam_audit_report_") {
         keys_text = std::fs::read_to_string(&p).expect("read key report");
         keys = read_csv(&p, &iam_audit::report::KEY_COLUMNS);
+    }
+    if let Some(p) = find("users_") {
+        users = read_csv(&p, &iam_audit::report::USER_COLUMNS);
     }
     if let Some(p) = find("cloudtrail_events_") {
         events = read_csv(&p, &iam_audit::report::EVENT_COLUMNS);
@@ -193,6 +197,7 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         code: out.status.code().unwrap_or(-1),
         stderr,
         keys,
+        users,
         events,
         accounts,
         files,
@@ -227,4 +232,22 @@ pub fn project(rows: &[BTreeMap<String, String>], cols: &[&str]) -> Vec<BTreeMap
         .collect();
     out.sort();
     out
+}
+
+/// Rows equal as sets of rows; on a difference, only the differing rows are shown.
+#[track_caller]
+pub fn assert_same_rows(got: &[BTreeMap<String, String>], expected: &[BTreeMap<String, String>]) {
+    let mut g: Vec<_> = got.to_vec();
+    let mut e: Vec<_> = expected.to_vec();
+    g.sort();
+    e.sort();
+    if g != e {
+        let extra: Vec<_> = g.iter().filter(|r| !e.contains(r)).collect();
+        let missing: Vec<_> = e.iter().filter(|r| !g.contains(r)).collect();
+        panic!(
+            "rows differ ({} got, {} expected)\nunexpected:\n{extra:#?}\nmissing:\n{missing:#?}",
+            g.len(),
+            e.len()
+        );
+    }
 }

@@ -51,6 +51,17 @@ pub struct SimEvent {
     pub source_ip: String,
 }
 
+/// The root user of an account.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SimRoot {
+    /// Epoch seconds.
+    pub created: i64,
+    /// MFA serials: `arn:aws:iam::ACCOUNT:mfa/root-account-mfa-device` (virtual) or a hardware serial.
+    pub mfa: Vec<String>,
+    pub keys: Vec<SimKey>,
+    pub password_last_used: Option<i64>,
+}
+
 /// One member account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimAccount {
@@ -60,6 +71,7 @@ pub struct SimAccount {
     pub status: String,
     pub users: Vec<SimUser>,
     pub events: Vec<SimEvent>,
+    pub root: SimRoot,
 }
 
 /// Faults and quotas of the simulated AWS.
@@ -102,6 +114,19 @@ pub struct Faults {
     /// Seed of the fault draws (latency jitter, 500s, resets, slow answers): the n-th call the simulator
     /// answers draws from a generator seeded by (seed, n), so a failing run can be replayed.
     pub seed: u64,
+    /// Accounts whose audit role lacks iam:GenerateCredentialReport and iam:GetCredentialReport.
+    pub deny_credential_report: Vec<String>,
+    /// Accounts whose audit role lacks iam:GetAccountSummary and iam:ListVirtualMFADevices.
+    pub deny_root_checks: Vec<String>,
+    /// How long a credential report takes to generate, milliseconds.
+    pub report_delay_ms: u64,
+    /// Every account starts with a report generated this many seconds ago (0: none). AWS reuses a report
+    /// younger than 4 hours; it leaves out users and keys created after it.
+    pub report_age_secs: u64,
+    /// The first N GenerateCredentialReport calls of each account answer `LimitExceeded`.
+    pub report_limit_exceeded: u32,
+    /// The organization manages its member accounts' root credentials (ListOrganizationsFeatures).
+    pub root_credentials_management: bool,
 }
 
 impl Default for Faults {
@@ -126,6 +151,12 @@ impl Default for Faults {
             throttled_accounts_iam_rate: 1.0,
             malformed_accounts: Vec::new(),
             seed: 1,
+            deny_credential_report: Vec::new(),
+            deny_root_checks: Vec::new(),
+            report_delay_ms: 1000,
+            report_age_secs: 0,
+            report_limit_exceeded: 0,
+            root_credentials_management: false,
         }
     }
 }
@@ -308,12 +339,41 @@ impl Scenario {
                         }
                     })
                     .collect();
+                // The root user from a generator of its own, so that adding it left every other draw
+                // (users, keys, events) as it was.
+                let mut r = StdRng::seed_from_u64(
+                    self.seed
+                        ^ 0x0005_EED0_F500_u64
+                        ^ (n as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+                );
+                let root = SimRoot {
+                    created: now - 1500 * day,
+                    mfa: match r.random_range(0..4) {
+                        0 => vec![],
+                        1 => vec![format!("arn:aws:iam::{id}:mfa/root-account-mfa-device")],
+                        _ => vec![format!("GAHT{:08}", r.random_range(0..99_999_999u32))],
+                    },
+                    keys: if r.random_range(0..8) == 0 {
+                        vec![SimKey {
+                            id: format!("AKIAROOT{n:012}"),
+                            active: true,
+                            created: now - 700 * day,
+                            last_used: None,
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    password_last_used: r
+                        .random_bool(0.5)
+                        .then(|| now - r.random_range(1..200) * day),
+                };
                 SimAccount {
                     id,
                     name,
                     status: if suspended { "SUSPENDED" } else { "ACTIVE" }.to_string(),
                     users: if suspended { vec![] } else { users },
                     events: if suspended { vec![] } else { events },
+                    root,
                 }
             })
             .collect();

@@ -67,6 +67,9 @@ struct State {
     served: AtomicU64,
     throttled: AtomicU64,
     next_key: AtomicU64,
+    /// Per account: when its credential report generation started (epoch ms), and the LimitExceeded
+    /// answers still to give.
+    reports: Mutex<HashMap<String, (Option<i64>, u32)>>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -127,6 +130,16 @@ impl Sim {
                     .collect()
             })
             .collect();
+        let reports = org
+            .accounts
+            .iter()
+            .map(|a| {
+                let existing = (faults.report_age_secs > 0).then(|| {
+                    now_ms() - faults.report_age_secs as i64 * 1000 - faults.report_delay_ms as i64
+                });
+                (a.id.clone(), (existing, faults.report_limit_exceeded))
+            })
+            .collect::<HashMap<_, _>>();
         let state = Arc::new(State {
             org,
             faults,
@@ -144,6 +157,7 @@ impl Sim {
             served: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             next_key: AtomicU64::new(0),
+            reports: Mutex::new(reports),
         });
         let stop = CancellationToken::new();
         let (st, stop2) = (state.clone(), stop.clone());
@@ -724,7 +738,21 @@ fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> An
     ok(xml_ok(ctx, &inner))
 }
 
+/// A credential report is reused while younger than this (AWS: 4 hours).
+const REPORT_REUSE_MS: i64 = 4 * 3600 * 1000;
+
 fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
+    if ctx.action == "ListOrganizationsFeatures" && ctx.account == state.org.management_account {
+        let features = if state.faults.root_credentials_management {
+            "<member>RootCredentialsManagement</member>"
+        } else {
+            ""
+        };
+        return ok(xml_ok(
+            ctx,
+            &format!("<OrganizationId>o-sim</OrganizationId><EnabledFeatures>{features}</EnabledFeatures>"),
+        ));
+    }
     let Some(&idx) = state.accounts.get(&ctx.account) else {
         return Ok((
             error(ctx, 403, "AccessDenied", "not a member account"),
@@ -744,7 +772,156 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         ))
     };
     let user_of = |name: &str| state.users[idx].get(name).map(|&i| &acct.users[i]);
+    let denied = |action: &str| {
+        Ok((
+            error(
+                ctx,
+                403,
+                "AccessDenied",
+                &format!(
+                    "User: arn:aws:sts::{}:assumed-role/IAMAuditRole/iam-audit is not authorized to perform: iam:{action} on resource: *",
+                    ctx.account
+                ),
+            ),
+            "AccessDenied".to_string(),
+        ))
+    };
+    let f = &state.faults;
     match ctx.action.as_str() {
+        "GenerateCredentialReport" | "GetCredentialReport"
+            if f.deny_credential_report.contains(&ctx.account) =>
+        {
+            denied(&ctx.action)
+        }
+        "GetAccountSummary" | "ListVirtualMFADevices" if f.deny_root_checks.contains(&ctx.account) => {
+            denied(&ctx.action)
+        }
+        "GenerateCredentialReport" => {
+            let now = now_ms();
+            let mut reports = state.reports.lock().expect("reports");
+            let entry = reports.entry(ctx.account.clone()).or_insert((None, f.report_limit_exceeded));
+            if entry.1 > 0 {
+                entry.1 -= 1;
+                return Ok((
+                    error(ctx, 409, "LimitExceeded", "Cannot generate a credential report: too many requests at once."),
+                    "LimitExceeded".into(),
+                ));
+            }
+            let (state_name, description) = match entry.0 {
+                Some(start) if now - start < REPORT_REUSE_MS => {
+                    if now - start < f.report_delay_ms as i64 {
+                        ("INPROGRESS", "Report generation in progress.")
+                    } else {
+                        ("COMPLETE", "Report is ready.")
+                    }
+                }
+                _ => {
+                    entry.0 = Some(now);
+                    if f.report_delay_ms == 0 {
+                        ("COMPLETE", "Report is ready.")
+                    } else {
+                        ("STARTED", "No report exists. Starting a new report generation task")
+                    }
+                }
+            };
+            ok(xml_ok(ctx, &format!("<State>{state_name}</State><Description>{description}</Description>")))
+        }
+        "GetCredentialReport" => {
+            let now = now_ms();
+            let start = state.reports.lock().expect("reports").get(&ctx.account).and_then(|e| e.0);
+            let Some(start) = start else {
+                return Ok((
+                    error(ctx, 410, "ReportNotPresent", "Credential report does not exist. Use GenerateCredentialReport to generate a report."),
+                    "ReportNotPresent".into(),
+                ));
+            };
+            if now - start < f.report_delay_ms as i64 {
+                return Ok((
+                    error(ctx, 404, "ReportInProgress", "Credential report generation is in progress."),
+                    "ReportInProgress".into(),
+                ));
+            }
+            if now - start >= REPORT_REUSE_MS {
+                return Ok((
+                    error(ctx, 410, "ReportExpired", "Credential report has expired. Use GenerateCredentialReport to generate a new report."),
+                    "ReportExpired".into(),
+                ));
+            }
+            let generated = (start + f.report_delay_ms as i64) / 1000;
+            let csv = credential_report_csv(acct, generated);
+            ok(xml_ok(
+                ctx,
+                &format!(
+                    "<Content>{}</Content><ReportFormat>text/csv</ReportFormat><GeneratedTime>{}</GeneratedTime>",
+                    aws_smithy_types::base64::encode(csv.as_bytes()),
+                    iso(generated)
+                ),
+            ))
+        }
+        "GetAccountSummary" => {
+            let entries = [
+                ("AccountMFAEnabled", i64::from(!acct.root.mfa.is_empty())),
+                ("AccountAccessKeysPresent", i64::from(!acct.root.keys.is_empty())),
+                ("AccountPasswordPresent", 1),
+                ("Users", acct.users.len() as i64),
+                (
+                    "MFADevicesInUse",
+                    (acct.users.iter().map(|u| u.mfa.len()).sum::<usize>() + acct.root.mfa.len()) as i64,
+                ),
+            ];
+            let map: String = entries
+                .iter()
+                .map(|(k, v)| format!("<entry><key>{k}</key><value>{v}</value></entry>"))
+                .collect();
+            ok(xml_ok(ctx, &format!("<SummaryMap>{map}</SummaryMap>")))
+        }
+        "ListVirtualMFADevices" => {
+            // Every assigned virtual device: the root user's, then the users'.
+            let mut devices: Vec<String> = acct
+                .root
+                .mfa
+                .iter()
+                .filter(|s| s.contains(":mfa/"))
+                .map(|serial| {
+                    format!(
+                        "<SerialNumber>{}</SerialNumber><User><Path>/</Path><UserName>{}</UserName><UserId>{}</UserId><Arn>arn:aws:iam::{}:root</Arn><CreateDate>{}</CreateDate></User><EnableDate>{}</EnableDate>",
+                        xml_escape(serial),
+                        acct.id,
+                        acct.id,
+                        acct.id,
+                        iso(acct.root.created),
+                        iso(acct.root.created)
+                    )
+                })
+                .collect();
+            for u in &acct.users {
+                for serial in u.mfa.iter().filter(|s| s.starts_with("arn:") && s.contains(":mfa/")) {
+                    devices.push(format!(
+                        "<SerialNumber>{}</SerialNumber><User><Path>/</Path><UserName>{n}</UserName><UserId>AIDA{a}</UserId><Arn>arn:aws:iam::{a}:user/{n}</Arn><CreateDate>{c}</CreateDate></User><EnableDate>{c}</EnableDate>",
+                        xml_escape(serial),
+                        n = xml_escape(&u.name),
+                        a = acct.id,
+                        c = iso(u.created),
+                    ));
+                }
+            }
+            let max: usize = p.get("MaxItems").and_then(|m| m.parse().ok()).unwrap_or(100).clamp(1, 100);
+            let start: usize = p.get("Marker").and_then(|m| m.strip_prefix('v')).and_then(|m| m.parse().ok()).unwrap_or(0);
+            let end = (start + max).min(devices.len());
+            let mut xml = String::from("<VirtualMFADevices>");
+            for d in &devices[start.min(end)..end] {
+                xml.push_str("<member>");
+                xml.push_str(d);
+                xml.push_str("</member>");
+            }
+            xml.push_str("</VirtualMFADevices>");
+            if end < devices.len() {
+                xml.push_str(&format!("<IsTruncated>true</IsTruncated><Marker>v{end}</Marker>"));
+            } else {
+                xml.push_str("<IsTruncated>false</IsTruncated>");
+            }
+            ok(xml_ok(ctx, &xml))
+        }
         "ListUsers" => {
             let max: usize = p.get("MaxItems").and_then(|m| m.parse().ok()).unwrap_or(100);
             // IAM may return fewer than asked with IsTruncated true: pages here hold at most 100.
@@ -861,6 +1038,81 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             "AccessDenied".into(),
         )),
     }
+}
+
+/// The account's credential report as AWS writes it, generated at `generated` (epoch seconds): the root
+/// user first, then the users and keys that existed then.
+fn credential_report_csv(acct: &super::SimAccount, generated: i64) -> String {
+    let mut out = String::from("user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n");
+    let t = |epoch: i64| {
+        chrono::DateTime::from_timestamp(epoch, 0)
+            .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+            .unwrap_or_default()
+    };
+    let slots = |keys: &[super::SimKey]| {
+        let mut cells = Vec::new();
+        let existing: Vec<&super::SimKey> =
+            keys.iter().filter(|k| k.created <= generated).collect();
+        for n in 0..2 {
+            match existing.get(n) {
+                Some(k) => {
+                    let (used, region, service) = match &k.last_used {
+                        Some((at, svc, region)) if *at <= generated => {
+                            (t(*at), region.clone(), svc.clone())
+                        }
+                        _ => ("N/A".to_string(), "N/A".to_string(), "N/A".to_string()),
+                    };
+                    cells.push(format!(
+                        "{},{},{used},{region},{service}",
+                        k.active,
+                        t(k.created)
+                    ));
+                }
+                None => cells.push("false,N/A,N/A,N/A,N/A".to_string()),
+            }
+        }
+        cells.join(",")
+    };
+    // CSV-quote a user name the way AWS's report would need it (names may hold `,`? IAM forbids it, but
+    // quote anyway).
+    let q = |s: &str| {
+        if s.contains([',', '"']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let root = &acct.root;
+    out.push_str(&format!(
+        "<root_account>,arn:aws:iam::{id}:root,{created},not_supported,{used},not_supported,not_supported,{mfa},{slots},false,N/A,false,N/A\n",
+        id = acct.id,
+        created = t(root.created),
+        used = root.password_last_used.filter(|u| *u <= generated).map_or("no_information".to_string(), t),
+        mfa = !root.mfa.is_empty(),
+        slots = slots(&root.keys),
+    ));
+    for u in acct.users.iter().filter(|u| u.created <= generated) {
+        let (enabled, used, changed) = if u.login_profile {
+            (
+                "true",
+                u.password_last_used
+                    .filter(|x| *x <= generated)
+                    .map_or("no_information".to_string(), t),
+                t(u.created),
+            )
+        } else {
+            ("false", "N/A".to_string(), "N/A".to_string())
+        };
+        out.push_str(&format!(
+            "{name},arn:aws:iam::{id}:user/{name},{created},{enabled},{used},{changed},N/A,{mfa},{slots},false,N/A,false,N/A\n",
+            name = q(&u.name),
+            id = acct.id,
+            created = t(u.created),
+            mfa = !u.mfa.is_empty(),
+            slots = slots(&u.keys),
+        ));
+    }
+    out
 }
 
 fn epoch_of(v: Option<&Value>) -> Option<f64> {

@@ -1,0 +1,368 @@
+//! Risk flags (design §3): CIS AWS Foundations checks on one user's credentials, whichever strategy read
+//! them. Pure functions of the credential facts, the run's start time and the configured thresholds.
+
+use chrono::{DateTime, Utc};
+
+use crate::report::{LastUsed, Mfa, Password};
+
+/// One flag. The order is the order of the codes in a `risk` cell and of the accounts report's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// CIS v3.0 1.4 / v5.0 1.3: the root user has an active access key.
+    RootAccessKey,
+    /// 1.5 / 1.4: the root user has no MFA (not a finding under centralized root access).
+    RootWithoutMfa,
+    /// 1.6 / 1.5: the root user has no hardware MFA (idem).
+    RootWithoutHardwareMfa,
+    /// 1.10 / 1.9: a console password and no MFA device.
+    ConsoleWithoutMfa,
+    /// 1.11 / 1.10: a console user's active key that was never used (set up with the user).
+    KeyCreatedWithUser,
+    /// 1.12 / 1.11: a console password unused (or never used) for the threshold's days.
+    PasswordUnused,
+    /// 1.12 / 1.11: an active key unused (or never used) for the threshold's days.
+    KeyUnused,
+    /// 1.13 / 1.12: two active keys.
+    TwoActiveKeys,
+    /// 1.14 / 1.13: an active key older than the rotation threshold.
+    KeyOlderThan90d,
+}
+
+impl Flag {
+    pub const ALL: [Flag; 9] = [
+        Flag::RootAccessKey,
+        Flag::RootWithoutMfa,
+        Flag::RootWithoutHardwareMfa,
+        Flag::ConsoleWithoutMfa,
+        Flag::KeyCreatedWithUser,
+        Flag::PasswordUnused,
+        Flag::KeyUnused,
+        Flag::TwoActiveKeys,
+        Flag::KeyOlderThan90d,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Flag::RootAccessKey => "root_access_key",
+            Flag::RootWithoutMfa => "root_without_mfa",
+            Flag::RootWithoutHardwareMfa => "root_without_hardware_mfa",
+            Flag::ConsoleWithoutMfa => "console_without_mfa",
+            Flag::KeyCreatedWithUser => "key_created_with_user",
+            Flag::PasswordUnused => "password_unused_45d",
+            Flag::KeyUnused => "key_unused_45d",
+            Flag::TwoActiveKeys => "two_active_keys",
+            Flag::KeyOlderThan90d => "key_older_than_90d",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags(u16);
+
+impl Flags {
+    pub fn insert(&mut self, f: Flag) {
+        self.0 |= f.bit();
+    }
+    pub fn contains(self, f: Flag) -> bool {
+        self.0 & f.bit() != 0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+    /// The `risk` cell: codes `;`-joined, in `Flag::ALL` order.
+    pub fn cell(self) -> String {
+        self.iter().map(Flag::code).collect::<Vec<_>>().join(";")
+    }
+}
+
+impl FromIterator<Flag> for Flags {
+    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Flags {
+        let mut f = Flags::default();
+        for x in iter {
+            f.insert(x);
+        }
+        f
+    }
+}
+
+/// The thresholds of the flags, in days (config `unused_days`, `key_max_age_days`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub unused_days: i64,
+    pub key_max_age_days: i64,
+}
+
+/// What is known of one access key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyFacts {
+    pub active: bool,
+    pub created: Option<DateTime<Utc>>,
+    /// `Ok(None)`: never used; `Err`: unknown.
+    pub last_used: Result<Option<LastUsed>, ()>,
+}
+
+/// What is known of one user's credentials (an IAM user, or the root user).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserFacts {
+    pub root: bool,
+    pub created: Option<DateTime<Utc>>,
+    pub password: Password,
+    pub password_last_used: Option<DateTime<Utc>>,
+    /// When the password was set (login profile creation, or the report's `password_last_changed`);
+    /// the user's creation when unknown.
+    pub password_set: Option<DateTime<Utc>>,
+    /// `None`: unknown.
+    pub mfa_active: Option<bool>,
+    pub mfa: Mfa,
+    /// Active keys, when the keys themselves are unknown (the root user): from the report's slots or
+    /// the account summary.
+    pub active_keys_without_ids: Option<u32>,
+    /// The account's root credentials are managed centrally by the organization (member accounts only).
+    pub centralized_root: bool,
+}
+
+fn days(now: DateTime<Utc>, t: DateTime<Utc>) -> i64 {
+    (now - t).num_days()
+}
+
+/// Unused for `limit` days: last used that long ago, or never used and the credential is that old.
+fn idle(
+    now: DateTime<Utc>,
+    last_used: Option<DateTime<Utc>>,
+    set: Option<DateTime<Utc>>,
+    limit: i64,
+) -> bool {
+    match last_used {
+        Some(t) => days(now, t) >= limit,
+        None => set.is_some_and(|s| days(now, s) >= limit),
+    }
+}
+
+/// The flags of one key (its own checks, not its user's).
+pub fn key_flags(user: &UserFacts, key: &KeyFacts, now: DateTime<Utc>, t: Thresholds) -> Flags {
+    let mut f = Flags::default();
+    if !key.active {
+        return f;
+    }
+    if key
+        .created
+        .is_some_and(|c| days(now, c) > t.key_max_age_days)
+    {
+        f.insert(Flag::KeyOlderThan90d);
+    }
+    if let Ok(used) = &key.last_used {
+        if idle(
+            now,
+            used.as_ref().map(|u| u.date),
+            key.created,
+            t.unused_days,
+        ) {
+            f.insert(Flag::KeyUnused);
+        }
+        if used.is_none() && user.password == Password::Configured {
+            f.insert(Flag::KeyCreatedWithUser);
+        }
+    }
+    f
+}
+
+/// The flags of the user itself (not of its keys).
+pub fn user_flags(user: &UserFacts, keys: &[KeyFacts], now: DateTime<Utc>, t: Thresholds) -> Flags {
+    let mut f = Flags::default();
+    let active =
+        keys.iter().filter(|k| k.active).count() as u32 + user.active_keys_without_ids.unwrap_or(0);
+    if user.root {
+        if active > 0 {
+            f.insert(Flag::RootAccessKey);
+        }
+        if !user.centralized_root {
+            match user.mfa_active {
+                Some(false) => {
+                    f.insert(Flag::RootWithoutMfa);
+                    f.insert(Flag::RootWithoutHardwareMfa);
+                }
+                Some(true) if user.mfa == Mfa::Virtual => f.insert(Flag::RootWithoutHardwareMfa),
+                _ => {}
+            }
+        }
+        return f;
+    }
+    if user.password == Password::Configured {
+        if user.mfa_active == Some(false) {
+            f.insert(Flag::ConsoleWithoutMfa);
+        }
+        if idle(
+            now,
+            user.password_last_used,
+            user.password_set.or(user.created),
+            t.unused_days,
+        ) {
+            f.insert(Flag::PasswordUnused);
+        }
+    }
+    if active >= 2 {
+        f.insert(Flag::TwoActiveKeys);
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 5, 15, 30, 22).unwrap()
+    }
+    fn ago(d: i64) -> Option<DateTime<Utc>> {
+        Some(now() - chrono::Duration::days(d))
+    }
+    const T: Thresholds = Thresholds {
+        unused_days: 45,
+        key_max_age_days: 90,
+    };
+    fn console(mfa: Option<bool>) -> UserFacts {
+        UserFacts {
+            root: false,
+            created: ago(400),
+            password: Password::Configured,
+            password_last_used: ago(1),
+            password_set: ago(400),
+            mfa_active: mfa,
+            mfa: if mfa == Some(true) {
+                Mfa::Virtual
+            } else {
+                Mfa::None
+            },
+            active_keys_without_ids: None,
+            centralized_root: false,
+        }
+    }
+    fn key(created: i64, used: Option<i64>) -> KeyFacts {
+        KeyFacts {
+            active: true,
+            created: ago(created),
+            last_used: Ok(used.map(|d| LastUsed {
+                date: ago(d).unwrap(),
+                service: "s3".into(),
+                region: "us-east-1".into(),
+                days_since: d,
+            })),
+        }
+    }
+
+    #[test]
+    fn key_checks_count_never_used_once_the_key_is_old_enough() {
+        let u = console(Some(true));
+        assert_eq!(key_flags(&u, &key(10, Some(1)), now(), T).cell(), "");
+        assert_eq!(
+            key_flags(&u, &key(91, Some(1)), now(), T).cell(),
+            "key_older_than_90d"
+        );
+        assert_eq!(key_flags(&u, &key(90, Some(1)), now(), T).cell(), "");
+        assert_eq!(
+            key_flags(&u, &key(100, Some(45)), now(), T).cell(),
+            "key_unused_45d;key_older_than_90d"
+        );
+        // Never used: a console user's key set up with the user; unused once 45 days old.
+        assert_eq!(
+            key_flags(&u, &key(44, None), now(), T).cell(),
+            "key_created_with_user"
+        );
+        assert_eq!(
+            key_flags(&u, &key(45, None), now(), T).cell(),
+            "key_created_with_user;key_unused_45d"
+        );
+        let mut programmatic = u.clone();
+        programmatic.password = Password::NotConfigured;
+        assert_eq!(
+            key_flags(&programmatic, &key(45, None), now(), T).cell(),
+            "key_unused_45d"
+        );
+        let mut inactive = key(400, None);
+        inactive.active = false;
+        assert_eq!(key_flags(&u, &inactive, now(), T).cell(), "");
+        let mut unknown = key(10, None);
+        unknown.last_used = Err(());
+        assert_eq!(key_flags(&u, &unknown, now(), T).cell(), "");
+    }
+
+    #[test]
+    fn user_checks() {
+        assert_eq!(user_flags(&console(Some(true)), &[], now(), T).cell(), "");
+        assert_eq!(
+            user_flags(&console(Some(false)), &[], now(), T).cell(),
+            "console_without_mfa"
+        );
+        assert_eq!(
+            user_flags(&console(None), &[], now(), T).cell(),
+            "",
+            "unknown MFA is no verdict"
+        );
+        let mut idle = console(Some(true));
+        idle.password_last_used = None;
+        assert_eq!(
+            user_flags(&idle, &[], now(), T).cell(),
+            "password_unused_45d"
+        );
+        idle.password_set = ago(3);
+        assert_eq!(
+            user_flags(&idle, &[], now(), T).cell(),
+            "",
+            "a new password, not yet used"
+        );
+        let keys = [key(1, Some(1)), key(1, Some(1))];
+        assert_eq!(
+            user_flags(&console(Some(true)), &keys, now(), T).cell(),
+            "two_active_keys"
+        );
+    }
+
+    #[test]
+    fn root_checks_and_centralized_root_access() {
+        let mut root = UserFacts {
+            root: true,
+            created: None,
+            password: Password::Unknown,
+            password_last_used: None,
+            password_set: None,
+            mfa_active: Some(false),
+            mfa: Mfa::None,
+            active_keys_without_ids: Some(1),
+            centralized_root: false,
+        };
+        assert_eq!(
+            user_flags(&root, &[], now(), T).cell(),
+            "root_access_key;root_without_mfa;root_without_hardware_mfa"
+        );
+        root.centralized_root = true;
+        assert_eq!(user_flags(&root, &[], now(), T).cell(), "root_access_key");
+        root.centralized_root = false;
+        root.active_keys_without_ids = Some(0);
+        root.mfa_active = Some(true);
+        root.mfa = Mfa::Virtual;
+        assert_eq!(
+            user_flags(&root, &[], now(), T).cell(),
+            "root_without_hardware_mfa"
+        );
+        root.mfa = Mfa::Hardware;
+        assert_eq!(user_flags(&root, &[], now(), T).cell(), "");
+        root.mfa_active = None;
+        assert_eq!(
+            user_flags(&root, &[], now(), T).cell(),
+            "",
+            "unknown is no verdict"
+        );
+    }
+}
