@@ -400,33 +400,43 @@ async fn resolve_mfa(
         }
         Err(_) => (report.users.iter().filter(|r| r.mfa_active).collect(), 0, 0),
     };
-    let ask: Vec<String> = ask.into_iter().map(|r| r.user.clone()).collect();
-    let listed: HashMap<String, (Mfa, Option<usize>)> = futures::stream::iter(ask)
-        .map(|name| async move {
-            let mfa = mfa_devices(session, &name).await;
-            (name, mfa)
-        })
-        .buffer_unordered(session.settings().user_concurrency)
-        .collect()
-        .await;
-    let hardware_pinned = match virtual_mfa {
-        Ok(by_user) if listed.values().all(|(_, n)| n.is_some()) => {
-            // Devices found beyond the virtual ones on the users just asked.
-            let extra: usize = report
-                .users
-                .iter()
-                .filter_map(|r| {
-                    let (_, n) = listed.get(&r.user)?;
-                    Some(
-                        n.unwrap_or(0)
-                            .saturating_sub(by_user.get(&r.arn).map_or(0, Vec::len)),
-                    )
-                })
-                .sum();
-            in_use == Some(virtual_total + hardware_only + extra)
-        }
-        _ => false,
+    // Devices beyond the virtual ones and one per hardware-only user: on the users with a virtual device
+    // (or on a hardware-only user with several). Ask until they are all found, a chunk at a time.
+    let unexplained = match (virtual_mfa, in_use) {
+        (Ok(_), Some(n)) => n.checked_sub(virtual_total + hardware_only),
+        _ => None,
     };
+    let extra_of = |arn: &str, devices: Option<usize>| -> usize {
+        let virtual_devices = match virtual_mfa {
+            Ok(by_user) => by_user.get(arn).map_or(0, Vec::len),
+            Err(_) => 0,
+        };
+        devices.unwrap_or(0).saturating_sub(virtual_devices)
+    };
+    let mut listed: HashMap<String, (Mfa, Option<usize>)> = HashMap::new();
+    let mut found = 0usize;
+    let chunk = session.settings().user_concurrency.max(1);
+    for users in ask.chunks(chunk) {
+        if unexplained.is_some_and(|e| found >= e) {
+            break;
+        }
+        let answers: Vec<(String, String, (Mfa, Option<usize>))> =
+            futures::future::join_all(users.iter().map(|r| async move {
+                (
+                    r.user.clone(),
+                    r.arn.clone(),
+                    mfa_devices(session, &r.user).await,
+                )
+            }))
+            .await;
+        for (name, arn, mfa) in answers {
+            found += extra_of(&arn, mfa.1);
+            listed.insert(name, mfa);
+        }
+    }
+    let hardware_pinned = virtual_mfa.is_ok()
+        && listed.values().all(|(_, n)| n.is_some())
+        && unexplained == Some(found);
     MfaResolution {
         listed,
         hardware_pinned,

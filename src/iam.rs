@@ -21,7 +21,7 @@ use crate::config::Strategy;
 use crate::pages::{next_page, Next, MAX_PAGES};
 use crate::report::{KeyRow, LastUsed, Mfa, Password, Record, Sink, Source, UserRow, ROOT_USER};
 use crate::retry::{is_denied, Failure};
-use crate::risk::{key_flags, user_flags, KeyFacts, UserFacts};
+use crate::risk::{key_flags, user_flags, Flags, KeyFacts, UserFacts};
 use crate::session::{utc, Part, Session};
 
 /// ListUsers page size: IAM's maximum. IAM may return fewer with IsTruncated still true.
@@ -223,7 +223,12 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
     let own = user_flags(&a.facts, &key_facts, now, s.thresholds);
     let mut all = own;
     for (id, k) in &a.keys {
-        let flags = key_flags(&a.facts, k, now, s.thresholds);
+        // The root user's keys are one finding, root_access_key, whatever their age or use.
+        let flags = if a.facts.root {
+            Flags::default()
+        } else {
+            key_flags(&a.facts, k, now, s.thresholds)
+        };
         all = all.union(flags);
         let Some(id) = id else { continue };
         let row = KeyRow {

@@ -419,14 +419,19 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let r = self.try_call(f).await;
-        if let Err(failure) = &r {
-            self.session.fail(self.part, action, failure);
+        match &r {
+            Ok(_) => {
+                self.session.tallies[self.part as usize]
+                    .ok
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(failure) => self.session.fail(self.part, action, failure),
         }
         r
     }
 
-    /// `call` for an optional action: a failure is the caller's to record (as a failure of the part, or
-    /// as a note when the audit goes on without it), not a failed call of the part.
+    /// `call` for an optional action: the outcome is the caller's to record (a failure as a failure of the
+    /// part, or as a note when the audit goes on without it); it does not count in the part's status.
     pub async fn try_call<T, E, F, Fut>(&self, f: F) -> Result<T, Failure>
     where
         F: Fn(&'s C, O) -> Fut,
@@ -435,16 +440,10 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
     {
         let s = &self.session.settings;
         let f = &f;
-        let r = retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
+        retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
             self.send_fresh(f)
         })
-        .await;
-        if r.is_ok() {
-            self.session.tallies[self.part as usize]
-                .ok
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        r
+        .await
     }
 
     async fn send_fresh<T, E, F, Fut>(&self, f: &F) -> Result<T, Failure>

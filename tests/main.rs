@@ -1,6 +1,7 @@
 //! The one integration test binary (one link, as ripgrep does). Each module is a story a user would notice.
 
 mod cli;
+mod credentials;
 mod moto_org;
 mod sim_engine;
 mod support;

@@ -27,7 +27,7 @@ const ALLOWED: [&str; 13] = [
     "iam:ListOrganizationsFeatures",
 ];
 
-async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
+pub(crate) async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
     let out_dir = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--role",
@@ -48,7 +48,7 @@ async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
 }
 
 /// The key rows the simulated org should give, as (account, key id, status, password, mfa, last used).
-fn expected_keys(
+pub(crate) fn expected_keys(
     org: &SimOrg,
     skip: &[String],
 ) -> BTreeSet<(String, String, String, String, String, String)> {
@@ -94,7 +94,9 @@ fn expected_keys(
     out
 }
 
-fn got_keys(out: &RunOutput) -> BTreeSet<(String, String, String, String, String, String)> {
+pub(crate) fn got_keys(
+    out: &RunOutput,
+) -> BTreeSet<(String, String, String, String, String, String)> {
     out.keys
         .iter()
         .map(|k| {
@@ -125,7 +127,7 @@ fn got_event_ids(out: &RunOutput) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn assert_read_only(calls: &[Call]) {
+pub(crate) fn assert_read_only(calls: &[Call]) {
     let used: BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
     for a in &used {
         assert!(

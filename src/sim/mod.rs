@@ -295,10 +295,14 @@ impl Scenario {
                             })
                             .collect();
                         let login_profile = rng.random_bool(0.5);
-                        let mfa = match rng.random_range(0..6) {
-                            0 | 1 => vec![],
-                            2 | 3 => vec![format!("arn:aws:iam::{id}:mfa/{uname}")],
-                            4 => vec![format!("GAHT{:08}", rng.random_range(0..99_999_999u32))],
+                        // A third without MFA, a third virtual, most of the rest one hardware or FIDO
+                        // device, and one user in 30 both a virtual and a FIDO device.
+                        let mfa = match rng.random_range(0..30) {
+                            0..=9 => vec![],
+                            10..=19 => vec![format!("arn:aws:iam::{id}:mfa/{uname}")],
+                            20..=28 => {
+                                vec![format!("GAHT{:08}", rng.random_range(0..99_999_999u32))]
+                            }
                             _ => vec![
                                 format!("arn:aws:iam::{id}:mfa/{uname}"),
                                 format!("arn:aws:iam::{id}:u2f/user/{uname}/fido-{u}"),
