@@ -20,6 +20,8 @@ struct Case {
     /// Server quotas per account: IAM req/s, LookupEvents req/s (0 = none).
     quota: (f64, f64),
     concurrency: usize,
+    /// `--strategy`: `api` (per-user calls) or `credential_report`.
+    strategy: &'static str,
     /// Client flags beyond the defaults.
     flags: &'static [&'static str],
 }
@@ -32,6 +34,9 @@ struct Outcome {
     wall: Duration,
     floor: Option<f64>,
     calls: u64,
+    /// IAM calls of the member accounts, and their users.
+    iam_calls: u64,
+    users: usize,
     throttled: u64,
     /// Seen by the simulator: the most calls at once, and the connections opened.
     peak_in_flight: usize,
@@ -43,11 +48,24 @@ struct Outcome {
     code: i32,
 }
 
-/// The quota floor of design §6: each account needs (1 + 3U + K) / iam_rate seconds of IAM calls, beside
-/// ceil(events of a name / 50) pages per event name at the LookupEvents rate. With enough concurrency the
-/// org takes as long as its slowest account; with fewer slots than accounts, at least the sum of the
-/// accounts' floors shared among the slots.
-fn floor(org: &SimOrg, iam_rate: f64, ct_rate: f64, concurrency: usize) -> Option<f64> {
+/// The quota floor of design §6, for the strategy. Per account, IAM calls at `iam_rate`:
+/// - `api`: 2 + 3U + K (ListVirtualMFADevices and GetAccountSummary, then ListUsers, and per user
+///   ListAccessKeys, ListMFADevices, GetLoginProfile, and GetAccessKeyLastUsed per key);
+/// - `credential_report`: the report's generation (`report_delay`), then GetCredentialReport, ListAccessKeys
+///   per user with keys and ListMFADevices per user with both a virtual and another MFA device (the
+///   virtual MFA devices and the summary are read meanwhile).
+///
+/// Beside them, ceil(events of a name / 50) pages per event name at the LookupEvents rate. With enough
+/// concurrency the org takes as long as its slowest account; with fewer slots than accounts, at least the
+/// sum of the accounts' floors shared among the slots.
+fn floor(
+    org: &SimOrg,
+    strategy: &str,
+    report_delay: f64,
+    iam_rate: f64,
+    ct_rate: f64,
+    concurrency: usize,
+) -> Option<f64> {
     if iam_rate <= 0.0 || ct_rate <= 0.0 {
         return None;
     }
@@ -65,7 +83,20 @@ fn floor(org: &SimOrg, iam_rate: f64, ct_rate: f64, concurrency: usize) -> Optio
         .map(|a| {
             let u = a.users.len() as f64;
             let k: usize = a.users.iter().map(|u| u.keys.len()).sum();
-            let iam = (1.0 + 3.0 * u + k as f64) / iam_rate;
+            let keyed = a.users.iter().filter(|u| !u.keys.is_empty()).count() as f64;
+            let mixed = a
+                .users
+                .iter()
+                .filter(|u| {
+                    u.mfa.iter().any(|s| s.contains(":mfa/"))
+                        && u.mfa.iter().any(|s| !s.contains(":mfa/"))
+                })
+                .count() as f64;
+            let iam = if strategy == "api" {
+                (2.0 + 3.0 * u + k as f64) / iam_rate
+            } else {
+                report_delay + (1.0 + keyed + mixed) / iam_rate
+            };
             let pages: usize = names
                 .iter()
                 .map(|n| {
@@ -119,7 +150,15 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     let t = Instant::now();
     let org = scenario.generate();
     let generated = t.elapsed();
-    let floor = floor(&org, case.quota.0, case.quota.1, case.concurrency);
+    let users: usize = org.accounts.iter().map(|a| a.users.len()).sum();
+    let floor = floor(
+        &org,
+        case.strategy,
+        scenario.faults.report_delay_ms as f64 / 1000.0,
+        case.quota.0,
+        case.quota.1,
+        case.concurrency,
+    );
     let sim_cpu_before = self_cpu();
     let sim = rt
         .block_on(Sim::start(org, scenario.faults.clone()))
@@ -138,6 +177,8 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         "-q",
         "--concurrency",
         &concurrency,
+        "--strategy",
+        case.strategy,
     ];
     args.extend_from_slice(case.flags);
     let started = Instant::now();
@@ -210,6 +251,8 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         wall,
         floor,
         calls,
+        iam_calls: sim.iam_calls(),
+        users,
         throttled,
         peak_in_flight,
         connections,
@@ -227,7 +270,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let quota_bound = |name, concurrency| Case {
+    let quota_bound = |name, concurrency, strategy| Case {
         name,
         accounts: 40,
         users: 12,
@@ -235,6 +278,19 @@ fn main() {
         latency_ms: 15,
         quota: (10.0, 2.0),
         concurrency,
+        strategy,
+        flags: &[],
+    };
+    // One account of 500 users at AWS's quotas: per-user calls against the credential report.
+    let big = |name, strategy| Case {
+        name,
+        accounts: 1,
+        users: 500,
+        events: 60,
+        latency_ms: 15,
+        quota: (10.0, 2.0),
+        concurrency: 1,
+        strategy,
         flags: &[],
     };
     // No quotas on either side: what one core's worth of auditor costs, and how memory scales.
@@ -246,6 +302,7 @@ fn main() {
         latency_ms: 0,
         quota: (0.0, 0.0),
         concurrency: 64,
+        strategy: "api",
         flags: &[
             "--iam-rate",
             "100000",
@@ -267,10 +324,11 @@ fn main() {
         latency_ms: 0,
         quota: (10.0, 2.0),
         concurrency,
+        strategy: "api",
         flags: &[],
     };
     let mut cases = vec![
-        quota_bound("quota-bound", 64),
+        quota_bound("quota-bound", 64, "api"),
         // Far from us-east-1: IAM answers in 150 ms.
         Case {
             name: "far",
@@ -280,6 +338,7 @@ fn main() {
             latency_ms: 150,
             quota: (10.0, 2.0),
             concurrency: 100,
+            strategy: "api",
             flags: &[],
         },
         small("small-300-c500", 300, 500),
@@ -289,7 +348,7 @@ fn main() {
         small("small-10k-c500", 10_000, 500),
         small("small-10k-c64", 10_000, 64),
         scale("scale-10k", 10_000),
-        quota_bound("sequential", 1),
+        quota_bound("sequential", 1, "api"),
         // Only by name, for profiling and for showing the growth curve.
         scale("scale-100", 100),
         scale("scale-300", 300),
@@ -297,18 +356,31 @@ fn main() {
         small("small-600-c64", 600, 64),
         small("small-2k-c300", 2_000, 300),
         small("small-500-c500", 500, 500),
+        // The credential report (`IAM_AUDIT_BENCH=report`): the same shapes both ways.
+        quota_bound("quota-bound-report", 64, "credential_report"),
+        big("user-500-api", "api"),
+        big("user-500-report", "credential_report"),
     ];
     match std::env::var("IAM_AUDIT_BENCH").ok().as_deref() {
         None => cases.truncate(10),
         // The shapes of the targets, without the long 10,000-account and sequential runs.
         Some("quick") => cases.truncate(6),
+        Some("report") => cases.retain(|c| {
+            [
+                "quota-bound",
+                "quota-bound-report",
+                "user-500-api",
+                "user-500-report",
+            ]
+            .contains(&c.name)
+        }),
         // IAM_AUDIT_BENCH=scale-10k,far: those scenarios alone.
         Some(names) => cases.retain(|c| names.split(',').any(|n| n == c.name)),
     }
     println!(
-        "| scenario | accounts × users | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | throttled | peak RSS | CPU user + sys | calls per CPU-s | exit |"
+        "| scenario | accounts × users | strategy | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | IAM calls per user | throttled | peak RSS | CPU user + sys | calls per CPU-s | exit |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut sim_lines = Vec::new();
     for case in &cases {
         let o = run(case, &rt);
@@ -333,10 +405,11 @@ fn main() {
             None => ("—".into(), "—".into()),
         };
         println!(
-            "| {} | {} × {} | {} ms | {} | {} | {:.1} s | {} | {} | {} | {} ({:.2}%) | {:.1} MB | {:.1} s + {:.1} s | {:.0} | {} |",
+            "| {} | {} × {} | {} | {} ms | {} | {} | {:.1} s | {} | {} | {} | {:.2} | {} ({:.2}%) | {:.1} MB | {:.1} s + {:.1} s | {:.0} | {} |",
             case.name,
             case.accounts,
             case.users,
+            case.strategy,
             case.latency_ms,
             quotas,
             case.concurrency,
@@ -344,6 +417,7 @@ fn main() {
             floor,
             eff,
             o.calls,
+            o.iam_calls as f64 / o.users.max(1) as f64,
             o.throttled,
             100.0 * o.throttled as f64 / o.calls.max(1) as f64,
             o.max_rss_kb as f64 / 1024.0,

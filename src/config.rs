@@ -488,6 +488,40 @@ mod tests {
     }
 
     #[test]
+    fn strategy_and_thresholds() {
+        let s = Settings::resolve(base(), now()).unwrap();
+        assert_eq!(s.strategy, Strategy::Auto);
+        assert_eq!(
+            (s.thresholds.unused_days, s.thresholds.key_max_age_days),
+            (45, 90)
+        );
+        let c = Config {
+            strategy: Some("credential_report".into()),
+            unused_days: Some(30),
+            ..base()
+        };
+        let s = Settings::resolve(c, now()).unwrap();
+        assert_eq!(s.strategy, Strategy::CredentialReport);
+        assert_eq!(s.thresholds.unused_days, 30);
+        let bad = Config {
+            strategy: Some("report".into()),
+            ..base()
+        };
+        assert_eq!(
+            Settings::resolve(bad, now()).unwrap_err().to_string(),
+            "strategy: 'report' is not a strategy; use \"auto\", \"api\" or \"credential_report\""
+        );
+        let zero = Config {
+            key_max_age_days: Some(0),
+            ..base()
+        };
+        assert_eq!(
+            Settings::resolve(zero, now()).unwrap_err().to_string(),
+            "key_max_age_days: must be greater than 0, got 0"
+        );
+    }
+
+    #[test]
     fn default_window_is_lookupevents_history() {
         let s = Settings::resolve(base(), now()).unwrap();
         assert_eq!(s.end, now());

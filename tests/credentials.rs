@@ -164,7 +164,10 @@ async fn a_denied_report_falls_back_per_account() {
     )
     .await;
     assert_eq!(strict.code, 3, "{}", strict.stderr);
-    assert_eq!(got_keys(&strict), expected_keys(&org, &[denied.clone()]));
+    assert_eq!(
+        got_keys(&strict),
+        expected_keys(&org, std::slice::from_ref(&denied))
+    );
     let row = strict
         .accounts
         .iter()

@@ -65,6 +65,8 @@ struct State {
     peak_in_flight: AtomicUsize,
     connections: AtomicU64,
     served: AtomicU64,
+    /// IAM calls of the member accounts.
+    iam_served: AtomicU64,
     throttled: AtomicU64,
     next_key: AtomicU64,
     /// Per account: when its credential report generation started (epoch ms), and the LimitExceeded
@@ -155,6 +157,7 @@ impl Sim {
             peak_in_flight: AtomicUsize::new(0),
             connections: AtomicU64::new(0),
             served: AtomicU64::new(0),
+            iam_served: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             next_key: AtomicU64::new(0),
             reports: Mutex::new(reports),
@@ -202,6 +205,11 @@ impl Sim {
             self.state.served.load(Ordering::Relaxed),
             self.state.throttled.load(Ordering::Relaxed),
         )
+    }
+
+    /// IAM calls answered to the member accounts so far (every outcome).
+    pub fn iam_calls(&self) -> u64 {
+        self.state.iam_served.load(Ordering::Relaxed)
     }
 
     /// The most calls served at once, and the connections accepted, so far.
@@ -352,6 +360,9 @@ fn json_ok(v: Value) -> Resp {
 impl State {
     fn log(&self, ctx: &Ctx, arrived_ms: f64, outcome: &str, in_flight: usize, detail: String) {
         self.served.fetch_add(1, Ordering::Relaxed);
+        if ctx.service == "iam" && ctx.account != self.org.management_account {
+            self.iam_served.fetch_add(1, Ordering::Relaxed);
+        }
         if outcome == "Throttling" || outcome == "ThrottlingException" {
             self.throttled.fetch_add(1, Ordering::Relaxed);
         }
