@@ -42,7 +42,7 @@ pub use config::{Config, ConfigError, Settings};
 pub use progress::{Observer, Silent, Summary};
 
 use crate::aws::{Aws, CredentialsSetupError};
-use crate::report::{OutputPaths, Writer};
+use crate::report::Writer;
 use crate::retry::Failure;
 
 /// A failure of the run as a whole. Per-account failures are rows of the accounts report, not errors.
@@ -76,15 +76,23 @@ impl AuditError {
     }
 }
 
-/// Check the output directory can take files before any AWS call is made.
+/// Check the output directory can take files before any AWS call is made. Directories created here are
+/// private (0700): the reports are the organization's credential inventory.
 fn check_output_dir(dir: &Path) -> Result<(), AuditError> {
     let err = |source| AuditError::Output {
         dir: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(err)?;
     let probe = dir.join(format!(".iam-audit-probe-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(err)?;
+    report::create_private(&probe).map_err(err)?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -107,14 +115,16 @@ pub async fn run(
         .map_err(|failure| AuditError::ListAccounts { failure })?;
     aws.read_root_credentials_management().await;
 
-    let paths = OutputPaths::new(&settings.output_dir, &settings.stamp());
-    let writer =
-        Writer::create(&paths, settings.values, settings.escape_formulas).map_err(|source| {
-            AuditError::Output {
-                dir: settings.output_dir.clone(),
-                source,
-            }
-        })?;
+    let (writer, paths) = Writer::create_new(
+        &settings.output_dir,
+        &settings.stamp(),
+        settings.values,
+        settings.escape_formulas,
+    )
+    .map_err(|source| AuditError::Output {
+        dir: settings.output_dir.clone(),
+        source,
+    })?;
     let (tx, rx) = mpsc::channel(settings.channel_capacity);
     let writer_task = tokio::spawn(report::run_writer(writer, rx));
 

@@ -437,21 +437,84 @@ impl Mfa {
     }
 }
 
+/// Create a new file readable by its owner alone (0600): never an existing file, and never through a
+/// symlink (`create_new` is O_EXCL, which does not follow one; O_NOFOLLOW says so again). The reports hold
+/// the organization's credential inventory.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
 fn create(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
-    let file = File::create(path)?;
+    let file = create_private(path)?;
     Ok(csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(BufWriter::with_capacity(64 * 1024, file)))
 }
 
+/// Stamps tried after the run's own, when its files exist already (a second run in the same second): the
+/// stamp gets `_2`, `_3`, … A file is never overwritten.
+const MAX_STAMP_SUFFIX: u32 = 100;
+
 impl Writer {
-    /// Create the four files and write their headers. Fails early if the directory is not writable.
-    pub fn create(paths: &OutputPaths, values: Values, escape: bool) -> std::io::Result<Writer> {
+    /// Create the four files of the run, new and private, and write their headers. When a file of this
+    /// stamp exists (or a symlink squats its name), the four take the next free suffix together.
+    pub fn create_new(
+        dir: &Path,
+        stamp: &str,
+        values: Values,
+        escape: bool,
+    ) -> std::io::Result<(Writer, OutputPaths)> {
+        for n in 1..=MAX_STAMP_SUFFIX {
+            let stamp = if n == 1 {
+                stamp.to_string()
+            } else {
+                format!("{stamp}_{n}")
+            };
+            let paths = OutputPaths::new(dir, &stamp);
+            match Writer::create(&paths, values, escape) {
+                Ok(w) => return Ok((w, paths)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "the reports of stamp {stamp} exist with every suffix up to _{MAX_STAMP_SUFFIX}"
+            ),
+        ))
+    }
+
+    /// Create the four files at `paths` and write their headers. If one exists, those created here are
+    /// removed again (they are new and empty) and the error is returned.
+    fn create(paths: &OutputPaths, values: Values, escape: bool) -> std::io::Result<Writer> {
+        let all = [&paths.keys, &paths.users, &paths.events, &paths.accounts];
+        let mut files = Vec::new();
+        for path in all {
+            match create(path) {
+                Ok(f) => files.push(f),
+                Err(e) => {
+                    for created in &all[..files.len()] {
+                        let _ = std::fs::remove_file(created);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut files = files.into_iter();
+        let mut next = || files.next().expect("four files");
         let mut w = Writer {
-            keys: create(&paths.keys)?,
-            users: create(&paths.users)?,
-            events: create(&paths.events)?,
-            accounts: create(&paths.accounts)?,
+            keys: next(),
+            users: next(),
+            events: next(),
+            accounts: next(),
             values,
             escape,
             written: Written::default(),
@@ -710,8 +773,8 @@ mod tests {
 
     fn write_one(values: Values, escape: bool) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let paths = OutputPaths::new(dir.path(), "20260305_153022");
-        let mut w = Writer::create(&paths, values, escape).unwrap();
+        let (mut w, paths) =
+            Writer::create_new(dir.path(), "20260305_153022", values, escape).unwrap();
         w.write(&Record::Key(key())).unwrap();
         w.flush().unwrap();
         std::fs::read_to_string(&paths.keys).unwrap()

@@ -513,3 +513,93 @@ fn readme_scenario_parses() {
         .unwrap_err()
         .contains("unknown field `acounts`"));
 }
+
+// Story: the reports are the organization's credential inventory. They are created new and private (0600) in
+// a private new directory (0700); a name already taken (a second run in the same second, or a planted
+// symlink) moves the run to the next suffix, and nothing is written through the symlink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let org = Scenario::sized(5, 2, 2, 2).generate();
+    let sim = Sim::start(org, Faults::default()).await.unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let out_dir = base.path().join("reports").join("weekly");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::remove_dir(&out_dir).unwrap();
+    std::fs::remove_dir(base.path().join("reports")).unwrap();
+    // A symlink squatting the key report's name for each of the next 20 seconds' stamps, pointing at a
+    // file the run must not touch. The directory is created by the planter, so make it exist first.
+    let victim = base.path().join("victim.txt");
+    std::fs::write(&victim, "do not overwrite\n").unwrap();
+    let planted_dir = base.path().join("planted");
+    std::fs::create_dir(&planted_dir).unwrap();
+    let now = chrono::Utc::now();
+    for s in 0..20 {
+        let stamp = (now + chrono::Duration::seconds(s)).format("%Y%m%d_%H%M%S");
+        std::os::unix::fs::symlink(
+            &victim,
+            planted_dir.join(format!("iam_audit_report_{stamp}.csv")),
+        )
+        .unwrap();
+    }
+    let endpoint = sim.endpoint();
+    let run = |dir: std::path::PathBuf| {
+        let endpoint = endpoint.clone();
+        async move {
+            run_bin(
+                &[
+                    "--role",
+                    "IAMAuditRole",
+                    "--no-progress",
+                    "--output-dir",
+                    dir.to_str().unwrap(),
+                ],
+                &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+                &dir,
+            )
+            .await
+        }
+    };
+    // A new directory, created private.
+    let out = run(out_dir.clone()).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for d in [base.path().join("reports"), out_dir.clone()] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+    assert_eq!(out.files.len(), 4);
+    for f in &out.files {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    // The planted directory: the run takes the next suffix, and the victim is untouched.
+    let out = run(planted_dir.clone()).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "do not overwrite\n"
+    );
+    let reports: Vec<String> = std::fs::read_dir(&planted_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            (!e.file_type().unwrap().is_symlink())
+                .then(|| e.file_name().to_string_lossy().to_string())
+        })
+        .collect();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    assert!(reports.iter().all(|n| n.ends_with("_2.csv")), "{reports:?}");
+    assert!(
+        out.stderr.contains("_2.csv"),
+        "the summary names the suffixed files: {}",
+        out.stderr
+    );
+    for n in &reports {
+        let mode = std::fs::metadata(planted_dir.join(n))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{n}");
+    }
+}

@@ -169,12 +169,14 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.sort();
+    // The run's own files, not a symlink planted beside them.
     let find = |prefix: &str| {
         files
             .iter()
             .find(|p| {
                 p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                    && !p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink())
             })
             .cloned()
     };
