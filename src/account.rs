@@ -83,7 +83,7 @@ pub async fn audit(
             "iam-audit",
             &Failure::new(
                 "Cancelled",
-                "interrupted by the user before the account was finished",
+                "the run was interrupted and its grace period ended before the account was finished",
             ),
         );
         (PartStatus::Partial, PartStatus::Partial)

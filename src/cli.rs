@@ -220,6 +220,10 @@ pub struct AuditArgs {
     /// Days after which an active access key is flagged for rotation [default: 90]
     #[arg(long, value_name = "DAYS")]
     pub key_max_age_days: Option<u32>,
+    /// After SIGINT or SIGTERM, seconds running accounts get to finish before they are closed as
+    /// partial [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
     /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
     #[arg(long, value_name = "LANG", value_parser = ["en", "es"])]
     pub legacy_values: Option<String>,
@@ -257,6 +261,7 @@ impl AuditArgs {
             strategy: self.strategy.clone(),
             unused_days: self.unused_days,
             key_max_age_days: self.key_max_age_days,
+            shutdown_grace_secs: self.shutdown_grace_secs,
             ..self.target.to_config()
         }
     }
@@ -519,31 +524,95 @@ pub async fn audit(args: AuditArgs) -> i32 {
     run_with_progress(settings, progress, args.display.quiet).await
 }
 
-/// Run the engine with Ctrl-C wired to cancellation, print the summary, return the exit code.
+/// Exit code of a run stopped by SIGINT (design §2).
+pub const EXIT_SIGINT: i32 = 130;
+/// Exit code of a run stopped by SIGTERM.
+pub const EXIT_SIGTERM: i32 = 143;
+
+/// SIGINT and SIGTERM, watched from before the run starts (a signal before the watch would kill the
+/// process with nothing flushed).
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn watch() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// The next SIGINT or SIGTERM, as its exit code.
+    async fn next(&mut self) -> i32 {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.int) => EXIT_SIGINT,
+            _ = recv(&mut self.term) => EXIT_SIGTERM,
+        }
+    }
+}
+
+/// Run the engine with SIGINT and SIGTERM wired to the shutdown, print the summary, return the exit code.
+///
+/// The first signal stops starting accounts and gives the running ones the grace period; the second ends
+/// the grace (they are closed as partial, the files still flushed); a third exits at once. A run stopped
+/// by a signal exits 130 (SIGINT) or 143 (SIGTERM), whatever it found.
 async fn run_with_progress(
     settings: iam_audit::Settings,
     progress: Arc<Progress>,
     quiet: bool,
 ) -> i32 {
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let on_signal = cancel.clone();
+    let shutdown = iam_audit::Shutdown::default();
+    let signalled = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let grace = settings.shutdown_grace;
+    let (on_signal, code) = (shutdown.clone(), signalled.clone());
+    let mut signals = Signals::watch();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted: no new accounts are started; running ones are closed as partial and the reports flushed (Ctrl-C again to quit at once)");
-            on_signal.cancel();
+        let first = signals.next().await;
+        code.store(first, std::sync::atomic::Ordering::SeqCst);
+        let name = if first == EXIT_SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        tracing::warn!(
+            "{name}: no new accounts are started; running ones get {} s to finish, then are closed as partial; the reports are flushed (signal again to stop them now)",
+            grace.as_secs()
+        );
+        on_signal.stop_starting.cancel();
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            _ = signals.next() => {
+                tracing::warn!("second signal: running accounts are closed as partial now; the reports are flushed (a third signal quits without flushing)");
+            }
         }
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(130);
-        }
+        on_signal.abort.cancel();
+        signals.next().await;
+        std::process::exit(first);
     });
-    let result = iam_audit::run(settings, progress.clone(), cancel).await;
+    let result = iam_audit::run(settings, progress.clone(), shutdown).await;
     progress.finish();
+    let signal_code = signalled.load(std::sync::atomic::Ordering::SeqCst);
     match result {
         Ok(summary) => {
             if !quiet {
                 eprintln!("{summary}");
             }
-            summary.exit_code()
+            if signal_code != 0 {
+                signal_code
+            } else {
+                summary.exit_code()
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

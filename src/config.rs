@@ -104,6 +104,9 @@ pub struct Config {
     pub unused_days: Option<u32>,
     /// Days after which an active key is flagged as due for rotation (CIS: 90).
     pub key_max_age_days: Option<u32>,
+    /// After SIGINT or SIGTERM, seconds the running accounts get to finish before they are closed as
+    /// partial (0: at once). Schedulers send SIGKILL some time after SIGTERM (Kubernetes and ECS: 30 s).
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 impl Config {
@@ -158,6 +161,7 @@ impl Config {
             strategy,
             unused_days,
             key_max_age_days,
+            shutdown_grace_secs,
         )
     }
 }
@@ -214,6 +218,8 @@ pub struct Settings {
     pub strategy: Strategy,
     /// Thresholds of the risk flags.
     pub thresholds: crate::risk::Thresholds,
+    /// After a signal, how long running accounts may go on.
+    pub shutdown_grace: Duration,
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
@@ -444,6 +450,7 @@ impl Settings {
                 unused_days: i64::from(positive("unused_days", c.unused_days, 45)?),
                 key_max_age_days: i64::from(positive("key_max_age_days", c.key_max_age_days, 90)?),
             },
+            shutdown_grace: Duration::from_secs(c.shutdown_grace_secs.unwrap_or(10)),
             endpoint_override: None,
         })
     }

@@ -36,9 +36,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, Settings};
+pub use pool::Shutdown;
 pub use progress::{Observer, Silent, Summary};
 
 use crate::aws::{Aws, CredentialsSetupError};
@@ -99,12 +99,12 @@ fn check_output_dir(dir: &Path) -> Result<(), AuditError> {
 
 /// Run one audit of the whole organization and write the four reports.
 ///
-/// `cancel` stops the run early (Ctrl-C): accounts not yet started are reported `skipped`, running ones
-/// `partial`, and every row read so far is written.
+/// `shutdown` stops the run early (SIGINT, SIGTERM): accounts not yet started are reported `skipped`,
+/// running ones finish or, once aborted, are `partial`, and every row read so far is written.
 pub async fn run(
     settings: Settings,
     observer: Arc<dyn Observer>,
-    cancel: CancellationToken,
+    shutdown: Shutdown,
 ) -> Result<Summary, AuditError> {
     let started = Instant::now();
     // Credentials first: an unknown profile is a usage error and must leave nothing behind.
@@ -139,7 +139,7 @@ pub async fn run(
     };
     let stats = aws.stats().clone();
     let settings = Arc::new(settings);
-    pool::run(&aws, settings.clone(), accounts, tx, cancel, |row| {
+    pool::run(&aws, settings.clone(), accounts, tx, shutdown, |row| {
         summary.count(row);
         observer.account_finished(row, stats.snapshot());
     })

@@ -1,7 +1,8 @@
 //! The fan-out over the organization's accounts: at most `concurrency` accounts audited at once, each in
-//! its own task. The pool owns the run's stopping rules: after a cancellation (Ctrl-C) accounts not yet
-//! started are closed as `skipped`; once the writer has died (its channel is closed) no account is started,
-//! because nothing it read could be written. Every account gets exactly one closing row, whatever happens
+//! its own task. The pool owns the run's stopping rules: after a signal (`Shutdown::stop_starting`) accounts
+//! not yet started are closed as `skipped`, and running ones go on until they finish or the grace period
+//! ends (`Shutdown::abort`, then `partial`); once the writer has died (its channel is closed) no account is
+//! started, because nothing it read could be written. Every account gets exactly one closing row, whatever happens
 //! to its task: a panic is reported as an internal error, never as a missing account.
 
 use std::sync::Arc;
@@ -9,6 +10,22 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// How a run is stopped early (SIGINT, SIGTERM): first no account is started, then, when the grace period
+/// ends or a second signal comes, the running ones are closed as `partial`.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    pub stop_starting: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+impl Shutdown {
+    /// Stop at once: no new account, and running ones closed now.
+    pub fn now(&self) {
+        self.stop_starting.cancel();
+        self.abort.cancel();
+    }
+}
 
 use crate::account::{self, unaudited_row};
 use crate::aws::Aws;
@@ -23,7 +40,7 @@ pub async fn run(
     settings: Arc<Settings>,
     accounts: Vec<Account>,
     tx: mpsc::Sender<Record>,
-    cancel: CancellationToken,
+    shutdown: Shutdown,
     mut finished: impl FnMut(&AccountRow),
 ) {
     let (active, inactive): (Vec<Account>, Vec<Account>) =
@@ -38,15 +55,15 @@ pub async fn run(
     }
     let mut results = futures::stream::iter(active)
         .map(|a| {
-            let (aws, settings, tx, cancel) =
-                (aws.clone(), settings.clone(), tx.clone(), cancel.clone());
+            let (aws, settings, tx, shutdown) =
+                (aws.clone(), settings.clone(), tx.clone(), shutdown.clone());
             let account = a.clone();
             let tx_lost = tx.clone();
             let handle = tokio::spawn(async move {
                 let unstarted = if tx.is_closed() {
                     Some("WriterFailed: the reports could not be written; no more accounts are started")
-                } else if cancel.is_cancelled() {
-                    Some("Cancelled: interrupted by the user before the account was started")
+                } else if shutdown.stop_starting.is_cancelled() {
+                    Some("Cancelled: the run was interrupted before the account was started")
                 } else {
                     None
                 };
@@ -55,7 +72,7 @@ pub async fn run(
                     let _ = tx.send(Record::Account(row.clone())).await;
                     return row;
                 }
-                account::audit(&aws, settings, a, tx, cancel).await
+                account::audit(&aws, settings, a, tx, shutdown.abort).await
             });
             async move {
                 match handle.await {

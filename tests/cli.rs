@@ -1,7 +1,7 @@
 //! The command line as a user meets it: exit codes, error messages that say what to do, nothing written on
 //! a usage error, and the documentation (README, config.example.toml) kept in step with `--help`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use iam_audit::sim::{Faults, Scenario, Sim};
@@ -422,19 +422,14 @@ async fn check_names_what_each_account_denies() {
     );
 }
 
-// Story: Ctrl-C in the middle of a run stops it early without losing what was read: every account is in
-// the accounts report (unstarted ones `skipped`, running ones `partial`), the files are complete CSV, exit 3.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupt_flushes_and_reports_every_account() {
-    let org = Scenario {
-        accounts: 12,
-        suspended_every: 0,
-        users_min: 20,
-        users_max: 20,
-        events_per_account: 10,
-        ..Scenario::default()
-    }
-    .generate();
+/// Start an audit of `org` in the background, interrupt it with `signals` (spaced by `gap`) once its first
+/// users' keys are being read, and return its exit code, stderr and accounts report.
+async fn interrupted_run(
+    org: iam_audit::sim::SimOrg,
+    extra: &[&str],
+    signals: &[&str],
+    gap: std::time::Duration,
+) -> (Option<i32>, String, Vec<BTreeMap<String, String>>) {
     let faults = Faults {
         latency_ms: 20,
         ..Faults::default()
@@ -443,15 +438,18 @@ async fn interrupt_flushes_and_reports_every_account() {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = sim.endpoint();
     let home = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--role",
+        "IAMAuditRole",
+        "--concurrency",
+        "2",
+        "--no-progress",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
     let child = bin_command(
-        &[
-            "--role",
-            "IAMAuditRole",
-            "--concurrency",
-            "2",
-            "--output-dir",
-            dir.path().to_str().unwrap(),
-        ],
+        &args,
         &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
         home.path(),
     )
@@ -459,7 +457,6 @@ async fn interrupt_flushes_and_reports_every_account() {
     .spawn()
     .unwrap();
     let pid = child.id().unwrap();
-    // Wait until the audit is under way (its first users' keys), then interrupt it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !sim.calls().iter().any(|c| c.action == "iam:ListAccessKeys") {
         assert!(
@@ -468,38 +465,126 @@ async fn interrupt_flushes_and_reports_every_account() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for (i, sig) in signals.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
-        .expect("the run ends soon after Ctrl-C")
+        .expect("the run ends soon after the signals")
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let file = |prefix: &str| {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap()
+    };
+    // Every file is complete CSV with its header.
+    read_csv(&file("iam_audit_report_"), &iam_audit::report::KEY_COLUMNS);
+    read_csv(&file("users_"), &iam_audit::report::USER_COLUMNS);
+    read_csv(
+        &file("cloudtrail_events_"),
+        &iam_audit::report::EVENT_COLUMNS,
+    );
+    let rows = read_csv(&file("accounts_"), &iam_audit::report::ACCOUNT_COLUMNS);
+    (out.status.code(), stderr, rows)
+}
+
+fn interrupt_org() -> iam_audit::sim::SimOrg {
+    Scenario {
+        accounts: 12,
+        suspended_every: 0,
+        users_min: 20,
+        users_max: 20,
+        events_per_account: 10,
+        ..Scenario::default()
+    }
+    .generate()
+}
+
+// Story: Ctrl-C in the middle of a run stops it early without losing what was read: every account is in
+// the accounts report (unstarted ones `skipped`, running ones `partial` once the grace is over), the files
+// are complete CSV, and the exit code says SIGINT (130).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_flushes_and_reports_every_account() {
+    let (code, stderr, rows) = interrupted_run(
+        interrupt_org(),
+        &["--shutdown-grace-secs", "0"],
+        &["INT"],
+        std::time::Duration::ZERO,
+    )
+    .await;
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
-        stderr.contains("interrupted: no new accounts are started"),
+        stderr.contains("SIGINT: no new accounts are started; running ones get 0 s to finish"),
         "{stderr}"
     );
-    let accounts_file = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("accounts_")
-        })
-        .unwrap();
-    let rows = read_csv(&accounts_file, &iam_audit::report::ACCOUNT_COLUMNS);
     assert_eq!(rows.len(), 12, "every account is reported");
     assert!(rows.iter().any(|r| r["audit_status"] == "skipped"
-        && r["error"] == "Cancelled: interrupted by the user before the account was started"));
-    assert!(rows
+        && r["error"] == "Cancelled: the run was interrupted before the account was started"));
+    assert!(rows.iter().any(|r| r["audit_status"] == "partial"
+        && r["error"].contains("Cancelled: the run was interrupted and its grace period ended")));
+}
+
+// Story: a scheduler's SIGTERM gives the running accounts the grace period to finish (they end `audited`),
+// starts no other, and exits 143 with every account named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_accounts_finish_within_the_grace() {
+    let (code, stderr, rows) = interrupted_run(
+        interrupt_org(),
+        &[
+            "--shutdown-grace-secs",
+            "120",
+            "--iam-rate",
+            "100",
+            "--iam-burst",
+            "20",
+        ],
+        &["TERM"],
+        std::time::Duration::ZERO,
+    )
+    .await;
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_eq!(rows.len(), 12);
+    let audited = rows
         .iter()
-        .any(|r| r["audit_status"] == "partial" && r["error"].contains("Cancelled")));
+        .filter(|r| r["audit_status"] == "audited")
+        .count();
+    let skipped = rows
+        .iter()
+        .filter(|r| r["audit_status"] == "skipped")
+        .count();
+    assert!(audited >= 1, "the running accounts finished: {rows:?}");
+    assert_eq!(audited + skipped, 12, "none cut short: {rows:?}");
+}
+
+// Story: a second SIGTERM ends a long grace at once: the running accounts are closed as partial, the reports
+// are still flushed, and the run exits 143.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_ends_the_grace_and_still_flushes() {
+    // Within interrupted_run's 60 s, against an hour of grace.
+    let (code, stderr, rows) = interrupted_run(
+        interrupt_org(),
+        &["--shutdown-grace-secs", "3600", "--iam-rate", "2"],
+        &["TERM", "TERM"],
+        std::time::Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("second signal: running accounts are closed as partial now"),
+        "{stderr}"
+    );
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().any(|r| r["audit_status"] == "partial"));
 }
 
 // Story: the scenario shown in the README is a valid scenario file.
