@@ -36,6 +36,7 @@ pub fn unaudited_row(account: &Account, status: AuditStatus, error: String) -> A
         root_access_keys: String::new(),
         root_mfa: String::new(),
         flag_counts: [0; 9],
+        events_other_sources: 0,
     }
 }
 
@@ -114,6 +115,7 @@ pub async fn audit(
         root_access_keys: iam.root_access_keys,
         root_mfa: iam.root_mfa,
         flag_counts: sink.flag_counts(),
+        events_other_sources: sink.other_sources(),
     };
     sink.send(Record::Account(row.clone())).await;
     row

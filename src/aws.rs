@@ -93,20 +93,7 @@ async fn check_profile_exists(profile: &str) -> Result<(), CredentialsSetupError
     Ok(())
 }
 
-/// The AWS partition of a region, for role ARNs.
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else {
-        "aws"
-    }
-}
+pub use crate::config::partition_of;
 
 impl Aws {
     /// Load the base config and check that there are credentials for the management account.

@@ -125,6 +125,7 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
                     name: String::new(),
                     status: "UNKNOWN".into(),
                     management: false,
+                    partition: String::new(),
                 }]
             }
             None => return Err(AuditError::ListAccounts { failure: f }),

@@ -220,6 +220,10 @@ pub struct AuditArgs {
     /// Days after which an active access key is flagged for rotation [default: 90]
     #[arg(long, value_name = "DAYS")]
     pub key_max_age_days: Option<u32>,
+    /// Keep the events of every service LookupEvents returns for the event names (Identity Center,
+    /// ElastiCache, ... also have CreateUser/DeleteUser); by default IAM's only
+    #[arg(long)]
+    pub all_event_sources: bool,
     /// After SIGINT or SIGTERM, seconds running accounts get to finish before they are closed as
     /// partial [default: 10]
     #[arg(long, value_name = "SECS")]
@@ -262,6 +266,7 @@ impl AuditArgs {
             unused_days: self.unused_days,
             key_max_age_days: self.key_max_age_days,
             shutdown_grace_secs: self.shutdown_grace_secs,
+            all_event_sources: self.all_event_sources.then_some(true),
             ..self.target.to_config()
         }
     }

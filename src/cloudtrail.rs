@@ -14,6 +14,9 @@ use crate::session::{utc, CloudTrailApi, Part, Session};
 
 const EVENTS_PAGE: i32 = 50;
 
+/// The event source of IAM's own events.
+const IAM_SOURCE: &str = "iam.amazonaws.com";
+
 /// Run every lookup of one account, the regions side by side.
 pub async fn lookup(session: &Session, sink: &Sink) {
     futures::future::join_all(
@@ -76,6 +79,13 @@ async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudT
                     ));
                     continue;
                 }
+                // LookupEvents by name also returns other services' CreateUser/DeleteUser (Identity
+                // Center, ElastiCache, MemoryDB, MQ, Transfer, WorkMail): not IAM user churn.
+                let source = event.event_source().unwrap_or("");
+                if source != IAM_SOURCE && !s.all_event_sources {
+                    sink.count_other_source();
+                    continue;
+                }
                 let row = event_row(session, region, event);
                 if !sink.send(Record::Event(row)).await {
                     return;
@@ -135,5 +145,6 @@ fn event_row(session: &Session, region: &str, e: &aws_sdk_cloudtrail::types::Eve
         event_id: e.event_id().unwrap_or("").to_string(),
         access_key_id,
         source_ip_address: from_json(&["sourceIPAddress"]),
+        event_source: e.event_source().unwrap_or("").to_string(),
     }
 }

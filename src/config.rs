@@ -107,6 +107,8 @@ pub struct Config {
     /// After SIGINT or SIGTERM, seconds the running accounts get to finish before they are closed as
     /// partial (0: at once). Schedulers send SIGKILL some time after SIGTERM (Kubernetes and ECS: 30 s).
     pub shutdown_grace_secs: Option<u64>,
+    /// Keep the events of every service LookupEvents returns for the event names, not IAM's alone.
+    pub all_event_sources: Option<bool>,
 }
 
 impl Config {
@@ -162,6 +164,7 @@ impl Config {
             unused_days,
             key_max_age_days,
             shutdown_grace_secs,
+            all_event_sources,
         )
     }
 }
@@ -220,6 +223,8 @@ pub struct Settings {
     pub thresholds: crate::risk::Thresholds,
     /// After a signal, how long running accounts may go on.
     pub shutdown_grace: Duration,
+    /// Keep other services' events (default: IAM's only).
+    pub all_event_sources: bool,
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
@@ -363,7 +368,10 @@ impl Settings {
                 start.format("%Y-%m-%d")
             );
         }
-        let regions = c.regions.unwrap_or_else(|| vec!["us-east-1".into()]);
+        // IAM's events are recorded in its partition's home region (us-east-1 in aws, cn-north-1 in
+        // aws-cn, us-gov-west-1 in aws-us-gov).
+        let home = iam_home_region(partition_of(c.region.as_deref().unwrap_or("us-east-1")));
+        let regions = c.regions.unwrap_or_else(|| vec![home.to_string()]);
         if regions.is_empty() || regions.iter().any(|r| !valid_region(r)) {
             return Err(invalid(
                 "regions",
@@ -451,23 +459,52 @@ impl Settings {
                 key_max_age_days: i64::from(positive("key_max_age_days", c.key_max_age_days, 90)?),
             },
             shutdown_grace: Duration::from_secs(c.shutdown_grace_secs.unwrap_or(10)),
+            all_event_sources: c.all_event_sources.unwrap_or(false),
             endpoint_override: None,
         })
     }
 
-    /// The role ARN in a member account. A full ARN given as `role` is used as a template for its name.
+    /// The role ARN in a member account of `partition` (read from the account's ARN). A full ARN given as
+    /// `role` is kept as given, partition and path included, with the member account's id.
     pub fn role_arn(&self, account_id: &str, partition: &str) -> String {
-        let name = self
-            .role
-            .strip_prefix("arn:")
-            .and_then(|arn| arn.split_once(":role/").map(|(_, n)| n))
-            .unwrap_or(&self.role);
-        format!("arn:{partition}:iam::{account_id}:role/{name}")
+        if let Some(rest) = self.role.strip_prefix("arn:") {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            if let [given_partition, "iam", "", _, resource] = parts.as_slice() {
+                return format!("arn:{given_partition}:iam::{account_id}:{resource}");
+            }
+        }
+        format!("arn:{partition}:iam::{account_id}:role/{}", self.role)
     }
 
     /// The `YYYYMMDD_HHMMSS` stamp of the output files, as the seed script writes it.
     pub fn stamp(&self) -> String {
         self.started_at.format("%Y%m%d_%H%M%S").to_string()
+    }
+}
+
+/// The AWS partition of a region.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+/// The region where a partition's IAM (a global service) records its CloudTrail events.
+pub fn iam_home_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "cn-north-1",
+        "aws-us-gov" => "us-gov-west-1",
+        "aws-iso" => "us-iso-east-1",
+        "aws-iso-b" => "us-isob-east-1",
+        _ => "us-east-1",
     }
 }
 
@@ -673,5 +710,40 @@ mod tests {
             s.role_arn("222222222222", "aws"),
             "arn:aws:iam::222222222222:role/path/Audit"
         );
+        // A full ARN keeps its partition.
+        let c = Config {
+            role: Some("arn:aws-us-gov:iam::111111111111:role/Audit".into()),
+            ..Config::default()
+        };
+        let s = Settings::resolve(c, now()).unwrap();
+        assert_eq!(
+            s.role_arn("222222222222", "aws"),
+            "arn:aws-us-gov:iam::222222222222:role/Audit"
+        );
+        // A name takes the account's partition.
+        assert_eq!(
+            Settings::resolve(base(), now())
+                .unwrap()
+                .role_arn("222222222222", "aws-cn"),
+            "arn:aws-cn:iam::222222222222:role/IAMAuditRole"
+        );
+    }
+
+    #[test]
+    fn cloudtrail_defaults_to_the_partitions_iam_home_region() {
+        let region = |r: &str| {
+            Settings::resolve(
+                Config {
+                    region: Some(r.into()),
+                    ..base()
+                },
+                now(),
+            )
+            .unwrap()
+            .regions
+        };
+        assert_eq!(region("us-east-1"), ["us-east-1"]);
+        assert_eq!(region("cn-northwest-1"), ["cn-north-1"]);
+        assert_eq!(region("us-gov-east-1"), ["us-gov-west-1"]);
     }
 }

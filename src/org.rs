@@ -21,6 +21,8 @@ pub struct Account {
     /// The organization's management account: its ARN
     /// (`arn:PARTITION:organizations::MANAGEMENT:account/o-…/ID`) names itself as the management account.
     pub management: bool,
+    /// The account's partition, from its ARN (`aws`, `aws-cn`, `aws-us-gov`); empty if the ARN is missing.
+    pub partition: String,
 }
 
 impl Account {
@@ -67,11 +69,17 @@ pub async fn list_accounts(
                 .arn()
                 .and_then(|arn| arn.split(':').nth(4))
                 .is_some_and(|owner| owner == id);
+            let partition = a
+                .arn()
+                .and_then(|arn| arn.split(':').nth(1))
+                .unwrap_or("")
+                .to_string();
             accounts.push(Account {
                 id: id.to_string(),
                 name: a.name().unwrap_or("").to_string(),
                 status,
                 management,
+                partition,
             });
         }
         match next_page(

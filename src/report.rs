@@ -36,7 +36,7 @@ pub const KEY_COLUMNS: [&str; 17] = [
 ];
 
 /// Columns of `cloudtrail_events_<stamp>.csv`.
-pub const EVENT_COLUMNS: [&str; 10] = [
+pub const EVENT_COLUMNS: [&str; 11] = [
     "eventTime",
     "eventName",
     "username",
@@ -47,11 +47,12 @@ pub const EVENT_COLUMNS: [&str; 10] = [
     "event_id",
     "access_key_id",
     "source_ip_address",
+    "event_source",
 ];
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 24] = [
+pub const ACCOUNT_COLUMNS: [&str; 25] = [
     "account_id",
     "account_name",
     "account_status",
@@ -76,6 +77,7 @@ pub const ACCOUNT_COLUMNS: [&str; 24] = [
     "key_unused_45d",
     "two_active_keys",
     "key_older_than_90d",
+    "events_other_sources",
 ];
 
 /// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
@@ -209,6 +211,8 @@ pub struct EventRow {
     pub event_id: String,
     pub access_key_id: String,
     pub source_ip_address: String,
+    /// The service that recorded it (`iam.amazonaws.com`, or another with `all_event_sources`).
+    pub event_source: String,
 }
 
 /// How far one account's audit got.
@@ -279,6 +283,8 @@ pub struct AccountRow {
     pub root_mfa: String,
     /// Users (root included) carrying each flag, in `Flag::ALL` order.
     pub flag_counts: [u64; 9],
+    /// Events LookupEvents returned from other services than IAM, left out of the events report.
+    pub events_other_sources: u64,
 }
 
 /// What travels from the auditors to the writer.
@@ -297,6 +303,7 @@ pub struct Sink {
     keys: AtomicU64,
     events: AtomicU64,
     flags: [AtomicU64; 9],
+    other_sources: AtomicU64,
 }
 
 impl Sink {
@@ -307,6 +314,7 @@ impl Sink {
             keys: AtomicU64::new(0),
             events: AtomicU64::new(0),
             flags: Default::default(),
+            other_sources: AtomicU64::new(0),
         }
     }
 
@@ -332,6 +340,16 @@ impl Sink {
     /// Count users listed (they have rows only through their keys).
     pub fn count_users(&self, n: u64) {
         self.users.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count an event of another service than IAM, left out.
+    pub fn count_other_source(&self) {
+        self.other_sources.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events of other services left out so far.
+    pub fn other_sources(&self) -> u64 {
+        self.other_sources.load(Ordering::Relaxed)
     }
 
     /// Users (root included) carrying each flag so far, in `Flag::ALL` order.
@@ -658,6 +676,7 @@ impl Writer {
                         &e.event_id,
                         &e.access_key_id,
                         &e.source_ip_address,
+                        &e.event_source,
                     ],
                 )?;
                 self.written.events += 1;
@@ -694,6 +713,7 @@ impl Writer {
                         &a.flag_counts[6].to_string(),
                         &a.flag_counts[7].to_string(),
                         &a.flag_counts[8].to_string(),
+                        &a.events_other_sources.to_string(),
                     ],
                 )?;
                 self.written.accounts += 1;
@@ -733,7 +753,7 @@ mod tests {
     #[test]
     fn the_accounts_report_counts_each_flag_under_its_code() {
         let codes: Vec<&str> = crate::risk::Flag::ALL.iter().map(|f| f.code()).collect();
-        assert_eq!(&ACCOUNT_COLUMNS[15..], codes.as_slice());
+        assert_eq!(&ACCOUNT_COLUMNS[15..24], codes.as_slice());
     }
 
     #[test]

@@ -209,7 +209,16 @@ pub struct Session {
 impl Session {
     /// The session of one account: nothing is called yet.
     pub fn new(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
-        let role_arn = settings.role_arn(&account.id, aws.partition());
+        // The account's own partition (from its ARN), else the run's (from its region).
+        let partition: &'static str = match account.partition.as_str() {
+            "aws" => "aws",
+            "aws-cn" => "aws-cn",
+            "aws-us-gov" => "aws-us-gov",
+            "aws-iso" => "aws-iso",
+            "aws-iso-b" => "aws-iso-b",
+            _ => aws.partition(),
+        };
+        let role_arn = settings.role_arn(&account.id, partition);
         let account_is_management = account.management;
         let credentials = Arc::new(AccountCredentials {
             sts: aws.sts().clone(),
@@ -272,7 +281,7 @@ impl Session {
             tallies: Default::default(),
             problems: Mutex::new(Problems::default()),
             centralized_root: aws.root_credentials_managed() && !account_is_management,
-            partition: aws.partition(),
+            partition,
         }
     }
 

@@ -300,6 +300,7 @@ fn shared_events(now: i64) -> SimOrg {
         resources: resources.iter().map(|s| s.to_string()).collect(),
         access_key_id: Some("ASIAEXAMPLEADMIN0001".into()),
         source_ip: "198.51.100.7".into(),
+        source: "iam.amazonaws.com".into(),
     };
     SimOrg {
         management_account: "000000000000".into(),
@@ -467,6 +468,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("key_unused_45d", "0"),
                 ("two_active_keys", "0"),
                 ("key_older_than_90d", "0"),
+                ("events_other_sources", "0"),
             ])
         })
         .collect();
@@ -504,6 +506,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("event_id", eid),
                 ("access_key_id", "ASIAEXAMPLEADMIN0001"),
                 ("source_ip_address", "198.51.100.7"),
+                ("event_source", "iam.amazonaws.com"),
             ]));
         }
     }

@@ -116,7 +116,12 @@ fn expected_event_ids(org: &SimOrg, skip: &[String]) -> BTreeSet<(String, String
     org.accounts
         .iter()
         .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
-        .flat_map(|a| a.events.iter().map(move |e| (a.id.clone(), e.id.clone())))
+        .flat_map(|a| {
+            a.events
+                .iter()
+                .filter(|e| e.source == "iam.amazonaws.com")
+                .map(move |e| (a.id.clone(), e.id.clone()))
+        })
         .collect()
 }
 
@@ -158,6 +163,7 @@ async fn lookup_events_reads_every_page_with_one_attribute_in_the_window() {
         resources: vec![format!("user-{i}")],
         access_key_id: None,
         source_ip: "192.0.2.1".into(),
+        source: "iam.amazonaws.com".into(),
     };
     let mut events: Vec<SimEvent> = (0..130)
         .map(|i| ev(i, "CreateUser", 3600 + i as i64 * 60))
@@ -735,5 +741,127 @@ async fn malformed_answers_are_reported_not_lost() {
     assert!(
         out.keys.iter().all(|k| !k["access_key_id"].is_empty()),
         "no row without a key id"
+    );
+}
+
+// Story: LookupEvents by event name also returns Identity Center's, ElastiCache's, ... CreateUser/DeleteUser.
+// By default only IAM's are kept, each row says its source, and the accounts report counts the others;
+// --all-event-sources keeps them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_iam_events_are_kept_and_the_others_counted() {
+    let org = Scenario::sized(61, 2, 2, 120).generate();
+    let other = |a: &SimAccount| {
+        a.events
+            .iter()
+            .filter(|e| e.source != "iam.amazonaws.com")
+            .count()
+    };
+    assert!(
+        org.accounts.iter().all(|a| other(a) > 0),
+        "the scenario has other services' events"
+    );
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let (out, _d) = audit(&sim, &["--iam-rate", "200", "--iam-burst", "50"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(got_event_ids(&out), expected_event_ids(&org, &[]));
+    assert!(out
+        .events
+        .iter()
+        .all(|e| e["event_source"] == "iam.amazonaws.com"));
+    for a in &org.accounts {
+        let row = out
+            .accounts
+            .iter()
+            .find(|r| r["account_id"] == a.id)
+            .unwrap();
+        assert_eq!(row["events_other_sources"], other(a).to_string());
+        assert_eq!(row["audit_status"], "audited");
+    }
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let (all, _d) = audit(
+        &sim,
+        &[
+            "--all-event-sources",
+            "--iam-rate",
+            "200",
+            "--iam-burst",
+            "50",
+        ],
+    )
+    .await;
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    let total: usize = org.accounts.iter().map(|a| a.events.len()).sum();
+    assert_eq!(all.events.len(), total);
+    assert!(all
+        .events
+        .iter()
+        .any(|e| e["event_source"] == "sso-directory.amazonaws.com"));
+    assert!(all
+        .accounts
+        .iter()
+        .all(|r| r["events_other_sources"] == "0"));
+}
+
+// Story: each account's role is assumed in the partition its ARN names, a full-ARN role keeps its partition
+// and path, and CloudTrail is searched in the partition's IAM home region by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_come_from_the_account_arns() {
+    let org = Scenario::sized(67, 2, 1, 0).generate();
+    let gov = org.accounts[1].id.clone();
+    let faults = Faults {
+        us_gov_accounts: vec![gov.clone()],
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults.clone()).await.unwrap();
+    let (out, _d) = audit(&sim, &["--region", "us-gov-west-1"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let calls = sim.calls();
+    let assumed: BTreeSet<String> = calls
+        .iter()
+        .filter(|c| c.action == "sts:AssumeRole")
+        .map(|c| c.detail.clone())
+        .collect();
+    let first = &org.accounts[0].id;
+    assert_eq!(
+        assumed,
+        [
+            format!("arn:aws:iam::{first}:role/IAMAuditRole"),
+            format!("arn:aws-us-gov:iam::{gov}:role/IAMAuditRole"),
+        ]
+        .into_iter()
+        .collect()
+    );
+    let regions: BTreeSet<&str> = calls
+        .iter()
+        .filter(|c| c.action == "cloudtrail:LookupEvents")
+        .map(|c| c.region.as_str())
+        .collect();
+    assert_eq!(regions, ["us-gov-west-1"].into_iter().collect());
+
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &[
+            "--role",
+            "arn:aws-us-gov:iam::999999999999:role/audit/Reader",
+            "--no-progress",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let assumed: BTreeSet<String> = sim
+        .calls()
+        .iter()
+        .filter(|c| c.action == "sts:AssumeRole")
+        .map(|c| c.detail.clone())
+        .collect();
+    assert!(
+        assumed.contains(&format!("arn:aws-us-gov:iam::{first}:role/audit/Reader")),
+        "{assumed:?}"
     );
 }

@@ -49,7 +49,20 @@ pub struct SimEvent {
     pub resources: Vec<String>,
     pub access_key_id: Option<String>,
     pub source_ip: String,
+    /// The service that recorded it: `iam.amazonaws.com`, or another service sharing the event name
+    /// (Identity Center, ElastiCache, MemoryDB, MQ, Transfer, WorkMail also have CreateUser/DeleteUser).
+    pub source: String,
 }
+
+/// Services whose CreateUser/DeleteUser events LookupEvents returns beside IAM's.
+pub const OTHER_USER_SOURCES: [&str; 6] = [
+    "sso-directory.amazonaws.com",
+    "elasticache.amazonaws.com",
+    "memorydb.amazonaws.com",
+    "mq.amazonaws.com",
+    "transfer.amazonaws.com",
+    "workmail.amazonaws.com",
+];
 
 /// The root user of an account.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -127,6 +140,8 @@ pub struct Faults {
     pub report_limit_exceeded: u32,
     /// The organization manages its member accounts' root credentials (ListOrganizationsFeatures).
     pub root_credentials_management: bool,
+    /// Accounts whose ARN (in ListAccounts) is in the aws-us-gov partition.
+    pub us_gov_accounts: Vec<String>,
 }
 
 impl Default for Faults {
@@ -157,6 +172,7 @@ impl Default for Faults {
             report_age_secs: 0,
             report_limit_exceeded: 0,
             root_credentials_management: false,
+            us_gov_accounts: Vec::new(),
         }
     }
 }
@@ -340,6 +356,12 @@ impl Scenario {
                             },
                             access_key_id: Some(format!("ASIA{:016}", e)),
                             source_ip: format!("203.0.113.{}", e % 250),
+                            // One CreateUser/DeleteUser in seven is another service's.
+                            source: if e % 7 == 6 && name.ends_with("User") {
+                                OTHER_USER_SOURCES[e % OTHER_USER_SOURCES.len()].to_string()
+                            } else {
+                                "iam.amazonaws.com".to_string()
+                            },
                         }
                     })
                     .collect();

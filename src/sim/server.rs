@@ -671,7 +671,12 @@ fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
         .map(|a| {
             json!({
                 "Id": a.id,
-                "Arn": format!("arn:aws:organizations::{}:account/o-sim/{}", state.org.management_account, a.id),
+                "Arn": format!(
+                    "arn:{}:organizations::{}:account/o-sim/{}",
+                    if state.faults.us_gov_accounts.contains(&a.id) { "aws-us-gov" } else { "aws" },
+                    state.org.management_account,
+                    a.id
+                ),
                 "Email": format!("{}@example.com", a.id),
                 "Name": a.name,
                 "Status": a.status,
@@ -1236,7 +1241,7 @@ fn lookup_events(state: &State, ctx: &Ctx, body: &Value) -> Answer {
                 "eventVersion": "1.08",
                 "userIdentity": {"type": "IAMUser", "userName": e.username, "accessKeyId": e.access_key_id, "accountId": acct.id},
                 "eventTime": iso(e.time),
-                "eventSource": "iam.amazonaws.com",
+                "eventSource": e.source,
                 "eventName": e.name,
                 "awsRegion": e.region,
                 "sourceIPAddress": e.source_ip,
@@ -1248,7 +1253,7 @@ fn lookup_events(state: &State, ctx: &Ctx, body: &Value) -> Answer {
                 "EventName": e.name,
                 "ReadOnly": "false",
                 "EventTime": e.time,
-                "EventSource": "iam.amazonaws.com",
+                "EventSource": e.source,
                 "Resources": e.resources.iter().map(|r| json!({"ResourceType": "AWS::IAM::User", "ResourceName": r})).collect::<Vec<_>>(),
                 "CloudTrailEvent": detail.to_string(),
             });
