@@ -70,14 +70,41 @@ pub async fn audit(
 
     let work = async {
         tokio::join!(
-            crate::iam::inventory(&session, &sink),
-            crate::cloudtrail::lookup(&session, &sink),
+            async {
+                let outcome = crate::iam::inventory(&session, &sink).await;
+                session.mark_finished(Part::Iam);
+                outcome
+            },
+            async {
+                crate::cloudtrail::lookup(&session, &sink).await;
+                session.mark_finished(Part::CloudTrail);
+            },
         )
         .0
     };
+    let budget = session.settings().account_budget;
     let (iam, cancelled) = tokio::select! {
         iam = work => (iam, false),
         _ = cancel.cancelled() => (IamOutcome::default(), true),
+        _ = tokio::time::sleep(budget) => {
+            // Each part still running is cut short during its latest call.
+            for part in [Part::Iam, Part::CloudTrail] {
+                if !session.finished(part) {
+                    session.fail(
+                        part,
+                        &session.actions_under_way(part),
+                        &Failure::new(
+                            "Timeout",
+                            format!(
+                                "the account's budget of {} s ran out (--account-budget-secs)",
+                                budget.as_secs()
+                            ),
+                        ),
+                    );
+                }
+            }
+            (IamOutcome::default(), false)
+        }
     };
     let (iam_status, cloudtrail_status) = if cancelled {
         session.problem(

@@ -107,13 +107,16 @@ impl Aws {
             .region(Region::new(settings.region.clone()))
             .http_client(http.clone())
             .retry_config(retry)
-            // The requests and answers are small; the timeouts bound a stalled call. The SDK's stalled
-            // stream protection would add a 1-second timer to every request for nothing.
+            // The requests and answers are small; the timeouts bound a stalled call (an endpoint that
+            // accepts and never answers, a proxy that drops packets): one attempt, and the whole call
+            // with its SDK retries. The SDK's stalled stream protection would add a 1-second timer to
+            // every request for nothing.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .connect_timeout(Duration::from_secs(10).min(settings.call_timeout))
+                    .operation_attempt_timeout(settings.attempt_timeout())
+                    .operation_timeout(settings.call_timeout)
                     .build(),
             );
         if let Some(profile) = &settings.profile {

@@ -220,6 +220,13 @@ pub struct AuditArgs {
     /// Days after which an active access key is flagged for rotation [default: 90]
     #[arg(long, value_name = "DAYS")]
     pub key_max_age_days: Option<u32>,
+    /// Longest one AWS call may take, its SDK retries included (each attempt gets a third) [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub call_timeout_secs: Option<u64>,
+    /// Longest one account's audit may take; past it the account is partial, with a Timeout error
+    /// [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub account_budget_secs: Option<u64>,
     /// Keep the events of every service LookupEvents returns for the event names (Identity Center,
     /// ElastiCache, ... also have CreateUser/DeleteUser); by default IAM's only
     #[arg(long)]
@@ -267,6 +274,8 @@ impl AuditArgs {
             key_max_age_days: self.key_max_age_days,
             shutdown_grace_secs: self.shutdown_grace_secs,
             all_event_sources: self.all_event_sources.then_some(true),
+            call_timeout_secs: self.call_timeout_secs,
+            account_budget_secs: self.account_budget_secs,
             ..self.target.to_config()
         }
     }

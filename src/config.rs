@@ -109,6 +109,10 @@ pub struct Config {
     pub shutdown_grace_secs: Option<u64>,
     /// Keep the events of every service LookupEvents returns for the event names, not IAM's alone.
     pub all_event_sources: Option<bool>,
+    /// Longest one AWS call may take, its SDK retries included, in seconds (each attempt gets a third).
+    pub call_timeout_secs: Option<u64>,
+    /// Longest one account's audit may take, in seconds; past it the account is `partial` (`Timeout`).
+    pub account_budget_secs: Option<u64>,
 }
 
 impl Config {
@@ -165,6 +169,8 @@ impl Config {
             key_max_age_days,
             shutdown_grace_secs,
             all_event_sources,
+            call_timeout_secs,
+            account_budget_secs,
         )
     }
 }
@@ -225,6 +231,10 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Keep other services' events (default: IAM's only).
     pub all_event_sources: bool,
+    /// One AWS call, its SDK attempts included.
+    pub call_timeout: Duration,
+    /// One account's whole audit.
+    pub account_budget: Duration,
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
@@ -460,6 +470,16 @@ impl Settings {
             },
             shutdown_grace: Duration::from_secs(c.shutdown_grace_secs.unwrap_or(10)),
             all_event_sources: c.all_event_sources.unwrap_or(false),
+            call_timeout: Duration::from_secs(positive(
+                "call_timeout_secs",
+                c.call_timeout_secs,
+                60,
+            )?),
+            account_budget: Duration::from_secs(positive(
+                "account_budget_secs",
+                c.account_budget_secs,
+                3600,
+            )?),
             endpoint_override: None,
         })
     }
@@ -474,6 +494,14 @@ impl Settings {
             }
         }
         format!("arn:{partition}:iam::{account_id}:role/{}", self.role)
+    }
+
+    /// One attempt of a call: a third of the call's timeout, at least a second, so that a stalled attempt
+    /// leaves time for the SDK to retry.
+    pub fn attempt_timeout(&self) -> Duration {
+        (self.call_timeout / 3)
+            .max(Duration::from_secs(1))
+            .min(self.call_timeout)
     }
 
     /// The `YYYYMMDD_HHMMSS` stamp of the output files, as the seed script writes it.

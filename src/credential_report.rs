@@ -242,7 +242,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
     for _ in 0..2 {
         loop {
             let r = iam
-                .try_call(|c, o| {
+                .try_call("iam:GenerateCredentialReport", |c, o| {
                     c.generate_credential_report()
                         .customize()
                         .config_override(o)
@@ -279,7 +279,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
         }
         loop {
             let r = iam
-                .try_call(|c, o| {
+                .try_call("iam:GetCredentialReport", |c, o| {
                     c.get_credential_report()
                         .customize()
                         .config_override(o)

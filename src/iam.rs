@@ -80,7 +80,7 @@ pub(crate) async fn list_virtual_mfa(session: &Session) -> VirtualMfa {
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let page = iam
-            .try_call(|c, o| {
+            .try_call("iam:ListVirtualMFADevices", |c, o| {
                 c.list_virtual_mfa_devices()
                     .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
                     .set_marker(marker.clone())
@@ -377,7 +377,7 @@ pub(crate) type Summary = Result<HashMap<aws_sdk_iam::types::SummaryKeyType, i32
 pub(crate) async fn account_summary(session: &Session) -> Summary {
     let r = session
         .iam()
-        .try_call(|c, o| {
+        .try_call("iam:GetAccountSummary", |c, o| {
             c.get_account_summary()
                 .customize()
                 .config_override(o)

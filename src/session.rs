@@ -152,6 +152,11 @@ pub enum Part {
 struct Tally {
     ok: AtomicU64,
     failed: AtomicU64,
+    /// The part's calls under way, by action, for a budget that runs out during them. A call cut short
+    /// (its future dropped) stays counted: it was under way.
+    under_way: Mutex<std::collections::BTreeMap<String, usize>>,
+    /// The part has run to its end.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// The status of a part from whether it read anything and whether anything failed.
@@ -349,6 +354,30 @@ impl Session {
         self.problem(action, f);
     }
 
+    /// The part has run to its end.
+    pub fn mark_finished(&self, part: Part) {
+        self.tallies[part as usize]
+            .finished
+            .store(true, Ordering::Relaxed);
+    }
+
+    pub fn finished(&self, part: Part) -> bool {
+        self.tallies[part as usize].finished.load(Ordering::Relaxed)
+    }
+
+    /// The actions of the part's calls under way, `, `-joined (empty when none is).
+    pub fn actions_under_way(&self, part: Part) -> String {
+        self.tallies[part as usize]
+            .under_way
+            .lock()
+            .expect("under way")
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Record a problem of the account that belongs to no part (the run was interrupted).
     pub fn problem(&self, action: &str, f: &Failure) {
         let mut p = self.problems.lock().expect("problems lock");
@@ -427,7 +456,7 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let r = self.try_call(f).await;
+        let r = self.try_call(action, f).await;
         match &r {
             Ok(_) => {
                 self.session.tallies[self.part as usize]
@@ -441,7 +470,7 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
 
     /// `call` for an optional action: the outcome is the caller's to record (a failure as a failure of the
     /// part, or as a note when the audit goes on without it); it does not count in the part's status.
-    pub async fn try_call<T, E, F, Fut>(&self, f: F) -> Result<T, Failure>
+    pub async fn try_call<T, E, F, Fut>(&self, action: &str, f: F) -> Result<T, Failure>
     where
         F: Fn(&'s C, O) -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -449,10 +478,21 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
     {
         let s = &self.session.settings;
         let f = &f;
-        retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
+        let tally = &self.session.tallies[self.part as usize];
+        *tally
+            .under_way
+            .lock()
+            .expect("under way")
+            .entry(action.to_string())
+            .or_default() += 1;
+        let r = retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
             self.send_fresh(f)
         })
-        .await
+        .await;
+        if let Some(n) = tally.under_way.lock().expect("under way").get_mut(action) {
+            *n = n.saturating_sub(1);
+        }
+        r
     }
 
     async fn send_fresh<T, E, F, Fut>(&self, f: &F) -> Result<T, Failure>

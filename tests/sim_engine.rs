@@ -865,3 +865,60 @@ async fn partitions_come_from_the_account_arns() {
         "{assumed:?}"
     );
 }
+
+// Story: a region in --regions that accepts connections and never answers (a black hole) cannot hold the
+// run: each call has a timeout, each account a budget; past it the account is partial with a Timeout that
+// names the action, and everything else it read is in the reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_region_cannot_hold_the_run() {
+    let org = Scenario::sized(71, 2, 3, 20).generate();
+    let faults = Faults {
+        black_hole_regions: vec!["eu-west-1".into()],
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let started = std::time::Instant::now();
+    let (out, _d) = audit(
+        &sim,
+        &[
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--call-timeout-secs",
+            "2",
+            "--account-budget-secs",
+            "6",
+            "--iam-rate",
+            "200",
+            "--iam-burst",
+            "50",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the run ended"
+    );
+    assert_eq!(
+        got_keys(&out),
+        expected_keys(&org, &[]),
+        "the IAM part is whole"
+    );
+    for a in &out.accounts {
+        assert_eq!(a["audit_status"], "partial", "{a:?}");
+        assert_eq!(a["iam_status"], "ok");
+        assert!(
+            a["error"].contains("Timeout: the account's budget of 6 s ran out (--account-budget-secs) (cloudtrail:LookupEvents eu-west-1)"),
+            "{}",
+            a["error"]
+        );
+    }
+    // us-east-1's events are in.
+    let east: BTreeSet<String> = out
+        .events
+        .iter()
+        .filter(|e| e["region"] == "us-east-1")
+        .map(|e| e["event_id"].clone())
+        .collect();
+    assert!(!east.is_empty());
+}

@@ -142,6 +142,9 @@ pub struct Faults {
     pub root_credentials_management: bool,
     /// Accounts whose ARN (in ListAccounts) is in the aws-us-gov partition.
     pub us_gov_accounts: Vec<String>,
+    /// Regions whose requests are accepted and never answered (a black hole: a proxy dropping packets, a
+    /// region that hangs).
+    pub black_hole_regions: Vec<String>,
 }
 
 impl Default for Faults {
@@ -173,6 +176,7 @@ impl Default for Faults {
             report_limit_exceeded: 0,
             root_credentials_management: false,
             us_gov_accounts: Vec::new(),
+            black_hole_regions: Vec::new(),
         }
     }
 }

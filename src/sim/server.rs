@@ -527,6 +527,10 @@ async fn serve(
     if slow {
         tokio::time::sleep(Duration::from_millis(f.slow_ms)).await;
     }
+    if f.black_hole_regions.contains(&ctx.region) {
+        // Never answered; the connection stays open until the client gives up.
+        std::future::pending::<()>().await;
+    }
     if reset {
         return Err(Reset);
     }
