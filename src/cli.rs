@@ -157,6 +157,10 @@ pub struct AuditArgs {
     /// Directory for the four CSV reports [default: .]
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Continue the latest interrupted run in DIR, into its files: accounts already audited are kept,
+    /// the others audited again (their earlier rows removed). Pass the run's flags again.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// TOML config file (see config.example.toml); flags override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -527,14 +531,53 @@ pub async fn audit(args: AuditArgs) -> i32 {
         },
         None => Config::default(),
     };
-    let settings = match iam_audit::Settings::resolve(args.to_config().or(file), chrono::Utc::now())
-    {
+    let mut config = args.to_config().or(file);
+    // A resumed run is the interrupted run again: its files, its stamp, and its start time (key ages and
+    // the CloudTrail window are as of the first start).
+    let mut now = chrono::Utc::now();
+    let mut resume_stamp = None;
+    if let Some(dir) = &args.resume {
+        if let Some(out) = &config.output_dir {
+            let same = match (std::fs::canonicalize(out), std::fs::canonicalize(dir)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => out == dir,
+            };
+            if !same {
+                eprintln!(
+                    "error: --resume {} and --output-dir {} differ; a run is resumed into its own directory (pass the same DIR to both, or --resume alone)",
+                    dir.display(),
+                    out.display()
+                );
+                return 2;
+            }
+        }
+        config.output_dir = Some(dir.clone());
+        match iam_audit::report::latest_run(dir) {
+            Ok(Some((stamp, _))) => {
+                now = iam_audit::report::stamp_time(&stamp).unwrap_or(now);
+                resume_stamp = Some(stamp);
+            }
+            Ok(None) => {
+                eprintln!(
+                    "error: --resume {}: no run of iam-audit to resume there (no accounts_<stamp>.csv with its three sibling reports)",
+                    dir.display()
+                );
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("error: --resume {}: {e}", dir.display());
+                return 2;
+            }
+        }
+    }
+    let mut settings = match iam_audit::Settings::resolve(config, now) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
+    settings.resume_stamp = resume_stamp;
     run_with_progress(settings, progress, args.display.quiet).await
 }
 

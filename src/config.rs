@@ -238,6 +238,8 @@ pub struct Settings {
     /// Send every call to this endpoint with these static credentials instead of the configured profile:
     /// how `demo` and in-process tests reach the simulator. Not a config key.
     pub endpoint_override: Option<EndpointOverride>,
+    /// Continue the interrupted run of this stamp in `output_dir` (`--resume`). Not a config key.
+    pub resume_stamp: Option<String>,
 }
 
 /// A fake-AWS endpoint and the (fake) management credentials to use with it.
@@ -481,6 +483,7 @@ impl Settings {
                 3600,
             )?),
             endpoint_override: None,
+            resume_stamp: None,
         })
     }
 

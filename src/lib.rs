@@ -115,22 +115,45 @@ pub async fn run(
         .map_err(|failure| AuditError::ListAccounts { failure })?;
     aws.read_root_credentials_management().await;
 
-    let (writer, paths) = Writer::create_new(
-        &settings.output_dir,
-        &settings.stamp(),
-        settings.values,
-        settings.escape_formulas,
-    )
-    .map_err(|source| AuditError::Output {
+    let output_error = |source| AuditError::Output {
         dir: settings.output_dir.clone(),
         source,
-    })?;
+    };
+    // A resumed run continues its files: accounts already audited keep their rows and are not audited
+    // again; every row of the others is removed, to be written again.
+    let (writer, paths, resumed) = match &settings.resume_stamp {
+        Some(stamp) => {
+            let paths = report::OutputPaths::new(&settings.output_dir, stamp);
+            let resumed = report::prepare_resume(&paths).map_err(output_error)?;
+            let writer = Writer::open_append(&paths, settings.values, settings.escape_formulas)
+                .map_err(output_error)?;
+            (writer, paths, resumed)
+        }
+        None => {
+            let (writer, paths) = Writer::create_new(
+                &settings.output_dir,
+                &settings.stamp(),
+                settings.values,
+                settings.escape_formulas,
+            )
+            .map_err(output_error)?;
+            (writer, paths, report::Resumed::default())
+        }
+    };
+    let accounts: Vec<org::Account> = accounts
+        .into_iter()
+        .filter(|a| !resumed.done.contains(&a.id))
+        .collect();
     let (tx, rx) = mpsc::channel(settings.channel_capacity);
     let writer_task = tokio::spawn(report::run_writer(writer, rx));
 
     let active = accounts.iter().filter(|a| a.is_active()).count();
     observer.accounts_listed(active, accounts.len());
     let mut summary = Summary {
+        accounts: resumed.audited + resumed.not_active,
+        audited: resumed.audited,
+        not_active: resumed.not_active,
+        resumed: resumed.audited + resumed.not_active,
         keys_file: paths.keys.clone(),
         users_file: paths.users.clone(),
         events_file: paths.events.clone(),

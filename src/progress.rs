@@ -28,6 +28,8 @@ pub struct Summary {
     pub partial: u64,
     pub skipped: u64,
     pub not_active: u64,
+    /// Accounts finished before a resume (counted in `accounts`, `audited`, `not_active`).
+    pub resumed: u64,
     pub users: u64,
     pub keys: u64,
     pub events: u64,
@@ -68,11 +70,15 @@ impl Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
+        write!(
             f,
             "accounts: {} ({} audited, {} partial, {} skipped, {} not active)",
             self.accounts, self.audited, self.partial, self.skipped, self.not_active
         )?;
+        if self.resumed > 0 {
+            write!(f, "; {} done before the resume", self.resumed)?;
+        }
+        writeln!(f)?;
         writeln!(
             f,
             "users: {}, access keys: {}, CloudTrail events: {}",

@@ -401,6 +401,149 @@ pub struct Written {
     pub accounts: u64,
 }
 
+/// The `YYYYMMDD_HHMMSS` start of a stamp (a suffix `_2`, `_3`, … after it), as a UTC time.
+pub fn stamp_time(stamp: &str) -> Option<DateTime<Utc>> {
+    let head = stamp.get(..15)?;
+    chrono::NaiveDateTime::parse_from_str(head, "%Y%m%d_%H%M%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The latest run in `dir`: the stamp of its newest accounts report whose four files are there (never a
+/// symlink), or `None`.
+pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, OutputPaths)>> {
+    let mut stamps: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_symlink() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(stamp) = name
+            .strip_prefix("accounts_")
+            .and_then(|n| n.strip_suffix(".csv"))
+        {
+            if stamp_time(stamp).is_some() {
+                stamps.push(stamp.to_string());
+            }
+        }
+    }
+    // Newest first: by time, then by suffix number.
+    stamps.sort_by_key(|s| {
+        let n: u32 = s.get(16..).and_then(|n| n.parse().ok()).unwrap_or(1);
+        (s.get(..15).unwrap_or("").to_string(), n)
+    });
+    for stamp in stamps.into_iter().rev() {
+        let paths = OutputPaths::new(dir, &stamp);
+        let all = [&paths.keys, &paths.users, &paths.events, &paths.accounts];
+        if all
+            .iter()
+            .all(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
+        {
+            return Ok(Some((stamp, paths)));
+        }
+    }
+    Ok(None)
+}
+
+/// What an interrupted run had finished: the accounts not to audit again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resumed {
+    /// Accounts `audited` or `not_active` in the run's accounts report.
+    pub done: std::collections::HashSet<String>,
+    pub audited: u64,
+    pub not_active: u64,
+}
+
+/// Prepare an interrupted run's files to be continued: the accounts that were `audited` (or `not_active`)
+/// keep their rows; every row of the others (`partial`, `skipped`, or no row at all) is removed from the
+/// four files, to be written again when they are audited again. A row torn by a kill is dropped. Each file
+/// is rewritten into a new private file and renamed over the old one.
+pub fn prepare_resume(paths: &OutputPaths) -> std::io::Result<Resumed> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut resumed = Resumed::default();
+    {
+        let mut r = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&paths.accounts)
+            .map_err(|e| invalid(format!("{}: {e}", paths.accounts.display())))?;
+        let header = r.headers().map_err(|e| invalid(e.to_string()))?.clone();
+        let (id, status) = (
+            header.iter().position(|h| h == "account_id"),
+            header.iter().position(|h| h == "audit_status"),
+        );
+        let (Some(id), Some(status)) = (id, status) else {
+            return Err(invalid(format!(
+                "{} is not an accounts report of iam-audit",
+                paths.accounts.display()
+            )));
+        };
+        for rec in r.records() {
+            let Ok(rec) = rec else { continue };
+            if rec.len() != header.len() {
+                continue;
+            }
+            match rec.get(status) {
+                Some("audited") => resumed.audited += 1,
+                Some("not_active") => resumed.not_active += 1,
+                _ => continue,
+            }
+            resumed.done.insert(rec.get(id).unwrap_or("").to_string());
+        }
+    }
+    for path in [&paths.keys, &paths.users, &paths.events, &paths.accounts] {
+        keep_rows(path, &resumed.done)?;
+    }
+    Ok(resumed)
+}
+
+/// Rewrite one report keeping its header and the complete rows of the `done` accounts.
+fn keep_rows(path: &Path, done: &std::collections::HashSet<String>) -> std::io::Result<()> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let header = r.headers().map_err(|e| invalid(e.to_string()))?.clone();
+    let id = header
+        .iter()
+        .position(|h| h == "account_id")
+        .ok_or_else(|| invalid(format!("{} has no account_id column", path.display())))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.resume",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(BufWriter::new(create_private(&tmp)?));
+    w.write_record(&header)?;
+    for rec in r.records() {
+        let Ok(rec) = rec else { continue };
+        if rec.len() == header.len() && rec.get(id).is_some_and(|a| done.contains(a)) {
+            w.write_record(&rec)?;
+        }
+    }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, path)
+}
+
+/// Open an existing report to append to it (never through a symlink).
+fn append(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(path)?;
+    Ok(csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(BufWriter::with_capacity(64 * 1024, file)))
+}
+
 /// The one owner of the four CSV files.
 pub struct Writer {
     keys: csv::Writer<BufWriter<File>>,
@@ -508,6 +651,23 @@ impl Writer {
                 "the reports of stamp {stamp} exist with every suffix up to _{MAX_STAMP_SUFFIX}"
             ),
         ))
+    }
+
+    /// Continue a run's four files (prepared by `prepare_resume`): rows are appended after theirs.
+    pub fn open_append(
+        paths: &OutputPaths,
+        values: Values,
+        escape: bool,
+    ) -> std::io::Result<Writer> {
+        Ok(Writer {
+            keys: append(&paths.keys)?,
+            users: append(&paths.users)?,
+            events: append(&paths.events)?,
+            accounts: append(&paths.accounts)?,
+            values,
+            escape,
+            written: Written::default(),
+        })
     }
 
     /// Create the four files at `paths` and write their headers. If one exists, those created here are
@@ -754,6 +914,30 @@ mod tests {
     fn the_accounts_report_counts_each_flag_under_its_code() {
         let codes: Vec<&str> = crate::risk::Flag::ALL.iter().map(|f| f.code()).collect();
         assert_eq!(&ACCOUNT_COLUMNS[15..24], codes.as_slice());
+    }
+
+    #[test]
+    fn the_latest_run_is_found_by_its_stamp() {
+        assert_eq!(
+            stamp_time("20260305_153022_2").map(|t| rfc3339(&t)),
+            Some("2026-03-05T15:30:22Z".to_string())
+        );
+        assert_eq!(stamp_time("2026"), None);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(latest_run(dir.path()).unwrap().is_none());
+        for stamp in ["20260305_153022", "20260305_153022_2", "20260304_000000"] {
+            Writer::create_new(dir.path(), stamp, Values::English, true).unwrap();
+        }
+        // The second run of the newest second; a run missing a file is not one.
+        assert_eq!(
+            latest_run(dir.path()).unwrap().unwrap().0,
+            "20260305_153022_2"
+        );
+        std::fs::remove_file(dir.path().join("users_20260305_153022_2.csv")).unwrap();
+        assert_eq!(
+            latest_run(dir.path()).unwrap().unwrap().0,
+            "20260305_153022"
+        );
     }
 
     #[test]
