@@ -37,6 +37,7 @@ pub fn unaudited_row(account: &Account, status: AuditStatus, error: String) -> A
         root_mfa: String::new(),
         flag_counts: [0; 9],
         events_other_sources: 0,
+        role_used: String::new(),
     }
 }
 
@@ -58,11 +59,7 @@ pub async fn audit(
     if let Err(f) = assumed {
         let row = AccountRow {
             duration_s: started.elapsed().as_secs_f64(),
-            ..unaudited_row(
-                session.account(),
-                AuditStatus::Skipped,
-                format!("{f} (sts:AssumeRole {})", session.role_arn()),
-            )
+            ..unaudited_row(session.account(), AuditStatus::Skipped, f.to_string())
         };
         sink.send(Record::Account(row.clone())).await;
         return row;
@@ -143,6 +140,7 @@ pub async fn audit(
         root_mfa: iam.root_mfa,
         flag_counts: sink.flag_counts(),
         events_other_sources: sink.other_sources(),
+        role_used: session.role_used(),
     };
     sink.send(Record::Account(row.clone())).await;
     row

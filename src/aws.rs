@@ -239,6 +239,14 @@ impl Aws {
         }
     }
 
+    /// The caller's own credentials (the management identity), for auditing the management account
+    /// itself.
+    pub fn caller_credentials(
+        &self,
+    ) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
+        self.base.credentials_provider()
+    }
+
     pub fn root_credentials_managed(&self) -> bool {
         self.root_credentials_managed
     }

@@ -48,8 +48,16 @@ pub struct Target {
     pub profile: Option<String>,
     /// Name of the audit role to assume in each member account, e.g. IAMAuditRole or
     /// AWSControlTowerExecution (required here or in the config file)
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", conflicts_with = "roles")]
     pub role: Option<String>,
+    /// Roles to try in order in each account, comma-separated (e.g. IAMAuditRole,AWSControlTowerExecution);
+    /// the one that worked is the accounts report's role_used
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    /// Do not audit the management account with the caller's own credentials when no role can be
+    /// assumed there (it is then skipped)
+    #[arg(long)]
+    pub no_management_as_caller: bool,
     /// ExternalId for AssumeRole, when the role's trust policy requires one
     #[arg(long, value_name = "ID")]
     pub external_id: Option<String>,
@@ -67,6 +75,8 @@ impl Target {
         Config {
             profile: self.profile.clone(),
             role: self.role.clone(),
+            roles: self.roles.clone(),
+            management_as_caller: self.no_management_as_caller.then_some(false),
             external_id: self.external_id.clone(),
             session_name: self.session_name.clone(),
             region: self.region.clone(),

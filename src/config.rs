@@ -50,6 +50,12 @@ pub struct Config {
     pub profile: Option<String>,
     /// Name of the audit role to assume in every member account.
     pub role: Option<String>,
+    /// Roles tried in order in each account (the first that can be assumed is used and reported as
+    /// `role_used`); replaces `role`.
+    pub roles: Option<Vec<String>>,
+    /// Audit the management account with the caller's own credentials when none of the roles can be
+    /// assumed there (default true).
+    pub management_as_caller: Option<bool>,
     /// ExternalId passed to AssumeRole, when the role's trust policy requires one.
     pub external_id: Option<String>,
     /// Session name of the assumed-role sessions, as it shows in the member accounts' CloudTrail.
@@ -141,6 +147,8 @@ impl Config {
         merge!(
             profile,
             role,
+            roles,
+            management_as_caller,
             external_id,
             session_name,
             session_duration_secs,
@@ -199,6 +207,10 @@ pub enum Strategy {
 pub struct Settings {
     pub profile: Option<String>,
     pub role: String,
+    /// The roles tried in order (`role` first when `roles` is not set).
+    pub roles: Vec<String>,
+    /// Audit the management account as the caller when no role can be assumed there.
+    pub management_as_caller: bool,
     pub external_id: Option<String>,
     pub session_name: String,
     pub session_duration: Duration,
@@ -341,18 +353,24 @@ pub fn resolve_window(
 impl Settings {
     /// Apply the defaults and validate. `now` is the run's start time.
     pub fn resolve(c: Config, now: DateTime<Utc>) -> Result<Settings, ConfigError> {
-        let role = match c.role.as_deref().map(str::trim) {
-            Some(r) if !r.is_empty() => r.to_string(),
-            _ => {
-                return Err(invalid(
-                    "role",
-                    "is required: pass --role NAME (e.g. IAMAuditRole or AWSControlTowerExecution) or set role in the config file",
-                ))
-            }
+        let roles: Vec<String> = match (&c.roles, c.role.as_deref().map(str::trim)) {
+            (Some(list), _) => list.iter().map(|r| r.trim().to_string()).collect(),
+            (None, Some(r)) if !r.is_empty() => vec![r.to_string()],
+            _ => Vec::new(),
         };
-        if role.contains(':') && !role.starts_with("arn:") {
-            return Err(invalid("role", format!("'{role}' is not a role name")));
+        if roles.is_empty() || roles.iter().any(String::is_empty) {
+            return Err(invalid(
+                "role",
+                "is required: pass --role NAME (e.g. IAMAuditRole or AWSControlTowerExecution), --roles A,B, or set role or roles in the config file",
+            ));
         }
+        if let Some(bad) = roles
+            .iter()
+            .find(|r| r.contains(':') && !r.starts_with("arn:"))
+        {
+            return Err(invalid("role", format!("'{bad}' is not a role name")));
+        }
+        let role = roles[0].clone();
         let session_name = c.session_name.unwrap_or_else(|| "iam-audit".into());
         // STS: RoleSessionName is 2-64 chars of [\w+=,.@-].
         let valid_session = (2..=64).contains(&session_name.len())
@@ -439,6 +457,8 @@ impl Settings {
         Ok(Settings {
             profile: c.profile.filter(|p| !p.is_empty()),
             role,
+            roles,
+            management_as_caller: c.management_as_caller.unwrap_or(true),
             external_id: c.external_id.filter(|e| !e.is_empty()),
             session_name,
             session_duration: Duration::from_secs(session_secs),
@@ -490,15 +510,32 @@ impl Settings {
     /// The role ARN in a member account of `partition` (read from the account's ARN). A full ARN given as
     /// `role` is kept as given, partition and path included, with the member account's id.
     pub fn role_arn(&self, account_id: &str, partition: &str) -> String {
-        if let Some(rest) = self.role.strip_prefix("arn:") {
+        role_arn(&self.role, account_id, partition)
+    }
+
+    /// The ARNs of every role to try in an account, in order.
+    pub fn role_arns(&self, account_id: &str, partition: &str) -> Vec<String> {
+        self.roles
+            .iter()
+            .map(|r| role_arn(r, account_id, partition))
+            .collect()
+    }
+}
+
+/// A role's ARN in an account: a name takes the account's partition; a full ARN keeps its own.
+fn role_arn(role: &str, account_id: &str, partition: &str) -> String {
+    {
+        if let Some(rest) = role.strip_prefix("arn:") {
             let parts: Vec<&str> = rest.splitn(5, ':').collect();
             if let [given_partition, "iam", "", _, resource] = parts.as_slice() {
                 return format!("arn:{given_partition}:iam::{account_id}:{resource}");
             }
         }
-        format!("arn:{partition}:iam::{account_id}:role/{}", self.role)
+        format!("arn:{partition}:iam::{account_id}:role/{role}")
     }
+}
 
+impl Settings {
     /// One attempt of a call: a third of the call's timeout, at least a second, so that a stalled attempt
     /// leaves time for the SDK to retry.
     pub fn attempt_timeout(&self) -> Duration {

@@ -52,7 +52,7 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 25] = [
+pub const ACCOUNT_COLUMNS: [&str; 26] = [
     "account_id",
     "account_name",
     "account_status",
@@ -78,6 +78,7 @@ pub const ACCOUNT_COLUMNS: [&str; 25] = [
     "two_active_keys",
     "key_older_than_90d",
     "events_other_sources",
+    "role_used",
 ];
 
 /// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
@@ -285,6 +286,9 @@ pub struct AccountRow {
     pub flag_counts: [u64; 9],
     /// Events LookupEvents returned from other services than IAM, left out of the events report.
     pub events_other_sources: u64,
+    /// The role the account was audited with, `caller` (the management account, with the caller's own
+    /// credentials), or empty.
+    pub role_used: String,
 }
 
 /// What travels from the auditors to the writer.
@@ -874,6 +878,7 @@ impl Writer {
                         &a.flag_counts[7].to_string(),
                         &a.flag_counts[8].to_string(),
                         &a.events_other_sources.to_string(),
+                        &a.role_used,
                     ],
                 )?;
                 self.written.accounts += 1;

@@ -40,7 +40,12 @@ const OUTER_ROUNDS: usize = 5;
 #[derive(Debug)]
 pub struct AccountCredentials {
     sts: aws_sdk_sts::Client,
-    role_arn: String,
+    /// The roles to try, in order.
+    role_arns: Vec<String>,
+    /// Which way in worked: `Some(i)` the i-th role, `Some(usize::MAX)` the caller's own credentials.
+    chosen: std::sync::atomic::AtomicUsize,
+    /// The caller's credentials, for the management account when no role can be assumed there.
+    caller: Option<SharedCredentialsProvider>,
     session_name: String,
     external_id: Option<String>,
     duration: Duration,
@@ -57,9 +62,76 @@ impl AccountCredentials {
                 return Ok(creds.clone());
             }
         }
-        let creds = self.assume().await?;
+        let creds = match self.chosen.load(Ordering::Relaxed) {
+            CALLER => self.caller_credentials().await?,
+            NOT_CHOSEN => self.assume(&self.role_arns[0]).await?,
+            i => self.assume(&self.role_arns[i]).await?,
+        };
         *slot = Some((creds.clone(), SystemTime::now()));
         Ok(creds)
+    }
+
+    /// Find the way in: each role in order (a denied one is passed over), then, where allowed, the
+    /// caller's own credentials. `Err` with every role's failure when none works.
+    pub async fn choose(&self) -> Result<(), Failure> {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(20));
+        // (code, "message (sts:AssumeRole arn)") of each role refused.
+        let mut refused: Vec<(String, String)> = Vec::new();
+        for (i, arn) in self.role_arns.iter().enumerate() {
+            match retry_step(min, max, 4, || self.assume(arn)).await {
+                Ok(creds) => {
+                    self.chosen.store(i, Ordering::Relaxed);
+                    *self.cached.lock().await = Some((creds, SystemTime::now()));
+                    return Ok(());
+                }
+                Err(f) if crate::retry::is_denied(&f) => {
+                    refused.push((f.code, format!("{} (sts:AssumeRole {arn})", f.message)));
+                }
+                Err(f) => {
+                    return Err(Failure::new(
+                        f.code,
+                        format!("{} (sts:AssumeRole {arn})", f.message),
+                    ))
+                }
+            }
+        }
+        if self.caller.is_some() {
+            let creds = self.caller_credentials().await?;
+            self.chosen.store(CALLER, Ordering::Relaxed);
+            *self.cached.lock().await = Some((creds, SystemTime::now()));
+            return Ok(());
+        }
+        let code = refused
+            .first()
+            .map_or("AccessDenied".to_string(), |(c, _)| c.clone());
+        let message = refused
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        Err(Failure::new(code, message))
+    }
+
+    /// The role used (its name), `caller`, or empty before one was chosen.
+    pub fn used(&self) -> String {
+        match self.chosen.load(Ordering::Relaxed) {
+            CALLER => "caller".to_string(),
+            NOT_CHOSEN => String::new(),
+            i => self.role_arns[i]
+                .split_once(":role/")
+                .map(|(_, name)| name.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn caller_credentials(&self) -> Result<Credentials, Failure> {
+        let Some(provider) = &self.caller else {
+            return Err(Failure::new("CredentialsError", "no caller credentials"));
+        };
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| Failure::new("CredentialsError", crate::aws::error_chain(&e)))
     }
 
     /// Forget the cached credentials (the service said they expired).
@@ -67,13 +139,13 @@ impl AccountCredentials {
         *self.cached.lock().await = None;
     }
 
-    async fn assume(&self) -> Result<Credentials, Failure> {
+    async fn assume(&self, role_arn: &str) -> Result<Credentials, Failure> {
         self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
         // Boxed: the SDK's future is several KB, and every account waiting to start would reserve it.
         let out = Box::pin(
             self.sts
                 .assume_role()
-                .role_arn(&self.role_arn)
+                .role_arn(role_arn)
                 .role_session_name(&self.session_name)
                 .set_external_id(self.external_id.clone())
                 .duration_seconds(self.duration.as_secs() as i32)
@@ -97,6 +169,10 @@ impl AccountCredentials {
         ))
     }
 }
+
+/// `AccountCredentials::chosen` before a choice, and for the caller's own credentials.
+const NOT_CHOSEN: usize = usize::MAX - 1;
+const CALLER: usize = usize::MAX;
 
 /// Refresh a fifth of the lifetime (at most five minutes) before expiry, so no call is signed with
 /// credentials that die in flight.
@@ -223,11 +299,16 @@ impl Session {
             "aws-iso-b" => "aws-iso-b",
             _ => aws.partition(),
         };
-        let role_arn = settings.role_arn(&account.id, partition);
+        let role_arns = settings.role_arns(&account.id, partition);
+        let role_arn = role_arns.join(", ");
         let account_is_management = account.management;
         let credentials = Arc::new(AccountCredentials {
             sts: aws.sts().clone(),
-            role_arn: role_arn.clone(),
+            role_arns,
+            chosen: std::sync::atomic::AtomicUsize::new(NOT_CHOSEN),
+            caller: (account_is_management && settings.management_as_caller)
+                .then(|| aws.caller_credentials())
+                .flatten(),
             session_name: settings.session_name.clone(),
             external_id: settings.external_id.clone(),
             duration: settings.session_duration,
@@ -316,11 +397,13 @@ impl Session {
 
     /// Assume the role, retrying throttles and transient faults but not denials.
     pub async fn assume(&self) -> Result<(), Failure> {
-        let (min, max) = (Duration::from_millis(500), Duration::from_secs(20));
-        retry_step(min, max, 4, || async {
-            self.credentials.get().await.map(|_| ())
-        })
-        .await
+        self.credentials.choose().await
+    }
+
+    /// The role the account was audited with (its name), `caller` for the caller's own credentials, or
+    /// empty when none worked.
+    pub fn role_used(&self) -> String {
+        self.credentials.used()
     }
 
     /// The account's IAM API, its calls counted in the IAM part.

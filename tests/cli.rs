@@ -403,7 +403,7 @@ async fn check_names_what_each_account_denies() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(
         lines[0],
-        "100000000000 (account-0000): sts:AssumeRole AccessDenied: User: arn:aws:iam::999999999999:user/auditor is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::100000000000:role/IAMAuditRole"
+        "100000000000 (account-0000): sts:AssumeRole AccessDenied: User: arn:aws:iam::999999999999:user/auditor is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::100000000000:role/IAMAuditRole (sts:AssumeRole arn:aws:iam::100000000000:role/IAMAuditRole)"
     );
     assert!(lines[1].starts_with("100000000001 (account-0001): sts:AssumeRole ok; iam:ListUsers ok; cloudtrail:LookupEvents us-east-1 AccessDeniedException: "), "{}", lines[1]);
     assert_eq!(lines[2], "100000000002 (account-0002): sts:AssumeRole ok; iam:ListUsers ok; cloudtrail:LookupEvents us-east-1 ok");

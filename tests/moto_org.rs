@@ -469,6 +469,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("two_active_keys", "0"),
                 ("key_older_than_90d", "0"),
                 ("events_other_sources", "0"),
+                ("role_used", if active { "IAMAuditRole" } else { "" }),
             ])
         })
         .collect();

@@ -922,3 +922,104 @@ async fn a_black_holed_region_cannot_hold_the_run() {
         .collect();
     assert!(!east.is_empty());
 }
+
+// Story: a mixed organization (Control Tower accounts, accounts with the dedicated role, one with neither)
+// is audited in one run: each account tries the roles in order and reports the one that worked; the
+// management account, which has neither, is audited with the caller's own credentials unless told not to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_tried_in_order_and_the_management_account_is_audited_as_the_caller() {
+    let mut org = Scenario::sized(79, 3, 3, 5).generate();
+    let mut management = org.accounts[2].clone();
+    management.id = org.management_account.clone();
+    management.name = "management".into();
+    org.accounts.push(management);
+    let ids: Vec<String> = org.accounts.iter().map(|a| a.id.clone()).collect();
+    let mut account_roles = std::collections::BTreeMap::new();
+    account_roles.insert(ids[0].clone(), vec!["AWSControlTowerExecution".to_string()]);
+    account_roles.insert(
+        ids[1].clone(),
+        vec![
+            "IAMAuditRole".to_string(),
+            "AWSControlTowerExecution".to_string(),
+        ],
+    );
+    account_roles.insert(ids[2].clone(), vec![]);
+    account_roles.insert(ids[3].clone(), vec![]);
+    let faults = Faults {
+        account_roles,
+        ..Faults::default()
+    };
+    let roles = "IAMAuditRole,AWSControlTowerExecution";
+    let run = |extra: Vec<&'static str>| {
+        let (org, faults) = (org.clone(), faults.clone());
+        async move {
+            let sim = Sim::start(org, faults).await.unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let endpoint = sim.endpoint();
+            let mut args = vec![
+                "--roles",
+                roles,
+                "--no-progress",
+                "--output-dir",
+                dir.path().to_str().unwrap(),
+            ];
+            args.extend(extra);
+            let out = run_bin(
+                &args,
+                &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+                dir.path(),
+            )
+            .await;
+            (out, sim.calls())
+        }
+    };
+    let (out, calls) = run(vec![]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let by_id: BTreeMap<&str, &BTreeMap<String, String>> = out
+        .accounts
+        .iter()
+        .map(|a| (a["account_id"].as_str(), a))
+        .collect();
+    let used = |i: usize| {
+        (
+            by_id[ids[i].as_str()]["audit_status"].as_str(),
+            by_id[ids[i].as_str()]["role_used"].as_str(),
+        )
+    };
+    assert_eq!(used(0), ("audited", "AWSControlTowerExecution"));
+    assert_eq!(used(1), ("audited", "IAMAuditRole"));
+    assert_eq!(used(2), ("skipped", ""));
+    assert_eq!(used(3), ("audited", "caller"));
+    let skipped = &by_id[ids[2].as_str()]["error"];
+    for role in ["IAMAuditRole", "AWSControlTowerExecution"] {
+        assert!(
+            skipped.contains(&format!(
+                "(sts:AssumeRole arn:aws:iam::{}:role/{role})",
+                ids[2]
+            )),
+            "{skipped}"
+        );
+    }
+    assert!(skipped.starts_with("AccessDenied: "), "{skipped}");
+    // Account 0 tried IAMAuditRole first, then Control Tower's role.
+    let tried: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.action == "sts:AssumeRole" && c.detail.contains(&ids[0]))
+        .map(|c| c.outcome.as_str())
+        .collect();
+    assert_eq!(tried, ["AccessDenied", "ok"]);
+    // The management account's keys are read with the caller's credentials.
+    assert!(out.keys.iter().any(|k| k["account_id"] == ids[3]));
+
+    let (out, _) = run(vec!["--no-management-as-caller"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let m = out
+        .accounts
+        .iter()
+        .find(|a| a["account_id"] == ids[3])
+        .unwrap();
+    assert_eq!(
+        (m["audit_status"].as_str(), m["role_used"].as_str()),
+        ("skipped", "")
+    );
+}

@@ -142,6 +142,9 @@ pub struct Faults {
     pub root_credentials_management: bool,
     /// Accounts whose ARN (in ListAccounts) is in the aws-us-gov partition.
     pub us_gov_accounts: Vec<String>,
+    /// Accounts whose AssumeRole accepts only these role names (others: AccessDenied, as for a role not
+    /// deployed); accounts not listed accept any role.
+    pub account_roles: std::collections::BTreeMap<String, Vec<String>>,
     /// Regions whose requests are accepted and never answered (a black hole: a proxy dropping packets, a
     /// region that hangs).
     pub black_hole_regions: Vec<String>,
@@ -177,6 +180,7 @@ impl Default for Faults {
             root_credentials_management: false,
             us_gov_accounts: Vec::new(),
             black_hole_regions: Vec::new(),
+            account_roles: Default::default(),
         }
     }
 }

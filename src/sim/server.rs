@@ -726,7 +726,16 @@ fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> An
         return denied();
     };
     let acct = &state.org.accounts[idx];
-    if acct.status != "ACTIVE" || state.faults.deny_assume_role.contains(&target) || role.is_empty()
+    let role_name = role.rsplit('/').next().unwrap_or("");
+    let not_deployed = state
+        .faults
+        .account_roles
+        .get(&target)
+        .is_some_and(|roles| !roles.iter().any(|r| r == role_name));
+    if acct.status != "ACTIVE"
+        || state.faults.deny_assume_role.contains(&target)
+        || role.is_empty()
+        || not_deployed
     {
         return denied();
     }
