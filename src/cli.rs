@@ -37,6 +37,13 @@ pub enum Command {
     /// Run the whole engine against an embedded simulated organization: no AWS account needed.
     #[cfg(feature = "sim")]
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these flags, to stdout.
+    Man,
 }
 
 /// Who to be and which role to assume: the flags `audit` and `check` share.
@@ -224,6 +231,9 @@ pub struct AuditArgs {
     /// rates need at the observed network latency, at most 4096]
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// The reports' format: csv, or jsonl (one JSON object per row, the same fields) [default: csv]
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"])]
+    pub format: Option<String>,
     /// How the IAM inventory is read: auto (the credential report where the role may generate it,
     /// per-user calls where not), api (per-user calls) or credential_report [default: auto]
     #[arg(long, value_name = "STRATEGY", value_parser = ["auto", "api", "credential_report"])]
@@ -284,6 +294,7 @@ impl AuditArgs {
             channel_capacity: None,
             max_in_flight: self.max_in_flight,
             strategy: self.strategy.clone(),
+            format: self.format.clone(),
             unused_days: self.unused_days,
             key_max_age_days: self.key_max_age_days,
             shutdown_grace_secs: self.shutdown_grace_secs,
@@ -547,6 +558,12 @@ pub async fn audit(args: AuditArgs) -> i32 {
     let mut now = chrono::Utc::now();
     let mut resume_stamp = None;
     if let Some(dir) = &args.resume {
+        if config.format.as_deref() == Some("jsonl") {
+            eprintln!(
+                "error: --resume continues CSV runs; a jsonl run cannot be resumed (run it again)"
+            );
+            return 2;
+        }
         if let Some(out) = &config.output_dir {
             let same = match (std::fs::canonicalize(out), std::fs::canonicalize(dir)) {
                 (Ok(a), Ok(b)) => a == b,
@@ -787,4 +804,23 @@ pub async fn demo(args: DemoArgs) -> i32 {
         secret_access_key: "demo-secret-not-a-real-key".into(),
     });
     run_with_progress(settings, progress, args.display.quiet).await
+}
+
+/// `iam-audit completions SHELL`: the completion script, from the clap definitions.
+pub fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "iam-audit", &mut std::io::stdout());
+    0
+}
+
+/// `iam-audit man`: the man page, from the clap definitions.
+pub fn man() -> i32 {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }

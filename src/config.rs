@@ -56,6 +56,8 @@ pub struct Config {
     /// Audit the management account with the caller's own credentials when none of the roles can be
     /// assumed there (default true).
     pub management_as_caller: Option<bool>,
+    /// The reports' format: "csv" (default) or "jsonl".
+    pub format: Option<String>,
     /// ExternalId passed to AssumeRole, when the role's trust policy requires one.
     pub external_id: Option<String>,
     /// Session name of the assumed-role sessions, as it shows in the member accounts' CloudTrail.
@@ -149,6 +151,7 @@ impl Config {
             role,
             roles,
             management_as_caller,
+            format,
             external_id,
             session_name,
             session_duration_secs,
@@ -183,6 +186,15 @@ impl Config {
     }
 }
 
+/// The reports' file format (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 4180 CSV with a header row, `.csv`.
+    Csv,
+    /// One JSON object per line, the CSV's columns as keys and its cells as string values, `.jsonl`.
+    Jsonl,
+}
+
 /// Which strings the key report uses for "no value" and password states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Values {
@@ -211,6 +223,7 @@ pub struct Settings {
     pub roles: Vec<String>,
     /// Audit the management account as the caller when no role can be assumed there.
     pub management_as_caller: bool,
+    pub format: Format,
     pub external_id: Option<String>,
     pub session_name: String,
     pub session_duration: Duration,
@@ -459,6 +472,16 @@ impl Settings {
             role,
             roles,
             management_as_caller: c.management_as_caller.unwrap_or(true),
+            format: match c.format.as_deref() {
+                None | Some("csv") => Format::Csv,
+                Some("jsonl") => Format::Jsonl,
+                Some(other) => {
+                    return Err(invalid(
+                        "format",
+                        format!("'{other}' is not a format; use \"csv\" or \"jsonl\""),
+                    ))
+                }
+            },
             external_id: c.external_id.filter(|e| !e.is_empty()),
             session_name,
             session_duration: Duration::from_secs(session_secs),

@@ -133,6 +133,7 @@ pub async fn run(
             let (writer, paths) = Writer::create_new(
                 &settings.output_dir,
                 &settings.stamp(),
+                settings.format,
                 settings.values,
                 settings.escape_formulas,
             )

@@ -44,6 +44,8 @@ fn main() -> std::process::ExitCode {
             Some(cli::Command::Check(args)) => cli::check(*args).await,
             #[cfg(feature = "sim")]
             Some(cli::Command::Demo(args)) => cli::demo(args).await,
+            Some(cli::Command::Completions { shell }) => cli::completions(shell),
+            Some(cli::Command::Man) => cli::man(),
             None => cli::audit(cli.audit).await,
         }
     });

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::config::Values;
+use crate::config::{Format, Values};
 use crate::risk::Flags;
 
 /// Columns of `iam_audit_report_<stamp>.csv`: the seed's first, in its order, then ours.
@@ -386,12 +386,93 @@ pub struct OutputPaths {
 }
 
 impl OutputPaths {
+    /// The CSV files of a stamp.
     pub fn new(dir: &Path, stamp: &str) -> OutputPaths {
+        OutputPaths::with_format(dir, stamp, Format::Csv)
+    }
+
+    pub fn with_format(dir: &Path, stamp: &str, format: Format) -> OutputPaths {
+        let ext = match format {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        };
         OutputPaths {
-            keys: dir.join(format!("iam_audit_report_{stamp}.csv")),
-            users: dir.join(format!("users_{stamp}.csv")),
-            events: dir.join(format!("cloudtrail_events_{stamp}.csv")),
-            accounts: dir.join(format!("accounts_{stamp}.csv")),
+            keys: dir.join(format!("iam_audit_report_{stamp}.{ext}")),
+            users: dir.join(format!("users_{stamp}.{ext}")),
+            events: dir.join(format!("cloudtrail_events_{stamp}.{ext}")),
+            accounts: dir.join(format!("accounts_{stamp}.{ext}")),
+        }
+    }
+}
+
+/// One report file being written: CSV, or JSON lines with the same columns as keys.
+enum Out {
+    Csv(csv::Writer<BufWriter<File>>),
+    Jsonl {
+        out: BufWriter<File>,
+        columns: &'static [&'static str],
+    },
+}
+
+impl Out {
+    fn new(file: File, format: Format, columns: &'static [&'static str]) -> Out {
+        let buf = BufWriter::with_capacity(64 * 1024, file);
+        match format {
+            Format::Csv => Out::Csv(
+                csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(buf),
+            ),
+            Format::Jsonl => Out::Jsonl { out: buf, columns },
+        }
+    }
+
+    /// The header row (CSV only: a JSON line names its fields).
+    fn header(&mut self, columns: &[&str]) -> csv::Result<()> {
+        match self {
+            Out::Csv(w) => w.write_record(columns),
+            Out::Jsonl { .. } => Ok(()),
+        }
+    }
+
+    /// One row. Formula escaping is for spreadsheets, so CSV only.
+    fn row(&mut self, escape: bool, cells: &[&str]) -> csv::Result<()> {
+        match self {
+            Out::Csv(w) => {
+                for cell in cells {
+                    if escape {
+                        w.write_field(escape_formula(cell).as_ref())?;
+                    } else {
+                        w.write_field(cell)?;
+                    }
+                }
+                // An empty record ends the one whose fields were written above.
+                w.write_record(None::<&[u8]>)
+            }
+            Out::Jsonl { out, columns } => {
+                // The columns in the CSV's order (a JSON map would sort them).
+                use std::io::Write;
+                let mut line = String::from("{");
+                for (i, (c, v)) in columns.iter().zip(cells).enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    line.push_str(&serde_json::to_string(c).map_err(std::io::Error::from)?);
+                    line.push(':');
+                    line.push_str(&serde_json::to_string(v).map_err(std::io::Error::from)?);
+                }
+                line.push_str("}\n");
+                out.write_all(line.as_bytes())?;
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        match self {
+            Out::Csv(w) => w.flush(),
+            Out::Jsonl { out, .. } => out.flush(),
         }
     }
 }
@@ -534,7 +615,7 @@ fn keep_rows(path: &Path, done: &std::collections::HashSet<String>) -> std::io::
 }
 
 /// Open an existing report to append to it (never through a symlink).
-fn append(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
+fn append(path: &Path, columns: &'static [&'static str]) -> std::io::Result<Out> {
     let mut options = std::fs::OpenOptions::new();
     options.append(true);
     #[cfg(unix)]
@@ -543,17 +624,15 @@ fn append(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
         options.custom_flags(libc::O_NOFOLLOW);
     }
     let file = options.open(path)?;
-    Ok(csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(BufWriter::with_capacity(64 * 1024, file)))
+    Ok(Out::new(file, Format::Csv, columns))
 }
 
-/// The one owner of the four CSV files.
+/// The one owner of the four report files.
 pub struct Writer {
-    keys: csv::Writer<BufWriter<File>>,
-    users: csv::Writer<BufWriter<File>>,
-    events: csv::Writer<BufWriter<File>>,
-    accounts: csv::Writer<BufWriter<File>>,
+    keys: Out,
+    users: Out,
+    events: Out,
+    accounts: Out,
     values: Values,
     escape: bool,
     written: Written,
@@ -616,11 +695,8 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-fn create(path: &Path) -> std::io::Result<csv::Writer<BufWriter<File>>> {
-    let file = create_private(path)?;
-    Ok(csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(BufWriter::with_capacity(64 * 1024, file)))
+fn create(path: &Path, format: Format, columns: &'static [&'static str]) -> std::io::Result<Out> {
+    Ok(Out::new(create_private(path)?, format, columns))
 }
 
 /// Stamps tried after the run's own, when its files exist already (a second run in the same second): the
@@ -633,6 +709,7 @@ impl Writer {
     pub fn create_new(
         dir: &Path,
         stamp: &str,
+        format: Format,
         values: Values,
         escape: bool,
     ) -> std::io::Result<(Writer, OutputPaths)> {
@@ -642,8 +719,8 @@ impl Writer {
             } else {
                 format!("{stamp}_{n}")
             };
-            let paths = OutputPaths::new(dir, &stamp);
-            match Writer::create(&paths, values, escape) {
+            let paths = OutputPaths::with_format(dir, &stamp, format);
+            match Writer::create(&paths, format, values, escape) {
                 Ok(w) => return Ok((w, paths)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -664,10 +741,10 @@ impl Writer {
         escape: bool,
     ) -> std::io::Result<Writer> {
         Ok(Writer {
-            keys: append(&paths.keys)?,
-            users: append(&paths.users)?,
-            events: append(&paths.events)?,
-            accounts: append(&paths.accounts)?,
+            keys: append(&paths.keys, &KEY_COLUMNS)?,
+            users: append(&paths.users, &USER_COLUMNS)?,
+            events: append(&paths.events, &EVENT_COLUMNS)?,
+            accounts: append(&paths.accounts, &ACCOUNT_COLUMNS)?,
             values,
             escape,
             written: Written::default(),
@@ -676,11 +753,22 @@ impl Writer {
 
     /// Create the four files at `paths` and write their headers. If one exists, those created here are
     /// removed again (they are new and empty) and the error is returned.
-    fn create(paths: &OutputPaths, values: Values, escape: bool) -> std::io::Result<Writer> {
+    fn create(
+        paths: &OutputPaths,
+        format: Format,
+        values: Values,
+        escape: bool,
+    ) -> std::io::Result<Writer> {
         let all = [&paths.keys, &paths.users, &paths.events, &paths.accounts];
+        let columns: [&'static [&'static str]; 4] = [
+            &KEY_COLUMNS,
+            &USER_COLUMNS,
+            &EVENT_COLUMNS,
+            &ACCOUNT_COLUMNS,
+        ];
         let mut files = Vec::new();
-        for path in all {
-            match create(path) {
+        for (path, columns) in all.into_iter().zip(columns) {
+            match create(path, format, columns) {
                 Ok(f) => files.push(f),
                 Err(e) => {
                     for created in &all[..files.len()] {
@@ -701,28 +789,16 @@ impl Writer {
             escape,
             written: Written::default(),
         };
-        w.keys.write_record(KEY_COLUMNS)?;
-        w.users.write_record(USER_COLUMNS)?;
-        w.events.write_record(EVENT_COLUMNS)?;
-        w.accounts.write_record(ACCOUNT_COLUMNS)?;
+        w.keys.header(&KEY_COLUMNS)?;
+        w.users.header(&USER_COLUMNS)?;
+        w.events.header(&EVENT_COLUMNS)?;
+        w.accounts.header(&ACCOUNT_COLUMNS)?;
         w.flush()?;
         Ok(w)
     }
 
-    fn row<const N: usize>(
-        out: &mut csv::Writer<BufWriter<File>>,
-        escape: bool,
-        cells: [&str; N],
-    ) -> csv::Result<()> {
-        for cell in cells {
-            if escape {
-                out.write_field(escape_formula(cell).as_ref())?;
-            } else {
-                out.write_field(cell)?;
-            }
-        }
-        // An empty record ends the one whose fields were written above.
-        out.write_record(None::<&[u8]>)
+    fn row<const N: usize>(out: &mut Out, escape: bool, cells: [&str; N]) -> csv::Result<()> {
+        out.row(escape, &cells)
     }
 
     pub fn write(&mut self, record: &Record) -> csv::Result<()> {
@@ -931,7 +1007,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(latest_run(dir.path()).unwrap().is_none());
         for stamp in ["20260305_153022", "20260305_153022_2", "20260304_000000"] {
-            Writer::create_new(dir.path(), stamp, Values::English, true).unwrap();
+            Writer::create_new(dir.path(), stamp, Format::Csv, Values::English, true).unwrap();
         }
         // The second run of the newest second; a run missing a file is not one.
         assert_eq!(
@@ -983,7 +1059,7 @@ mod tests {
     fn write_one(values: Values, escape: bool) -> String {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, paths) =
-            Writer::create_new(dir.path(), "20260305_153022", values, escape).unwrap();
+            Writer::create_new(dir.path(), "20260305_153022", Format::Csv, values, escape).unwrap();
         w.write(&Record::Key(key())).unwrap();
         w.flush().unwrap();
         std::fs::read_to_string(&paths.keys).unwrap()

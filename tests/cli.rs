@@ -860,3 +860,114 @@ async fn resume_after_an_interruption_gives_the_rows_of_an_uninterrupted_run() {
         );
     }
 }
+
+// Story: a pipeline takes JSON lines: --format jsonl writes the same four reports, one JSON object per row
+// with the CSV's columns as keys and the same values (formula escaping is for spreadsheets, so CSV only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_has_the_rows_of_the_csv() {
+    let org = Scenario::sized(83, 2, 4, 6).generate();
+    let fast = [
+        "--iam-rate",
+        "200",
+        "--iam-burst",
+        "50",
+        "--no-progress",
+        "--role",
+        "IAMAuditRole",
+    ];
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let csv_dir = tempfile::tempdir().unwrap();
+    let mut args = fast.to_vec();
+    args.extend([
+        "--no-escape-formulas",
+        "--output-dir",
+        csv_dir.path().to_str().unwrap(),
+    ]);
+    let endpoint = sim.endpoint();
+    let csv = run_bin(
+        &args,
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        csv_dir.path(),
+    )
+    .await;
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let json_dir = tempfile::tempdir().unwrap();
+    let mut args = fast.to_vec();
+    args.extend([
+        "--format",
+        "jsonl",
+        "--output-dir",
+        json_dir.path().to_str().unwrap(),
+    ]);
+    let endpoint = sim.endpoint();
+    let json = run_bin(
+        &args,
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        json_dir.path(),
+    )
+    .await;
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let read = |prefix: &str| -> Vec<BTreeMap<String, String>> {
+        let path = json
+            .files
+            .iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap();
+        assert!(path.to_string_lossy().ends_with(".jsonl"));
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<BTreeMap<String, String>>(l)
+                    .expect("a JSON object of strings")
+            })
+            .collect()
+    };
+    let strip = |rows: &[BTreeMap<String, String>]| -> Vec<BTreeMap<String, String>> {
+        let mut v: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.remove("duration_s");
+                r.remove("credential_report_time");
+                r
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(json.files.len(), 4);
+    assert_eq!(strip(&read("iam_audit_report_")), strip(&csv.keys));
+    assert_eq!(strip(&read("users_")), strip(&csv.users));
+    assert_eq!(strip(&read("cloudtrail_events_")), strip(&csv.events));
+    assert_eq!(strip(&read("accounts_")), strip(&csv.accounts));
+    assert!(!csv.keys.is_empty() && !csv.events.is_empty());
+}
+
+// Story: shells complete the flags, and `man` shows the page, both generated from the same definitions.
+#[test]
+fn completions_and_man_page_come_from_the_flags() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    for flag in [
+        "--resume",
+        "--strategy",
+        "--account-budget-secs",
+        "--format",
+    ] {
+        assert!(bash.contains(flag), "bash completion lacks {flag}");
+    }
+    assert!(run(&["completions", "zsh"]).contains("#compdef iam-audit"));
+    let man = run(&["man"]);
+    assert!(
+        man.contains(".TH iam-audit 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(man.contains("completions"));
+}

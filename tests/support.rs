@@ -174,11 +174,12 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         files
             .iter()
             .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-                    && !p
-                        .symlink_metadata()
-                        .is_ok_and(|m| m.file_type().is_symlink())
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(prefix) && n.ends_with(".csv")
+                }) && !p
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
             })
             .cloned()
     };
