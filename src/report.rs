@@ -407,7 +407,7 @@ impl OutputPaths {
 
 /// One report file being written: CSV, or JSON lines with the same columns as keys.
 enum Out {
-    Csv(csv::Writer<BufWriter<File>>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
     Jsonl {
         out: BufWriter<File>,
         columns: &'static [&'static str],
@@ -418,11 +418,11 @@ impl Out {
     fn new(file: File, format: Format, columns: &'static [&'static str]) -> Out {
         let buf = BufWriter::with_capacity(64 * 1024, file);
         match format {
-            Format::Csv => Out::Csv(
+            Format::Csv => Out::Csv(Box::new(
                 csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(buf),
-            ),
+            )),
             Format::Jsonl => Out::Jsonl { out: buf, columns },
         }
     }
