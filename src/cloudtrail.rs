@@ -116,7 +116,17 @@ fn event_row(session: &Session, region: &str, e: &aws_sdk_cloudtrail::types::Eve
         .cloud_trail_event()
         .and_then(|json| serde_json::from_str(json).ok());
     if e.cloud_trail_event().is_some() && detail.is_none() {
-        tracing::warn!(account = %session.account().id, event_id = e.event_id().unwrap_or(""), "CloudTrailEvent is not valid JSON; source_ip_address left empty");
+        // The row is still written; the accounts report says which field could not be read.
+        session.problem(
+            &format!("cloudtrail:LookupEvents {region}"),
+            &Failure::new(
+                "MalformedEvent",
+                format!(
+                    "the CloudTrailEvent JSON of event {} does not parse; its source_ip_address is empty",
+                    e.event_id().unwrap_or("")
+                ),
+            ),
+        );
     }
     let from_json = |path: &[&str]| -> String {
         let mut v = detail.as_ref();

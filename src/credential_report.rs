@@ -607,7 +607,9 @@ async fn report_user(
         Vec::new()
     } else {
         match list_keys(session, name).await {
-            Ok(listed) => {
+            // Deleted since the report: no row (noted in the accounts report).
+            Ok(None) => return true,
+            Ok(Some(listed)) => {
                 let mut taken = [false; 2];
                 let mut keys = Vec::new();
                 for k in listed {
@@ -679,17 +681,18 @@ async fn report_user(
     .await
 }
 
-/// Every key of one user (ListAccessKeys, paged). `Err` when a call failed (recorded as a failure).
+/// Every key of one user (ListAccessKeys, paged). `Ok(None)` when the user was deleted since the report
+/// (noted); `Err` when a call failed (recorded as a failure).
 async fn list_keys(
     session: &Session,
     name: &str,
-) -> Result<Vec<aws_sdk_iam::types::AccessKeyMetadata>, ()> {
+) -> Result<Option<Vec<aws_sdk_iam::types::AccessKeyMetadata>>, ()> {
     let iam = session.iam();
     let mut keys = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let page = iam
-            .call("iam:ListAccessKeys", |c, o| {
+            .call_unless_deleted("iam:ListAccessKeys", &format!("user {name}"), |c, o| {
                 c.list_access_keys()
                     .user_name(name)
                     .set_marker(marker.clone())
@@ -699,21 +702,24 @@ async fn list_keys(
             })
             .await
             .map_err(|_| ())?;
+        let Some(page) = page else {
+            return Ok(None);
+        };
         keys.extend(valid_keys(session, name, page.access_key_metadata()));
         match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
             Next::Page(next) => marker = Some(next),
-            Next::Done => return Ok(keys),
+            Next::Done => return Ok(Some(keys)),
             Next::Stuck => {
                 malformed(
                     session,
                     "iam:ListAccessKeys",
                     format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
                 );
-                return Ok(keys);
+                return Ok(Some(keys));
             }
         }
     }
-    Ok(keys)
+    Ok(Some(keys))
 }
 
 #[cfg(test)]

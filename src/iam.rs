@@ -488,9 +488,10 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
         // Every key of the user (IAM allows two, but paginate as the API says).
         let mut keys = Vec::new();
         let mut marker: Option<String> = None;
+        let mut deleted = false;
         for _ in 0..MAX_PAGES {
             let r = iam
-                .call("iam:ListAccessKeys", |c, o| {
+                .call_unless_deleted("iam:ListAccessKeys", &format!("user {name}"), |c, o| {
                     c.list_access_keys()
                         .user_name(name)
                         .set_marker(marker.clone())
@@ -499,7 +500,14 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
                         .send()
                 })
                 .await;
-            let Ok(page) = r else { break };
+            let page = match r {
+                Ok(Some(page)) => page,
+                Ok(None) => {
+                    deleted = true;
+                    break;
+                }
+                Err(_) => break,
+            };
             keys.extend(valid_keys(session, name, page.access_key_metadata()));
             match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
                 Next::Page(next) => marker = Some(next),
@@ -519,7 +527,7 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
                 .map(|k| last_used(session, k.access_key_id().unwrap_or_default())),
         )
         .await;
-        keys.into_iter().zip(last_used).collect::<Vec<_>>()
+        (deleted, keys.into_iter().zip(last_used).collect::<Vec<_>>())
     };
     let mfa_fut = mfa_devices(session, name);
     let password_fut = async {
@@ -550,8 +558,12 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
             .await;
         r.unwrap_or((Password::Unknown, None))
     };
-    let (keys, (mfa, mfa_devices), (password, password_set)) =
+    let ((deleted, keys), (mfa, mfa_devices), (password, password_set)) =
         tokio::join!(keys_fut, mfa_fut, password_fut);
+    if deleted {
+        // Listed, then deleted before its keys were read: no row (noted in the accounts report).
+        return true;
+    }
 
     let facts = UserFacts {
         root: false,
@@ -604,7 +616,7 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
 pub(crate) async fn mfa_devices(session: &Session, name: &str) -> (Mfa, Option<usize>) {
     let r = session
         .iam()
-        .call("iam:ListMFADevices", |c, o| {
+        .call_unless_deleted("iam:ListMFADevices", &format!("user {name}"), |c, o| {
             c.list_mfa_devices()
                 .user_name(name)
                 .customize()
@@ -613,7 +625,8 @@ pub(crate) async fn mfa_devices(session: &Session, name: &str) -> (Mfa, Option<u
         })
         .await;
     match r {
-        Ok(out) => {
+        Ok(None) => (Mfa::Unknown, None),
+        Ok(Some(out)) => {
             let devices = out.mfa_devices();
             (
                 strongest_mfa(devices.iter().map(|d| d.serial_number())),

@@ -130,6 +130,43 @@ pub fn is_denied(f: &Failure) -> bool {
     )
 }
 
+/// What to do about a failure, for the accounts report: the fixes of the README's troubleshooting table.
+/// `None` when the code and message say nothing a user can act on.
+pub fn fix(action: &str, f: &Failure) -> Option<&'static str> {
+    let m = f.message.as_str();
+    if m.contains("service control policy") {
+        return Some("fix: an SCP on the account or its OU denies this action; exempt the audit role in the SCP");
+    }
+    if m.contains("permissions boundary") {
+        return Some(
+            "fix: the audit role's permissions boundary denies this action; allow it there",
+        );
+    }
+    if action.starts_with("sts:AssumeRole") && is_denied(f) {
+        return Some("fix: deploy the audit role in this account (StackSet), or make its trust policy trust the management account (and the ExternalId, if set)");
+    }
+    if f.code == "InvalidClientTokenId" || f.code == "UnrecognizedClientException" {
+        return Some("fix: the credentials are not valid in this account's partition or region; run from the partition's own management credentials (--region)");
+    }
+    if f.code == "ExpiredToken"
+        || f.code == "ExpiredTokenException"
+        || m.contains("SSO session")
+        || m.contains("token has expired")
+    {
+        return Some("fix: the caller's session expired; for an SSO profile run `aws sso login --profile P` and run again");
+    }
+    if is_denied(f) && m.contains("not authorized to perform") {
+        return Some(
+            "fix: add the action to the audit role's policy (README: Setting up the audit role)",
+        );
+    }
+    match f.code.as_str() {
+        "Timeout" => Some("fix: raise --account-budget-secs, or read the users with the credential report (--strategy auto)"),
+        "PageLimit" => Some("fix: the listing never ended; report it, the service kept paginating"),
+        _ => None,
+    }
+}
+
 /// The session expired under us: refresh the credentials and call again.
 pub fn is_expired_token(f: &Failure) -> bool {
     matches!(

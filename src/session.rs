@@ -493,10 +493,15 @@ impl Session {
             .iter()
             .take(MAX_ERRORS_SHOWN)
             .map(|(action, code, message)| {
-                if message.is_empty() {
+                let f = Failure::new(code.clone(), message);
+                let base = if message.is_empty() {
                     format!("{code} ({action})")
                 } else {
                     format!("{code}: {message} ({action})")
+                };
+                match crate::retry::fix(action, &f) {
+                    Some(fix) => format!("{base}; {fix}"),
+                    None => base,
                 }
             })
             .collect();
@@ -549,6 +554,43 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
             Err(failure) => self.session.fail(self.part, action, failure),
         }
         r
+    }
+
+    /// `call`, where `NoSuchEntity` means `what` (a user, a key) was deleted during the audit: a normal
+    /// race, recorded as a `Deleted` note (not a failure), and `Ok(None)`.
+    pub async fn call_unless_deleted<T, E, F, Fut>(
+        &self,
+        action: &str,
+        what: &str,
+        f: F,
+    ) -> Result<Option<T>, Failure>
+    where
+        F: Fn(&'s C, O) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match self.try_call(action, f).await {
+            Ok(v) => {
+                self.session.tallies[self.part as usize]
+                    .ok
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Some(v))
+            }
+            Err(failure) if failure.code == "NoSuchEntity" => {
+                self.session.problem(
+                    action,
+                    &Failure::new(
+                        "Deleted",
+                        format!("{what} was deleted during the audit (a note, not a failure)"),
+                    ),
+                );
+                Ok(None)
+            }
+            Err(failure) => {
+                self.session.fail(self.part, action, &failure);
+                Err(failure)
+            }
+        }
     }
 
     /// `call` for an optional action: the outcome is the caller's to record (a failure as a failure of the

@@ -1023,3 +1023,63 @@ async fn roles_are_tried_in_order_and_the_management_account_is_audited_as_the_c
         ("skipped", "")
     );
 }
+
+// Story: a user deleted while the audit runs (listed, then gone) is a normal race: a `Deleted` note in the
+// accounts report, no row, and the account is still `audited`, with either strategy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deleted_during_the_audit_is_a_note() {
+    let org = Scenario::sized(89, 1, 6, 0).generate();
+    let gone = org.accounts[0]
+        .users
+        .iter()
+        .find(|u| !u.keys.is_empty())
+        .unwrap()
+        .name
+        .clone();
+    let faults = Faults {
+        vanished_users: vec![gone.clone()],
+        report_delay_ms: 0,
+        ..Faults::default()
+    };
+    for strategy in ["api", "credential_report"] {
+        let sim = Sim::start(org.clone(), faults.clone()).await.unwrap();
+        let (out, _d) = audit(
+            &sim,
+            &[
+                "--strategy",
+                strategy,
+                "--iam-rate",
+                "200",
+                "--iam-burst",
+                "50",
+            ],
+        )
+        .await;
+        assert_eq!(out.code, 0, "{strategy}: {}", out.stderr);
+        let row = &out.accounts[0];
+        assert_eq!(row["audit_status"], "audited", "{strategy}");
+        assert!(
+            row["error"].contains(&format!("Deleted: user {gone} was deleted during the audit (a note, not a failure) (iam:ListAccessKeys)")),
+            "{strategy}: {}",
+            row["error"]
+        );
+        let escaped = if gone.starts_with(['+', '@']) {
+            format!("'{gone}")
+        } else {
+            gone.clone()
+        };
+        assert!(
+            !out.keys.iter().any(|k| k["username"] == escaped),
+            "{strategy}"
+        );
+        assert!(
+            !out.users.iter().any(|u| u["username"] == escaped),
+            "{strategy}"
+        );
+        assert_eq!(
+            out.users.len(),
+            6 - 1 + 1,
+            "{strategy}: the others and the root"
+        );
+    }
+}

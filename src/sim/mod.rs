@@ -145,6 +145,9 @@ pub struct Faults {
     /// Accounts whose AssumeRole accepts only these role names (others: AccessDenied, as for a role not
     /// deployed); accounts not listed accept any role.
     pub account_roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// Users listed (ListUsers, the credential report) but deleted before their other calls: those answer
+    /// NoSuchEntity, as when a user is deleted during the audit.
+    pub vanished_users: Vec<String>,
     /// Regions whose requests are accepted and never answered (a black hole: a proxy dropping packets, a
     /// region that hangs).
     pub black_hole_regions: Vec<String>,
@@ -181,6 +184,7 @@ impl Default for Faults {
             us_gov_accounts: Vec::new(),
             black_hole_regions: Vec::new(),
             account_roles: Default::default(),
+            vanished_users: Vec::new(),
         }
     }
 }

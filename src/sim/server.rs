@@ -800,7 +800,12 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             "NoSuchEntity".to_string(),
         ))
     };
-    let user_of = |name: &str| state.users[idx].get(name).map(|&i| &acct.users[i]);
+    let user_of = |name: &str| {
+        if state.faults.vanished_users.iter().any(|v| v == name) {
+            return None;
+        }
+        state.users[idx].get(name).map(|&i| &acct.users[i])
+    };
     let denied = |action: &str| {
         Ok((
             error(
