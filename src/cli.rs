@@ -231,6 +231,12 @@ pub struct AuditArgs {
     /// rates need at the observed network latency, at most 4096]
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// Audit only these accounts: 12-digit ids or name globs, comma-separated (e.g. 'prod-*,111122223333')
+    #[arg(long, value_name = "ID|GLOB,...", value_delimiter = ',')]
+    pub include_accounts: Option<Vec<String>>,
+    /// Never audit these accounts (ids or name globs); wins over --include-accounts
+    #[arg(long, value_name = "ID|GLOB,...", value_delimiter = ',')]
+    pub exclude_accounts: Option<Vec<String>>,
     /// The reports' format: csv, or jsonl (one JSON object per row, the same fields) [default: csv]
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"])]
     pub format: Option<String>,
@@ -295,6 +301,8 @@ impl AuditArgs {
             max_in_flight: self.max_in_flight,
             strategy: self.strategy.clone(),
             format: self.format.clone(),
+            include_accounts: self.include_accounts.clone(),
+            exclude_accounts: self.exclude_accounts.clone(),
             unused_days: self.unused_days,
             key_max_age_days: self.key_max_age_days,
             shutdown_grace_secs: self.shutdown_grace_secs,

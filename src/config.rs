@@ -58,6 +58,10 @@ pub struct Config {
     pub management_as_caller: Option<bool>,
     /// The reports' format: "csv" (default) or "jsonl".
     pub format: Option<String>,
+    /// Audit only these accounts: 12-digit ids, or name globs (`*`, `?`), e.g. ["prod-*", "111122223333"].
+    pub include_accounts: Option<Vec<String>>,
+    /// Never audit these accounts (ids or name globs); wins over `include_accounts`.
+    pub exclude_accounts: Option<Vec<String>>,
     /// ExternalId passed to AssumeRole, when the role's trust policy requires one.
     pub external_id: Option<String>,
     /// Session name of the assumed-role sessions, as it shows in the member accounts' CloudTrail.
@@ -152,6 +156,8 @@ impl Config {
             roles,
             management_as_caller,
             format,
+            include_accounts,
+            exclude_accounts,
             external_id,
             session_name,
             session_duration_secs,
@@ -224,6 +230,9 @@ pub struct Settings {
     /// Audit the management account as the caller when no role can be assumed there.
     pub management_as_caller: bool,
     pub format: Format,
+    /// Account filters: ids or name globs. An empty include list includes every account.
+    pub include_accounts: Vec<String>,
+    pub exclude_accounts: Vec<String>,
     pub external_id: Option<String>,
     pub session_name: String,
     pub session_duration: Duration,
@@ -472,6 +481,8 @@ impl Settings {
             role,
             roles,
             management_as_caller: c.management_as_caller.unwrap_or(true),
+            include_accounts: c.include_accounts.unwrap_or_default(),
+            exclude_accounts: c.exclude_accounts.unwrap_or_default(),
             format: match c.format.as_deref() {
                 None | Some("csv") => Format::Csv,
                 Some("jsonl") => Format::Jsonl,
@@ -543,6 +554,45 @@ impl Settings {
             .map(|r| role_arn(r, account_id, partition))
             .collect()
     }
+}
+
+/// Whether an account is selected by the filters: an id equals a 12-digit entry, a name matches a glob
+/// (`*` any run of characters, `?` one). Excludes win.
+pub fn account_selected(settings: &Settings, id: &str, name: &str) -> bool {
+    let hit = |entries: &[String]| {
+        entries.iter().any(|e| {
+            if e.len() == 12 && e.chars().all(|c| c.is_ascii_digit()) {
+                e == id
+            } else {
+                glob(e, name)
+            }
+        })
+    };
+    (settings.include_accounts.is_empty() || hit(&settings.include_accounts))
+        && !hit(&settings.exclude_accounts)
+}
+
+/// `*` and `?` glob, case-sensitive, over characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A role's ARN in an account: a name takes the account's partition; a full ARN keeps its own.
@@ -620,6 +670,25 @@ mod tests {
             role: Some("IAMAuditRole".into()),
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn account_filters_by_id_and_name_glob() {
+        let with = |inc: &[&str], exc: &[&str]| {
+            let mut s = Settings::resolve(base(), now()).unwrap();
+            s.include_accounts = inc.iter().map(|x| x.to_string()).collect();
+            s.exclude_accounts = exc.iter().map(|x| x.to_string()).collect();
+            s
+        };
+        let s = with(&[], &[]);
+        assert!(account_selected(&s, "111111111111", "anything"));
+        let s = with(&["prod-*", "222222222222"], &["prod-legacy?"]);
+        assert!(account_selected(&s, "111111111111", "prod-eu"));
+        assert!(account_selected(&s, "222222222222", "dev"));
+        assert!(!account_selected(&s, "333333333333", "dev"));
+        assert!(!account_selected(&s, "444444444444", "prod-legacy1"));
+        assert!(account_selected(&s, "444444444444", "prod-legacy12"));
+        assert!(glob("*a*b?", "xxaYYbZ") && !glob("a*", "ba") && glob("*", ""));
     }
 
     #[test]

@@ -141,6 +141,12 @@ pub async fn run(
             (writer, paths, report::Resumed::default())
         }
     };
+    let listed = accounts.len();
+    let accounts: Vec<org::Account> = accounts
+        .into_iter()
+        .filter(|a| config::account_selected(&settings, &a.id, &a.name))
+        .collect();
+    let filtered_out = (listed - accounts.len()) as u64;
     let accounts: Vec<org::Account> = accounts
         .into_iter()
         .filter(|a| !resumed.done.contains(&a.id))
@@ -155,6 +161,7 @@ pub async fn run(
         audited: resumed.audited,
         not_active: resumed.not_active,
         resumed: resumed.audited + resumed.not_active,
+        filtered_out,
         keys_file: paths.keys.clone(),
         users_file: paths.users.clone(),
         events_file: paths.events.clone(),

@@ -30,6 +30,8 @@ pub struct Summary {
     pub not_active: u64,
     /// Accounts finished before a resume (counted in `accounts`, `audited`, `not_active`).
     pub resumed: u64,
+    /// Accounts left out by `include_accounts` / `exclude_accounts` (not in the reports).
+    pub filtered_out: u64,
     pub users: u64,
     pub keys: u64,
     pub events: u64,
@@ -77,6 +79,9 @@ impl std::fmt::Display for Summary {
         )?;
         if self.resumed > 0 {
             write!(f, "; {} done before the resume", self.resumed)?;
+        }
+        if self.filtered_out > 0 {
+            write!(f, "; {} left out by the account filters", self.filtered_out)?;
         }
         writeln!(f)?;
         writeln!(

@@ -1083,3 +1083,40 @@ async fn a_user_deleted_during_the_audit_is_a_note() {
         );
     }
 }
+
+// Story: a team audits part of the organization: accounts chosen by id or name glob, exclusions winning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_filters_choose_what_is_audited() {
+    let org = Scenario::sized(97, 4, 1, 0).generate();
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let (out, _d) = audit(
+        &sim,
+        &[
+            "--include-accounts",
+            &format!("account-000*,{}", org.accounts[3].id),
+            "--exclude-accounts",
+            "account-0001",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: BTreeSet<&str> = out
+        .accounts
+        .iter()
+        .map(|a| a["account_id"].as_str())
+        .collect();
+    let want: BTreeSet<&str> = [0, 2, 3]
+        .iter()
+        .map(|&i| org.accounts[i].id.as_str())
+        .collect();
+    assert_eq!(ids, want);
+    assert!(
+        out.stderr.contains("; 1 left out by the account filters"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sim
+        .calls()
+        .iter()
+        .any(|c| c.detail.contains(&org.accounts[1].id)));
+}
