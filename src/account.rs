@@ -13,6 +13,7 @@ use crate::aws::Aws;
 use crate::config::Settings;
 use crate::iam::IamOutcome;
 use crate::org::Account;
+use crate::progress::Live;
 use crate::report::{AccountRow, AuditStatus, PartStatus, Record, Sink};
 use crate::retry::Failure;
 use crate::session::{Part, Session};
@@ -48,9 +49,35 @@ pub async fn audit(
     account: Account,
     tx: mpsc::Sender<Record>,
     cancel: CancellationToken,
+    live: &Live,
 ) -> AccountRow {
     let started = Instant::now();
-    let sink = Sink::new(tx);
+    let watched = live.start(&account.id, &account.name);
+    let id = account.id.clone();
+    let row = audit_watched(
+        aws,
+        settings,
+        account,
+        tx,
+        cancel,
+        watched.users.clone(),
+        started,
+    )
+    .await;
+    live.end(&id);
+    row
+}
+
+async fn audit_watched(
+    aws: &Aws,
+    settings: Arc<Settings>,
+    account: Account,
+    tx: mpsc::Sender<Record>,
+    cancel: CancellationToken,
+    users: Arc<crate::report::UserProgress>,
+    started: Instant,
+) -> AccountRow {
+    let sink = Sink::watched(tx, Some(users));
     let session = Session::new(aws, settings, account);
     let assumed = tokio::select! {
         r = session.assume() => r,

@@ -376,6 +376,9 @@ pub struct Progress {
     quiet: bool,
     done: std::sync::atomic::AtomicUsize,
     total: std::sync::atomic::AtomicUsize,
+    /// The live lines (calls per second; the slowest accounts in flight), and their ticker's stop flag.
+    live_lines: std::sync::Mutex<Vec<ProgressBar>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Progress {
@@ -396,6 +399,8 @@ impl Progress {
             quiet: display.quiet,
             done: Default::default(),
             total: Default::default(),
+            live_lines: Default::default(),
+            stop: Default::default(),
         }
     }
 
@@ -404,6 +409,10 @@ impl Progress {
     }
 
     pub fn finish(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for line in self.live_lines.lock().expect("live lines").drain(..) {
+            line.finish_and_clear();
+        }
         if let Some((_, bar)) = &self.bars {
             bar.finish_and_clear();
         }
@@ -411,6 +420,54 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    /// On a terminal, two live lines under the bar, redrawn every second: calls per second, throttles and
+    /// retries; and the accounts in flight the longest, with their users read so far.
+    fn live(&self, live: Arc<iam_audit::progress::Live>) {
+        let Some((multi, bar)) = &self.bars else {
+            return;
+        };
+        let accounts = bar.clone();
+        let line = || {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(ProgressStyle::with_template("  {msg}").expect("static template"));
+            b
+        };
+        let (rate, slow) = (line(), line());
+        self.live_lines
+            .lock()
+            .expect("live lines")
+            .extend([rate.clone(), slow.clone()]);
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut last = (live.stats.snapshot(), std::time::Instant::now());
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let now = (live.stats.snapshot(), std::time::Instant::now());
+                let secs = (now.1 - last.1).as_secs_f64().max(1e-3);
+                rate.set_message(format!(
+                    "{:.1} accounts/min · {:.0} calls/s · {} throttled · {} retried after 5xx · {} AssumeRole · {} accounts in flight",
+                    accounts.per_sec() * 60.0,
+                    (now.0.calls - last.0.calls) as f64 / secs,
+                    now.0.throttled,
+                    now.0.server_errors,
+                    now.0.assume_role,
+                    live.in_flight()
+                ));
+                let slowest = live.slowest(3);
+                slow.set_message(if slowest.is_empty() {
+                    String::new()
+                } else {
+                    format!("slowest: {}", slowest.join(" · "))
+                });
+                last = now;
+            }
+        });
+    }
+
     fn accounts_listed(&self, _active: usize, total: usize) {
         self.total
             .store(total, std::sync::atomic::Ordering::Relaxed);

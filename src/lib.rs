@@ -170,10 +170,20 @@ pub async fn run(
     };
     let stats = aws.stats().clone();
     let settings = Arc::new(settings);
-    pool::run(&aws, settings.clone(), accounts, tx, shutdown, |row| {
-        summary.count(row);
-        observer.account_finished(row, stats.snapshot());
-    })
+    let live = Arc::new(progress::Live::new(stats.clone()));
+    observer.live(live.clone());
+    pool::run(
+        &aws,
+        settings.clone(),
+        accounts,
+        tx,
+        shutdown,
+        live,
+        |row| {
+            summary.count(row);
+            observer.account_finished(row, stats.snapshot());
+        },
+    )
     .await;
 
     let written = match writer_task.await {

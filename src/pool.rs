@@ -31,6 +31,7 @@ use crate::account::{self, unaudited_row};
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::org::Account;
+use crate::progress::Live;
 use crate::report::{AccountRow, AuditStatus, Record};
 
 /// Audit every account (non-ACTIVE ones are only reported) and hand each closing row to `finished` as it
@@ -41,6 +42,7 @@ pub async fn run(
     accounts: Vec<Account>,
     tx: mpsc::Sender<Record>,
     shutdown: Shutdown,
+    live: Arc<Live>,
     mut finished: impl FnMut(&AccountRow),
 ) {
     let (active, inactive): (Vec<Account>, Vec<Account>) =
@@ -55,8 +57,13 @@ pub async fn run(
     }
     let mut results = futures::stream::iter(active)
         .map(|a| {
-            let (aws, settings, tx, shutdown) =
-                (aws.clone(), settings.clone(), tx.clone(), shutdown.clone());
+            let (aws, settings, tx, shutdown, live) = (
+                aws.clone(),
+                settings.clone(),
+                tx.clone(),
+                shutdown.clone(),
+                live.clone(),
+            );
             let account = a.clone();
             let tx_lost = tx.clone();
             let handle = tokio::spawn(async move {
@@ -72,7 +79,7 @@ pub async fn run(
                     let _ = tx.send(Record::Account(row.clone())).await;
                     return row;
                 }
-                account::audit(&aws, settings, a, tx, shutdown.abort).await
+                account::audit(&aws, settings, a, tx, shutdown.abort, &live).await
             });
             async move {
                 match handle.await {

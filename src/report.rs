@@ -308,11 +308,26 @@ pub struct Sink {
     events: AtomicU64,
     flags: [AtomicU64; 9],
     other_sources: AtomicU64,
+    /// The account's users listed and written, when someone watches the run.
+    live: Option<std::sync::Arc<UserProgress>>,
+}
+
+/// An account's users listed so far, and users whose rows are written: its progress, for a live display.
+#[derive(Debug, Default)]
+pub struct UserProgress {
+    pub listed: AtomicU64,
+    pub done: AtomicU64,
 }
 
 impl Sink {
     pub fn new(tx: mpsc::Sender<Record>) -> Sink {
+        Sink::watched(tx, None)
+    }
+
+    /// A sink whose users are also counted in the account's live progress.
+    pub fn watched(tx: mpsc::Sender<Record>, live: Option<std::sync::Arc<UserProgress>>) -> Sink {
         Sink {
+            live,
             tx,
             users: AtomicU64::new(0),
             keys: AtomicU64::new(0),
@@ -331,6 +346,11 @@ impl Sink {
                 for f in u.risk.iter() {
                     self.flags[f as usize].fetch_add(1, Ordering::Relaxed);
                 }
+                if let Some(live) = &self.live {
+                    if u.username != ROOT_USER {
+                        live.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 None
             }
             Record::Account(_) => None,
@@ -344,6 +364,9 @@ impl Sink {
     /// Count users listed (they have rows only through their keys).
     pub fn count_users(&self, n: u64) {
         self.users.fetch_add(n, Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            live.listed.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Count an event of another service than IAM, left out.
