@@ -541,13 +541,8 @@ impl Settings {
         })
     }
 
-    /// The role ARN in a member account of `partition` (read from the account's ARN). A full ARN given as
-    /// `role` is kept as given, partition and path included, with the member account's id.
-    pub fn role_arn(&self, account_id: &str, partition: &str) -> String {
-        role_arn(&self.role, account_id, partition)
-    }
-
-    /// The ARNs of every role to try in an account, in order.
+    /// The ARNs of every role to try in an account of `partition` (read from the account's ARN), in
+    /// order. A full ARN is kept as given, partition and path included, with the account's id.
     pub fn role_arns(&self, account_id: &str, partition: &str) -> Vec<String> {
         self.roles
             .iter()
@@ -597,15 +592,13 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 /// A role's ARN in an account: a name takes the account's partition; a full ARN keeps its own.
 fn role_arn(role: &str, account_id: &str, partition: &str) -> String {
-    {
-        if let Some(rest) = role.strip_prefix("arn:") {
-            let parts: Vec<&str> = rest.splitn(5, ':').collect();
-            if let [given_partition, "iam", "", _, resource] = parts.as_slice() {
-                return format!("arn:{given_partition}:iam::{account_id}:{resource}");
-            }
+    if let Some(rest) = role.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        if let [given_partition, "iam", "", _, resource] = parts.as_slice() {
+            return format!("arn:{given_partition}:iam::{account_id}:{resource}");
         }
-        format!("arn:{partition}:iam::{account_id}:role/{role}")
     }
+    format!("arn:{partition}:iam::{account_id}:role/{role}")
 }
 
 impl Settings {
@@ -858,7 +851,7 @@ mod tests {
     fn role_arn_uses_partition_and_accepts_a_full_arn() {
         let s = Settings::resolve(base(), now()).unwrap();
         assert_eq!(
-            s.role_arn("222222222222", "aws"),
+            s.role_arns("222222222222", "aws")[0],
             "arn:aws:iam::222222222222:role/IAMAuditRole"
         );
         let c = Config {
@@ -867,7 +860,7 @@ mod tests {
         };
         let s = Settings::resolve(c, now()).unwrap();
         assert_eq!(
-            s.role_arn("222222222222", "aws"),
+            s.role_arns("222222222222", "aws")[0],
             "arn:aws:iam::222222222222:role/path/Audit"
         );
         // A full ARN keeps its partition.
@@ -877,14 +870,14 @@ mod tests {
         };
         let s = Settings::resolve(c, now()).unwrap();
         assert_eq!(
-            s.role_arn("222222222222", "aws"),
+            s.role_arns("222222222222", "aws")[0],
             "arn:aws-us-gov:iam::222222222222:role/Audit"
         );
         // A name takes the account's partition.
         assert_eq!(
             Settings::resolve(base(), now())
                 .unwrap()
-                .role_arn("222222222222", "aws-cn"),
+                .role_arns("222222222222", "aws-cn")[0],
             "arn:aws-cn:iam::222222222222:role/IAMAuditRole"
         );
     }

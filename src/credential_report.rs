@@ -14,10 +14,9 @@ use futures::StreamExt;
 use std::collections::HashMap;
 
 use crate::iam::{
-    last_used, malformed, mfa_devices, root_cells, send_user, valid_keys, Audited, IamOutcome,
-    Summary, VirtualMfa, CENTRALIZED_NOTE,
+    last_used, list_access_keys, mfa_devices, root_cells, send_user, Audited, IamOutcome,
+    ListedKeys, Summary, VirtualMfa, CENTRALIZED_NOTE,
 };
-use crate::pages::{next_page, Next, MAX_PAGES};
 use crate::report::{LastUsed, Mfa, Password, Sink, Source, ROOT_USER};
 use crate::retry::Failure;
 use crate::risk::{KeyFacts, UserFacts};
@@ -606,10 +605,14 @@ async fn report_user(
     let keys = if slots.is_empty() {
         Vec::new()
     } else {
-        match list_keys(session, name).await {
+        match list_access_keys(session, name).await {
             // Deleted since the report: no row (noted in the accounts report).
-            Ok(None) => return true,
-            Ok(Some(listed)) => {
+            ListedKeys { deleted: true, .. } => return true,
+            ListedKeys {
+                keys: listed,
+                failed: false,
+                ..
+            } => {
                 let mut taken = [false; 2];
                 let mut keys = Vec::new();
                 for k in listed {
@@ -650,7 +653,7 @@ async fn report_user(
             }
             // The keys' ids are unknown (the failure is in the accounts report); the report's slots
             // still give the user's verdicts.
-            Err(()) => slots
+            ListedKeys { failed: true, .. } => slots
                 .iter()
                 .map(|s| {
                     (
@@ -679,47 +682,6 @@ async fn report_user(
         },
     )
     .await
-}
-
-/// Every key of one user (ListAccessKeys, paged). `Ok(None)` when the user was deleted since the report
-/// (noted); `Err` when a call failed (recorded as a failure).
-async fn list_keys(
-    session: &Session,
-    name: &str,
-) -> Result<Option<Vec<aws_sdk_iam::types::AccessKeyMetadata>>, ()> {
-    let iam = session.iam();
-    let mut keys = Vec::new();
-    let mut marker: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let page = iam
-            .call_unless_deleted("iam:ListAccessKeys", &format!("user {name}"), |c, o| {
-                c.list_access_keys()
-                    .user_name(name)
-                    .set_marker(marker.clone())
-                    .customize()
-                    .config_override(o)
-                    .send()
-            })
-            .await
-            .map_err(|_| ())?;
-        let Some(page) = page else {
-            return Ok(None);
-        };
-        keys.extend(valid_keys(session, name, page.access_key_metadata()));
-        match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
-            Next::Page(next) => marker = Some(next),
-            Next::Done => return Ok(Some(keys)),
-            Next::Stuck => {
-                malformed(
-                    session,
-                    "iam:ListAccessKeys",
-                    format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
-                );
-                return Ok(Some(keys));
-            }
-        }
-    }
-    Ok(Some(keys))
 }
 
 #[cfg(test)]

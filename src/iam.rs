@@ -291,11 +291,6 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
     sink.send(Record::User(row)).await
 }
 
-/// Whether the organization manages this account's root credentials centrally (member accounts only).
-pub(crate) fn centralized_root(session: &Session) -> bool {
-    session.centralized_root()
-}
-
 pub(crate) const CENTRALIZED_NOTE: &str = "root credentials are managed by the organization (RootCredentialsManagement): root MFA is not a finding";
 
 /// `root_access_keys` and `root_mfa` of the accounts report from a root row's facts.
@@ -408,7 +403,7 @@ pub(crate) async fn api_root(
     source: Source,
 ) -> (String, String) {
     let account = &session.account().id;
-    let centralized = centralized_root(session);
+    let centralized = session.centralized_root();
     let (facts, note_text) = match summary {
         Ok(map) => {
             use aws_sdk_iam::types::SummaryKeyType as K;
@@ -485,43 +480,7 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
     let now = session.settings().started_at;
 
     let keys_fut = async {
-        // Every key of the user (IAM allows two, but paginate as the API says).
-        let mut keys = Vec::new();
-        let mut marker: Option<String> = None;
-        let mut deleted = false;
-        for _ in 0..MAX_PAGES {
-            let r = iam
-                .call_unless_deleted("iam:ListAccessKeys", &format!("user {name}"), |c, o| {
-                    c.list_access_keys()
-                        .user_name(name)
-                        .set_marker(marker.clone())
-                        .customize()
-                        .config_override(o)
-                        .send()
-                })
-                .await;
-            let page = match r {
-                Ok(Some(page)) => page,
-                Ok(None) => {
-                    deleted = true;
-                    break;
-                }
-                Err(_) => break,
-            };
-            keys.extend(valid_keys(session, name, page.access_key_metadata()));
-            match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
-                Next::Page(next) => marker = Some(next),
-                Next::Done => break,
-                Next::Stuck => {
-                    malformed(
-                        session,
-                        "iam:ListAccessKeys",
-                        format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
-                    );
-                    break;
-                }
-            }
-        }
+        let ListedKeys { keys, deleted, .. } = list_access_keys(session, name).await;
         let last_used = futures::future::join_all(
             keys.iter()
                 .map(|k| last_used(session, k.access_key_id().unwrap_or_default())),
@@ -609,6 +568,66 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
         },
     )
     .await
+}
+
+/// One user's access keys as ListAccessKeys gave them.
+pub(crate) struct ListedKeys {
+    /// The keys read (all of them unless `failed`).
+    pub keys: Vec<aws_sdk_iam::types::AccessKeyMetadata>,
+    /// The user was deleted during the audit (noted in the accounts report).
+    pub deleted: bool,
+    /// A call failed (recorded as a failure of the IAM part); `keys` holds the pages read before.
+    pub failed: bool,
+}
+
+/// Every key of one user: ListAccessKeys, every page (IAM allows two keys, but paginate as the API says).
+pub(crate) async fn list_access_keys(session: &Session, name: &str) -> ListedKeys {
+    let mut listed = ListedKeys {
+        keys: Vec::new(),
+        deleted: false,
+        failed: false,
+    };
+    let mut marker: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let r = session
+            .iam()
+            .call_unless_deleted("iam:ListAccessKeys", &format!("user {name}"), |c, o| {
+                c.list_access_keys()
+                    .user_name(name)
+                    .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await;
+        let page = match r {
+            Ok(Some(page)) => page,
+            Ok(None) => {
+                listed.deleted = true;
+                break;
+            }
+            Err(_) => {
+                listed.failed = true;
+                break;
+            }
+        };
+        listed
+            .keys
+            .extend(valid_keys(session, name, page.access_key_metadata()));
+        match next_page(page.is_truncated(), page.marker(), marker.as_deref()) {
+            Next::Page(next) => marker = Some(next),
+            Next::Done => break,
+            Next::Stuck => {
+                malformed(
+                    session,
+                    "iam:ListAccessKeys",
+                    format!("IsTruncated is true but no new Marker was returned for user {name}; the user's remaining keys were not listed"),
+                );
+                break;
+            }
+        }
+    }
+    listed
 }
 
 /// ListMFADevices: the user's strongest MFA and its device count; `(Unknown, None)` when it failed

@@ -272,7 +272,6 @@ pub type CloudTrailApi<'s> =
 pub struct Session {
     account: Account,
     settings: Arc<Settings>,
-    role_arn: String,
     credentials: Arc<AccountCredentials>,
     iam: Paced<aws_sdk_iam::Client, aws_sdk_iam::config::Builder>,
     /// One CloudTrail API per configured region.
@@ -300,7 +299,6 @@ impl Session {
             _ => aws.partition(),
         };
         let role_arns = settings.role_arns(&account.id, partition);
-        let role_arn = role_arns.join(", ");
         let account_is_management = account.management;
         let credentials = Arc::new(AccountCredentials {
             sts: aws.sts().clone(),
@@ -360,7 +358,6 @@ impl Session {
         Session {
             account,
             settings,
-            role_arn,
             credentials,
             iam,
             cloudtrail,
@@ -388,11 +385,6 @@ impl Session {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    /// The ARN of the role this session assumes.
-    pub fn role_arn(&self) -> &str {
-        &self.role_arn
     }
 
     /// Assume the role, retrying throttles and transient faults but not denials.
@@ -604,12 +596,16 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
         let s = &self.session.settings;
         let f = &f;
         let tally = &self.session.tallies[self.part as usize];
-        *tally
-            .under_way
-            .lock()
-            .expect("under way")
-            .entry(action.to_string())
-            .or_default() += 1;
+        {
+            // A call per account action, thousands a run: allocate the name only the first time.
+            let mut under_way = tally.under_way.lock().expect("under way");
+            match under_way.get_mut(action) {
+                Some(n) => *n += 1,
+                None => {
+                    under_way.insert(action.to_string(), 1);
+                }
+            }
+        }
         let r = retry_step(s.initial_backoff, s.max_backoff, OUTER_ROUNDS, || {
             self.send_fresh(f)
         })
