@@ -39,6 +39,7 @@ pub fn unaudited_row(account: &Account, status: AuditStatus, error: String) -> A
         flag_counts: [0; 9],
         events_other_sources: 0,
         role_used: String::new(),
+        ou_path: account.ou_path().to_string(),
     }
 }
 
@@ -168,6 +169,7 @@ async fn audit_watched(
         flag_counts: sink.flag_counts(),
         events_other_sources: sink.other_sources(),
         role_used: session.role_used(),
+        ou_path: account.ou_path().to_string(),
     };
     sink.send(Record::Account(row.clone())).await;
     row

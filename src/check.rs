@@ -101,7 +101,7 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
 /// Check every ACTIVE account, or only `only` (an account id). Rows come back in account order.
 pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<CheckRow>, AuditError> {
     let aws = Aws::connect(&settings).await?;
-    let accounts = match org::list_accounts(&aws.organizations()).await {
+    let accounts = match org::list_accounts(&aws.organizations(), settings.max_pages).await {
         Ok(all) => match &only {
             Some(id) => match all.into_iter().find(|a| &a.id == id) {
                 Some(a) => vec![a],
@@ -126,9 +126,10 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
                     status: "UNKNOWN".into(),
                     management: false,
                     partition: String::new(),
+                    place: None,
                 }]
             }
-            None => return Err(AuditError::ListAccounts { failure: f }),
+            None => return Err(AuditError::ListAccounts { failure: f.failure }),
         },
     };
     let settings = Arc::new(settings);

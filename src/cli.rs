@@ -237,6 +237,17 @@ pub struct AuditArgs {
     /// Never audit these accounts (ids or name globs); wins over --include-accounts
     #[arg(long, value_name = "ID|GLOB,...", value_delimiter = ',')]
     pub exclude_accounts: Option<Vec<String>>,
+    /// Audit only the accounts under these OUs, and the OUs below them: OU or root ids (ou-…, r-…) or
+    /// globs over the OU path, comma-separated (e.g. 'Root/Workloads/Prod,ou-ab12-34cd56ef'); adds to
+    /// --include-accounts
+    #[arg(long, value_name = "ID|PATH,...", value_delimiter = ',')]
+    pub include_ous: Option<Vec<String>>,
+    /// Never audit the accounts under these OUs (ids or path globs); wins over the includes
+    #[arg(long, value_name = "ID|PATH,...", value_delimiter = ',')]
+    pub exclude_ous: Option<Vec<String>>,
+    /// Do not read the OU tree: the accounts report's ou_path stays empty and the OU filters are refused
+    #[arg(long)]
+    pub no_ou_paths: bool,
     /// The reports' format: csv, or jsonl (one JSON object per row, the same fields) [default: csv]
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"])]
     pub format: Option<String>,
@@ -303,6 +314,9 @@ impl AuditArgs {
             format: self.format.clone(),
             include_accounts: self.include_accounts.clone(),
             exclude_accounts: self.exclude_accounts.clone(),
+            include_ous: self.include_ous.clone(),
+            exclude_ous: self.exclude_ous.clone(),
+            ou_paths: self.no_ou_paths.then_some(false),
             unused_days: self.unused_days,
             key_max_age_days: self.key_max_age_days,
             shutdown_grace_secs: self.shutdown_grace_secs,

@@ -7,7 +7,7 @@
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_smithy_types::DateTime as SmithyTime;
 
-use crate::pages::{next_page, Next, MAX_PAGES};
+use crate::pages::{next_page, page_limit, Next};
 use crate::report::{EventRow, Record, Sink};
 use crate::retry::{is_denied, Failure};
 use crate::session::{utc, CloudTrailApi, Part, Session};
@@ -46,7 +46,15 @@ async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudT
             .build()
             .expect("key and value are set");
         let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        for page_no in 0.. {
+            if page_no == s.max_pages {
+                session.fail(
+                    Part::CloudTrail,
+                    &action,
+                    &page_limit(&format!("LookupEvents for {name}"), s.max_pages),
+                );
+                continue 'names;
+            }
             let r = api
                 .call(&action, |c, o| {
                     c.lookup_events()

@@ -62,6 +62,16 @@ pub struct Config {
     pub include_accounts: Option<Vec<String>>,
     /// Never audit these accounts (ids or name globs); wins over `include_accounts`.
     pub exclude_accounts: Option<Vec<String>>,
+    /// Audit only the accounts under these OUs: OU or root ids (`ou-…`, `r-…`), or globs over the OU path
+    /// (`Root/Workloads/Prod`); an entry covers the OU and every OU below it.
+    pub include_ous: Option<Vec<String>>,
+    /// Never audit the accounts under these OUs (ids or path globs); wins over the includes.
+    pub exclude_ous: Option<Vec<String>>,
+    /// Read the OU tree (ListRoots, ListOrganizationalUnitsForParent, ListAccountsForParent) for the
+    /// accounts report's `ou_path` (default true). The OU filters need it.
+    pub ou_paths: Option<bool>,
+    /// Pages read at most from one listing before it is reported as `PageLimit` (file-only).
+    pub max_pages: Option<usize>,
     /// ExternalId passed to AssumeRole, when the role's trust policy requires one.
     pub external_id: Option<String>,
     /// Session name of the assumed-role sessions, as it shows in the member accounts' CloudTrail.
@@ -158,6 +168,10 @@ impl Config {
             format,
             include_accounts,
             exclude_accounts,
+            include_ous,
+            exclude_ous,
+            ou_paths,
+            max_pages,
             external_id,
             session_name,
             session_duration_secs,
@@ -233,6 +247,13 @@ pub struct Settings {
     /// Account filters: ids or name globs. An empty include list includes every account.
     pub include_accounts: Vec<String>,
     pub exclude_accounts: Vec<String>,
+    /// OU filters: OU or root ids, or globs over the OU path. Each entry covers the OUs below it.
+    pub include_ous: Vec<String>,
+    pub exclude_ous: Vec<String>,
+    /// Read the OU tree for `ou_path` and the OU filters.
+    pub ou_paths: bool,
+    /// Pages read at most from one listing.
+    pub max_pages: usize,
     pub external_id: Option<String>,
     pub session_name: String,
     pub session_duration: Duration,
@@ -476,6 +497,21 @@ impl Settings {
                 "must not be smaller than initial_backoff_ms",
             ));
         }
+        let include_ous = c.include_ous.unwrap_or_default();
+        let exclude_ous = c.exclude_ous.unwrap_or_default();
+        let ou_paths = c.ou_paths.unwrap_or(true);
+        for (key, list) in [("include_ous", &include_ous), ("exclude_ous", &exclude_ous)] {
+            if list.iter().any(|e| e.trim().is_empty()) {
+                return Err(invalid(key, "entries must not be empty"));
+            }
+        }
+        let ou_filters = !include_ous.is_empty() || !exclude_ous.is_empty();
+        if !ou_paths && ou_filters {
+            return Err(invalid(
+                "ou_paths",
+                "the OU filters (include_ous, exclude_ous) need the OU tree: drop --no-ou-paths (ou_paths = false) or filter by account",
+            ));
+        }
         Ok(Settings {
             profile: c.profile.filter(|p| !p.is_empty()),
             role,
@@ -483,6 +519,10 @@ impl Settings {
             management_as_caller: c.management_as_caller.unwrap_or(true),
             include_accounts: c.include_accounts.unwrap_or_default(),
             exclude_accounts: c.exclude_accounts.unwrap_or_default(),
+            include_ous,
+            exclude_ous,
+            ou_paths,
+            max_pages: positive("max_pages", c.max_pages, 100_000)?,
             format: match c.format.as_deref() {
                 None | Some("csv") => Format::Csv,
                 Some("jsonl") => Format::Jsonl,
@@ -551,24 +591,8 @@ impl Settings {
     }
 }
 
-/// Whether an account is selected by the filters: an id equals a 12-digit entry, a name matches a glob
-/// (`*` any run of characters, `?` one). Excludes win.
-pub fn account_selected(settings: &Settings, id: &str, name: &str) -> bool {
-    let hit = |entries: &[String]| {
-        entries.iter().any(|e| {
-            if e.len() == 12 && e.chars().all(|c| c.is_ascii_digit()) {
-                e == id
-            } else {
-                glob(e, name)
-            }
-        })
-    };
-    (settings.include_accounts.is_empty() || hit(&settings.include_accounts))
-        && !hit(&settings.exclude_accounts)
-}
-
 /// `*` and `?` glob, case-sensitive, over characters.
-fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
@@ -666,22 +690,34 @@ mod tests {
     }
 
     #[test]
-    fn account_filters_by_id_and_name_glob() {
-        let with = |inc: &[&str], exc: &[&str]| {
-            let mut s = Settings::resolve(base(), now()).unwrap();
-            s.include_accounts = inc.iter().map(|x| x.to_string()).collect();
-            s.exclude_accounts = exc.iter().map(|x| x.to_string()).collect();
-            s
-        };
-        let s = with(&[], &[]);
-        assert!(account_selected(&s, "111111111111", "anything"));
-        let s = with(&["prod-*", "222222222222"], &["prod-legacy?"]);
-        assert!(account_selected(&s, "111111111111", "prod-eu"));
-        assert!(account_selected(&s, "222222222222", "dev"));
-        assert!(!account_selected(&s, "333333333333", "dev"));
-        assert!(!account_selected(&s, "444444444444", "prod-legacy1"));
-        assert!(account_selected(&s, "444444444444", "prod-legacy12"));
+    fn glob_matches_star_and_question_mark() {
         assert!(glob("*a*b?", "xxaYYbZ") && !glob("a*", "ba") && glob("*", ""));
+        assert!(glob("prod-legacy?", "prod-legacy1") && !glob("prod-legacy?", "prod-legacy12"));
+    }
+
+    #[test]
+    fn ou_filters_need_the_ou_tree() {
+        let c = Config {
+            include_ous: Some(vec!["Root/Prod".into()]),
+            ou_paths: Some(false),
+            ..base()
+        };
+        let e = Settings::resolve(c, now()).unwrap_err().to_string();
+        assert_eq!(e, "ou_paths: the OU filters (include_ous, exclude_ous) need the OU tree: drop --no-ou-paths (ou_paths = false) or filter by account");
+        let c = Config {
+            exclude_ous: Some(vec![" ".into()]),
+            ..base()
+        };
+        let e = Settings::resolve(c, now()).unwrap_err().to_string();
+        assert_eq!(e, "exclude_ous: entries must not be empty");
+        let s = Settings::resolve(base(), now()).unwrap();
+        assert!(s.ou_paths && s.max_pages == 100_000);
+        let c = Config {
+            max_pages: Some(0),
+            ..base()
+        };
+        let e = Settings::resolve(c, now()).unwrap_err().to_string();
+        assert_eq!(e, "max_pages: must be greater than 0, got 0");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::config::Strategy;
-use crate::pages::{next_page, Next, MAX_PAGES};
+use crate::pages::{next_page, page_limit, Next};
 use crate::report::{KeyRow, LastUsed, Mfa, Password, Record, Sink, Source, UserRow, ROOT_USER};
 use crate::retry::{is_denied, Failure};
 use crate::risk::{key_flags, user_flags, Flags, KeyFacts, UserFacts};
@@ -75,10 +75,24 @@ pub(crate) fn malformed(session: &Session, action: &str, message: String) {
 pub(crate) type VirtualMfa = Result<HashMap<String, Vec<String>>, Failure>;
 
 pub(crate) async fn list_virtual_mfa(session: &Session) -> VirtualMfa {
+    let read = read_virtual_mfa(session).await;
+    if let Err(f) = &read {
+        note(
+            session,
+            "iam:ListVirtualMFADevices",
+            f,
+            "MFA types the credential report cannot tell are unknown",
+        );
+    }
+    read
+}
+
+async fn read_virtual_mfa(session: &Session) -> VirtualMfa {
     let iam = session.iam();
     let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
     let mut marker: Option<String> = None;
-    for _ in 0..MAX_PAGES {
+    let max_pages = session.settings().max_pages;
+    for _ in 0..max_pages {
         let page = iam
             .try_call("iam:ListVirtualMFADevices", |c, o| {
                 c.list_virtual_mfa_devices()
@@ -88,19 +102,7 @@ pub(crate) async fn list_virtual_mfa(session: &Session) -> VirtualMfa {
                     .config_override(o)
                     .send()
             })
-            .await;
-        let page = match page {
-            Ok(p) => p,
-            Err(f) => {
-                note(
-                    session,
-                    "iam:ListVirtualMFADevices",
-                    &f,
-                    "MFA types the credential report cannot tell are unknown",
-                );
-                return Err(f);
-            }
-        };
+            .await?;
         for d in page.virtual_mfa_devices() {
             let serial = d.serial_number();
             let owner = match d.user() {
@@ -119,24 +121,14 @@ pub(crate) async fn list_virtual_mfa(session: &Session) -> VirtualMfa {
             Next::Page(next) => marker = Some(next),
             Next::Done => return Ok(by_user),
             Next::Stuck => {
-                let f = Failure::new(
+                return Err(Failure::new(
                     "MalformedResponse",
                     "ListVirtualMFADevices: IsTruncated is true but no new Marker was returned",
-                );
-                note(
-                    session,
-                    "iam:ListVirtualMFADevices",
-                    &f,
-                    "MFA types the credential report cannot tell are unknown",
-                );
-                return Err(f);
+                ))
             }
         }
     }
-    Err(Failure::new(
-        "MalformedResponse",
-        "ListVirtualMFADevices did not end",
-    ))
+    Err(page_limit("ListVirtualMFADevices", max_pages))
 }
 
 /// Record an optional action's failure in the accounts report without marking the account partial.
@@ -323,7 +315,16 @@ async fn api_inventory(
     let (access, mfa) = api_root(session, sink, summary, virtual_mfa, Source::Api).await;
     let iam = session.iam();
     let mut marker: Option<String> = None;
-    for _ in 0..MAX_PAGES {
+    let max_pages = session.settings().max_pages;
+    for page_no in 0.. {
+        if page_no == max_pages {
+            session.fail(
+                Part::Iam,
+                "iam:ListUsers",
+                &page_limit("ListUsers", max_pages),
+            );
+            break;
+        }
         let page = iam
             .call("iam:ListUsers", |c, o| {
                 c.list_users()
@@ -588,7 +589,17 @@ pub(crate) async fn list_access_keys(session: &Session, name: &str) -> ListedKey
         failed: false,
     };
     let mut marker: Option<String> = None;
-    for _ in 0..MAX_PAGES {
+    let max_pages = session.settings().max_pages;
+    for page_no in 0.. {
+        if page_no == max_pages {
+            session.fail(
+                Part::Iam,
+                "iam:ListAccessKeys",
+                &page_limit(&format!("ListAccessKeys for user {name}"), max_pages),
+            );
+            listed.failed = true;
+            break;
+        }
         let r = session
             .iam()
             .call_unless_deleted("iam:ListAccessKeys", &format!("user {name}"), |c, o| {

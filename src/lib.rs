@@ -54,6 +54,8 @@ pub enum AuditError {
     Credentials(#[from] CredentialsSetupError),
     #[error("cannot list the organization's accounts ({failure}). Run from the management account or a delegated administrator with organizations:ListAccounts (see README: Setting up the audit role)")]
     ListAccounts { failure: Failure },
+    #[error("cannot read the organization's OU tree for the OU filters ({error}). Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent (see README: Setting up the audit role), or filter by account instead")]
+    OuTree { error: org::ListingError },
     #[error(
         "cannot write the reports to {dir}: {source}. Pass --output-dir with a writable directory"
     )]
@@ -71,6 +73,7 @@ impl AuditError {
             AuditError::Credentials(CredentialsSetupError::UnknownProfile { .. }) => 2,
             AuditError::Credentials(_) => 1,
             AuditError::ListAccounts { .. } => 1,
+            AuditError::OuTree { .. } => 1,
             AuditError::Output { .. } => 1,
         }
     }
@@ -97,6 +100,43 @@ fn check_output_dir(dir: &Path) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// The organization's accounts and, unless `ou_paths` is off, where each sits in the OU tree, both read at
+/// once. The OU tree is optional: when it cannot be read the accounts keep an empty `ou_path` and the
+/// error comes back for the summary, unless an OU filter needs it.
+async fn read_organization(
+    aws: &Aws,
+    settings: &Settings,
+) -> Result<(Vec<org::Account>, Result<(), org::ListingError>), AuditError> {
+    let client = aws.organizations();
+    let tree = async {
+        if settings.ou_paths {
+            org::ou_places(&client, settings.max_pages).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (accounts, tree) = tokio::join!(org::list_accounts(&client, settings.max_pages), tree);
+    let mut accounts = accounts.map_err(|e| AuditError::ListAccounts { failure: e.failure })?;
+    match tree {
+        Ok(Some(mut places)) => {
+            for a in &mut accounts {
+                a.place = places.remove(&a.id);
+            }
+            Ok((accounts, Ok(())))
+        }
+        Ok(None) => Ok((accounts, Ok(()))),
+        Err(error) if !(settings.include_ous.is_empty() && settings.exclude_ous.is_empty()) => {
+            Err(AuditError::OuTree { error })
+        }
+        Err(error) => {
+            tracing::warn!(
+                "cannot read the OU tree ({error}); the accounts report's ou_path stays empty. Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent, or set ou_paths = false"
+            );
+            Ok((accounts, Err(error)))
+        }
+    }
+}
+
 /// Run one audit of the whole organization and write the four reports.
 ///
 /// `shutdown` stops the run early (SIGINT, SIGTERM): accounts not yet started are reported `skipped`,
@@ -110,9 +150,7 @@ pub async fn run(
     // Credentials first: an unknown profile is a usage error and must leave nothing behind.
     let mut aws = Aws::connect(&settings).await?;
     check_output_dir(&settings.output_dir)?;
-    let accounts = org::list_accounts(&aws.organizations())
-        .await
-        .map_err(|failure| AuditError::ListAccounts { failure })?;
+    let (accounts, places) = read_organization(&aws, &settings).await?;
     aws.read_root_credentials_management().await;
 
     let output_error = |source| AuditError::Output {
@@ -144,7 +182,7 @@ pub async fn run(
     let listed = accounts.len();
     let accounts: Vec<org::Account> = accounts
         .into_iter()
-        .filter(|a| config::account_selected(&settings, &a.id, &a.name))
+        .filter(|a| a.selected(&settings))
         .collect();
     let filtered_out = (listed - accounts.len()) as u64;
     let accounts: Vec<org::Account> = accounts
@@ -162,6 +200,7 @@ pub async fn run(
         not_active: resumed.not_active,
         resumed: resumed.audited + resumed.not_active,
         filtered_out,
+        ou_paths_unread: places.err(),
         keys_file: paths.keys.clone(),
         users_file: paths.users.clone(),
         events_file: paths.events.clone(),

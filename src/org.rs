@@ -1,18 +1,30 @@
 //! The organization's accounts, from Organizations ListAccounts in the management account (or a delegated
-//! administrator). Every page is read: ListAccounts returns at most 20 accounts a page and may return an
+//! administrator), and where each sits in the OU tree (ListRoots, ListOrganizationalUnitsForParent,
+//! ListAccountsForParent). Every page is read: these APIs return at most 20 items a page and may return an
 //! empty page with a NextToken, which is not the end. Each page is retried on throttling
 //! (`TooManyRequestsException`) and transient faults beyond the SDK's own retries.
 
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
-use crate::pages::{next_page, Next, MAX_PAGES};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::config::{glob, Settings};
+use crate::pages::{next_page, Next};
 use crate::retry::{retry_step, Failure};
 
-/// ListAccounts' largest page.
-const ACCOUNTS_PAGE: i32 = 20;
+/// The Organizations listings' largest page.
+const PAGE: i32 = 20;
+
+/// Parents whose children are listed at once while walking the OU tree.
+const TREE_CONCURRENCY: usize = 4;
+
+/// Levels below a root walked at most (AWS allows five levels of OUs).
+const TREE_DEPTH: usize = 8;
 
 /// One account of the organization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Account {
     pub id: String,
     pub name: String,
@@ -23,82 +35,408 @@ pub struct Account {
     pub management: bool,
     /// The account's partition, from its ARN (`aws`, `aws-cn`, `aws-us-gov`); empty if the ARN is missing.
     pub partition: String,
+    /// Where the account sits, when the OU tree was read.
+    pub place: Option<Place>,
+}
+
+/// An account's place in the OU tree.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Place {
+    /// The names from the root down to the account's parent, joined by `/`: `Root/Workloads/Prod`.
+    pub path: String,
+    /// The ids along that path: the root's (`r-…`) then each OU's (`ou-…`).
+    pub ids: Vec<String>,
 }
 
 impl Account {
     pub fn is_active(&self) -> bool {
         self.status == "ACTIVE"
     }
+
+    /// The accounts report's `ou_path`: empty when the OU tree was not read.
+    pub fn ou_path(&self) -> &str {
+        self.place.as_ref().map_or("", |p| p.path.as_str())
+    }
+
+    /// Whether the account filters select it. An account is included when no include filter is set, or
+    /// when its id or name is in `include_accounts` or its OU is under one of `include_ous`; an exclude
+    /// filter wins over any include.
+    pub fn selected(&self, settings: &Settings) -> bool {
+        let by_account = |entries: &[String]| {
+            entries.iter().any(|e| {
+                if e.len() == 12 && e.chars().all(|c| c.is_ascii_digit()) {
+                    *e == self.id
+                } else {
+                    glob(e, &self.name)
+                }
+            })
+        };
+        let by_ou = |entries: &[String]| {
+            let Some(place) = &self.place else {
+                return false;
+            };
+            entries.iter().any(|e| {
+                if e.starts_with("ou-") || e.starts_with("r-") {
+                    place.ids.iter().any(|id| id == e)
+                } else {
+                    // The OU itself or any OU above it: `Root/Prod` covers `Root/Prod/EU`.
+                    let mut prefix = String::new();
+                    place.path.split('/').any(|name| {
+                        if !prefix.is_empty() {
+                            prefix.push('/');
+                        }
+                        prefix.push_str(name);
+                        glob(e, &prefix)
+                    })
+                }
+            })
+        };
+        let no_include = settings.include_accounts.is_empty() && settings.include_ous.is_empty();
+        let included =
+            no_include || by_account(&settings.include_accounts) || by_ou(&settings.include_ous);
+        included && !by_account(&settings.exclude_accounts) && !by_ou(&settings.exclude_ous)
+    }
+}
+
+/// A listing that failed: the action and the AWS failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingError {
+    pub action: &'static str,
+    pub failure: Failure,
+}
+
+impl std::fmt::Display for ListingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.action, self.failure)
+    }
+}
+
+/// Every item of one paginated Organizations listing. `fetch(token)` reads one page: its items and its
+/// NextToken. A service that never stops paginating ends after `max_pages` pages with `PageLimit`.
+async fn every_page<T, F, Fut>(
+    action: &'static str,
+    max_pages: usize,
+    mut fetch: F,
+) -> Result<Vec<T>, ListingError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), Failure>>,
+{
+    let fail = |failure| ListingError { action, failure };
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..max_pages {
+        let (page, next) = retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, || {
+            fetch(token.clone())
+        })
+        .await
+        .map_err(fail)?;
+        items.extend(page);
+        match next_page(next.is_some(), next.as_deref(), token.as_deref()) {
+            Next::Page(next) => token = Some(next),
+            Next::Done => return Ok(items),
+            Next::Stuck => {
+                return Err(fail(Failure::new(
+                    "MalformedResponse",
+                    "the same NextToken came back twice",
+                )))
+            }
+        }
+    }
+    Err(fail(Failure::new(
+        "PageLimit",
+        format!("the listing did not end after {max_pages} pages (max_pages)"),
+    )))
 }
 
 /// Every account of the organization, in the order Organizations lists them.
 pub async fn list_accounts(
     client: &aws_sdk_organizations::Client,
-) -> Result<Vec<Account>, Failure> {
-    let mut accounts = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let page = retry_step(
-            Duration::from_secs(1),
-            Duration::from_secs(30),
-            5,
-            || async {
-                client
-                    .list_accounts()
-                    .max_results(ACCOUNTS_PAGE)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Failure::from_sdk(&e))
-            },
-        )
-        .await?;
-        for a in page.accounts() {
-            let Some(id) = a.id() else {
-                return Err(Failure::new(
-                    "MalformedResponse",
-                    "ListAccounts returned an account without an Id",
-                ));
-            };
-            let status = a
-                .state()
-                .map(|s| s.as_str().to_string())
-                .or_else(|| a.status().map(|s| s.as_str().to_string()))
-                .unwrap_or_else(|| "UNKNOWN".to_string());
-            let management = a
-                .arn()
-                .and_then(|arn| arn.split(':').nth(4))
-                .is_some_and(|owner| owner == id);
-            let partition = a
-                .arn()
-                .and_then(|arn| arn.split(':').nth(1))
-                .unwrap_or("")
-                .to_string();
-            accounts.push(Account {
-                id: id.to_string(),
-                name: a.name().unwrap_or("").to_string(),
-                status,
-                management,
-                partition,
-            });
+    max_pages: usize,
+) -> Result<Vec<Account>, ListingError> {
+    let pages = every_page(
+        "organizations:ListAccounts",
+        max_pages,
+        |token| async move {
+            let page = client
+                .list_accounts()
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| Failure::from_sdk(&e))?;
+            let accounts = page
+                .accounts()
+                .iter()
+                .map(account)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((accounts, page.next_token))
+        },
+    )
+    .await?;
+    Ok(pages)
+}
+
+fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure> {
+    let Some(id) = a.id() else {
+        return Err(Failure::new(
+            "MalformedResponse",
+            "ListAccounts returned an account without an Id",
+        ));
+    };
+    let status = a
+        .state()
+        .map(|s| s.as_str().to_string())
+        .or_else(|| a.status().map(|s| s.as_str().to_string()))
+        .unwrap_or_else(|| "UNKNOWN".to_string());
+    let arn = a.arn().unwrap_or("");
+    Ok(Account {
+        id: id.to_string(),
+        name: a.name().unwrap_or("").to_string(),
+        status,
+        management: arn.split(':').nth(4) == Some(id),
+        partition: arn.split(':').nth(1).unwrap_or("").to_string(),
+        place: None,
+    })
+}
+
+/// Where every account sits: the OU tree walked from each root, `TREE_CONCURRENCY` parents at a time.
+/// Accounts moved during the walk may be missing (their `ou_path` is then empty).
+pub async fn ou_places(
+    client: &aws_sdk_organizations::Client,
+    max_pages: usize,
+) -> Result<HashMap<String, Place>, ListingError> {
+    let roots = every_page("organizations:ListRoots", max_pages, |token| async move {
+        let page = client
+            .list_roots()
+            .max_results(PAGE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| Failure::from_sdk(&e))?;
+        let roots = page
+            .roots()
+            .iter()
+            .map(|r| id_and_name("ListRoots", r.id(), r.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((roots, page.next_token))
+    })
+    .await?;
+    let mut places = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut level: Vec<Place> = roots
+        .into_iter()
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .map(|(id, name)| Place {
+            path: name,
+            ids: vec![id],
+        })
+        .collect();
+    for _ in 0..TREE_DEPTH {
+        if level.is_empty() {
+            break;
         }
-        match next_page(
-            page.next_token().is_some(),
-            page.next_token(),
-            token.as_deref(),
-        ) {
-            Next::Page(next) => token = Some(next),
-            Next::Done => return Ok(accounts),
-            Next::Stuck => {
-                return Err(Failure::new(
-                    "MalformedResponse",
-                    "ListAccounts returned the same NextToken twice",
-                ))
+        let read: Vec<(Place, Children)> =
+            futures::stream::iter(level.into_iter().map(|parent| async move {
+                let children = children(client, &parent, max_pages).await?;
+                Ok::<_, ListingError>((parent, children))
+            }))
+            .buffer_unordered(TREE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        level = Vec::new();
+        for (parent, (ous, accounts)) in read {
+            for id in accounts {
+                places.insert(id, parent.clone());
+            }
+            for (id, name) in ous {
+                // A cycle would be a garbled answer; never walk an OU twice.
+                if seen.insert(id.clone()) {
+                    let mut ids = parent.ids.clone();
+                    ids.push(id);
+                    level.push(Place {
+                        path: format!("{}/{name}", parent.path),
+                        ids,
+                    });
+                }
             }
         }
     }
-    Err(Failure::new(
-        "MalformedResponse",
-        format!("ListAccounts did not finish after {MAX_PAGES} pages"),
-    ))
+    Ok(places)
+}
+
+/// A root's or an OU's id and name; one without an id is a garbled answer.
+fn id_and_name(
+    listing: &str,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<(String, String), Failure> {
+    match id {
+        Some(id) if !id.is_empty() => Ok((id.to_string(), name.unwrap_or("").to_string())),
+        _ => Err(Failure::new(
+            "MalformedResponse",
+            format!("{listing} returned an entry without an Id"),
+        )),
+    }
+}
+
+/// The OUs (id, name) and the account ids directly under one parent.
+type Children = (Vec<(String, String)>, Vec<String>);
+
+async fn children(
+    client: &aws_sdk_organizations::Client,
+    parent: &Place,
+    max_pages: usize,
+) -> Result<Children, ListingError> {
+    let parent_id = parent.ids.last().map(String::as_str).unwrap_or("");
+    let ous = every_page(
+        "organizations:ListOrganizationalUnitsForParent",
+        max_pages,
+        |token| async move {
+            let page = client
+                .list_organizational_units_for_parent()
+                .parent_id(parent_id)
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| Failure::from_sdk(&e))?;
+            let ous = page
+                .organizational_units()
+                .iter()
+                .map(|ou| id_and_name("ListOrganizationalUnitsForParent", ou.id(), ou.name()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((ous, page.next_token))
+        },
+    )
+    .await?;
+    let accounts = every_page(
+        "organizations:ListAccountsForParent",
+        max_pages,
+        |token| async move {
+            let page = client
+                .list_accounts_for_parent()
+                .parent_id(parent_id)
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| Failure::from_sdk(&e))?;
+            let ids = page
+                .accounts()
+                .iter()
+                .filter_map(|a| a.id().map(str::to_string))
+                .collect();
+            Ok((ids, page.next_token))
+        },
+    )
+    .await?;
+    Ok((ous, accounts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn settings(inc: &[&str], exc: &[&str], inc_ous: &[&str], exc_ous: &[&str]) -> Settings {
+        let c = crate::Config {
+            role: Some("IAMAuditRole".into()),
+            ..Default::default()
+        };
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 5, 15, 30, 22)
+            .unwrap();
+        let mut s = Settings::resolve(c, now).unwrap();
+        let own = |l: &[&str]| l.iter().map(|x| x.to_string()).collect();
+        s.include_accounts = own(inc);
+        s.exclude_accounts = own(exc);
+        s.include_ous = own(inc_ous);
+        s.exclude_ous = own(exc_ous);
+        s
+    }
+
+    fn acct(id: &str, name: &str, path: &str, ids: &[&str]) -> Account {
+        Account {
+            id: id.into(),
+            name: name.into(),
+            status: "ACTIVE".into(),
+            place: (!path.is_empty()).then(|| Place {
+                path: path.into(),
+                ids: ids.iter().map(|x| x.to_string()).collect(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn account_filters_by_id_and_name_glob() {
+        let a = |id, name| acct(id, name, "", &[]);
+        let s = settings(&[], &[], &[], &[]);
+        assert!(a("111111111111", "anything").selected(&s));
+        let s = settings(&["prod-*", "222222222222"], &["prod-legacy?"], &[], &[]);
+        assert!(a("111111111111", "prod-eu").selected(&s));
+        assert!(a("222222222222", "dev").selected(&s));
+        assert!(!a("333333333333", "dev").selected(&s));
+        assert!(!a("444444444444", "prod-legacy1").selected(&s));
+        assert!(a("444444444444", "prod-legacy12").selected(&s));
+    }
+
+    #[test]
+    fn ou_filters_cover_the_ous_below() {
+        let eu = acct(
+            "111111111111",
+            "eu",
+            "Root/Workloads/Prod/EU",
+            &[
+                "r-ab12",
+                "ou-ab12-work0000",
+                "ou-ab12-prod0000",
+                "ou-ab12-eu000000",
+            ],
+        );
+        let dev = acct(
+            "222222222222",
+            "dev",
+            "Root/Workloads/Dev",
+            &["r-ab12", "ou-ab12-work0000", "ou-ab12-dev00000"],
+        );
+        let top = acct("333333333333", "mgmt", "Root", &["r-ab12"]);
+        let unplaced = acct("444444444444", "new", "", &[]);
+        let pick = |s: &Settings| {
+            [&eu, &dev, &top, &unplaced]
+                .iter()
+                .filter(|a| a.selected(s))
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        // By id: the OU and everything below it.
+        assert_eq!(
+            pick(&settings(&[], &[], &["ou-ab12-work0000"], &[])),
+            ["eu", "dev"]
+        );
+        // By path: the OU itself or any OU above it matches the glob.
+        assert_eq!(
+            pick(&settings(&[], &[], &["Root/Workloads/Prod"], &[])),
+            ["eu"]
+        );
+        assert_eq!(pick(&settings(&[], &[], &["*/Dev"], &[])), ["dev"]);
+        assert_eq!(
+            pick(&settings(&[], &[], &["Root"], &[])),
+            ["eu", "dev", "mgmt"]
+        );
+        // Includes add up; excludes win; an account outside the tree is only left out by an include.
+        assert_eq!(
+            pick(&settings(&["new"], &[], &["*/Dev"], &[])),
+            ["dev", "new"]
+        );
+        assert_eq!(
+            pick(&settings(&[], &[], &[], &["Root/Workloads"])),
+            ["mgmt", "new"]
+        );
+        assert_eq!(
+            pick(&settings(&["eu", "dev"], &[], &[], &["ou-ab12-dev00000"])),
+            ["eu"]
+        );
+    }
 }

@@ -3,8 +3,16 @@
 //! listing is done, or the service is stuck (it says there is more but gives no new token, which would
 //! otherwise loop forever or silently drop the rest).
 
-/// A bound on pages for one listing, so that a service that never stops paginating still ends.
-pub const MAX_PAGES: usize = 100_000;
+use crate::retry::Failure;
+
+/// The failure of a listing that ran out of pages: `max_pages` (the config key) bounds every listing, so
+/// that a service that never stops paginating still ends, and says so in the accounts report.
+pub fn page_limit(listing: &str, max_pages: usize) -> Failure {
+    Failure::new(
+        "PageLimit",
+        format!("{listing} did not end after {max_pages} pages (max_pages); the rest was not read"),
+    )
+}
 
 /// What a page says about the next one.
 #[derive(Debug, PartialEq, Eq)]

@@ -113,6 +113,8 @@ pub struct Summary {
     pub resumed: u64,
     /// Accounts left out by `include_accounts` / `exclude_accounts` (not in the reports).
     pub filtered_out: u64,
+    /// Why the OU tree could not be read (the accounts report's `ou_path` is then empty).
+    pub ou_paths_unread: Option<crate::org::ListingError>,
     pub users: u64,
     pub keys: u64,
     pub events: u64,
@@ -165,6 +167,12 @@ impl std::fmt::Display for Summary {
             write!(f, "; {} left out by the account filters", self.filtered_out)?;
         }
         writeln!(f)?;
+        if let Some(e) = &self.ou_paths_unread {
+            writeln!(
+                f,
+                "ou_path: not read ({e}); grant organizations:ListRoots, ListOrganizationalUnitsForParent and ListAccountsForParent, or set ou_paths = false"
+            )?;
+        }
         writeln!(
             f,
             "users: {}, access keys: {}, CloudTrail events: {}",

@@ -52,7 +52,7 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 26] = [
+pub const ACCOUNT_COLUMNS: [&str; 27] = [
     "account_id",
     "account_name",
     "account_status",
@@ -64,6 +64,8 @@ pub const ACCOUNT_COLUMNS: [&str; 26] = [
     "events",
     "error",
     "duration_s",
+    "role_used",
+    "ou_path",
     "strategy",
     "credential_report_time",
     "root_access_keys",
@@ -78,7 +80,6 @@ pub const ACCOUNT_COLUMNS: [&str; 26] = [
     "two_active_keys",
     "key_older_than_90d",
     "events_other_sources",
-    "role_used",
 ];
 
 /// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
@@ -289,6 +290,8 @@ pub struct AccountRow {
     /// The role the account was audited with, `caller` (the management account, with the caller's own
     /// credentials), or empty.
     pub role_used: String,
+    /// The account's OU path (`Root/Workloads/Prod`), empty when the OU tree was not read.
+    pub ou_path: String,
 }
 
 /// What travels from the auditors to the writer.
@@ -960,6 +963,8 @@ impl Writer {
                         &a.events.to_string(),
                         &a.error,
                         &format!("{:.3}", a.duration_s),
+                        &a.role_used,
+                        &a.ou_path,
                         a.strategy.map(Source::as_str).unwrap_or_default(),
                         &a.credential_report_time
                             .as_ref()
@@ -977,7 +982,6 @@ impl Writer {
                         &a.flag_counts[7].to_string(),
                         &a.flag_counts[8].to_string(),
                         &a.events_other_sources.to_string(),
-                        &a.role_used,
                     ],
                 )?;
                 self.written.accounts += 1;
@@ -1017,7 +1021,7 @@ mod tests {
     #[test]
     fn the_accounts_report_counts_each_flag_under_its_code() {
         let codes: Vec<&str> = crate::risk::Flag::ALL.iter().map(|f| f.code()).collect();
-        assert_eq!(&ACCOUNT_COLUMNS[15..24], codes.as_slice());
+        assert_eq!(&ACCOUNT_COLUMNS[17..26], codes.as_slice());
     }
 
     #[test]

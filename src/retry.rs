@@ -162,7 +162,7 @@ pub fn fix(action: &str, f: &Failure) -> Option<&'static str> {
     }
     match f.code.as_str() {
         "Timeout" => Some("fix: raise --account-budget-secs, or read the users with the credential report (--strategy auto)"),
-        "PageLimit" => Some("fix: the listing never ended; report it, the service kept paginating"),
+        "PageLimit" => Some("fix: if the listing really is that long, raise max_pages in the config file; otherwise the service kept paginating: report it"),
         _ => None,
     }
 }

@@ -261,9 +261,11 @@ fn verdicts_org(now: i64) -> SimOrg {
     ];
     SimOrg {
         management_account: "999999999999".into(),
+        ous: vec![],
         accounts: vec![
             SimAccount {
                 id: m.into(),
+                parent: String::new(),
                 name: "members".into(),
                 status: "ACTIVE".into(),
                 users: members,
@@ -277,6 +279,7 @@ fn verdicts_org(now: i64) -> SimOrg {
             },
             SimAccount {
                 id: "999999999999".into(),
+                parent: String::new(),
                 name: "management".into(),
                 status: "ACTIVE".into(),
                 users: vec![],

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use iam_audit::sim::{Faults, Sim, SimAccount, SimEvent, SimKey, SimOrg, SimUser};
+use iam_audit::sim::{Faults, Sim, SimAccount, SimEvent, SimKey, SimOrg, SimOu, SimUser};
 
 use crate::support::*;
 
@@ -81,6 +81,29 @@ async fn seed(endpoint: &str) -> Seeded {
         .send()
         .await
         .expect("close account");
+    // The awkward account sits two OUs down: Root/Workloads/Prod.
+    let root = org.list_roots().send().await.expect("list roots").roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let mut parent = root.clone();
+    for name in ["Workloads", "Prod"] {
+        let ou = org
+            .create_organizational_unit()
+            .parent_id(&parent)
+            .name(name)
+            .send()
+            .await
+            .expect("create OU");
+        parent = ou.organizational_unit().unwrap().id().unwrap().to_string();
+    }
+    org.move_account()
+        .account_id(&ids[0])
+        .source_parent_id(&root)
+        .destination_parent_id(&parent)
+        .send()
+        .await
+        .expect("move account");
 
     let sts = aws_sdk_sts::Client::new(&mgmt);
     let mut keys = Vec::new();
@@ -267,10 +290,27 @@ async fn seed(endpoint: &str) -> Seeded {
     let accounts: Vec<(String, String, String)> = accounts;
     let mirror = SimOrg {
         management_account: "999999999999".into(),
+        ous: vec![
+            SimOu {
+                id: "ou-sim0-workload".into(),
+                name: "Workloads".into(),
+                parent: String::new(),
+            },
+            SimOu {
+                id: "ou-sim0-prod0000".into(),
+                name: "Prod".into(),
+                parent: "ou-sim0-workload".into(),
+            },
+        ],
         accounts: accounts
             .iter()
             .map(|(id, name, status)| SimAccount {
                 id: id.clone(),
+                parent: if *id == ids[0] {
+                    "ou-sim0-prod0000".into()
+                } else {
+                    String::new()
+                },
                 name: name.clone(),
                 status: status.clone(),
                 users: mirror_users.remove(id).unwrap_or_default(),
@@ -304,8 +344,10 @@ fn shared_events(now: i64) -> SimOrg {
     };
     SimOrg {
         management_account: "000000000000".into(),
+        ous: vec![],
         accounts: vec![SimAccount {
             id: "000000000000".into(),
+            parent: String::new(),
             name: "history".into(),
             status: "ACTIVE".into(),
             users: vec![],
@@ -470,6 +512,14 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("key_older_than_90d", "0"),
                 ("events_other_sources", "0"),
                 ("role_used", if active { "IAMAuditRole" } else { "" }),
+                (
+                    "ou_path",
+                    if *id == seeded.awkward {
+                        "Root/Workloads/Prod"
+                    } else {
+                        "Root"
+                    },
+                ),
             ])
         })
         .collect();

@@ -11,8 +11,11 @@ use crate::support::*;
 /// Every action design §1 allows in an audit run.
 /// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
 /// root access).
-const ALLOWED: [&str; 13] = [
+const ALLOWED: [&str; 16] = [
     "organizations:ListAccounts",
+    "organizations:ListRoots",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:ListAccountsForParent",
     "sts:AssumeRole",
     "iam:ListUsers",
     "iam:ListAccessKeys",
@@ -178,8 +181,10 @@ async fn lookup_events_reads_every_page_with_one_attribute_in_the_window() {
     events.push(west);
     let org = SimOrg {
         management_account: "999999999999".into(),
+        ous: vec![],
         accounts: vec![SimAccount {
             id: "111111111111".into(),
+            parent: String::new(),
             name: "events".into(),
             status: "ACTIVE".into(),
             users: vec![],
@@ -1119,4 +1124,170 @@ async fn account_filters_choose_what_is_audited() {
         .calls()
         .iter()
         .any(|c| c.detail.contains(&org.accounts[1].id)));
+}
+
+// Story: the accounts report's ou_path comes from the OU tree (every page of it), and --include-ous /
+// --exclude-ous pick accounts by OU path glob or OU id, an entry covering the OUs below it; excludes win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ou_filters_and_ou_paths_follow_the_ou_tree() {
+    // 120 accounts: 24 in each of Root, Security, Workloads/Prod, Workloads/Dev and Sandbox, so every
+    // parent's accounts take two pages of 20.
+    let org = Scenario::sized(101, 120, 0, 0).generate();
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let (out, _d) = audit(
+        &sim,
+        &[
+            "--include-ous",
+            "Root/Workloads",
+            "--exclude-ous",
+            "ou-sim0-dev00000",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let want: BTreeSet<&str> = org
+        .accounts
+        .iter()
+        .filter(|a| a.parent == "ou-sim0-prod0000")
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(want.len(), 24);
+    let got: BTreeSet<&str> = out
+        .accounts
+        .iter()
+        .map(|a| a["account_id"].as_str())
+        .collect();
+    assert_eq!(got, want);
+    assert!(out
+        .accounts
+        .iter()
+        .all(|a| a["ou_path"] == "Root/Workloads/Prod" && a["audit_status"] == "audited"));
+    assert!(
+        out.stderr.contains("; 96 left out by the account filters"),
+        "{}",
+        out.stderr
+    );
+    let calls = sim.calls();
+    let count = |action: &str| calls.iter().filter(|c| c.action == action).count();
+    assert_eq!(count("organizations:ListRoots"), 1);
+    assert_eq!(
+        count("organizations:ListOrganizationalUnitsForParent"),
+        6,
+        "the root and each of the five OUs"
+    );
+    assert_eq!(
+        count("organizations:ListAccountsForParent"),
+        11,
+        "two pages for each parent holding 24 accounts, one for Workloads"
+    );
+
+    // Without filters every account gets its path, the root's own accounts `Root`.
+    let small = Scenario::sized(102, 6, 0, 0).generate();
+    let sim = Sim::start(small.clone(), Faults::default()).await.unwrap();
+    let (out, _d) = audit(&sim, &["--include-ous", "r-sim0"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let paths: BTreeMap<String, String> = out
+        .accounts
+        .iter()
+        .map(|a| (a["account_id"].clone(), a["ou_path"].clone()))
+        .collect();
+    let path_of = |parent: &str| match parent {
+        "" => "Root",
+        "ou-sim0-security" => "Root/Security",
+        "ou-sim0-prod0000" => "Root/Workloads/Prod",
+        "ou-sim0-dev00000" => "Root/Workloads/Dev",
+        "ou-sim0-sandbox0" => "Root/Sandbox",
+        other => panic!("unexpected OU {other}"),
+    };
+    let want: BTreeMap<String, String> = small
+        .accounts
+        .iter()
+        .map(|a| (a.id.clone(), path_of(&a.parent).to_string()))
+        .collect();
+    assert_eq!(paths, want);
+}
+
+// Story: a policy without the OU actions still audits every account, with an empty ou_path and a summary
+// line saying why; an OU filter cannot be honoured without them, so that run stops with exit 1 and writes
+// no report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_ou_tree_empties_ou_path_and_refuses_ou_filters() {
+    let org = Scenario::sized(103, 3, 1, 0).generate();
+    let faults = Faults {
+        deny_ou_tree: true,
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults.clone()).await.unwrap();
+    let (out, _d) = audit(&sim, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.accounts.len(), 3);
+    assert!(out
+        .accounts
+        .iter()
+        .all(|a| a["ou_path"].is_empty() && a["audit_status"] == "audited"));
+    assert!(
+        out.stderr.contains("ou_path: not read (organizations:ListRoots AccessDeniedException: You don't have permissions to access this resource.); grant organizations:ListRoots, ListOrganizationalUnitsForParent and ListAccountsForParent, or set ou_paths = false"),
+        "{}",
+        out.stderr
+    );
+
+    let sim = Sim::start(org, faults).await.unwrap();
+    let (out, _d) = audit(&sim, &["--exclude-ous", "*/Sandbox"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: cannot read the organization's OU tree for the OU filters (organizations:ListRoots AccessDeniedException: You don't have permissions to access this resource.). Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.files.is_empty(), "{:?}", out.files);
+    assert!(!sim.calls().iter().any(|c| c.action == "sts:AssumeRole"));
+}
+
+// Story: a listing that never ends (IsTruncated with a new Marker on every page) stops at max_pages, and the
+// account is partial with a PageLimit error that says what to do; the other accounts are whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_listing_stops_at_the_page_limit_and_says_so() {
+    let org = Scenario::sized(104, 2, 3, 0).generate();
+    let endless = org.accounts[0].id.clone();
+    let faults = Faults {
+        endless_users: vec![endless.clone()],
+        ..Faults::default()
+    };
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("iam-audit.toml");
+    std::fs::write(&config, "max_pages = 5\n").unwrap();
+    let (out, _d) = audit(
+        &sim,
+        &[
+            "--strategy",
+            "api",
+            "--iam-rate",
+            "200",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let accounts = by_account(&out.accounts);
+    let row = &accounts[&endless];
+    assert_eq!(
+        (row["audit_status"].as_str(), row["iam_status"].as_str()),
+        ("partial", "partial")
+    );
+    assert!(
+        row["error"].contains("PageLimit: ListUsers did not end after 5 pages (max_pages); the rest was not read (iam:ListUsers)")
+            && row["error"].contains("raise max_pages in the config file"),
+        "{}",
+        row["error"]
+    );
+    let list_users = sim
+        .calls()
+        .iter()
+        .filter(|c| c.action == "iam:ListUsers" && c.account == endless)
+        .count();
+    assert_eq!(list_users, 5);
+    assert_eq!(accounts[&org.accounts[1].id]["audit_status"], "audited");
+    assert_eq!(got_keys(&out), expected_keys(&org, &[]));
 }

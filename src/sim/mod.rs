@@ -85,7 +85,21 @@ pub struct SimAccount {
     pub users: Vec<SimUser>,
     pub events: Vec<SimEvent>,
     pub root: SimRoot,
+    /// The id of the OU the account sits in; empty: directly under the root.
+    pub parent: String,
 }
+
+/// One organizational unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOu {
+    pub id: String,
+    pub name: String,
+    /// The parent OU's id; empty: the root.
+    pub parent: String,
+}
+
+/// The root of every simulated organization.
+pub const ROOT_ID: &str = "r-sim0";
 
 /// Faults and quotas of the simulated AWS.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -148,6 +162,11 @@ pub struct Faults {
     /// Users listed (ListUsers, the credential report) but deleted before their other calls: those answer
     /// NoSuchEntity, as when a user is deleted during the audit.
     pub vanished_users: Vec<String>,
+    /// Organizations ListRoots, ListOrganizationalUnitsForParent and ListAccountsForParent answer
+    /// AccessDeniedException (a policy without the OU actions).
+    pub deny_ou_tree: bool,
+    /// Accounts whose ListUsers never stops paginating: every page says IsTruncated with a new Marker.
+    pub endless_users: Vec<String>,
     /// Regions whose requests are accepted and never answered (a black hole: a proxy dropping packets, a
     /// region that hangs).
     pub black_hole_regions: Vec<String>,
@@ -185,6 +204,8 @@ impl Default for Faults {
             black_hole_regions: Vec::new(),
             account_roles: Default::default(),
             vanished_users: Vec::new(),
+            deny_ou_tree: false,
+            endless_users: Vec::new(),
         }
     }
 }
@@ -194,6 +215,37 @@ impl Default for Faults {
 pub struct SimOrg {
     pub management_account: String,
     pub accounts: Vec<SimAccount>,
+    /// The OU tree below the root (`ROOT_ID`, named `Root`).
+    pub ous: Vec<SimOu>,
+}
+
+/// The OU tree of generated organizations: Security, Workloads/{Prod, Dev}, Sandbox. Generated accounts
+/// go round-robin into the root and the four OUs without children.
+pub fn generated_ous() -> Vec<SimOu> {
+    let ou = |id: &str, name: &str, parent: &str| SimOu {
+        id: id.into(),
+        name: name.into(),
+        parent: parent.into(),
+    };
+    vec![
+        ou("ou-sim0-security", "Security", ""),
+        ou("ou-sim0-workload", "Workloads", ""),
+        ou("ou-sim0-prod0000", "Prod", "ou-sim0-workload"),
+        ou("ou-sim0-dev00000", "Dev", "ou-sim0-workload"),
+        ou("ou-sim0-sandbox0", "Sandbox", ""),
+    ]
+}
+
+/// The OU a generated account sits in (empty: the root).
+fn generated_parent(n: usize) -> String {
+    [
+        "",
+        "ou-sim0-security",
+        "ou-sim0-prod0000",
+        "ou-sim0-dev00000",
+        "ou-sim0-sandbox0",
+    ][n % 5]
+        .to_string()
 }
 
 /// A generated organization: sizes and a seed. Same scenario, same organization.
@@ -412,12 +464,14 @@ impl Scenario {
                     users: if suspended { vec![] } else { users },
                     events: if suspended { vec![] } else { events },
                     root,
+                    parent: generated_parent(n),
                 }
             })
             .collect();
         SimOrg {
             management_account: "999999999999".into(),
             accounts,
+            ous: generated_ous(),
         }
     }
 }

@@ -581,6 +581,10 @@ async fn serve(
     }
     match (ctx.service, ctx.action.as_str()) {
         ("organizations", "ListAccounts") => list_accounts(state, ctx, body),
+        (
+            "organizations",
+            "ListRoots" | "ListOrganizationalUnitsForParent" | "ListAccountsForParent",
+        ) => ou_tree(state, ctx, body),
         ("sts", "AssumeRole") => assume_role(state, ctx, params),
         ("iam", _) => {
             let (rate, burst) = if f.throttled_accounts.contains(&ctx.account) {
@@ -699,6 +703,78 @@ fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
             format!("p{end}")
         };
         out["NextToken"] = Value::String(next);
+    }
+    ok(json_ok(out))
+}
+
+/// ListRoots, ListOrganizationalUnitsForParent and ListAccountsForParent over the OU tree, 20 at most a
+/// page (tokens "pN": the page from N).
+fn ou_tree(state: &State, ctx: &Ctx, body: &Value) -> Answer {
+    let refuse = |status, code: &str, message: &str| {
+        Ok((error(ctx, status, code, message), code.to_string()))
+    };
+    if state.faults.deny_list_accounts || state.faults.deny_ou_tree {
+        return refuse(
+            400,
+            "AccessDeniedException",
+            "You don't have permissions to access this resource.",
+        );
+    }
+    let max = body.get("MaxResults").and_then(Value::as_u64).unwrap_or(20);
+    if !(1..=20).contains(&max) {
+        return refuse(
+            400,
+            "InvalidInputException",
+            "MaxResults must be between 1 and 20",
+        );
+    }
+    let parent = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
+    let org = &state.org;
+    let known = parent == super::ROOT_ID || org.ous.iter().any(|o| o.id == parent);
+    // The root's children have an empty parent in the model.
+    let under = |p: &str| {
+        if parent == super::ROOT_ID {
+            p.is_empty()
+        } else {
+            p == parent
+        }
+    };
+    let (key, items): (&str, Vec<Value>) = match ctx.action.as_str() {
+        "ListRoots" => (
+            "Roots",
+            vec![json!({"Id": super::ROOT_ID, "Arn": format!("arn:aws:organizations::{}:root/o-sim/{}", org.management_account, super::ROOT_ID), "Name": "Root", "PolicyTypes": []})],
+        ),
+        _ if !known => {
+            return refuse(400, "ParentNotFoundException", "We can't find a root or OU with the ParentId that you specified.")
+        }
+        "ListOrganizationalUnitsForParent" => (
+            "OrganizationalUnits",
+            org.ous
+                .iter()
+                .filter(|o| under(&o.parent))
+                .map(|o| json!({"Id": o.id, "Arn": format!("arn:aws:organizations::{}:ou/o-sim/{}", org.management_account, o.id), "Name": o.name}))
+                .collect(),
+        ),
+        _ => (
+            "Accounts",
+            org.accounts
+                .iter()
+                .filter(|a| under(&a.parent))
+                .map(|a| json!({"Id": a.id, "Name": a.name, "Status": a.status, "State": a.status}))
+                .collect(),
+        ),
+    };
+    let start = match body.get("NextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(t) => match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n <= items.len() => n,
+            _ => return refuse(400, "InvalidInputException", "The NextToken is not valid"),
+        },
+    };
+    let end = (start + max as usize).min(items.len());
+    let mut out = json!({ key: items[start..end].to_vec() });
+    if end < items.len() {
+        out["NextToken"] = Value::String(format!("p{end}"));
     }
     ok(json_ok(out))
 }
@@ -976,6 +1052,9 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             xml.push_str("</Users>");
             if end < acct.users.len() {
                 xml.push_str(&format!("<IsTruncated>true</IsTruncated><Marker>u{end}</Marker>"));
+            } else if state.faults.endless_users.contains(&acct.id) {
+                // A listing that never ends: empty pages, each with a new Marker.
+                xml.push_str(&format!("<IsTruncated>true</IsTruncated><Marker>u{}</Marker>", start.max(end) + 1));
             } else {
                 xml.push_str("<IsTruncated>false</IsTruncated>");
             }
