@@ -637,12 +637,6 @@ pub async fn audit(args: AuditArgs) -> i32 {
     let mut now = chrono::Utc::now();
     let mut resume_stamp = None;
     if let Some(dir) = &args.resume {
-        if config.format.as_deref() == Some("jsonl") {
-            eprintln!(
-                "error: --resume continues CSV runs; a jsonl run cannot be resumed (run it again)"
-            );
-            return 2;
-        }
         if let Some(out) = &config.output_dir {
             let same = match (std::fs::canonicalize(out), std::fs::canonicalize(dir)) {
                 (Ok(a), Ok(b)) => a == b,
@@ -659,13 +653,27 @@ pub async fn audit(args: AuditArgs) -> i32 {
         }
         config.output_dir = Some(dir.clone());
         match iam_audit::report::latest_run(dir) {
-            Ok(Some((stamp, _))) => {
+            Ok(Some((stamp, format, paths))) => {
+                // The run is continued in its own format.
+                let found = match format {
+                    iam_audit::config::Format::Csv => "csv",
+                    iam_audit::config::Format::Jsonl => "jsonl",
+                };
+                if config.format.as_deref().is_some_and(|f| f != found) {
+                    eprintln!(
+                        "error: --resume {}: the run to resume ({}) was written as {found}; pass --format {found} or leave --format out",
+                        dir.display(),
+                        paths.accounts.display()
+                    );
+                    return 2;
+                }
+                config.format = Some(found.to_string());
                 now = iam_audit::report::stamp_time(&stamp).unwrap_or(now);
                 resume_stamp = Some(stamp);
             }
             Ok(None) => {
                 eprintln!(
-                    "error: --resume {}: no run of iam-audit to resume there (no accounts_<stamp>.csv with its three sibling reports)",
+                    "error: --resume {}: no run of iam-audit to resume there (no accounts_<stamp>.csv or .jsonl with its three sibling reports)",
                     dir.display()
                 );
                 return 2;

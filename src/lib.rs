@@ -161,10 +161,16 @@ pub async fn run(
     // again; every row of the others is removed, to be written again.
     let (writer, paths, resumed) = match &settings.resume_stamp {
         Some(stamp) => {
-            let paths = report::OutputPaths::new(&settings.output_dir, stamp);
-            let resumed = report::prepare_resume(&paths).map_err(output_error)?;
-            let writer = Writer::open_append(&paths, settings.values, settings.escape_formulas)
-                .map_err(output_error)?;
+            let paths =
+                report::OutputPaths::with_format(&settings.output_dir, stamp, settings.format);
+            let resumed = report::prepare_resume(&paths, settings.format).map_err(output_error)?;
+            let writer = Writer::open_append(
+                &paths,
+                settings.format,
+                settings.values,
+                settings.escape_formulas,
+            )
+            .map_err(output_error)?;
             (writer, paths, resumed)
         }
         None => {

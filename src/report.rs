@@ -520,38 +520,40 @@ pub fn stamp_time(stamp: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// The latest run in `dir`: the stamp of its newest accounts report whose four files are there (never a
-/// symlink), or `None`.
-pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, OutputPaths)>> {
-    let mut stamps: Vec<String> = Vec::new();
+/// The latest run in `dir`: the stamp and format of its newest accounts report (CSV or JSON lines) whose
+/// four files are there (never a symlink), or `None`.
+pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+    let mut stamps: Vec<(String, Format)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_symlink() {
             continue;
         }
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(stamp) = name
-            .strip_prefix("accounts_")
-            .and_then(|n| n.strip_suffix(".csv"))
-        {
-            if stamp_time(stamp).is_some() {
-                stamps.push(stamp.to_string());
+        let Some(rest) = name.strip_prefix("accounts_") else {
+            continue;
+        };
+        for (ext, format) in [(".csv", Format::Csv), (".jsonl", Format::Jsonl)] {
+            if let Some(stamp) = rest.strip_suffix(ext) {
+                if stamp_time(stamp).is_some() {
+                    stamps.push((stamp.to_string(), format));
+                }
             }
         }
     }
     // Newest first: by time, then by suffix number.
-    stamps.sort_by_key(|s| {
+    stamps.sort_by_key(|(s, _)| {
         let n: u32 = s.get(16..).and_then(|n| n.parse().ok()).unwrap_or(1);
         (s.get(..15).unwrap_or("").to_string(), n)
     });
-    for stamp in stamps.into_iter().rev() {
-        let paths = OutputPaths::new(dir, &stamp);
+    for (stamp, format) in stamps.into_iter().rev() {
+        let paths = OutputPaths::with_format(dir, &stamp, format);
         let all = [&paths.keys, &paths.users, &paths.events, &paths.accounts];
         if all
             .iter()
             .all(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
         {
-            return Ok(Some((stamp, paths)));
+            return Ok(Some((stamp, format, paths)));
         }
     }
     Ok(None)
@@ -570,78 +572,136 @@ pub struct Resumed {
 /// keep their rows; every row of the others (`partial`, `skipped`, or no row at all) is removed from the
 /// four files, to be written again when they are audited again. A row torn by a kill is dropped. Each file
 /// is rewritten into a new private file and renamed over the old one.
-pub fn prepare_resume(paths: &OutputPaths) -> std::io::Result<Resumed> {
-    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+pub fn prepare_resume(paths: &OutputPaths, format: Format) -> std::io::Result<Resumed> {
     let mut resumed = Resumed::default();
-    {
-        let mut r = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_path(&paths.accounts)
-            .map_err(|e| invalid(format!("{}: {e}", paths.accounts.display())))?;
-        let header = r.headers().map_err(|e| invalid(e.to_string()))?.clone();
-        let (id, status) = (
-            header.iter().position(|h| h == "account_id"),
-            header.iter().position(|h| h == "audit_status"),
-        );
-        let (Some(id), Some(status)) = (id, status) else {
-            return Err(invalid(format!(
-                "{} is not an accounts report of iam-audit",
-                paths.accounts.display()
-            )));
-        };
-        for rec in r.records() {
-            let Ok(rec) = rec else { continue };
-            if rec.len() != header.len() {
-                continue;
-            }
-            match rec.get(status) {
-                Some("audited") => resumed.audited += 1,
-                Some("not_active") => resumed.not_active += 1,
-                _ => continue,
-            }
-            resumed.done.insert(rec.get(id).unwrap_or("").to_string());
+    for row in read_rows(&paths.accounts, format, &["account_id", "audit_status"])? {
+        match row[1].as_str() {
+            "audited" => resumed.audited += 1,
+            "not_active" => resumed.not_active += 1,
+            _ => continue,
         }
+        resumed.done.insert(row[0].clone());
     }
     for path in [&paths.keys, &paths.users, &paths.events, &paths.accounts] {
-        keep_rows(path, &resumed.done)?;
+        keep_rows(path, format, &resumed.done)?;
     }
     Ok(resumed)
 }
 
-/// Rewrite one report keeping its header and the complete rows of the `done` accounts.
-fn keep_rows(path: &Path, done: &std::collections::HashSet<String>) -> std::io::Result<()> {
-    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+fn invalid_data(m: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, m)
+}
+
+/// A CSV report opened for reading (rows of any length: a torn last row is read, to be dropped), and its
+/// header.
+fn csv_report(path: &Path) -> std::io::Result<(csv::Reader<File>, csv::StringRecord)> {
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
-        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-    let header = r.headers().map_err(|e| invalid(e.to_string()))?.clone();
-    let id = header
-        .iter()
-        .position(|h| h == "account_id")
-        .ok_or_else(|| invalid(format!("{} has no account_id column", path.display())))?;
+        .map_err(|e| invalid_data(format!("{}: {e}", path.display())))?;
+    let header = r
+        .headers()
+        .map_err(|e| invalid_data(e.to_string()))?
+        .clone();
+    Ok((r, header))
+}
+
+/// The `fields` of every complete row of a report (a row torn by a kill is left out).
+fn read_rows(path: &Path, format: Format, fields: &[&str]) -> std::io::Result<Vec<Vec<String>>> {
+    let mut rows = Vec::new();
+    match format {
+        Format::Csv => {
+            let (mut r, header) = csv_report(path)?;
+            let at: Vec<usize> = fields
+                .iter()
+                .map(|f| header.iter().position(|h| h == *f))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    invalid_data(format!(
+                        "{} is not a report of iam-audit (no {} column)",
+                        path.display(),
+                        fields.join(", ")
+                    ))
+                })?;
+            for rec in r.records() {
+                let Ok(rec) = rec else { continue };
+                if rec.len() == header.len() {
+                    rows.push(at.iter().map(|&i| rec[i].to_string()).collect());
+                }
+            }
+        }
+        Format::Jsonl => {
+            for line in std::fs::read_to_string(path)?.lines() {
+                let Ok(serde_json::Value::Object(row)) = serde_json::from_str(line) else {
+                    continue;
+                };
+                let cells: Option<Vec<String>> = fields
+                    .iter()
+                    .map(|f| row.get(*f).and_then(|v| v.as_str()).map(str::to_string))
+                    .collect();
+                rows.extend(cells);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Rewrite one report keeping its header and the complete rows of the `done` accounts.
+fn keep_rows(
+    path: &Path,
+    format: Format,
+    done: &std::collections::HashSet<String>,
+) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.resume",
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
     let _ = std::fs::remove_file(&tmp);
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(BufWriter::new(create_private(&tmp)?));
-    w.write_record(&header)?;
-    for rec in r.records() {
-        let Ok(rec) = rec else { continue };
-        if rec.len() == header.len() && rec.get(id).is_some_and(|a| done.contains(a)) {
-            w.write_record(&rec)?;
+    match format {
+        Format::Csv => {
+            let (mut r, header) = csv_report(path)?;
+            let id = header
+                .iter()
+                .position(|h| h == "account_id")
+                .ok_or_else(|| {
+                    invalid_data(format!("{} has no account_id column", path.display()))
+                })?;
+            let mut w = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(BufWriter::new(create_private(&tmp)?));
+            w.write_record(&header)?;
+            for rec in r.records() {
+                let Ok(rec) = rec else { continue };
+                if rec.len() == header.len() && rec.get(id).is_some_and(|a| done.contains(a)) {
+                    w.write_record(&rec)?;
+                }
+            }
+            w.flush()?;
+        }
+        Format::Jsonl => {
+            use std::io::Write;
+            let mut w = BufWriter::new(create_private(&tmp)?);
+            for line in std::fs::read_to_string(path)?.lines() {
+                let keep = match serde_json::from_str(line) {
+                    Ok(serde_json::Value::Object(row)) => row
+                        .get("account_id")
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|a| done.contains(a)),
+                    _ => false,
+                };
+                if keep {
+                    w.write_all(line.as_bytes())?;
+                    w.write_all(b"\n")?;
+                }
+            }
+            w.flush()?;
         }
     }
-    w.flush()?;
-    drop(w);
     std::fs::rename(&tmp, path)
 }
 
 /// Open an existing report to append to it (never through a symlink).
-fn append(path: &Path, columns: &'static [&'static str]) -> std::io::Result<Out> {
+fn append(path: &Path, format: Format, columns: &'static [&'static str]) -> std::io::Result<Out> {
     let mut options = std::fs::OpenOptions::new();
     options.append(true);
     #[cfg(unix)]
@@ -650,7 +710,7 @@ fn append(path: &Path, columns: &'static [&'static str]) -> std::io::Result<Out>
         options.custom_flags(libc::O_NOFOLLOW);
     }
     let file = options.open(path)?;
-    Ok(Out::new(file, Format::Csv, columns))
+    Ok(Out::new(file, format, columns))
 }
 
 /// The one owner of the four report files.
@@ -763,14 +823,15 @@ impl Writer {
     /// Continue a run's four files (prepared by `prepare_resume`): rows are appended after theirs.
     pub fn open_append(
         paths: &OutputPaths,
+        format: Format,
         values: Values,
         escape: bool,
     ) -> std::io::Result<Writer> {
         Ok(Writer {
-            keys: append(&paths.keys, &KEY_COLUMNS)?,
-            users: append(&paths.users, &USER_COLUMNS)?,
-            events: append(&paths.events, &EVENT_COLUMNS)?,
-            accounts: append(&paths.accounts, &ACCOUNT_COLUMNS)?,
+            keys: append(&paths.keys, format, &KEY_COLUMNS)?,
+            users: append(&paths.users, format, &USER_COLUMNS)?,
+            events: append(&paths.events, format, &EVENT_COLUMNS)?,
+            accounts: append(&paths.accounts, format, &ACCOUNT_COLUMNS)?,
             values,
             escape,
             written: Written::default(),
@@ -1046,6 +1107,60 @@ mod tests {
             latest_run(dir.path()).unwrap().unwrap().0,
             "20260305_153022"
         );
+        // A newer JSON-lines run is the latest, and is resumed as JSON lines.
+        Writer::create_new(
+            dir.path(),
+            "20260306_000000",
+            Format::Jsonl,
+            Values::English,
+            true,
+        )
+        .unwrap();
+        let (stamp, format, paths) = latest_run(dir.path()).unwrap().unwrap();
+        assert_eq!((stamp.as_str(), format), ("20260306_000000", Format::Jsonl));
+        assert!(paths.accounts.ends_with("accounts_20260306_000000.jsonl"));
+    }
+
+    #[test]
+    fn a_jsonl_resume_keeps_the_done_accounts_rows_and_drops_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, paths) = Writer::create_new(
+            dir.path(),
+            "20260306_000000",
+            Format::Jsonl,
+            Values::English,
+            true,
+        )
+        .unwrap();
+        std::fs::write(
+            &paths.accounts,
+            "{\"account_id\":\"111111111111\",\"audit_status\":\"audited\"}\n{\"account_id\":\"222222222222\",\"audit_status\":\"partial\"}\n{\"account_id\":\"333333333333\",\"audit_status\":\"not_active\"}\n{\"account_id\":\"4444",
+        )
+        .unwrap();
+        std::fs::write(
+            &paths.keys,
+            "{\"account_id\":\"111111111111\",\"access_key_id\":\"AKIA1\"}\n{\"account_id\":\"222222222222\",\"access_key_id\":\"AKIA2\"}\n{\"account_id\":\"1111",
+        )
+        .unwrap();
+        let resumed = prepare_resume(&paths, Format::Jsonl).unwrap();
+        assert_eq!((resumed.audited, resumed.not_active), (1, 1));
+        assert_eq!(
+            std::fs::read_to_string(&paths.keys).unwrap(),
+            "{\"account_id\":\"111111111111\",\"access_key_id\":\"AKIA1\"}\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&paths.accounts)
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&paths.keys).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]
