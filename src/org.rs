@@ -308,8 +308,7 @@ async fn children(
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((ous, page.next_token))
         },
-    )
-    .await?;
+    );
     let accounts = every_page(
         "organizations:ListAccountsForParent",
         max_pages,
@@ -329,9 +328,9 @@ async fn children(
                 .collect();
             Ok((ids, page.next_token))
         },
-    )
-    .await?;
-    Ok((ous, accounts))
+    );
+    // Both listings of a parent at once: a level of the tree costs one round trip, not two.
+    futures::try_join!(ous, accounts)
 }
 
 #[cfg(test)]
