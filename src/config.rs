@@ -581,6 +581,11 @@ impl Settings {
         })
     }
 
+    /// Whether an OU filter is set (it needs the OU tree).
+    pub fn ou_filters(&self) -> bool {
+        !self.include_ous.is_empty() || !self.exclude_ous.is_empty()
+    }
+
     /// The ARNs of every role to try in an account of `partition` (read from the account's ARN), in
     /// order. A full ARN is kept as given, partition and path included, with the account's id.
     pub fn role_arns(&self, account_id: &str, partition: &str) -> Vec<String> {

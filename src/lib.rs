@@ -102,11 +102,11 @@ fn check_output_dir(dir: &Path) -> Result<(), AuditError> {
 
 /// The organization's accounts and, unless `ou_paths` is off, where each sits in the OU tree, both read at
 /// once. The OU tree is optional: when it cannot be read the accounts keep an empty `ou_path` and the
-/// error comes back for the summary, unless an OU filter needs it.
+/// error comes back (`Some`) for the summary, unless an OU filter needs it.
 async fn read_organization(
     aws: &Aws,
     settings: &Settings,
-) -> Result<(Vec<org::Account>, Result<(), org::ListingError>), AuditError> {
+) -> Result<(Vec<org::Account>, Option<org::ListingError>), AuditError> {
     let client = aws.organizations();
     let tree = async {
         if settings.ou_paths {
@@ -122,17 +122,15 @@ async fn read_organization(
             for a in &mut accounts {
                 a.place = places.remove(&a.id);
             }
-            Ok((accounts, Ok(())))
+            Ok((accounts, None))
         }
-        Ok(None) => Ok((accounts, Ok(()))),
-        Err(error) if !(settings.include_ous.is_empty() && settings.exclude_ous.is_empty()) => {
-            Err(AuditError::OuTree { error })
-        }
+        Ok(None) => Ok((accounts, None)),
+        Err(error) if settings.ou_filters() => Err(AuditError::OuTree { error }),
         Err(error) => {
             tracing::warn!(
-                "cannot read the OU tree ({error}); the accounts report's ou_path stays empty. Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent, or set ou_paths = false"
+                "cannot read the OU tree ({error}); the accounts report's ou_path stays empty (the summary says what to grant)"
             );
-            Ok((accounts, Err(error)))
+            Ok((accounts, Some(error)))
         }
     }
 }
@@ -150,7 +148,7 @@ pub async fn run(
     // Credentials first: an unknown profile is a usage error and must leave nothing behind.
     let mut aws = Aws::connect(&settings).await?;
     check_output_dir(&settings.output_dir)?;
-    let (accounts, places) = read_organization(&aws, &settings).await?;
+    let (accounts, ou_paths_unread) = read_organization(&aws, &settings).await?;
     aws.read_root_credentials_management().await;
 
     let output_error = |source| AuditError::Output {
@@ -206,7 +204,7 @@ pub async fn run(
         not_active: resumed.not_active,
         resumed: resumed.audited + resumed.not_active,
         filtered_out,
-        ou_paths_unread: places.err(),
+        ou_paths_unread,
         keys_file: paths.keys.clone(),
         users_file: paths.users.clone(),
         events_file: paths.events.clone(),

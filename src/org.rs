@@ -154,7 +154,7 @@ pub async fn list_accounts(
     client: &aws_sdk_organizations::Client,
     max_pages: usize,
 ) -> Result<Vec<Account>, ListingError> {
-    let pages = every_page(
+    every_page(
         "organizations:ListAccounts",
         max_pages,
         |token| async move {
@@ -173,8 +173,7 @@ pub async fn list_accounts(
             Ok((accounts, page.next_token))
         },
     )
-    .await?;
-    Ok(pages)
+    .await
 }
 
 fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure> {
@@ -228,7 +227,8 @@ pub async fn ou_places(
         .into_iter()
         .filter(|(id, _)| seen.insert(id.clone()))
         .map(|(id, name)| Place {
-            path: name,
+            // AWS names every root "Root"; keep that name if an answer leaves it out.
+            path: if name.is_empty() { "Root".into() } else { name },
             ids: vec![id],
         })
         .collect();

@@ -617,34 +617,39 @@ async fn serve(
 
 type Answer = Result<(Resp, String), Reset>;
 
+/// An AWS error answer, logged under its code.
+fn refuse(ctx: &Ctx, status: u16, code: &str, message: &str) -> Answer {
+    Ok((error(ctx, status, code, message), code.to_string()))
+}
+
 fn ok(r: Resp) -> Answer {
     Ok((r, "ok".into()))
 }
 
-fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
-    if state.faults.deny_list_accounts {
-        return Ok((
-            error(
-                ctx,
-                400,
-                "AccessDeniedException",
-                "You don't have permissions to access this resource.",
-            ),
-            "AccessDeniedException".into(),
+/// The page size of an Organizations listing (MaxResults, 1 to 20), or the error code and message of the
+/// refusal: AccessDenied when `denied`, InvalidInput for a size out of range.
+fn organizations_page(body: &Value, denied: bool) -> Result<usize, (&'static str, &'static str)> {
+    if denied {
+        return Err((
+            "AccessDeniedException",
+            "You don't have permissions to access this resource.",
         ));
     }
     let max = body.get("MaxResults").and_then(Value::as_u64).unwrap_or(20);
     if !(1..=20).contains(&max) {
-        return Ok((
-            error(
-                ctx,
-                400,
-                "InvalidInputException",
-                "MaxResults must be between 1 and 20",
-            ),
-            "InvalidInputException".into(),
+        return Err((
+            "InvalidInputException",
+            "MaxResults must be between 1 and 20",
         ));
     }
+    Ok(max as usize)
+}
+
+fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
+    let max = match organizations_page(body, state.faults.deny_list_accounts) {
+        Ok(max) => max,
+        Err((code, message)) => return refuse(ctx, 400, code, message),
+    };
     // Tokens: "pN" = page from N; "eN" = an empty page that still carries a token (as AWS may send).
     let token = body
         .get("NextToken")
@@ -658,22 +663,19 @@ fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
         _ => (false, usize::MAX),
     };
     if start == usize::MAX || start > state.org.accounts.len() {
-        return Ok((
-            error(
-                ctx,
-                400,
-                "InvalidInputException",
-                "The NextToken is not valid",
-            ),
-            "InvalidInputException".into(),
-        ));
+        return refuse(
+            ctx,
+            400,
+            "InvalidInputException",
+            "The NextToken is not valid",
+        );
     }
     if empty {
         return ok(json_ok(
             json!({"Accounts": [], "NextToken": format!("p{start}")}),
         ));
     }
-    let end = (start + max as usize).min(state.org.accounts.len());
+    let end = (start + max).min(state.org.accounts.len());
     let accounts: Vec<Value> = state.org.accounts[start..end]
         .iter()
         .map(|a| {
@@ -710,24 +712,11 @@ fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
 /// ListRoots, ListOrganizationalUnitsForParent and ListAccountsForParent over the OU tree, 20 at most a
 /// page (tokens "pN": the page from N).
 fn ou_tree(state: &State, ctx: &Ctx, body: &Value) -> Answer {
-    let refuse = |status, code: &str, message: &str| {
-        Ok((error(ctx, status, code, message), code.to_string()))
+    let denied = state.faults.deny_list_accounts || state.faults.deny_ou_tree;
+    let max = match organizations_page(body, denied) {
+        Ok(max) => max,
+        Err((code, message)) => return refuse(ctx, 400, code, message),
     };
-    if state.faults.deny_list_accounts || state.faults.deny_ou_tree {
-        return refuse(
-            400,
-            "AccessDeniedException",
-            "You don't have permissions to access this resource.",
-        );
-    }
-    let max = body.get("MaxResults").and_then(Value::as_u64).unwrap_or(20);
-    if !(1..=20).contains(&max) {
-        return refuse(
-            400,
-            "InvalidInputException",
-            "MaxResults must be between 1 and 20",
-        );
-    }
     let parent = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
     let org = &state.org;
     let known = parent == super::ROOT_ID || org.ous.iter().any(|o| o.id == parent);
@@ -745,7 +734,7 @@ fn ou_tree(state: &State, ctx: &Ctx, body: &Value) -> Answer {
             vec![json!({"Id": super::ROOT_ID, "Arn": format!("arn:aws:organizations::{}:root/o-sim/{}", org.management_account, super::ROOT_ID), "Name": "Root", "PolicyTypes": []})],
         ),
         _ if !known => {
-            return refuse(400, "ParentNotFoundException", "We can't find a root or OU with the ParentId that you specified.")
+            return refuse(ctx, 400, "ParentNotFoundException", "We can't find a root or OU with the ParentId that you specified.")
         }
         "ListOrganizationalUnitsForParent" => (
             "OrganizationalUnits",
@@ -768,10 +757,17 @@ fn ou_tree(state: &State, ctx: &Ctx, body: &Value) -> Answer {
         None => 0,
         Some(t) => match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
             Some(n) if n <= items.len() => n,
-            _ => return refuse(400, "InvalidInputException", "The NextToken is not valid"),
+            _ => {
+                return refuse(
+                    ctx,
+                    400,
+                    "InvalidInputException",
+                    "The NextToken is not valid",
+                )
+            }
         },
     };
-    let end = (start + max as usize).min(items.len());
+    let end = (start + max).min(items.len());
     let mut out = json!({ key: items[start..end].to_vec() });
     if end < items.len() {
         out["NextToken"] = Value::String(format!("p{end}"));
@@ -785,18 +781,10 @@ fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> An
     let target = arn.split(':').nth(4).unwrap_or("").to_string();
     let role = arn.split(":role/").nth(1).unwrap_or("").to_string();
     let denied = || {
-        Ok((
-            error(
-                ctx,
-                403,
-                "AccessDenied",
-                &format!(
+        refuse(ctx, 403, "AccessDenied", &format!(
                     "User: arn:aws:iam::{}:user/auditor is not authorized to perform: sts:AssumeRole on resource: {arn}",
                     state.org.management_account
-                ),
-            ),
-            "AccessDenied".to_string(),
-        ))
+                ))
     };
     let Some(&idx) = state.accounts.get(&target) else {
         return denied();
@@ -859,22 +847,16 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         ));
     }
     let Some(&idx) = state.accounts.get(&ctx.account) else {
-        return Ok((
-            error(ctx, 403, "AccessDenied", "not a member account"),
-            "AccessDenied".into(),
-        ));
+        return refuse(ctx, 403, "AccessDenied", "not a member account");
     };
     let acct = &state.org.accounts[idx];
     let no_user = |name: &str| {
-        Ok((
-            error(
-                ctx,
-                404,
-                "NoSuchEntity",
-                &format!("The user with name {name} cannot be found."),
-            ),
-            "NoSuchEntity".to_string(),
-        ))
+        refuse(
+            ctx,
+            404,
+            "NoSuchEntity",
+            &format!("The user with name {name} cannot be found."),
+        )
     };
     let user_of = |name: &str| {
         if state.faults.vanished_users.iter().any(|v| v == name) {
@@ -883,18 +865,10 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         state.users[idx].get(name).map(|&i| &acct.users[i])
     };
     let denied = |action: &str| {
-        Ok((
-            error(
-                ctx,
-                403,
-                "AccessDenied",
-                &format!(
+        refuse(ctx, 403, "AccessDenied", &format!(
                     "User: arn:aws:sts::{}:assumed-role/IAMAuditRole/iam-audit is not authorized to perform: iam:{action} on resource: *",
                     ctx.account
-                ),
-            ),
-            "AccessDenied".to_string(),
-        ))
+                ))
     };
     let f = &state.faults;
     match ctx.action.as_str() {
@@ -912,10 +886,7 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             let entry = reports.entry(ctx.account.clone()).or_insert((None, f.report_limit_exceeded));
             if entry.1 > 0 {
                 entry.1 -= 1;
-                return Ok((
-                    error(ctx, 409, "LimitExceeded", "Cannot generate a credential report: too many requests at once."),
-                    "LimitExceeded".into(),
-                ));
+                return refuse(ctx, 409, "LimitExceeded", "Cannot generate a credential report: too many requests at once.");
             }
             let (state_name, description) = match entry.0 {
                 Some(start) if now - start < REPORT_REUSE_MS => {
@@ -940,22 +911,13 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             let now = now_ms();
             let start = state.reports.lock().expect("reports").get(&ctx.account).and_then(|e| e.0);
             let Some(start) = start else {
-                return Ok((
-                    error(ctx, 410, "ReportNotPresent", "Credential report does not exist. Use GenerateCredentialReport to generate a report."),
-                    "ReportNotPresent".into(),
-                ));
+                return refuse(ctx, 410, "ReportNotPresent", "Credential report does not exist. Use GenerateCredentialReport to generate a report.");
             };
             if now - start < f.report_delay_ms as i64 {
-                return Ok((
-                    error(ctx, 404, "ReportInProgress", "Credential report generation is in progress."),
-                    "ReportInProgress".into(),
-                ));
+                return refuse(ctx, 404, "ReportInProgress", "Credential report generation is in progress.");
             }
             if now - start >= REPORT_REUSE_MS {
-                return Ok((
-                    error(ctx, 410, "ReportExpired", "Credential report has expired. Use GenerateCredentialReport to generate a new report."),
-                    "ReportExpired".into(),
-                ));
+                return refuse(ctx, 410, "ReportExpired", "Credential report has expired. Use GenerateCredentialReport to generate a new report.");
             }
             let generated = (start + f.report_delay_ms as i64) / 1000;
             let csv = credential_report_csv(acct, generated);
@@ -1099,10 +1061,7 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             let name = p.get("UserName").cloned().unwrap_or_default();
             let Some(u) = user_of(&name) else { return no_user(&name) };
             if !u.login_profile {
-                return Ok((
-                    error(ctx, 404, "NoSuchEntity", &format!("Login Profile for User {name} cannot be found.")),
-                    "NoSuchEntity".into(),
-                ));
+                return refuse(ctx, 404, "NoSuchEntity", &format!("Login Profile for User {name} cannot be found."));
             }
             ok(xml_ok(
                 ctx,
@@ -1116,10 +1075,7 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         "GetAccessKeyLastUsed" => {
             let id = p.get("AccessKeyId").cloned().unwrap_or_default();
             let Some(&ui) = state.keys[idx].get(&id) else {
-                return Ok((
-                    error(ctx, 404, "NoSuchEntity", &format!("The Access Key with id {id} cannot be found")),
-                    "NoSuchEntity".into(),
-                ));
+                return refuse(ctx, 404, "NoSuchEntity", &format!("The Access Key with id {id} cannot be found"));
             };
             let u = &acct.users[ui];
             let k = u.keys.iter().find(|k| k.id == id).expect("indexed key");
@@ -1138,18 +1094,10 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
                 ),
             ))
         }
-        other => Ok((
-            error(
-                ctx,
-                403,
-                "AccessDenied",
-                &format!(
+        other => refuse(ctx, 403, "AccessDenied", &format!(
                     "User: arn:aws:sts::{}:assumed-role/IAMAuditRole/iam-audit is not authorized to perform: iam:{other}",
                     ctx.account
-                ),
-            ),
-            "AccessDenied".into(),
-        )),
+                )),
     }
 }
 
@@ -1241,18 +1189,10 @@ fn lookup_events(state: &State, ctx: &Ctx, body: &Value) -> Answer {
         return bad("AccessDeniedException", "not a member account");
     };
     if state.faults.deny_lookup_events.contains(&ctx.account) {
-        return Ok((
-            error(
-                ctx,
-                400,
-                "AccessDeniedException",
-                &format!(
+        return refuse(ctx, 400, "AccessDeniedException", &format!(
                     "User: arn:aws:sts::{}:assumed-role/IAMAuditRole/iam-audit is not authorized to perform: cloudtrail:LookupEvents because no identity-based policy allows the cloudtrail:LookupEvents action",
                     ctx.account
-                ),
-            ),
-            "AccessDeniedException".into(),
-        ));
+                ));
     }
     let attrs = body
         .get("LookupAttributes")
