@@ -1,113 +1,62 @@
 //! One member account's audit: open its session (assume the role), then run the IAM inventory (`iam`) and
-//! the CloudTrail lookups (`cloudtrail`) side by side through it. Rows go straight to the writer as they
-//! are read; the account's closing `AccountRow` (status, counts, errors) goes last, so the writer can flush
-//! the account as a whole. A failure here is data in that row, never an `Err`.
+//! the CloudTrail lookups (`cloudtrail`) side by side through it, within the account's budget. Rows go to
+//! the writer as they are read; what this returns is the account's closing `AccountRow` (status, counts,
+//! errors), which the pool sends last so the writer can flush the account as a whole. A failure here is
+//! data in that row, never an `Err`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::iam::IamOutcome;
 use crate::org::Account;
-use crate::progress::Live;
-use crate::report::{AccountRow, AuditStatus, PartStatus, Record, Sink};
+use crate::record::{AccountRow, AuditStatus, PartStatus};
 use crate::retry::Failure;
 use crate::session::{Part, Session};
+use crate::sink::Sink;
 
-/// The account's closing row when it could not be audited at all.
-pub fn unaudited_row(account: &Account, status: AuditStatus, error: String) -> AccountRow {
-    AccountRow {
-        account_id: account.id.clone(),
-        account_name: account.name.clone(),
-        account_status: account.status.clone(),
-        audit_status: status,
-        iam_status: PartStatus::NotRun,
-        cloudtrail_status: PartStatus::NotRun,
-        users: 0,
-        keys: 0,
-        events: 0,
-        error,
-        duration_s: 0.0,
-        strategy: None,
-        credential_report_time: None,
-        root_access_keys: String::new(),
-        root_mfa: String::new(),
-        flag_counts: [0; 9],
-        events_other_sources: 0,
-        role_used: String::new(),
-        ou_path: account.ou_path().to_string(),
-    }
-}
-
-/// Audit one ACTIVE account and send its rows, then its closing row. Returns the closing row too.
+/// Audit one ACTIVE account: its rows go to `sink` as they are read; returns its closing row (the pool
+/// sends it after them).
 pub async fn audit(
     aws: &Aws,
     settings: Arc<Settings>,
     account: Account,
-    tx: mpsc::Sender<Record>,
+    sink: &Sink,
     cancel: CancellationToken,
-    live: &Live,
 ) -> AccountRow {
     let started = Instant::now();
-    let watched = live.start(&account.id, &account.name);
-    let id = account.id.clone();
-    let row = audit_watched(
-        aws,
-        settings,
-        account,
-        tx,
-        cancel,
-        watched.users.clone(),
-        started,
-    )
-    .await;
-    live.end(&id);
-    row
-}
-
-async fn audit_watched(
-    aws: &Aws,
-    settings: Arc<Settings>,
-    account: Account,
-    tx: mpsc::Sender<Record>,
-    cancel: CancellationToken,
-    users: Arc<crate::report::UserProgress>,
-    started: Instant,
-) -> AccountRow {
-    let sink = Sink::watched(tx, Some(users));
     let session = Session::new(aws, settings, account);
     let assumed = tokio::select! {
         r = session.assume() => r,
         _ = cancel.cancelled() => Err(Failure::new("Cancelled", "interrupted before the role was assumed")),
     };
     if let Err(f) = assumed {
-        let row = AccountRow {
+        return AccountRow {
             duration_s: started.elapsed().as_secs_f64(),
-            ..unaudited_row(session.account(), AuditStatus::Skipped, f.to_string())
+            ..session
+                .account()
+                .unaudited(AuditStatus::Skipped, f.to_string())
         };
-        sink.send(Record::Account(row.clone())).await;
-        return row;
     }
 
     let work = async {
         tokio::join!(
             async {
-                let outcome = crate::iam::inventory(&session, &sink).await;
+                let outcome = crate::iam::inventory(&session, sink).await;
                 session.mark_finished(Part::Iam);
                 outcome
             },
             async {
-                crate::cloudtrail::lookup(&session, &sink).await;
+                crate::cloudtrail::lookup(&session, sink).await;
                 session.mark_finished(Part::CloudTrail);
             },
         )
         .0
     };
-    let budget = session.settings().account_budget;
+    let budget = session.settings().account_budget();
     let (iam, cancelled) = tokio::select! {
         iam = work => (iam, false),
         _ = cancel.cancelled() => (IamOutcome::default(), true),
@@ -150,7 +99,7 @@ async fn audit_watched(
     };
     let (users, keys, events) = sink.counts();
     let account = session.account();
-    let row = AccountRow {
+    AccountRow {
         account_id: account.id.clone(),
         account_name: account.name.clone(),
         account_status: account.status.clone(),
@@ -170,7 +119,5 @@ async fn audit_watched(
         events_other_sources: sink.other_sources(),
         role_used: session.role_used(),
         ou_path: account.ou_path().to_string(),
-    };
-    sink.send(Record::Account(row.clone())).await;
-    row
+    }
 }

@@ -99,12 +99,12 @@ impl Aws {
     /// Load the base config and check that there are credentials for the management account.
     pub async fn connect(settings: &Settings) -> Result<Aws, CredentialsSetupError> {
         let retry = RetryConfig::adaptive()
-            .with_max_attempts(settings.max_attempts)
-            .with_initial_backoff(settings.initial_backoff)
-            .with_max_backoff(settings.max_backoff);
+            .with_max_attempts(settings.keys.max_attempts)
+            .with_initial_backoff(settings.initial_backoff())
+            .with_max_backoff(settings.max_backoff());
         let http = shared_http_client();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
+            .region(Region::new(settings.keys.region.clone()))
             .http_client(http.clone())
             .retry_config(retry)
             // The requests and answers are small; the timeouts bound a stalled call (an endpoint that
@@ -114,12 +114,12 @@ impl Aws {
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10).min(settings.call_timeout))
+                    .connect_timeout(Duration::from_secs(10).min(settings.call_timeout()))
                     .operation_attempt_timeout(settings.attempt_timeout())
-                    .operation_timeout(settings.call_timeout)
+                    .operation_timeout(settings.call_timeout())
                     .build(),
             );
-        if let Some(profile) = &settings.profile {
+        if let Some(profile) = &settings.keys.profile {
             check_profile_exists(profile).await?;
             loader = loader.profile_name(profile);
         }
@@ -143,7 +143,7 @@ impl Aws {
         if let Err(e) = provider.provide_credentials().await {
             let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
             let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
-            if let Some(profile) = &settings.profile {
+            if let Some(profile) = &settings.keys.profile {
                 if detail.contains("was not defined") || detail.contains("No profiles were defined")
                 {
                     return Err(CredentialsSetupError::UnknownProfile {
@@ -201,7 +201,7 @@ impl Aws {
         Ok(Aws {
             in_flight,
             http,
-            partition: partition_of(&settings.region),
+            partition: partition_of(&settings.keys.region),
             sts,
             iam,
             cloudtrail,
@@ -314,12 +314,12 @@ impl ProvideCredentials for NoCredentials {
 /// The cap on requests in flight: the configured one, or one that follows the latency (see `limits`),
 /// sized for the most the buckets can grant at once.
 fn in_flight_cap(settings: &Settings) -> Cap {
-    match settings.max_in_flight {
+    match settings.keys.max_in_flight {
         Some(n) => Cap::Fixed(n),
         None => Cap::Adaptive {
-            rate: settings.concurrency as f64
-                * (f64::from(settings.iam_rate)
-                    + f64::from(settings.cloudtrail_rate) * settings.regions.len() as f64),
+            rate: settings.keys.concurrency as f64
+                * (f64::from(settings.keys.iam_rate)
+                    + f64::from(settings.keys.cloudtrail_rate) * settings.regions.len() as f64),
             ceiling: MAX_IN_FLIGHT_CEILING,
         },
     }

@@ -62,7 +62,8 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
     let attribute = aws_sdk_cloudtrail::types::LookupAttribute::builder()
         .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventName)
         .attribute_value(
-            s.event_names
+            s.keys
+                .event_names
                 .first()
                 .map(String::as_str)
                 .unwrap_or("CreateUser"),
@@ -101,7 +102,7 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
 /// Check every ACTIVE account, or only `only` (an account id). Rows come back in account order.
 pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<CheckRow>, AuditError> {
     let aws = Aws::connect(&settings).await?;
-    let accounts = match org::list_accounts(&aws.organizations(), settings.max_pages).await {
+    let accounts = match org::list_accounts(&aws.organizations(), settings.keys.max_pages).await {
         Ok(all) => match &only {
             Some(id) => match all.into_iter().find(|a| &a.id == id) {
                 Some(a) => vec![a],
@@ -138,7 +139,7 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
             let (aws, settings) = (aws.clone(), settings.clone());
             async move { check_account(&aws, settings, a).await }
         })
-        .buffer_unordered(settings.concurrency)
+        .buffer_unordered(settings.keys.concurrency)
         .collect()
         .await;
     rows.sort_by(|a, b| a.account.id.cmp(&b.account.id));

@@ -7,10 +7,13 @@
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_smithy_types::DateTime as SmithyTime;
 
-use crate::pages::{next_page, page_limit, Next};
-use crate::report::{EventRow, Record, Sink};
+use futures::StreamExt;
+
+use crate::pages::{pages, PageError};
+use crate::record::{EventRow, Record};
 use crate::retry::{is_denied, Failure};
 use crate::session::{utc, CloudTrailApi, Part, Session};
+use crate::sink::Sink;
 
 const EVENTS_PAGE: i32 = 50;
 
@@ -39,42 +42,45 @@ async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudT
             &Failure::new("MalformedResponse", message),
         )
     };
-    'names: for name in &s.event_names {
+    'names: for name in &s.keys.event_names {
         let attribute = LookupAttribute::builder()
             .attribute_key(LookupAttributeKey::EventName)
             .attribute_value(name)
             .build()
             .expect("key and value are set");
-        let mut token: Option<String> = None;
-        for page_no in 0.. {
-            if page_no == s.max_pages {
-                session.fail(
-                    Part::CloudTrail,
-                    &action,
-                    &page_limit(&format!("LookupEvents for {name}"), s.max_pages),
-                );
-                continue 'names;
-            }
-            let r = api
-                .call(&action, |c, o| {
-                    c.lookup_events()
-                        .lookup_attributes(attribute.clone())
-                        .start_time(start)
-                        .end_time(end)
-                        .max_results(EVENTS_PAGE)
-                        .set_next_token(token.clone())
-                        .customize()
-                        .config_override(o)
-                        .send()
-                })
-                .await;
-            let page = match r {
+        let (action, attribute) = (action.as_str(), &attribute);
+        // The same parameters with every NextToken, as the API requires.
+        let listing = pages(s.keys.max_pages, |token| async move {
+            api.call(action, |c, o| {
+                c.lookup_events()
+                    .lookup_attributes(attribute.clone())
+                    .start_time(start)
+                    .end_time(end)
+                    .max_results(EVENTS_PAGE)
+                    .set_next_token(token.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await
+            .map(|p| {
+                let next = p.next_token().map(str::to_string);
+                (p, next.is_some(), next)
+            })
+        });
+        let mut listing = std::pin::pin!(listing);
+        while let Some(page) = listing.next().await {
+            let page = match page {
                 Ok(p) => p,
-                Err(f) if is_denied(&f) => {
-                    // The other event names would be denied too; do not spend calls on them.
-                    break 'names;
+                // The other event names would be denied too; do not spend calls on them.
+                Err(PageError::Failed(f)) if is_denied(&f) => break 'names,
+                // Recorded by the call.
+                Err(PageError::Failed(_)) => continue 'names,
+                Err(e) => {
+                    let failure = e.into_failure(&format!("LookupEvents for {name}"));
+                    session.fail(Part::CloudTrail, action, &failure);
+                    continue 'names;
                 }
-                Err(_) => continue 'names,
             };
             for event in page.events() {
                 // Every field of Event is optional in the SDK's model: an event without an id or a name is
@@ -90,27 +96,13 @@ async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudT
                 // LookupEvents by name also returns other services' CreateUser/DeleteUser (Identity
                 // Center, ElastiCache, MemoryDB, MQ, Transfer, WorkMail): not IAM user churn.
                 let source = event.event_source().unwrap_or("");
-                if source != IAM_SOURCE && !s.all_event_sources {
+                if source != IAM_SOURCE && !s.keys.all_event_sources {
                     sink.count_other_source();
                     continue;
                 }
                 let row = event_row(session, region, event);
                 if !sink.send(Record::Event(row)).await {
                     return;
-                }
-            }
-            match next_page(
-                page.next_token().is_some(),
-                page.next_token(),
-                token.as_deref(),
-            ) {
-                Next::Page(next) => token = Some(next),
-                Next::Done => continue 'names,
-                Next::Stuck => {
-                    malformed(format!(
-                        "LookupEvents for {name} returned the same NextToken twice; its remaining pages were not read"
-                    ));
-                    continue 'names;
                 }
             }
         }

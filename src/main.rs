@@ -1,4 +1,4 @@
-//! `iam-audit`: parse the command line, run the audit, exit with the code of design §2.
+//! `iam-audit`: parse the command line, run the command, exit with the code of design §2.
 
 mod cli;
 
@@ -14,7 +14,7 @@ extern "C" {
 }
 
 /// Give freed memory back at once, and commit arena memory on demand: for the same CPU, 14-16% less memory
-/// stays resident (README: Performance). Transparent huge pages are off: mimalloc's `no_thp` feature stops
+/// stays resident (docs/performance.md). Transparent huge pages are off: mimalloc's `no_thp` feature stops
 /// it asking for them, and the process opts out where the system grants them to every mapping.
 fn tune_allocator() {
     // SAFETY: two setters of mimalloc's global options and this process's THP flag, called before any
@@ -27,25 +27,27 @@ fn tune_allocator() {
 }
 
 use clap::Parser;
+use cli::args::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     tune_allocator();
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     // One thread: the auditor waits on quotas and the network, and its CPU work per call is ~100 µs.
     // Two worker threads spent a third of the CPU waking each other (futex and eventfd wake-ups in perf);
-    // one thread did the same run with 30% fewer CPU-seconds per call (README: Performance).
+    // one thread did the same run with 30% fewer CPU-seconds per call (docs/performance.md). The writer
+    // has a thread of its own.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
-            Some(cli::Command::Audit(args)) => cli::audit(*args).await,
-            Some(cli::Command::Check(args)) => cli::check(*args).await,
+            Some(Command::Audit(args)) => cli::audit(*args).await,
+            Some(Command::Check(args)) => cli::check(*args).await,
             #[cfg(feature = "sim")]
-            Some(cli::Command::Demo(args)) => cli::demo(args).await,
-            Some(cli::Command::Completions { shell }) => cli::completions(shell),
-            Some(cli::Command::Man) => cli::man(),
+            Some(Command::Demo(args)) => cli::demo::demo(args).await,
+            Some(Command::Completions { shell }) => cli::completions(shell),
+            Some(Command::Man) => cli::man(),
             None => cli::audit(cli.audit).await,
         }
     });

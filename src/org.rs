@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::config::{glob, Settings};
-use crate::pages::{next_page, Next};
+use crate::pages::pages;
+use crate::record::{AccountRow, AuditStatus};
 use crate::retry::{retry_step, Failure};
 
 /// The Organizations listings' largest page.
@@ -58,6 +59,18 @@ impl Account {
         self.place.as_ref().map_or("", |p| p.path.as_str())
     }
 
+    /// The closing row of this account when it was not audited (not active, or never reached).
+    pub fn unaudited(&self, status: AuditStatus, error: String) -> AccountRow {
+        AccountRow::unaudited(
+            &self.id,
+            &self.name,
+            &self.status,
+            self.ou_path(),
+            status,
+            error,
+        )
+    }
+
     /// Whether the account filters select it. An account is included when no include filter is set, or
     /// when its id or name is in `include_accounts` or its OU is under one of `include_ous`; an exclude
     /// filter wins over any include.
@@ -91,10 +104,11 @@ impl Account {
                 }
             })
         };
-        let no_include = settings.include_accounts.is_empty() && settings.include_ous.is_empty();
+        let no_include =
+            settings.include_accounts().is_empty() && settings.include_ous().is_empty();
         let included =
-            no_include || by_account(&settings.include_accounts) || by_ou(&settings.include_ous);
-        included && !by_account(&settings.exclude_accounts) && !by_ou(&settings.exclude_ous)
+            no_include || by_account(settings.include_accounts()) || by_ou(settings.include_ous());
+        included && !by_account(settings.exclude_accounts()) && !by_ou(settings.exclude_ous())
     }
 }
 
@@ -112,41 +126,29 @@ impl std::fmt::Display for ListingError {
 }
 
 /// Every item of one paginated Organizations listing. `fetch(token)` reads one page: its items and its
-/// NextToken. A service that never stops paginating ends after `max_pages` pages with `PageLimit`.
+/// NextToken. Each page is retried on throttling and transient faults beyond the SDK's own retries.
 async fn every_page<T, F, Fut>(
     action: &'static str,
     max_pages: usize,
-    mut fetch: F,
+    fetch: F,
 ) -> Result<Vec<T>, ListingError>
 where
-    F: FnMut(Option<String>) -> Fut,
+    F: Fn(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), Failure>>,
 {
-    let fail = |failure| ListingError { action, failure };
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..max_pages {
-        let (page, next) = retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, || {
+    let fetch = &fetch;
+    let listing = pages(max_pages, |token: Option<String>| async move {
+        let (items, next) = retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, || {
             fetch(token.clone())
         })
-        .await
-        .map_err(fail)?;
-        items.extend(page);
-        match next_page(next.is_some(), next.as_deref(), token.as_deref()) {
-            Next::Page(next) => token = Some(next),
-            Next::Done => return Ok(items),
-            Next::Stuck => {
-                return Err(fail(Failure::new(
-                    "MalformedResponse",
-                    "the same NextToken came back twice",
-                )))
-            }
-        }
-    }
-    Err(fail(Failure::new(
-        "PageLimit",
-        format!("the listing did not end after {max_pages} pages (max_pages)"),
-    )))
+        .await?;
+        Ok((items, next.is_some(), next))
+    });
+    let pages: Vec<Vec<T>> = listing.try_collect().await.map_err(|e| ListingError {
+        action,
+        failure: e.into_failure(action.trim_start_matches("organizations:")),
+    })?;
+    Ok(pages.into_iter().flatten().collect())
 }
 
 /// Every account of the organization, in the order Organizations lists them.
@@ -347,11 +349,11 @@ mod tests {
             .with_ymd_and_hms(2026, 3, 5, 15, 30, 22)
             .unwrap();
         let mut s = Settings::resolve(c, now).unwrap();
-        let own = |l: &[&str]| l.iter().map(|x| x.to_string()).collect();
-        s.include_accounts = own(inc);
-        s.exclude_accounts = own(exc);
-        s.include_ous = own(inc_ous);
-        s.exclude_ous = own(exc_ous);
+        let own = |l: &[&str]| Some(l.iter().map(|x| x.to_string()).collect());
+        s.keys.include_accounts = own(inc);
+        s.keys.exclude_accounts = own(exc);
+        s.keys.include_ous = own(inc_ous);
+        s.keys.exclude_ous = own(exc_ous);
         s
     }
 

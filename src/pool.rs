@@ -1,15 +1,24 @@
 //! The fan-out over the organization's accounts: at most `concurrency` accounts audited at once, each in
-//! its own task. The pool owns the run's stopping rules: after a signal (`Shutdown::stop_starting`) accounts
-//! not yet started are closed as `skipped`, and running ones go on until they finish or the grace period
-//! ends (`Shutdown::abort`, then `partial`); once the writer has died (its channel is closed) no account is
-//! started, because nothing it read could be written. Every account gets exactly one closing row, whatever happens
-//! to its task: a panic is reported as an internal error, never as a missing account.
+//! its own task, the next started the moment one ends. The pool owns the run's stopping rules and the
+//! accounts' closing rows: after a signal (`Shutdown::stop_starting`) accounts not yet started are closed
+//! as `skipped`, and running ones go on until they finish or the grace period ends (`Shutdown::abort`,
+//! then `partial`); once the writer has died (its channel is closed) no account is started, because
+//! nothing it read could be written. Every account gets exactly one closing row, whatever happens to its
+//! task: a panic is reported as an internal error with the counts of what was sent, never as a missing
+//! account. What auditing one account means is the caller's (`run` passes `account::audit`).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::observe::{Observer, UserCounts};
+use crate::org::Account;
+use crate::record::{AccountRow, AuditStatus, Record};
+use crate::sink::Sink;
+use crate::stats::CallStats;
 
 /// How a run is stopped early (SIGINT, SIGTERM): first no account is started, then, when the grace period
 /// ends or a second signal comes, the running ones are closed as `partial`.
@@ -27,79 +36,165 @@ impl Shutdown {
     }
 }
 
-use crate::account::{self, unaudited_row};
-use crate::aws::Aws;
-use crate::config::Settings;
-use crate::org::Account;
-use crate::progress::Live;
-use crate::report::{AccountRow, AuditStatus, Record};
-
-/// Audit every account (non-ACTIVE ones are only reported) and hand each closing row to `finished` as it
-/// comes, in completion order.
-pub async fn run(
-    aws: &Aws,
-    settings: Arc<Settings>,
+/// Audit every account with `audit` (non-ACTIVE ones are only reported), send each account's closing row
+/// to the writer after its other rows, and tell the observer as each closes, in completion order.
+/// `audit(account, sink, abort)` sends the account's rows through `sink` and returns its closing row.
+pub async fn run<A, Fut>(
     accounts: Vec<Account>,
+    concurrency: usize,
     tx: mpsc::Sender<Record>,
     shutdown: Shutdown,
-    live: Arc<Live>,
-    mut finished: impl FnMut(&AccountRow),
-) {
+    observer: Arc<dyn Observer>,
+    stats: Arc<CallStats>,
+    audit: A,
+) where
+    A: Fn(Account, Arc<Sink>, CancellationToken) -> Fut,
+    Fut: Future<Output = AccountRow> + Send + 'static,
+{
     let (active, inactive): (Vec<Account>, Vec<Account>) =
         accounts.into_iter().partition(Account::is_active);
+    let close = |row: AccountRow| {
+        let (tx, observer, stats) = (tx.clone(), observer.clone(), stats.clone());
+        async move {
+            observer.account_finished(&row, stats.snapshot());
+            tx.send(Record::Account(row)).await.is_ok()
+        }
+    };
     // Accounts that are not ACTIVE are reported, never audited.
     for a in &inactive {
-        let row = unaudited_row(a, AuditStatus::NotActive, String::new());
-        finished(&row);
-        if tx.send(Record::Account(row)).await.is_err() {
+        if !close(a.unaudited(AuditStatus::NotActive, String::new())).await {
             break;
         }
     }
-    let mut results = futures::stream::iter(active)
+    let results = futures::stream::iter(active)
         .map(|a| {
-            let (aws, settings, tx, shutdown, live) = (
-                aws.clone(),
-                settings.clone(),
-                tx.clone(),
-                shutdown.clone(),
-                live.clone(),
-            );
-            let account = a.clone();
-            let tx_lost = tx.clone();
-            let handle = tokio::spawn(async move {
-                let unstarted = if tx.is_closed() {
-                    Some("WriterFailed: the reports could not be written; no more accounts are started")
-                } else if shutdown.stop_starting.is_cancelled() {
-                    Some("Cancelled: the run was interrupted before the account was started")
-                } else {
-                    None
-                };
-                if let Some(reason) = unstarted {
-                    let row = unaudited_row(&a, AuditStatus::Skipped, reason.into());
-                    let _ = tx.send(Record::Account(row.clone())).await;
-                    return row;
-                }
-                account::audit(&aws, settings, a, tx, shutdown.abort, &live).await
+            let unstarted = if tx.is_closed() {
+                Some("WriterFailed: the reports could not be written; no more accounts are started")
+            } else if shutdown.stop_starting.is_cancelled() {
+                Some("Cancelled: the run was interrupted before the account was started")
+            } else {
+                None
+            };
+            let started = unstarted.is_none().then(|| {
+                let users = Arc::new(UserCounts::default());
+                observer.account_started(&a.id, &a.name, &users);
+                let sink = Arc::new(Sink::watched(tx.clone(), users));
+                let task = tokio::spawn(audit(a.clone(), sink.clone(), shutdown.abort.clone()));
+                (sink, task)
             });
             async move {
-                match handle.await {
-                    Ok(row) => row,
-                    Err(e) => {
-                        // A bug must not make an account vanish: report it with what went wrong.
-                        tracing::error!(account = %account.id, "the account's audit task failed: {e}");
-                        let row = unaudited_row(
-                            &account,
-                            AuditStatus::Partial,
-                            format!("InternalError: the audit task failed: {e}"),
-                        );
-                        let _ = tx_lost.send(Record::Account(row.clone())).await;
-                        row
+                match (unstarted, started) {
+                    (_, Some((sink, task))) => match task.await {
+                        Ok(row) => row,
+                        Err(e) => {
+                            // A bug must not make an account vanish, nor hide what it wrote.
+                            tracing::error!(account = %a.id, "the account's audit task failed: {e}");
+                            let (users, keys, events) = sink.counts();
+                            AccountRow {
+                                users,
+                                keys,
+                                events,
+                                flag_counts: sink.flag_counts(),
+                                events_other_sources: sink.other_sources(),
+                                ..a.unaudited(
+                                    AuditStatus::Partial,
+                                    format!("InternalError: the audit task failed: {e}; the rows counted here were written"),
+                                )
+                            }
+                        }
+                    },
+                    (reason, None) => {
+                        a.unaudited( AuditStatus::Skipped, reason.unwrap_or("").into())
                     }
                 }
             }
         })
-        .buffer_unordered(settings.concurrency);
+        .buffer_unordered(concurrency);
+    let mut results = std::pin::pin!(results);
     while let Some(row) = results.next().await {
-        finished(&row);
+        close(row).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{EventRow, PartStatus};
+
+    fn account(n: u8) -> Account {
+        Account {
+            id: format!("{n:012}"),
+            name: format!("acct-{n}"),
+            status: "ACTIVE".into(),
+            ..Account::default()
+        }
+    }
+
+    fn event(account: &str) -> Record {
+        Record::Event(EventRow {
+            event_time: None,
+            event_name: "CreateUser".into(),
+            username: "admin".into(),
+            account_id: account.into(),
+            account_name: String::new(),
+            resources: String::new(),
+            region: "us-east-1".into(),
+            event_id: "e".into(),
+            access_key_id: String::new(),
+            source_ip_address: String::new(),
+            event_source: "iam.amazonaws.com".into(),
+        })
+    }
+
+    // Story: an account whose task panics after sending two rows still gets its closing row, partial,
+    // naming the failure and counting the two rows that were written; the other account is whole.
+    #[tokio::test]
+    async fn a_panicking_account_is_closed_with_what_it_wrote() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let audit = |a: Account, sink: Arc<Sink>, _abort: CancellationToken| async move {
+            sink.send(event(&a.id)).await;
+            sink.send(event(&a.id)).await;
+            if a.id.ends_with('2') {
+                panic!("a bug");
+            }
+            AccountRow {
+                events: sink.counts().2,
+                iam_status: PartStatus::Ok,
+                cloudtrail_status: PartStatus::Ok,
+                ..a.unaudited(AuditStatus::Audited, String::new())
+            }
+        };
+        run(
+            vec![account(1), account(2)],
+            2,
+            tx,
+            Shutdown::default(),
+            Arc::new(crate::observe::Silent),
+            Arc::default(),
+            audit,
+        )
+        .await;
+        let mut closing = Vec::new();
+        while let Some(r) = rx.recv().await {
+            if let Record::Account(a) = r {
+                closing.push(a);
+            }
+        }
+        closing.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        assert_eq!(closing.len(), 2);
+        assert_eq!(closing[0].audit_status, AuditStatus::Audited);
+        let broken = &closing[1];
+        assert_eq!(
+            (broken.audit_status, broken.events),
+            (AuditStatus::Partial, 2)
+        );
+        assert!(
+            broken
+                .error
+                .starts_with("InternalError: the audit task failed: task")
+                && broken.error.contains("panicked"),
+            "{}",
+            broken.error
+        );
     }
 }

@@ -1,115 +1,18 @@
-//! Risk flags (design §3): CIS AWS Foundations checks on one user's credentials, whichever strategy read
-//! them. Pure functions of the credential facts, the run's start time and the configured thresholds.
+//! The rules: CIS AWS Foundations checks on one user's credentials (design §3), whichever strategy read
+//! them. Pure functions of the credential facts, the run's start time and the configured thresholds; they
+//! fill the `Flags` of the records (`record`) and know nothing of services or outputs.
 
 use chrono::{DateTime, Utc};
 
-use crate::report::{LastUsed, Mfa, Password};
-
-/// One flag. The order is the order of the codes in a `risk` cell and of the accounts report's columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flag {
-    /// CIS v3.0 1.4 / v5.0 1.3: the root user has an active access key.
-    RootAccessKey,
-    /// 1.5 / 1.4: the root user has no MFA (not a finding under centralized root access).
-    RootWithoutMfa,
-    /// 1.6 / 1.5: the root user has no hardware MFA (idem).
-    RootWithoutHardwareMfa,
-    /// 1.10 / 1.9: a console password and no MFA device.
-    ConsoleWithoutMfa,
-    /// 1.11 / 1.10: a console user's active key that was never used (set up with the user).
-    KeyCreatedWithUser,
-    /// 1.12 / 1.11: a console password unused (or never used) for the threshold's days.
-    PasswordUnused,
-    /// 1.12 / 1.11: an active key unused (or never used) for the threshold's days.
-    KeyUnused,
-    /// 1.13 / 1.12: two active keys.
-    TwoActiveKeys,
-    /// 1.14 / 1.13: an active key older than the rotation threshold.
-    KeyOlderThan90d,
-}
-
-impl Flag {
-    pub const ALL: [Flag; 9] = [
-        Flag::RootAccessKey,
-        Flag::RootWithoutMfa,
-        Flag::RootWithoutHardwareMfa,
-        Flag::ConsoleWithoutMfa,
-        Flag::KeyCreatedWithUser,
-        Flag::PasswordUnused,
-        Flag::KeyUnused,
-        Flag::TwoActiveKeys,
-        Flag::KeyOlderThan90d,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Flag::RootAccessKey => "root_access_key",
-            Flag::RootWithoutMfa => "root_without_mfa",
-            Flag::RootWithoutHardwareMfa => "root_without_hardware_mfa",
-            Flag::ConsoleWithoutMfa => "console_without_mfa",
-            Flag::KeyCreatedWithUser => "key_created_with_user",
-            Flag::PasswordUnused => "password_unused_45d",
-            Flag::KeyUnused => "key_unused_45d",
-            Flag::TwoActiveKeys => "two_active_keys",
-            Flag::KeyOlderThan90d => "key_older_than_90d",
-        }
-    }
-
-    fn bit(self) -> u16 {
-        1 << (self as u16)
-    }
-}
-
-/// A set of flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags(u16);
-
-impl Flags {
-    pub fn insert(&mut self, f: Flag) {
-        self.0 |= f.bit();
-    }
-    pub fn contains(self, f: Flag) -> bool {
-        self.0 & f.bit() != 0
-    }
-    pub fn union(self, other: Flags) -> Flags {
-        Flags(self.0 | other.0)
-    }
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    pub fn iter(self) -> impl Iterator<Item = Flag> {
-        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
-    }
-    /// The `risk` cell: codes `;`-joined, in `Flag::ALL` order.
-    pub fn cell(self) -> String {
-        self.iter().map(Flag::code).collect::<Vec<_>>().join(";")
-    }
-}
-
-impl FromIterator<Flag> for Flags {
-    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Flags {
-        let mut f = Flags::default();
-        for x in iter {
-            f.insert(x);
-        }
-        f
-    }
-}
-
-/// The thresholds of the flags, in days (config `unused_days`, `key_max_age_days`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
-    pub unused_days: i64,
-    pub key_max_age_days: i64,
-}
+use crate::config::Thresholds;
+use crate::record::{Flag, Flags, LastUse, Mfa, Password};
 
 /// What is known of one access key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyFacts {
     pub active: bool,
     pub created: Option<DateTime<Utc>>,
-    /// `Ok(None)`: never used; `Err`: unknown.
-    pub last_used: Result<Option<LastUsed>, ()>,
+    pub last_used: LastUse,
 }
 
 /// What is known of one user's credentials (an IAM user, or the root user).
@@ -161,16 +64,12 @@ pub fn key_flags(user: &UserFacts, key: &KeyFacts, now: DateTime<Utc>, t: Thresh
     {
         f.insert(Flag::KeyOlderThan90d);
     }
-    if let Ok(used) = &key.last_used {
-        if idle(
-            now,
-            used.as_ref().map(|u| u.date),
-            key.created,
-            t.unused_days,
-        ) {
+    // An unknown last use is no verdict.
+    if key.last_used != LastUse::Unknown {
+        if idle(now, key.last_used.date(), key.created, t.unused_days) {
             f.insert(Flag::KeyUnused);
         }
-        if used.is_none() && user.password == Password::Configured {
+        if key.last_used == LastUse::Never && user.password == Password::Configured {
             f.insert(Flag::KeyCreatedWithUser);
         }
     }
@@ -220,6 +119,7 @@ pub fn user_flags(user: &UserFacts, keys: &[KeyFacts], now: DateTime<Utc>, t: Th
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::LastUsed;
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -253,12 +153,15 @@ mod tests {
         KeyFacts {
             active: true,
             created: ago(created),
-            last_used: Ok(used.map(|d| LastUsed {
-                date: ago(d).unwrap(),
-                service: "s3".into(),
-                region: "us-east-1".into(),
-                days_since: d,
-            })),
+            last_used: match used {
+                Some(d) => LastUse::Used(LastUsed {
+                    date: ago(d).unwrap(),
+                    service: "s3".into(),
+                    region: "us-east-1".into(),
+                    days_since: d,
+                }),
+                None => LastUse::Never,
+            },
         }
     }
 
@@ -294,7 +197,7 @@ mod tests {
         inactive.active = false;
         assert_eq!(key_flags(&u, &inactive, now(), T).cell(), "");
         let mut unknown = key(10, None);
-        unknown.last_used = Err(());
+        unknown.last_used = LastUse::Unknown;
         assert_eq!(key_flags(&u, &unknown, now(), T).cell(), "");
     }
 

@@ -373,7 +373,7 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
             .iter()
             .find(|a| a["account_id"] == "222222222222")
             .unwrap();
-        let counts: Vec<&str> = iam_audit::risk::Flag::ALL
+        let counts: Vec<&str> = iam_audit::record::Flag::ALL
             .iter()
             .map(|f| members[f.code()].as_str())
             .collect();

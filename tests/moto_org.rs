@@ -20,7 +20,7 @@ async fn moto_config(endpoint: &str, creds: Credentials) -> SdkConfig {
 }
 
 fn secs(t: &aws_smithy_types::DateTime) -> String {
-    iam_audit::report::rfc3339(&chrono::DateTime::from_timestamp(t.secs(), 0).unwrap())
+    iam_audit::record::rfc3339(&chrono::DateTime::from_timestamp(t.secs(), 0).unwrap())
 }
 
 struct Seeded {

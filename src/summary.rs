@@ -1,105 +1,12 @@
-//! What the engine tells the outside world while it runs. The library only calls an `Observer`; the binary
-//! turns that into indicatif bars on a TTY or plain lines otherwise. Nothing here sits in the data path:
-//! rows go to the writer, these are notifications with counters.
+//! The closing summary of a run: what was audited, what was found, what it cost, and where the files are.
+//! Counted from the accounts' closing rows as they close; printed by the binary.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use crate::report::{AccountRow, AuditStatus, UserProgress};
-use crate::stats::{CallCounts, CallStats};
-
-/// What the run is doing now, for a live display: the accounts in flight and the call counters.
-pub struct Live {
-    accounts: Mutex<HashMap<String, Arc<LiveAccount>>>,
-    pub stats: Arc<CallStats>,
-}
-
-/// One account in flight.
-pub struct LiveAccount {
-    pub name: String,
-    pub started: Instant,
-    pub users: Arc<UserProgress>,
-}
-
-impl Live {
-    pub fn new(stats: Arc<CallStats>) -> Live {
-        Live {
-            accounts: Mutex::new(HashMap::new()),
-            stats,
-        }
-    }
-
-    /// An account starts; the returned handle takes its progress.
-    pub fn start(&self, id: &str, name: &str) -> Arc<LiveAccount> {
-        let a = Arc::new(LiveAccount {
-            name: if name.is_empty() {
-                id.to_string()
-            } else {
-                name.to_string()
-            },
-            started: Instant::now(),
-            users: Arc::new(UserProgress::default()),
-        });
-        self.accounts
-            .lock()
-            .expect("live accounts")
-            .insert(id.to_string(), a.clone());
-        a
-    }
-
-    pub fn end(&self, id: &str) {
-        self.accounts.lock().expect("live accounts").remove(id);
-    }
-
-    /// The `n` accounts in flight the longest: `Prod-EU 412/980 users (5m12s)`.
-    pub fn slowest(&self, n: usize) -> Vec<String> {
-        let mut all: Vec<Arc<LiveAccount>> = self
-            .accounts
-            .lock()
-            .expect("live accounts")
-            .values()
-            .cloned()
-            .collect();
-        all.sort_by_key(|a| a.started);
-        all.iter()
-            .take(n)
-            .map(|a| {
-                let secs = a.started.elapsed().as_secs();
-                format!(
-                    "{} {}/{} users ({}m{:02}s)",
-                    a.name,
-                    a.users.done.load(Ordering::Relaxed),
-                    a.users.listed.load(Ordering::Relaxed),
-                    secs / 60,
-                    secs % 60
-                )
-            })
-            .collect()
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.accounts.lock().expect("live accounts").len()
-    }
-}
-
-/// Notified by the engine as the audit advances. All methods have empty defaults.
-pub trait Observer: Send + Sync {
-    /// The organization has been listed.
-    fn accounts_listed(&self, _active: usize, _total: usize) {}
-    /// An account has been closed (audited, partial, skipped or not active).
-    fn account_finished(&self, _row: &AccountRow, _calls: CallCounts) {}
-    /// The run's live state, once, before the first account starts.
-    fn live(&self, _live: Arc<Live>) {}
-}
-
-/// An observer that shows nothing.
-pub struct Silent;
-impl Observer for Silent {}
+use crate::org::ListingError;
+use crate::record::{AccountRow, AuditStatus, Flag};
+use crate::stats::CallCounts;
 
 /// The closing summary of a run.
 #[derive(Debug, Clone, Default)]
@@ -114,12 +21,12 @@ pub struct Summary {
     /// Accounts left out by `include_accounts` / `exclude_accounts` (not in the reports).
     pub filtered_out: u64,
     /// Why the OU tree could not be read (the accounts report's `ou_path` is then empty).
-    pub ou_paths_unread: Option<crate::org::ListingError>,
+    pub ou_paths_unread: Option<ListingError>,
     pub users: u64,
     pub keys: u64,
     pub events: u64,
     /// Users (root included) carrying each risk flag, in `Flag::ALL` order.
-    pub flags: [u64; 9],
+    pub flags: [u64; Flag::COUNT],
     pub calls: CallCounts,
     pub elapsed: Duration,
     pub keys_file: PathBuf,
@@ -196,7 +103,7 @@ impl std::fmt::Display for Summary {
             )?;
         }
         writeln!(f)?;
-        let flags: Vec<String> = crate::risk::Flag::ALL
+        let flags: Vec<String> = Flag::ALL
             .iter()
             .zip(self.flags)
             .filter(|(_, n)| *n > 0)
@@ -217,27 +124,6 @@ impl std::fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_live_view_names_the_accounts_in_flight_the_longest() {
-        let live = Live::new(Arc::new(CallStats::default()));
-        let eu = live.start("111111111111", "Prod-EU");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        let us = live.start("222222222222", "");
-        eu.users.listed.store(980, Ordering::Relaxed);
-        eu.users.done.store(412, Ordering::Relaxed);
-        us.users.listed.store(3, Ordering::Relaxed);
-        assert_eq!(live.in_flight(), 2);
-        assert_eq!(
-            live.slowest(3),
-            [
-                "Prod-EU 412/980 users (0m00s)",
-                "222222222222 0/3 users (0m00s)"
-            ]
-        );
-        live.end("111111111111");
-        assert_eq!(live.slowest(1), ["222222222222 0/3 users (0m00s)"]);
-    }
 
     #[test]
     fn the_summary_names_waits_for_the_in_flight_cap_only_when_there_were_some() {

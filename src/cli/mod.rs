@@ -1,0 +1,217 @@
+//! The binary's face: the command line (`args`), what a person sees while a run goes (`display`), the
+//! signals (`signals`) and the demo (`demo`). The library never sees any of it; this calls
+//! `iam_audit::run` and turns its outcome into an exit code.
+
+pub mod args;
+#[cfg(feature = "sim")]
+pub mod demo;
+mod display;
+mod signals;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use iam_audit::Config;
+
+use args::{AuditArgs, CheckArgs, Cli};
+use display::{init_logging, Progress};
+
+/// Load `--config` (if any) under the flags and resolve; a usage error is printed and gives `Err(2)`.
+pub(crate) fn settings_from(
+    cli: Config,
+    config: Option<&PathBuf>,
+) -> Result<iam_audit::Settings, i32> {
+    let file = match config {
+        Some(path) => Config::from_file(path).map_err(|e| {
+            eprintln!("error: {e}");
+            2
+        })?,
+        None => Config::default(),
+    };
+    iam_audit::Settings::resolve(cli.or(file), chrono::Utc::now()).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })
+}
+
+/// `iam-audit check`: one line per account on stdout; exit 0 when every account is ready for an audit.
+pub async fn check(args: CheckArgs) -> i32 {
+    init_logging(&args.display, None);
+    let cli = Config {
+        // One quick attempt is enough to see a denial; transient faults still get a few.
+        max_attempts: Some(3),
+        initial_backoff_ms: Some(200),
+        ..args.settings.config.clone()
+    };
+    let mut settings = match settings_from(cli, args.config.as_ref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    // One day of history is enough to see whether LookupEvents is allowed.
+    settings.start = settings.end - chrono::Duration::days(1);
+    let rows = match iam_audit::check::check(settings, args.account.clone()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    let show = |r: &Result<(), iam_audit::retry::Failure>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(f) => f.to_string(),
+    };
+    let mut ready = 0;
+    for row in &rows {
+        if row.ok() {
+            ready += 1;
+        }
+        let mut line = format!(
+            "{} ({}): sts:AssumeRole {}",
+            row.account.id,
+            row.account.name,
+            show(&row.assume_role)
+        );
+        if row.assume_role.is_ok() {
+            line.push_str(&format!("; iam:ListUsers {}", show(&row.iam)));
+            for (region, r) in &row.cloudtrail {
+                line.push_str(&format!("; cloudtrail:LookupEvents {region} {}", show(r)));
+            }
+        }
+        println!("{line}");
+    }
+    if !args.display.quiet {
+        eprintln!("{ready} of {} accounts are ready for an audit", rows.len());
+    }
+    if ready == rows.len() {
+        0
+    } else {
+        3
+    }
+}
+
+/// Run an audit from parsed flags; returns the exit code.
+pub async fn audit(args: AuditArgs) -> i32 {
+    let progress = Arc::new(Progress::new(&args.display));
+    init_logging(&args.display, progress.multi());
+    let file = match &args.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+        None => Config::default(),
+    };
+    let mut config = args.settings.config.clone().or(file);
+    // A resumed run is the interrupted run again: its files, its stamp, and its start time (key ages and
+    // the CloudTrail window are as of the first start).
+    let mut now = chrono::Utc::now();
+    let mut resume_stamp = None;
+    if let Some(dir) = &args.resume {
+        if let Some(out) = &config.output_dir {
+            let same = match (std::fs::canonicalize(out), std::fs::canonicalize(dir)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => out == dir,
+            };
+            if !same {
+                eprintln!(
+                    "error: --resume {} and --output-dir {} differ; a run is resumed into its own directory (pass the same DIR to both, or --resume alone)",
+                    dir.display(),
+                    out.display()
+                );
+                return 2;
+            }
+        }
+        config.output_dir = Some(dir.clone());
+        match iam_audit::report::latest_run(dir) {
+            Ok(Some((stamp, format, paths))) => {
+                // The run is continued in its own format.
+                let found = format.as_str();
+                if config.format.as_deref().is_some_and(|f| f != found) {
+                    eprintln!(
+                        "error: --resume {}: the run to resume ({}) was written as {found}; pass --format {found} or leave --format out",
+                        dir.display(),
+                        paths.accounts.display()
+                    );
+                    return 2;
+                }
+                config.format = Some(found.to_string());
+                now = iam_audit::report::stamp_time(&stamp).unwrap_or(now);
+                resume_stamp = Some(stamp);
+            }
+            Ok(None) => {
+                eprintln!(
+                    "error: --resume {}: no run of iam-audit to resume there (no accounts_<stamp>.csv or .jsonl with its three sibling reports)",
+                    dir.display()
+                );
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("error: --resume {}: {e}", dir.display());
+                return 2;
+            }
+        }
+    }
+    let mut settings = match iam_audit::Settings::resolve(config, now) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    settings.resume_stamp = resume_stamp;
+    run_with_progress(settings, progress, args.display.quiet).await
+}
+
+/// `iam-audit completions SHELL`: the completion script, from the clap definitions.
+pub fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "iam-audit", &mut std::io::stdout());
+    0
+}
+
+/// `iam-audit man`: the man page, from the clap definitions.
+pub fn man() -> i32 {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// Run the engine with SIGINT and SIGTERM wired to the shutdown, print the summary, return the exit code.
+///
+/// The first signal stops starting accounts and gives the running ones the grace period; the second ends
+/// the grace (they are closed as partial, the files still flushed); a third exits at once. A run stopped
+/// by a signal exits 130 (SIGINT) or 143 (SIGTERM), whatever it found.
+pub(crate) async fn run_with_progress(
+    settings: iam_audit::Settings,
+    progress: Arc<Progress>,
+    quiet: bool,
+) -> i32 {
+    let shutdown = iam_audit::Shutdown::default();
+    let signalled = signals::watch(shutdown.clone(), settings.shutdown_grace());
+    let result = iam_audit::run(settings, progress.clone(), shutdown).await;
+    progress.finish();
+    let signal_code = signalled.load(std::sync::atomic::Ordering::SeqCst);
+    match result {
+        Ok(summary) => {
+            if !quiet {
+                eprintln!("{summary}");
+            }
+            if signal_code != 0 {
+                signal_code
+            } else {
+                summary.exit_code()
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! Configuration: every setting is defined once, in the `keys!` table below (its TOML key, its flag, its
+//! default and its help text). The table gives `Config` (the file's and the command line's values, all
+//! optional, merged `cli.or(file)`), `Keys` (the defaults applied) and `keys()` (what the binary turns into
+//! flags and the tests hold the documents to). `Settings::resolve` validates and derives what the engine
+//! runs with. Imports nothing of the crate.
+//!
+//! A new setting costs three edits: its line in the table, its line in config.example.toml, and where it is
+//! used (`settings.keys.NAME`).
+
+pub(crate) mod key;
+mod names;
+mod window;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+
+use key::{file_only, flag, keys, negated, switch};
+pub use key::{Exposure, Key, Kind};
+pub use names::{glob, iam_home_region, partition_of};
+pub use window::{parse_date, resolve_window, LOOKUP_HISTORY_DAYS};
+
+/// The IAM lifecycle events the seed script tracked, in its order.
+pub const DEFAULT_EVENT_NAMES: [&str; 5] = [
+    "DeleteUser",
+    "DeleteAccessKey",
+    "DeleteLoginProfile",
+    "CreateAccessKey",
+    "CreateUser",
+];
+
+keys! {
+    // --- who to be, and which role to assume (also flags of `check`) ---
+    /// Named AWS profile (SSO profiles included) for the management account
+    profile: String, flag("P").check()
+        .default_text("the standard credential chain: environment, AWS_PROFILE, SSO, instance metadata");
+    /// Name of the audit role to assume in each member account, e.g. IAMAuditRole or
+    /// AWSControlTowerExecution (required here or in the config file)
+    role: String, flag("R").check().conflicts("roles");
+    /// Roles to try in order in each account, comma-separated (e.g.
+    /// IAMAuditRole,AWSControlTowerExecution); the one that worked is the accounts report's role_used
+    roles: Vec<String>, flag("R1,R2").check();
+    /// Audit the management account with the caller's own credentials when no role can be assumed there
+    management_as_caller: bool = true, negated("no-management-as-caller",
+        "Do not audit the management account with the caller's own credentials when no role can be assumed there (it is then skipped)").check();
+    /// ExternalId for AssumeRole, when the role's trust policy requires one
+    external_id: String, flag("ID").check();
+    /// Session name of the assumed-role sessions, as it shows in the member accounts' CloudTrail
+    session_name: String = "iam-audit", flag("NAME").check();
+    /// Region of the global services (Organizations, STS, IAM); its partition's IAM home region is where
+    /// CloudTrail is searched by default
+    region: String = "us-east-1", flag("REGION").check();
+
+    // --- output ---
+    /// Directory for the reports (created 0700 if missing)
+    output_dir: PathBuf = ".", flag("DIR");
+    /// The reports' format: csv, or jsonl (one JSON object per row, the same fields)
+    format: String = "csv", flag("FORMAT").choices(&["csv", "jsonl"]);
+    /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
+    legacy_values: String = "en", flag("LANG").choices(&["en", "es"]);
+    /// Prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files (OWASP CSV injection)
+    escape_formulas: bool = true, negated("no-escape-formulas",
+        "Do not prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files");
+
+    // --- the CloudTrail window and scope ---
+    /// First day of the CloudTrail window, YYYY-MM-DD UTC
+    start_date: String, flag("YYYY-MM-DD").default_text("90 days before the end");
+    /// Last day of the CloudTrail window, inclusive, YYYY-MM-DD UTC
+    end_date: String, flag("YYYY-MM-DD").default_text("now");
+    /// CloudTrail window as the last N days (conflicts with --start-date)
+    days: u32, flag("N").conflicts("start_date");
+    /// Regions whose CloudTrail event history is searched, comma-separated
+    regions: Vec<String>, flag("R1,R2").check()
+        .default_text("the IAM home region of --region's partition: us-east-1, cn-north-1 or us-gov-west-1");
+    /// CloudTrail event names to look up, comma-separated
+    event_names: Vec<String> = &DEFAULT_EVENT_NAMES, flag("E1,E2");
+    /// Keep the events of every service LookupEvents returns for the event names (Identity Center,
+    /// ElastiCache, ... also have CreateUser/DeleteUser); by default IAM's only
+    all_event_sources: bool = false, switch();
+
+    // --- which accounts ---
+    /// Audit only these accounts: 12-digit ids or name globs, comma-separated (e.g.
+    /// 'prod-*,111122223333')
+    include_accounts: Vec<String>, flag("ID|GLOB,...");
+    /// Never audit these accounts (ids or name globs); wins over --include-accounts
+    exclude_accounts: Vec<String>, flag("ID|GLOB,...");
+    /// Audit only the accounts under these OUs, and the OUs below them: OU or root ids (ou-…, r-…) or
+    /// globs over the OU path, comma-separated (e.g. 'Root/Workloads/Prod,ou-ab12-34cd56ef'); adds to
+    /// --include-accounts
+    include_ous: Vec<String>, flag("ID|PATH,...");
+    /// Never audit the accounts under these OUs (ids or path globs); wins over the includes
+    exclude_ous: Vec<String>, flag("ID|PATH,...");
+    /// Read the OU tree for the accounts report's ou_path and the OU filters
+    ou_paths: bool = true, negated("no-ou-paths",
+        "Do not read the OU tree: the accounts report's ou_path stays empty and the OU filters are refused");
+
+    // --- the IAM inventory and its verdicts ---
+    /// How the IAM inventory is read: auto (the credential report where the role may generate it,
+    /// per-user calls where not), api (per-user calls) or credential_report
+    strategy: String = "auto", flag("STRATEGY").choices(&["auto", "api", "credential_report"]);
+    /// Days after which an unused (or never used) password or active key is flagged
+    unused_days: u32 = 45, flag("DAYS").positive();
+    /// Days after which an active access key is flagged for rotation
+    key_max_age_days: u32 = 90, flag("DAYS").positive();
+
+    // --- concurrency, quotas, retries and deadlines ---
+    /// Accounts audited at once
+    concurrency: usize = 64, flag("N").check().positive();
+    /// Users audited at once inside one account
+    user_concurrency: usize = 4, flag("N").positive();
+    /// Lifetime of each assumed-role session in seconds, 900-43200
+    session_duration_secs: u64 = 3600, flag("SECS");
+    /// IAM calls per second per account
+    iam_rate: u32 = 10, flag("N").positive();
+    /// IAM calls allowed at once above the rate
+    iam_burst: u32 = 5, flag("N").positive();
+    /// LookupEvents calls per second per account and region
+    cloudtrail_rate: u32 = 2, flag("N").positive();
+    /// LookupEvents calls allowed at once above the rate
+    cloudtrail_burst: u32 = 1, flag("N").positive();
+    /// Attempts per AWS call, first included (adaptive retries)
+    max_attempts: u32 = 10, flag("N").positive();
+    /// First retry backoff in milliseconds
+    initial_backoff_ms: u64 = 1000, flag("MS").positive();
+    /// Longest retry backoff in milliseconds
+    max_backoff_ms: u64 = 20_000, flag("MS").positive();
+    /// A fixed cap on the HTTP requests in flight across all accounts
+    max_in_flight: usize, flag("N").positive()
+        .default_text("twice what the rates need at the observed network latency, at most 4096");
+    /// Longest one AWS call may take, its SDK retries included (each attempt gets a third)
+    call_timeout_secs: u64 = 60, flag("SECS").positive();
+    /// Longest one account's audit may take; past it the account is partial, with a Timeout error
+    account_budget_secs: u64 = 3600, flag("SECS").positive();
+    /// After SIGINT or SIGTERM, seconds running accounts get to finish before they are closed as partial
+    shutdown_grace_secs: u64 = 10, flag("SECS");
+    /// Records buffered between the account auditors and the writer
+    channel_capacity: usize = 1024, file_only().positive();
+    /// Pages read at most from one listing before it is reported as PageLimit
+    max_pages: usize = 100_000, file_only().positive();
+}
+
+/// A configuration error: exit code 2, nothing written. The message names the key and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Read a TOML config file; unknown keys and bad types are errors naming the key.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parse TOML text. The error text is toml's, which names the key and the line.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// The keys of a TOML table (how the binary hands over the command line's values).
+    pub fn from_table(table: toml::Table) -> Result<Config, String> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())
+    }
+}
+
+/// The reports' file format (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 4180 CSV with a header row, `.csv`.
+    Csv,
+    /// One JSON object per line, the CSV's columns as keys and its cells as string values, `.jsonl`.
+    Jsonl,
+}
+
+impl Format {
+    /// The files' extension, and the `--format` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Which strings the key report uses for "no value" and password states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    English,
+    /// The seed script's Spanish strings, for automation built on them.
+    LegacySpanish,
+}
+
+/// How the IAM inventory of an account is read (design §2, `--strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The credential report where the role may generate it; per-user calls where it may not.
+    Auto,
+    /// Per-user calls only.
+    Api,
+    /// The credential report only; an account where it is refused is not audited for IAM.
+    CredentialReport,
+}
+
+/// The thresholds of the risk flags, in days (`unused_days`, `key_max_age_days`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub unused_days: i64,
+    pub key_max_age_days: i64,
+}
+
+/// What the engine runs with: the keys with their defaults (`keys`), validated, and what is derived from
+/// them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub keys: Keys,
+    /// The roles tried in order (`role` alone when `roles` is not set).
+    pub roles: Vec<String>,
+    pub format: Format,
+    pub values: Values,
+    pub strategy: Strategy,
+    /// The regions whose CloudTrail is searched (`regions`, or the partition's IAM home region).
+    pub regions: Vec<String>,
+    /// The CloudTrail window, UTC.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Start of the run, UTC: the file stamp and the reference for key ages.
+    pub started_at: DateTime<Utc>,
+    pub thresholds: Thresholds,
+    /// Send every call to this endpoint with these static credentials instead of the configured profile:
+    /// how `demo` and in-process tests reach the simulator. Not a config key.
+    pub endpoint_override: Option<EndpointOverride>,
+    /// Continue the interrupted run of this stamp in `output_dir` (`--resume`). Not a config key.
+    pub resume_stamp: Option<String>,
+}
+
+/// A fake-AWS endpoint and the (fake) management credentials to use with it.
+#[derive(Clone)]
+pub struct EndpointOverride {
+    pub url: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// The secret key never reaches a log, even in a `{:?}` of the settings.
+impl std::fmt::Debug for EndpointOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointOverride")
+            .field("url", &self.url)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Apply the defaults and validate. `now` is the run's start time.
+    pub fn resolve(c: Config, now: DateTime<Utc>) -> Result<Settings, ConfigError> {
+        let k = Keys::from_config(c);
+        let positive: Vec<&'static str> = keys()
+            .into_iter()
+            .filter(|k| k.spec.positive)
+            .map(|k| k.name)
+            .collect();
+        for (name, value) in k.counts() {
+            if value == Some(0) && positive.contains(&name) {
+                return Err(invalid(name, "must be greater than 0, got 0"));
+            }
+        }
+        let roles = names::roles(k.role.as_deref(), k.roles.as_deref())?;
+        let session = &k.session_name;
+        // STS: RoleSessionName is 2-64 chars of [\w+=,.@-].
+        let valid_session = (2..=64).contains(&session.len())
+            && session
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_+=,.@-".contains(ch));
+        if !valid_session {
+            return Err(invalid(
+                "session_name",
+                format!("'{session}' must be 2-64 characters of letters, digits and _+=,.@-"),
+            ));
+        }
+        if !(900..=43200).contains(&k.session_duration_secs) {
+            return Err(invalid(
+                "session_duration_secs",
+                format!(
+                    "must be between 900 and 43200 seconds (STS limits), got {}",
+                    k.session_duration_secs
+                ),
+            ));
+        }
+        let (start, end) =
+            resolve_window(k.start_date.as_deref(), k.end_date.as_deref(), k.days, now)?;
+        if now - start > ChronoDuration::days(LOOKUP_HISTORY_DAYS) + ChronoDuration::days(1) {
+            tracing::warn!(
+                "start date {} is more than {LOOKUP_HISTORY_DAYS} days ago; CloudTrail LookupEvents only returns the last {LOOKUP_HISTORY_DAYS} days",
+                start.format("%Y-%m-%d")
+            );
+        }
+        if !names::valid_region(&k.region) {
+            return Err(invalid(
+                "region",
+                format!("'{}' is not a region name", k.region),
+            ));
+        }
+        // IAM's events are recorded in its partition's home region (us-east-1 in aws, cn-north-1 in
+        // aws-cn, us-gov-west-1 in aws-us-gov).
+        let regions = k
+            .regions
+            .clone()
+            .unwrap_or_else(|| vec![iam_home_region(partition_of(&k.region)).to_string()]);
+        if regions.is_empty() || regions.iter().any(|r| !names::valid_region(r)) {
+            return Err(invalid(
+                "regions",
+                format!("{regions:?} must be a non-empty list of region names such as us-east-1"),
+            ));
+        }
+        if k.event_names.iter().any(|e| e.trim().is_empty()) {
+            return Err(invalid("event_names", "event names must not be empty"));
+        }
+        // The command line offers only these values (the table's `choices`); the file is checked here.
+        let values = match k.legacy_values.as_str() {
+            "en" => Values::English,
+            "es" => Values::LegacySpanish,
+            other => {
+                return Err(invalid(
+                    "legacy_values",
+                    format!("'{other}' is not supported; use \"es\" for the seed script's Spanish values or \"en\""),
+                ))
+            }
+        };
+        let strategy = match k.strategy.as_str() {
+            "auto" => Strategy::Auto,
+            "api" => Strategy::Api,
+            "credential_report" => Strategy::CredentialReport,
+            other => {
+                return Err(invalid(
+                    "strategy",
+                    format!(
+                    "'{other}' is not a strategy; use \"auto\", \"api\" or \"credential_report\""
+                ),
+                ))
+            }
+        };
+        let format = match k.format.as_str() {
+            "csv" => Format::Csv,
+            "jsonl" => Format::Jsonl,
+            other => {
+                return Err(invalid(
+                    "format",
+                    format!("'{other}' is not a format; use \"csv\" or \"jsonl\""),
+                ))
+            }
+        };
+        if k.max_backoff_ms < k.initial_backoff_ms {
+            return Err(invalid(
+                "max_backoff_ms",
+                "must not be smaller than initial_backoff_ms",
+            ));
+        }
+        for (key, list) in [
+            ("include_ous", &k.include_ous),
+            ("exclude_ous", &k.exclude_ous),
+        ] {
+            if list.iter().flatten().any(|e| e.trim().is_empty()) {
+                return Err(invalid(key, "entries must not be empty"));
+            }
+        }
+        let ou_filters = k.include_ous.as_ref().is_some_and(|l| !l.is_empty())
+            || k.exclude_ous.as_ref().is_some_and(|l| !l.is_empty());
+        if !k.ou_paths && ou_filters {
+            return Err(invalid(
+                "ou_paths",
+                "the OU filters (include_ous, exclude_ous) need the OU tree: drop --no-ou-paths (ou_paths = false) or filter by account",
+            ));
+        }
+        let mut keys = k;
+        keys.profile = keys.profile.filter(|p| !p.is_empty());
+        keys.external_id = keys.external_id.filter(|e| !e.is_empty());
+        Ok(Settings {
+            thresholds: Thresholds {
+                unused_days: i64::from(keys.unused_days),
+                key_max_age_days: i64::from(keys.key_max_age_days),
+            },
+            keys,
+            roles,
+            format,
+            values,
+            strategy,
+            regions,
+            start,
+            end,
+            started_at: now,
+            endpoint_override: None,
+            resume_stamp: None,
+        })
+    }
+
+    /// The first role (the only one unless `roles` lists several).
+    pub fn role(&self) -> &str {
+        &self.roles[0]
+    }
+
+    /// Whether an OU filter is set (it needs the OU tree).
+    pub fn ou_filters(&self) -> bool {
+        !self.include_ous().is_empty() || !self.exclude_ous().is_empty()
+    }
+
+    pub fn include_accounts(&self) -> &[String] {
+        self.keys.include_accounts.as_deref().unwrap_or_default()
+    }
+    pub fn exclude_accounts(&self) -> &[String] {
+        self.keys.exclude_accounts.as_deref().unwrap_or_default()
+    }
+    pub fn include_ous(&self) -> &[String] {
+        self.keys.include_ous.as_deref().unwrap_or_default()
+    }
+    pub fn exclude_ous(&self) -> &[String] {
+        self.keys.exclude_ous.as_deref().unwrap_or_default()
+    }
+
+    /// The ARNs of every role to try in an account of `partition` (read from the account's ARN), in
+    /// order. A full ARN is kept as given, partition and path included, with the account's id.
+    pub fn role_arns(&self, account_id: &str, partition: &str) -> Vec<String> {
+        self.roles
+            .iter()
+            .map(|r| names::role_arn(r, account_id, partition))
+            .collect()
+    }
+
+    pub fn session_duration(&self) -> Duration {
+        Duration::from_secs(self.keys.session_duration_secs)
+    }
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.keys.initial_backoff_ms)
+    }
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.keys.max_backoff_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.keys.shutdown_grace_secs)
+    }
+    /// One AWS call, its SDK attempts included.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.keys.call_timeout_secs)
+    }
+    /// One account's whole audit.
+    pub fn account_budget(&self) -> Duration {
+        Duration::from_secs(self.keys.account_budget_secs)
+    }
+
+    /// One attempt of a call: a third of the call's timeout, at least a second, so that a stalled attempt
+    /// leaves time for the SDK to retry.
+    pub fn attempt_timeout(&self) -> Duration {
+        (self.call_timeout() / 3)
+            .max(Duration::from_secs(1))
+            .min(self.call_timeout())
+    }
+
+    /// The `YYYYMMDD_HHMMSS` stamp of the output files, as the seed script writes it.
+    pub fn stamp(&self) -> String {
+        self.started_at.format("%Y%m%d_%H%M%S").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! Names the settings are made of: roles and their ARNs, regions and partitions, and the globs of the
+//! account and OU filters.
+
+use super::{invalid, ConfigError};
+
+/// The roles to try, in order: `roles` when set, else `role` alone. One is required.
+pub(super) fn roles(
+    role: Option<&str>,
+    roles: Option<&[String]>,
+) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<String> = match (roles, role.map(str::trim)) {
+        (Some(list), _) => list.iter().map(|r| r.trim().to_string()).collect(),
+        (None, Some(r)) if !r.is_empty() => vec![r.to_string()],
+        _ => Vec::new(),
+    };
+    if list.is_empty() || list.iter().any(String::is_empty) {
+        return Err(invalid(
+            "role",
+            "is required: pass --role NAME (e.g. IAMAuditRole or AWSControlTowerExecution), --roles A,B, or set role or roles in the config file",
+        ));
+    }
+    if let Some(bad) = list
+        .iter()
+        .find(|r| r.contains(':') && !r.starts_with("arn:"))
+    {
+        return Err(invalid("role", format!("'{bad}' is not a role name")));
+    }
+    Ok(list)
+}
+
+/// A role's ARN in an account: a name takes the account's partition; a full ARN keeps its own.
+pub(super) fn role_arn(role: &str, account_id: &str, partition: &str) -> String {
+    if let Some(rest) = role.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        if let [given_partition, "iam", "", _, resource] = parts.as_slice() {
+            return format!("arn:{given_partition}:iam::{account_id}:{resource}");
+        }
+    }
+    format!("arn:{partition}:iam::{account_id}:role/{role}")
+}
+
+/// `*` and `?` glob, case-sensitive, over characters.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The AWS partition of a region.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+/// The region where a partition's IAM (a global service) records its CloudTrail events.
+pub fn iam_home_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "cn-north-1",
+        "aws-us-gov" => "us-gov-west-1",
+        "aws-iso" => "us-iso-east-1",
+        "aws-iso-b" => "us-isob-east-1",
+        _ => "us-east-1",
+    }
+}
+
+pub(super) fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_star_and_question_mark() {
+        assert!(glob("*a*b?", "xxaYYbZ") && !glob("a*", "ba") && glob("*", ""));
+        assert!(glob("prod-legacy?", "prod-legacy1") && !glob("prod-legacy?", "prod-legacy12"));
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_of("us-east-1"), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+}

@@ -1,0 +1,52 @@
+//! A failure of the run as a whole, and its exit code (design §2). Per-account failures are rows of the
+//! accounts report, never errors; these are the setup failures: bad config, no credentials, the
+//! organization not listable, the output not writable.
+
+use std::path::PathBuf;
+
+use crate::aws::CredentialsSetupError;
+use crate::config::ConfigError;
+use crate::org::ListingError;
+use crate::retry::Failure;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsSetupError),
+    #[error("cannot list the organization's accounts ({failure}). Run from the management account or a delegated administrator with organizations:ListAccounts (see docs/setup.md)")]
+    ListAccounts { failure: Failure },
+    #[error("cannot read the organization's OU tree for the OU filters ({error}). Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent (see docs/setup.md), or filter by account instead")]
+    OuTree { error: ListingError },
+    #[error(
+        "cannot write the reports to {dir}: {source}. Pass --output-dir with a writable directory"
+    )]
+    Output {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the reports to {dir}: {source}. The files hold every account written before the failure, each whole ({written} accounts); {} were not written: {}. Free space or fix the disk, then finish the run with --resume {}", unwritten.len(), unwritten.join(", "), dir.display())]
+    WriterFailed {
+        dir: PathBuf,
+        source: std::io::Error,
+        written: usize,
+        /// Every account of the run whose closing row did not reach the accounts report.
+        unwritten: Vec<String>,
+    },
+}
+
+impl AuditError {
+    /// The process exit code of design §2.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AuditError::Config(_) => 2,
+            AuditError::Credentials(CredentialsSetupError::UnknownProfile { .. }) => 2,
+            AuditError::Credentials(_) => 1,
+            AuditError::ListAccounts { .. } => 1,
+            AuditError::OuTree { .. } => 1,
+            AuditError::Output { .. } => 1,
+            AuditError::WriterFailed { .. } => 1,
+        }
+    }
+}

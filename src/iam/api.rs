@@ -1,0 +1,160 @@
+//! The `api` strategy: ListUsers (every page), then per user ListAccessKeys, ListMFADevices,
+//! GetLoginProfile and GetAccessKeyLastUsed per key, users side by side (`user_concurrency`); the root
+//! user from GetAccountSummary. 3 + keys calls per user, always current.
+
+use futures::StreamExt;
+
+use crate::pages::{pages, PageError};
+use crate::record::{Password, Source};
+use crate::risk::{KeyFacts, UserFacts};
+use crate::session::{utc, Part, Session};
+use crate::sink::Sink;
+
+use super::calls::{last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa};
+use super::root;
+use super::rows::{send_user, Audited, IamOutcome};
+
+/// ListUsers page size: IAM's maximum. IAM may return fewer with IsTruncated still true.
+const USERS_PAGE: i32 = 1000;
+
+pub(crate) async fn inventory(
+    session: &Session,
+    sink: &Sink,
+    summary: &Summary,
+    virtual_mfa: &VirtualMfa,
+) -> IamOutcome {
+    let (access, mfa) = root::from_summary(session, sink, summary, virtual_mfa, Source::Api).await;
+    let iam = session.iam();
+    let listing = pages(session.settings().keys.max_pages, |marker| async move {
+        iam.call("iam:ListUsers", |c, o| {
+            c.list_users()
+                .max_items(USERS_PAGE)
+                .set_marker(marker.clone())
+                .customize()
+                .config_override(o)
+                .send()
+        })
+        .await
+        .map(|p| {
+            let (more, next) = (p.is_truncated(), p.marker().map(str::to_string));
+            (p, more, next)
+        })
+    });
+    let mut listing = std::pin::pin!(listing);
+    while let Some(page) = listing.next().await {
+        let page = match page {
+            Ok(page) => page,
+            // Recorded by the call.
+            Err(PageError::Failed(_)) => break,
+            Err(e) => {
+                session.fail(Part::Iam, "iam:ListUsers", &e.into_failure("ListUsers"));
+                break;
+            }
+        };
+        let users = page.users();
+        sink.count_users(users.len() as u64);
+        let alive = futures::stream::iter(users.iter().cloned())
+            .map(|u| audit_user(session, sink, u))
+            .buffer_unordered(session.settings().keys.user_concurrency)
+            .all(|sent| async move { sent })
+            .await;
+        if !alive {
+            break;
+        }
+    }
+    IamOutcome {
+        strategy: Some(Source::Api),
+        credential_report_time: None,
+        root_access_keys: access,
+        root_mfa: mfa,
+    }
+}
+
+/// Audit one user and send its rows. `false` when the writer is gone.
+async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::User) -> bool {
+    let iam = session.iam();
+    let name = user.user_name();
+
+    let keys_fut = async {
+        let ListedKeys { keys, deleted, .. } = list_access_keys(session, name).await;
+        let last_used = futures::future::join_all(
+            keys.iter()
+                .map(|k| last_used(session, k.access_key_id().unwrap_or_default())),
+        )
+        .await;
+        (deleted, keys.into_iter().zip(last_used).collect::<Vec<_>>())
+    };
+    let mfa_fut = mfa_devices(session, name);
+    let password_fut = async {
+        // NoSuchEntity is the answer "this user has no console password", not a failure.
+        let r = iam
+            .call("iam:GetLoginProfile", |c, o| async move {
+                let r = c
+                    .get_login_profile()
+                    .user_name(name)
+                    .customize()
+                    .config_override(o)
+                    .send()
+                    .await;
+                match r {
+                    Ok(out) => Ok((
+                        Password::Configured,
+                        out.login_profile().and_then(|p| utc(p.create_date())),
+                    )),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                    {
+                        Ok((Password::NotConfigured, None))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        r.unwrap_or((Password::Unknown, None))
+    };
+    let ((deleted, keys), (mfa, mfa_devices), (password, password_set)) =
+        tokio::join!(keys_fut, mfa_fut, password_fut);
+    if deleted {
+        // Listed, then deleted before its keys were read: no row (noted in the accounts report).
+        return true;
+    }
+
+    let facts = UserFacts {
+        root: false,
+        created: utc(user.create_date()),
+        password,
+        password_last_used: user.password_last_used().and_then(utc),
+        password_set,
+        mfa_active: mfa_devices.map(|n| n > 0),
+        mfa,
+        active_keys_without_ids: None,
+        centralized_root: false,
+    };
+    let keys = keys
+        .into_iter()
+        .map(|(k, last_used)| {
+            let id = k.access_key_id().unwrap_or_default().to_string();
+            let facts = KeyFacts {
+                active: k.status().map(|s| s.as_str()) == Some("Active"),
+                created: k.create_date().and_then(utc),
+                last_used,
+            };
+            (Some(id), facts)
+        })
+        .collect();
+    send_user(
+        session,
+        sink,
+        Audited {
+            name,
+            arn: user.arn(),
+            facts,
+            keys,
+            mfa_devices,
+            source: Source::Api,
+            note: String::new(),
+        },
+    )
+    .await
+}

@@ -1,0 +1,105 @@
+//! From one user's facts to its rows: a key row per access key (with its user's flags) and the user row
+//! (with its keys' flags), judged by `risk`, sent to the writer as soon as they are complete. Both
+//! strategies, and the root user, end here.
+
+use chrono::{DateTime, Utc};
+
+use crate::record::{Flags, KeyRow, Record, Source, UserRow};
+use crate::risk::{key_flags, user_flags, KeyFacts, UserFacts};
+use crate::session::Session;
+use crate::sink::Sink;
+
+/// What the IAM part tells the accounts report beyond its rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IamOutcome {
+    /// How the users were read; `None` when nothing was.
+    pub strategy: Option<Source>,
+    pub credential_report_time: Option<DateTime<Utc>>,
+    /// Active root keys (`0`, `1`, `2`; `present` from the account summary; `unknown`).
+    pub root_access_keys: String,
+    /// Root MFA: `Hardware`, `Virtual`, `None` or `unknown`.
+    pub root_mfa: String,
+}
+
+/// One user's facts, its keys' facts (with ids, where known), and how to write them.
+pub(crate) struct Audited<'a> {
+    pub name: &'a str,
+    pub arn: &'a str,
+    pub facts: UserFacts,
+    pub keys: Vec<(Option<String>, KeyFacts)>,
+    pub mfa_devices: Option<usize>,
+    pub source: Source,
+    pub note: String,
+}
+
+/// Send the user's key rows (with its user's flags) and its user row (with its keys' flags). `false` when
+/// the writer is gone.
+pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) -> bool {
+    let s = session.settings();
+    let now = s.started_at;
+    let key_facts: Vec<KeyFacts> = a.keys.iter().map(|(_, k)| k.clone()).collect();
+    let own = user_flags(&a.facts, &key_facts, now, s.thresholds);
+    let mut all = own;
+    for (id, k) in &a.keys {
+        // The root user's keys are one finding, root_access_key, whatever their age or use.
+        let flags = if a.facts.root {
+            Flags::default()
+        } else {
+            key_flags(&a.facts, k, now, s.thresholds)
+        };
+        all = all.union(flags);
+        let Some(id) = id else { continue };
+        let row = KeyRow {
+            account_id: session.account().id.clone(),
+            account_name: session.account().name.clone(),
+            username: a.name.to_string(),
+            password: a.facts.password,
+            password_last_used: a.facts.password_last_used,
+            access_key_id: id.clone(),
+            status: if k.active { "Active" } else { "Inactive" }.to_string(),
+            created_date: k.created,
+            last_used: k.last_used.clone(),
+            mfa: a.facts.mfa,
+            mfa_devices: a.mfa_devices,
+            key_age_days: k.created.map(|c| (now - c).num_days()),
+            risk: flags.union(own),
+            source: a.source,
+        };
+        if !sink.send(Record::Key(row)).await {
+            return false;
+        }
+    }
+    let active: Vec<&KeyFacts> = key_facts.iter().filter(|k| k.active).collect();
+    let active_keys = if a.facts.root && a.keys.is_empty() {
+        a.facts.active_keys_without_ids
+    } else {
+        Some(active.len() as u32)
+    };
+    let last_activity = key_facts
+        .iter()
+        .filter_map(|k| k.last_used.date())
+        .chain(a.facts.password_last_used)
+        .max();
+    let row = UserRow {
+        account_id: session.account().id.clone(),
+        account_name: session.account().name.clone(),
+        username: a.name.to_string(),
+        arn: a.arn.to_string(),
+        created: a.facts.created,
+        password: a.facts.password,
+        password_last_used: a.facts.password_last_used,
+        mfa_active: a.facts.mfa_active,
+        mfa: a.facts.mfa,
+        mfa_devices: a.mfa_devices,
+        active_keys,
+        oldest_active_key_age_days: active
+            .iter()
+            .filter_map(|k| k.created.map(|c| (now - c).num_days()))
+            .max(),
+        last_activity,
+        risk: all,
+        source: a.source,
+        note: a.note,
+    };
+    sink.send(Record::User(row)).await
+}

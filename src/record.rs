@@ -1,0 +1,407 @@
+//! Records: what the auditors produce and every output reads. The rows of the four reports, the values
+//! their cells are made of, and the risk flag vocabulary. This is the language every room speaks, so it sits
+//! at the bottom and imports nothing of the crate: the rules (`risk`) fill the flags, the outputs
+//! (`report`) render the rows, and neither knows the other.
+
+use chrono::{DateTime, Utc};
+
+/// The user name of the root user's row, as the credential report names it.
+pub const ROOT_USER: &str = "<root_account>";
+
+/// RFC 3339 UTC with second precision, e.g. `2026-03-05T15:30:22Z` (design §3): every timestamp of every
+/// output.
+pub fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Where an IAM row's facts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Per-user IAM calls.
+    Api,
+    /// The account's IAM credential report, plus the calls it lacks.
+    CredentialReport,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::CredentialReport => "credential_report",
+        }
+    }
+}
+
+/// Whether the user has a console password (a login profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Password {
+    Configured,
+    NotConfigured,
+    /// GetLoginProfile failed with something other than NoSuchEntity; the error is in the accounts report.
+    Unknown,
+}
+
+/// MFA as the seed reports it. Hardware wins over Virtual when a user has several devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mfa {
+    None,
+    Virtual,
+    Hardware,
+    /// ListMFADevices failed; the error is in the accounts report.
+    Unknown,
+}
+
+impl Mfa {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mfa::None => "None",
+            Mfa::Virtual => "Virtual",
+            Mfa::Hardware => "Hardware",
+            Mfa::Unknown => "Unknown",
+        }
+    }
+}
+
+/// The last use of an access key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastUsed {
+    pub date: DateTime<Utc>,
+    pub service: String,
+    pub region: String,
+    pub days_since: i64,
+}
+
+/// What is known of a key's last use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LastUse {
+    Never,
+    Used(LastUsed),
+    /// GetAccessKeyLastUsed failed; the error is in the accounts report. No verdict rests on it.
+    Unknown,
+}
+
+impl LastUse {
+    /// The date of the last use, when the key was used.
+    pub fn date(&self) -> Option<DateTime<Utc>> {
+        match self {
+            LastUse::Used(u) => Some(u.date),
+            _ => None,
+        }
+    }
+}
+
+/// One access key: one row of the key report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub username: String,
+    pub password: Password,
+    /// From ListUsers' PasswordLastUsed; `None` = never.
+    pub password_last_used: Option<DateTime<Utc>>,
+    pub access_key_id: String,
+    pub status: String,
+    pub created_date: Option<DateTime<Utc>>,
+    pub last_used: LastUse,
+    pub mfa: Mfa,
+    pub mfa_devices: Option<usize>,
+    pub key_age_days: Option<i64>,
+    /// The key's flags and its user's.
+    pub risk: Flags,
+    pub source: Source,
+}
+
+/// One IAM user or the root user: one row of the users report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub account_id: String,
+    pub account_name: String,
+    /// `ROOT_USER` for the root user.
+    pub username: String,
+    pub arn: String,
+    pub created: Option<DateTime<Utc>>,
+    pub password: Password,
+    /// `None` = never (or no password).
+    pub password_last_used: Option<DateTime<Utc>>,
+    /// `None` = unknown.
+    pub mfa_active: Option<bool>,
+    pub mfa: Mfa,
+    pub mfa_devices: Option<usize>,
+    /// `None` = unknown.
+    pub active_keys: Option<u32>,
+    pub oldest_active_key_age_days: Option<i64>,
+    /// The latest of the password's and the keys' last use; `None` = never.
+    pub last_activity: Option<DateTime<Utc>>,
+    /// The user's flags and all its keys'.
+    pub risk: Flags,
+    pub source: Source,
+    /// Why a value is `unknown` (the AWS error), or what the row stands for.
+    pub note: String,
+}
+
+impl UserRow {
+    pub fn is_root(&self) -> bool {
+        self.username == ROOT_USER
+    }
+}
+
+/// One CloudTrail event: one row of the events report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub event_time: Option<DateTime<Utc>>,
+    pub event_name: String,
+    pub username: String,
+    pub account_id: String,
+    pub account_name: String,
+    pub resources: String,
+    pub region: String,
+    pub event_id: String,
+    pub access_key_id: String,
+    pub source_ip_address: String,
+    /// The service that recorded it (`iam.amazonaws.com`, or another with `all_event_sources`).
+    pub event_source: String,
+}
+
+/// How far one account's audit got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditStatus {
+    Audited,
+    Partial,
+    Skipped,
+    NotActive,
+}
+
+impl AuditStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditStatus::Audited => "audited",
+            AuditStatus::Partial => "partial",
+            AuditStatus::Skipped => "skipped",
+            AuditStatus::NotActive => "not_active",
+        }
+    }
+}
+
+/// How far one service's part of an account audit got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartStatus {
+    Ok,
+    /// Some calls failed after some data was read; the rows read are in the reports.
+    Partial,
+    /// The first call failed; nothing was read.
+    Failed,
+    /// Not attempted (the role could not be assumed, or the account is not ACTIVE).
+    NotRun,
+}
+
+impl PartStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartStatus::Ok => "ok",
+            PartStatus::Partial => "partial",
+            PartStatus::Failed => "failed",
+            PartStatus::NotRun => "not_run",
+        }
+    }
+}
+
+/// One account: one row of the accounts report. Its arrival also closes the account: the writer flushes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub account_status: String,
+    pub audit_status: AuditStatus,
+    pub iam_status: PartStatus,
+    pub cloudtrail_status: PartStatus,
+    pub users: u64,
+    pub keys: u64,
+    pub events: u64,
+    /// `Code: message` of each distinct failure, joined by ` | `.
+    pub error: String,
+    pub duration_s: f64,
+    /// How the IAM inventory was read; `None` when it was not.
+    pub strategy: Option<Source>,
+    /// When the account's credential report was generated (AWS reuses one up to 4 hours old).
+    pub credential_report_time: Option<DateTime<Utc>>,
+    /// Root findings: active root access keys (`0`, `1`, `2`, or `unknown`), root MFA (`Hardware`,
+    /// `Virtual`, `None`, `unknown`, or `centralized` when the organization manages root credentials).
+    pub root_access_keys: String,
+    pub root_mfa: String,
+    /// Users (root included) carrying each flag, in `Flag::ALL` order.
+    pub flag_counts: [u64; Flag::COUNT],
+    /// Events LookupEvents returned from other services than IAM, left out of the events report.
+    pub events_other_sources: u64,
+    /// The role the account was audited with, `caller` (the management account, with the caller's own
+    /// credentials), or empty.
+    pub role_used: String,
+    /// The account's OU path (`Root/Workloads/Prod`), empty when the OU tree was not read.
+    pub ou_path: String,
+}
+
+impl AccountRow {
+    /// The closing row of an account that was not audited (not active, or never reached), with `error`.
+    pub fn unaudited(
+        id: &str,
+        name: &str,
+        status: &str,
+        ou_path: &str,
+        audit_status: AuditStatus,
+        error: String,
+    ) -> AccountRow {
+        AccountRow {
+            account_id: id.to_string(),
+            account_name: name.to_string(),
+            account_status: status.to_string(),
+            audit_status,
+            iam_status: PartStatus::NotRun,
+            cloudtrail_status: PartStatus::NotRun,
+            users: 0,
+            keys: 0,
+            events: 0,
+            error,
+            duration_s: 0.0,
+            strategy: None,
+            credential_report_time: None,
+            root_access_keys: String::new(),
+            root_mfa: String::new(),
+            flag_counts: [0; Flag::COUNT],
+            events_other_sources: 0,
+            role_used: String::new(),
+            ou_path: ou_path.to_string(),
+        }
+    }
+}
+
+/// What travels from the auditors to the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Key(KeyRow),
+    User(UserRow),
+    Event(EventRow),
+    /// Closes its account: every row of the account was sent before it.
+    Account(AccountRow),
+}
+
+/// One risk flag (design §3). The order is the order of the codes in a `risk` cell and of the accounts
+/// report's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// CIS v3.0 1.4 / v5.0 1.3: the root user has an active access key.
+    RootAccessKey,
+    /// 1.5 / 1.4: the root user has no MFA (not a finding under centralized root access).
+    RootWithoutMfa,
+    /// 1.6 / 1.5: the root user has no hardware MFA (idem).
+    RootWithoutHardwareMfa,
+    /// 1.10 / 1.9: a console password and no MFA device.
+    ConsoleWithoutMfa,
+    /// 1.11 / 1.10: a console user's active key that was never used (set up with the user).
+    KeyCreatedWithUser,
+    /// 1.12 / 1.11: a console password unused (or never used) for the threshold's days.
+    PasswordUnused,
+    /// 1.12 / 1.11: an active key unused (or never used) for the threshold's days.
+    KeyUnused,
+    /// 1.13 / 1.12: two active keys.
+    TwoActiveKeys,
+    /// 1.14 / 1.13: an active key older than the rotation threshold.
+    KeyOlderThan90d,
+}
+
+impl Flag {
+    pub const ALL: [Flag; 9] = [
+        Flag::RootAccessKey,
+        Flag::RootWithoutMfa,
+        Flag::RootWithoutHardwareMfa,
+        Flag::ConsoleWithoutMfa,
+        Flag::KeyCreatedWithUser,
+        Flag::PasswordUnused,
+        Flag::KeyUnused,
+        Flag::TwoActiveKeys,
+        Flag::KeyOlderThan90d,
+    ];
+    pub const COUNT: usize = Flag::ALL.len();
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Flag::RootAccessKey => "root_access_key",
+            Flag::RootWithoutMfa => "root_without_mfa",
+            Flag::RootWithoutHardwareMfa => "root_without_hardware_mfa",
+            Flag::ConsoleWithoutMfa => "console_without_mfa",
+            Flag::KeyCreatedWithUser => "key_created_with_user",
+            Flag::PasswordUnused => "password_unused_45d",
+            Flag::KeyUnused => "key_unused_45d",
+            Flag::TwoActiveKeys => "two_active_keys",
+            Flag::KeyOlderThan90d => "key_older_than_90d",
+        }
+    }
+
+    /// The flag of a code, as written in a `risk` cell.
+    pub fn from_code(code: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    pub fn insert(&mut self, f: Flag) {
+        self.0 |= f.bit();
+    }
+    pub fn contains(self, f: Flag) -> bool {
+        self.0 & f.bit() != 0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+    /// The `risk` cell: codes `;`-joined, in `Flag::ALL` order.
+    pub fn cell(self) -> String {
+        self.iter().map(Flag::code).collect::<Vec<_>>().join(";")
+    }
+}
+
+impl FromIterator<Flag> for Flags {
+    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Flags {
+        let mut f = Flags::default();
+        for x in iter {
+            f.insert(x);
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_seconds_utc() {
+        let t = DateTime::from_timestamp(1_772_724_622, 999).unwrap();
+        assert_eq!(rfc3339(&t), "2026-03-05T15:30:22Z");
+    }
+
+    #[test]
+    fn a_risk_cell_lists_codes_in_flag_order() {
+        let f: Flags = [Flag::KeyOlderThan90d, Flag::RootAccessKey]
+            .into_iter()
+            .collect();
+        assert_eq!(f.cell(), "root_access_key;key_older_than_90d");
+        assert_eq!(
+            Flag::from_code("two_active_keys"),
+            Some(Flag::TwoActiveKeys)
+        );
+        assert_eq!(Flag::from_code("nope"), None);
+        assert!(Flags::default().is_empty());
+    }
+}

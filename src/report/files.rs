@@ -1,0 +1,234 @@
+//! The run's files on disk: the output directory (created 0700), files created new and private (0600,
+//! never over an existing file, never through a symlink), the stamp that names a run's files and its
+//! suffixes when the names are taken, and finding the latest run in a directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Format;
+
+use super::tables::Report;
+
+/// Create the output directory if it is missing (0700: the reports are the organization's credential
+/// inventory) and check it can take a new file, before any AWS call is made.
+pub fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)?;
+    let probe = dir.join(format!(".iam-audit-probe-{}", std::process::id()));
+    create_private(&probe)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Create a new file readable by its owner alone (0600): never an existing file, and never through a
+/// symlink (`create_new` is O_EXCL, which does not follow one; O_NOFOLLOW says so again).
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Open an existing report to append to it (never through a symlink).
+pub fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// The four report paths of one run.
+#[derive(Debug, Clone)]
+pub struct OutputPaths {
+    pub keys: PathBuf,
+    pub users: PathBuf,
+    pub events: PathBuf,
+    pub accounts: PathBuf,
+}
+
+impl OutputPaths {
+    /// The CSV files of a stamp.
+    pub fn new(dir: &Path, stamp: &str) -> OutputPaths {
+        OutputPaths::with_format(dir, stamp, Format::Csv)
+    }
+
+    pub fn with_format(dir: &Path, stamp: &str, format: Format) -> OutputPaths {
+        let path = |r: Report| dir.join(format!("{}{stamp}.{}", r.prefix(), format.as_str()));
+        OutputPaths {
+            keys: path(Report::Keys),
+            users: path(Report::Users),
+            events: path(Report::Events),
+            accounts: path(Report::Accounts),
+        }
+    }
+
+    /// The path of one report.
+    pub fn of(&self, r: Report) -> &Path {
+        match r {
+            Report::Keys => &self.keys,
+            Report::Users => &self.users,
+            Report::Events => &self.events,
+            Report::Accounts => &self.accounts,
+        }
+    }
+
+    pub fn all(&self) -> [&Path; 4] {
+        Report::ALL.map(|r| self.of(r))
+    }
+}
+
+/// Stamps tried after the run's own, when its files exist already (a second run in the same second): the
+/// stamp gets `_2`, `_3`, … A file is never overwritten.
+const MAX_STAMP_SUFFIX: u32 = 100;
+
+/// Create the files `names(stamp)` of the run's stamp, all new and private. When one of the names is taken
+/// (or a symlink squats it), every file takes the stamp's next free suffix together; the files created
+/// for a taken stamp are removed again (they are new and empty). Returns the stamp used and the files, in
+/// the order of `names`.
+pub fn create_set(
+    dir: &Path,
+    stamp: &str,
+    names: impl Fn(&str) -> Vec<String>,
+) -> std::io::Result<(String, Vec<File>)> {
+    for n in 1..=MAX_STAMP_SUFFIX {
+        let stamp = if n == 1 {
+            stamp.to_string()
+        } else {
+            format!("{stamp}_{n}")
+        };
+        let paths: Vec<PathBuf> = names(&stamp).iter().map(|name| dir.join(name)).collect();
+        let mut files = Vec::new();
+        let mut taken = None;
+        for path in &paths {
+            match create_private(path) {
+                Ok(f) => files.push(f),
+                Err(e) => {
+                    taken = Some(e);
+                    break;
+                }
+            }
+        }
+        match taken {
+            None => return Ok((stamp, files)),
+            Some(e) => {
+                for created in &paths[..files.len()] {
+                    let _ = std::fs::remove_file(created);
+                }
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("the reports of stamp {stamp} exist with every suffix up to _{MAX_STAMP_SUFFIX}"),
+    ))
+}
+
+/// The `YYYYMMDD_HHMMSS` start of a stamp (a suffix `_2`, `_3`, … after it), as a UTC time.
+pub fn stamp_time(stamp: &str) -> Option<DateTime<Utc>> {
+    let head = stamp.get(..15)?;
+    chrono::NaiveDateTime::parse_from_str(head, "%Y%m%d_%H%M%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The latest run in `dir`: the stamp and format of its newest accounts report (CSV or JSON lines) whose
+/// four files are there (never a symlink), or `None`.
+pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+    let mut stamps: Vec<(String, Format)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_symlink() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(Report::Accounts.prefix()) else {
+            continue;
+        };
+        for format in [Format::Csv, Format::Jsonl] {
+            if let Some(stamp) = rest
+                .strip_suffix(format.as_str())
+                .and_then(|s| s.strip_suffix('.'))
+            {
+                if stamp_time(stamp).is_some() {
+                    stamps.push((stamp.to_string(), format));
+                }
+            }
+        }
+    }
+    // Newest first: by time, then by suffix number.
+    stamps.sort_by_key(|(s, _)| {
+        let n: u32 = s.get(16..).and_then(|n| n.parse().ok()).unwrap_or(1);
+        (s.get(..15).unwrap_or("").to_string(), n)
+    });
+    for (stamp, format) in stamps.into_iter().rev() {
+        let paths = OutputPaths::with_format(dir, &stamp, format);
+        if paths
+            .all()
+            .iter()
+            .all(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
+        {
+            return Ok(Some((stamp, format, paths)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::rfc3339;
+
+    fn four(dir: &Path, stamp: &str, format: Format) -> String {
+        create_set(dir, stamp, |s| Report::file_names(s, format))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn the_latest_run_is_found_by_its_stamp() {
+        assert_eq!(
+            stamp_time("20260305_153022_2").map(|t| rfc3339(&t)),
+            Some("2026-03-05T15:30:22Z".to_string())
+        );
+        assert_eq!(stamp_time("2026"), None);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(latest_run(dir.path()).unwrap().is_none());
+        for stamp in ["20260305_153022", "20260305_153022", "20260304_000000"] {
+            four(dir.path(), stamp, Format::Csv);
+        }
+        // The second run of the newest second; a run missing a file is not one.
+        assert_eq!(
+            latest_run(dir.path()).unwrap().unwrap().0,
+            "20260305_153022_2"
+        );
+        std::fs::remove_file(dir.path().join("users_20260305_153022_2.csv")).unwrap();
+        assert_eq!(
+            latest_run(dir.path()).unwrap().unwrap().0,
+            "20260305_153022"
+        );
+        // A newer JSON-lines run is the latest, and is resumed as JSON lines.
+        four(dir.path(), "20260306_000000", Format::Jsonl);
+        let (stamp, format, paths) = latest_run(dir.path()).unwrap().unwrap();
+        assert_eq!((stamp.as_str(), format), ("20260306_000000", Format::Jsonl));
+        assert!(paths.accounts.ends_with("accounts_20260306_000000.jsonl"));
+    }
+}

@@ -1,0 +1,144 @@
+//! One tabular report file: RFC 4180 CSV with a header row, or JSON lines with the same columns as keys.
+//! It knows cells, not records: `tables` turns each record into its cells. Formula escaping (OWASP CSV
+//! injection) is applied here, to CSV only: it is for spreadsheets.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use crate::config::Format;
+
+/// An open report file and what has been made durable of it.
+pub struct Table {
+    out: Out,
+    columns: &'static [&'static str],
+    escape: bool,
+}
+
+enum Out {
+    Csv(Box<csv::Writer<BufWriter<File>>>),
+    Jsonl(BufWriter<File>),
+}
+
+impl Table {
+    /// A report over `file`: new (the header is written) or appended to (`header` false).
+    pub fn new(
+        file: File,
+        format: Format,
+        columns: &'static [&'static str],
+        escape: bool,
+        header: bool,
+    ) -> std::io::Result<Table> {
+        let buf = BufWriter::with_capacity(64 * 1024, file);
+        let out = match format {
+            Format::Csv => Out::Csv(Box::new(
+                csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(buf),
+            )),
+            Format::Jsonl => Out::Jsonl(buf),
+        };
+        let mut t = Table {
+            out,
+            columns,
+            escape: escape && format == Format::Csv,
+        };
+        if header {
+            if let Out::Csv(w) = &mut t.out {
+                w.write_record(columns)?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// One row, its cells in the columns' order.
+    pub fn row(&mut self, cells: &[&str]) -> std::io::Result<()> {
+        debug_assert_eq!(cells.len(), self.columns.len());
+        match &mut self.out {
+            Out::Csv(w) => {
+                for cell in cells {
+                    if self.escape {
+                        w.write_field(escape_formula(cell).as_ref())?;
+                    } else {
+                        w.write_field(cell)?;
+                    }
+                }
+                // An empty record ends the one whose fields were written above.
+                w.write_record(None::<&[u8]>)?;
+            }
+            Out::Jsonl(out) => {
+                // The columns in the CSV's order (a JSON map would sort them).
+                let mut line = String::from("{");
+                for (i, (c, v)) in self.columns.iter().zip(cells).enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    line.push_str(&serde_json::to_string(c)?);
+                    line.push(':');
+                    line.push_str(&serde_json::to_string(v)?);
+                }
+                line.push_str("}\n");
+                out.write_all(line.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write out everything buffered.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.out {
+            Out::Csv(w) => w.flush(),
+            Out::Jsonl(out) => out.flush(),
+        }
+    }
+
+    /// The file underneath (after a flush), to cut it back to its last complete row on a failure.
+    pub fn file(&self) -> &File {
+        match &self.out {
+            Out::Csv(w) => w.get_ref().get_ref(),
+            Out::Jsonl(out) => out.get_ref(),
+        }
+    }
+}
+
+/// Prefix a cell that a spreadsheet would run as a formula (OWASP "CSV injection").
+pub fn escape_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_get_a_quote() {
+        for cell in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"] {
+            assert_eq!(escape_formula(cell), format!("'{cell}"));
+        }
+        for cell in ["alice", "", "N/A", "2026-03-05T15:30:22Z", "a=b", "ünïcode"] {
+            assert_eq!(escape_formula(cell), cell);
+        }
+    }
+
+    #[test]
+    fn jsonl_keeps_the_columns_order_and_never_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut t = Table::new(
+            File::create(&path).unwrap(),
+            Format::Jsonl,
+            &["z", "a"],
+            true,
+            true,
+        )
+        .unwrap();
+        t.row(&["=1", "x\"y"]).unwrap();
+        t.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"z\":\"=1\",\"a\":\"x\\\"y\"}\n"
+        );
+    }
+}

@@ -1,0 +1,422 @@
+//! The four reports of design §3 as outputs: which records each takes, its columns, and the cells of a row
+//! (the seed's values, or its Spanish ones with `legacy_values = "es"`).
+
+use crate::config::Values;
+use crate::record::{
+    rfc3339, AccountRow, EventRow, Flag, KeyRow, LastUse, Password, Record, Source, UserRow,
+};
+
+use super::table::Table;
+use super::Output;
+
+/// Columns of `iam_audit_report_<stamp>.csv`: the seed's first, in its order, then ours.
+pub const KEY_COLUMNS: [&str; 17] = [
+    "account_id",
+    "account_name",
+    "username",
+    "password_status",
+    "password_last_used",
+    "access_key_id",
+    "status",
+    "created_date",
+    "last_used_date",
+    "service_name",
+    "mfa_status",
+    "last_used_region",
+    "key_age_days",
+    "days_since_last_use",
+    "mfa_devices",
+    "risk",
+    "source",
+];
+
+/// Columns of `cloudtrail_events_<stamp>.csv`.
+pub const EVENT_COLUMNS: [&str; 11] = [
+    "eventTime",
+    "eventName",
+    "username",
+    "account_id",
+    "account_name",
+    "resources",
+    "region",
+    "event_id",
+    "access_key_id",
+    "source_ip_address",
+    "event_source",
+];
+
+/// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
+/// named by the flag's code.
+pub const ACCOUNT_COLUMNS: [&str; 27] = [
+    "account_id",
+    "account_name",
+    "account_status",
+    "audit_status",
+    "iam_status",
+    "cloudtrail_status",
+    "users",
+    "keys",
+    "events",
+    "error",
+    "duration_s",
+    "role_used",
+    "ou_path",
+    "strategy",
+    "credential_report_time",
+    "root_access_keys",
+    "root_mfa",
+    "root_access_key",
+    "root_without_mfa",
+    "root_without_hardware_mfa",
+    "console_without_mfa",
+    "key_created_with_user",
+    "password_unused_45d",
+    "key_unused_45d",
+    "two_active_keys",
+    "key_older_than_90d",
+    "events_other_sources",
+];
+
+/// Where the flag counts start among the accounts report's columns.
+const FLAG_COLUMNS_AT: usize = 17;
+
+/// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
+pub const USER_COLUMNS: [&str; 16] = [
+    "account_id",
+    "account_name",
+    "username",
+    "arn",
+    "created",
+    "password_enabled",
+    "password_last_used",
+    "mfa_active",
+    "mfa_type",
+    "mfa_devices",
+    "active_keys",
+    "oldest_active_key_age_days",
+    "last_activity",
+    "risk",
+    "source",
+    "note",
+];
+
+/// The four reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Keys,
+    Users,
+    Events,
+    Accounts,
+}
+
+impl Report {
+    pub const ALL: [Report; 4] = [
+        Report::Keys,
+        Report::Users,
+        Report::Events,
+        Report::Accounts,
+    ];
+
+    /// The file name's prefix, before the stamp.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Report::Keys => "iam_audit_report_",
+            Report::Users => "users_",
+            Report::Events => "cloudtrail_events_",
+            Report::Accounts => "accounts_",
+        }
+    }
+
+    /// The four file names of a stamp, in `ALL` order.
+    pub fn file_names(stamp: &str, format: crate::config::Format) -> Vec<String> {
+        Report::ALL
+            .iter()
+            .map(|r| format!("{}{stamp}.{}", r.prefix(), format.as_str()))
+            .collect()
+    }
+
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Report::Keys => &KEY_COLUMNS,
+            Report::Users => &USER_COLUMNS,
+            Report::Events => &EVENT_COLUMNS,
+            Report::Accounts => &ACCOUNT_COLUMNS,
+        }
+    }
+}
+
+/// One of the four reports, written as its records arrive.
+pub struct TableOutput {
+    report: Report,
+    table: Table,
+    values: Values,
+}
+
+impl TableOutput {
+    pub fn new(report: Report, table: Table, values: Values) -> TableOutput {
+        TableOutput {
+            report,
+            table,
+            values,
+        }
+    }
+}
+
+impl Output for TableOutput {
+    fn write(&mut self, record: &Record) -> std::io::Result<()> {
+        match (self.report, record) {
+            (Report::Keys, Record::Key(k)) => key_row(&mut self.table, self.values, k),
+            (Report::Users, Record::User(u)) => user_row(&mut self.table, self.values, u),
+            (Report::Events, Record::Event(e)) => event_row(&mut self.table, e),
+            (Report::Accounts, Record::Account(a)) => account_row(&mut self.table, a),
+            _ => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.table.flush()
+    }
+
+    fn files(&self) -> Vec<&std::fs::File> {
+        vec![self.table.file()]
+    }
+}
+
+impl Values {
+    fn password(self, p: Password) -> &'static str {
+        match (self, p) {
+            (Values::English, Password::Configured) => "Configured",
+            (Values::English, Password::NotConfigured) => "Not configured",
+            (Values::LegacySpanish, Password::Configured) => "Configurada",
+            (Values::LegacySpanish, Password::NotConfigured) => "No configurada",
+            (_, Password::Unknown) => "Unknown",
+        }
+    }
+    fn never(self) -> &'static str {
+        match self {
+            Values::English => "Never",
+            Values::LegacySpanish => "Nunca",
+        }
+    }
+    fn never_used(self) -> &'static str {
+        match self {
+            Values::English => "Never used",
+            Values::LegacySpanish => "Nunca utilizada",
+        }
+    }
+}
+
+fn count<T: ToString>(n: Option<T>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
+}
+
+fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
+    let (last_date, service, region, since) = match &k.last_used {
+        LastUse::Used(u) => (
+            rfc3339(&u.date),
+            u.service.clone(),
+            u.region.clone(),
+            u.days_since.to_string(),
+        ),
+        LastUse::Never => (
+            v.never_used().into(),
+            "N/A".into(),
+            "N/A".into(),
+            String::new(),
+        ),
+        LastUse::Unknown => (
+            "Unknown".into(),
+            "Unknown".into(),
+            "Unknown".into(),
+            String::new(),
+        ),
+    };
+    t.row(&[
+        &k.account_id,
+        &k.account_name,
+        &k.username,
+        v.password(k.password),
+        &k.password_last_used
+            .as_ref()
+            .map_or_else(|| v.never().to_string(), rfc3339),
+        &k.access_key_id,
+        &k.status,
+        &k.created_date.as_ref().map(rfc3339).unwrap_or_default(),
+        &last_date,
+        &service,
+        k.mfa.as_str(),
+        &region,
+        &count(k.key_age_days),
+        &since,
+        &count(k.mfa_devices),
+        &k.risk.cell(),
+        k.source.as_str(),
+    ])
+}
+
+fn user_row(t: &mut Table, v: Values, u: &UserRow) -> std::io::Result<()> {
+    let never = || v.never().to_string();
+    t.row(&[
+        &u.account_id,
+        &u.account_name,
+        &u.username,
+        &u.arn,
+        &u.created.as_ref().map(rfc3339).unwrap_or_default(),
+        match u.password {
+            Password::Configured => "true",
+            Password::NotConfigured => "false",
+            Password::Unknown if u.is_root() => "not_supported",
+            Password::Unknown => "unknown",
+        },
+        &match (u.password, u.password_last_used) {
+            (_, Some(t)) => rfc3339(&t),
+            (Password::NotConfigured, None) => "N/A".to_string(),
+            (_, None) => never(),
+        },
+        match u.mfa_active {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        },
+        if u.mfa_active.is_none() {
+            "unknown"
+        } else {
+            u.mfa.as_str()
+        },
+        &count(u.mfa_devices),
+        &u.active_keys
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+        &count(u.oldest_active_key_age_days),
+        &u.last_activity.as_ref().map_or_else(never, rfc3339),
+        &u.risk.cell(),
+        u.source.as_str(),
+        &u.note,
+    ])
+}
+
+fn event_row(t: &mut Table, e: &EventRow) -> std::io::Result<()> {
+    t.row(&[
+        &e.event_time.as_ref().map(rfc3339).unwrap_or_default(),
+        &e.event_name,
+        &e.username,
+        &e.account_id,
+        &e.account_name,
+        &e.resources,
+        &e.region,
+        &e.event_id,
+        &e.access_key_id,
+        &e.source_ip_address,
+        &e.event_source,
+    ])
+}
+
+fn account_row(t: &mut Table, a: &AccountRow) -> std::io::Result<()> {
+    let head = [
+        a.account_id.clone(),
+        a.account_name.clone(),
+        a.account_status.clone(),
+        a.audit_status.as_str().to_string(),
+        a.iam_status.as_str().to_string(),
+        a.cloudtrail_status.as_str().to_string(),
+        a.users.to_string(),
+        a.keys.to_string(),
+        a.events.to_string(),
+        a.error.clone(),
+        format!("{:.3}", a.duration_s),
+        a.role_used.clone(),
+        a.ou_path.clone(),
+        a.strategy
+            .map(Source::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        a.credential_report_time
+            .as_ref()
+            .map(rfc3339)
+            .unwrap_or_default(),
+        a.root_access_keys.clone(),
+        a.root_mfa.clone(),
+    ];
+    let flags = a.flag_counts.iter().map(u64::to_string);
+    let cells: Vec<String> = head
+        .into_iter()
+        .chain(flags)
+        .chain([a.events_other_sources.to_string()])
+        .collect();
+    let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+    t.row(&cells)
+}
+
+/// The flag columns of the accounts report, named by the flags' codes (checked by a test).
+pub fn flag_columns() -> &'static [&'static str] {
+    &ACCOUNT_COLUMNS[FLAG_COLUMNS_AT..FLAG_COLUMNS_AT + Flag::COUNT]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Format;
+    use crate::record::{Flags, Mfa};
+
+    #[test]
+    fn the_accounts_report_counts_each_flag_under_its_code() {
+        let codes: Vec<&str> = Flag::ALL.iter().map(|f| f.code()).collect();
+        assert_eq!(flag_columns(), codes.as_slice());
+    }
+
+    fn key() -> KeyRow {
+        KeyRow {
+            account_id: "111111111111".into(),
+            account_name: "=Prod, \"main\"".into(),
+            username: "-bob".into(),
+            password: Password::Configured,
+            password_last_used: None,
+            access_key_id: "AKIAEXAMPLE".into(),
+            status: "Active".into(),
+            created_date: chrono::DateTime::from_timestamp(1_767_225_600, 0),
+            last_used: LastUse::Never,
+            mfa: Mfa::Hardware,
+            mfa_devices: Some(2),
+            key_age_days: Some(63),
+            risk: Flags::default(),
+            source: Source::Api,
+        }
+    }
+
+    fn write_one(values: Values, escape: bool) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.csv");
+        let table = Table::new(
+            std::fs::File::create(&path).unwrap(),
+            Format::Csv,
+            &KEY_COLUMNS,
+            escape,
+            true,
+        )
+        .unwrap();
+        let mut out = TableOutput::new(Report::Keys, table, values);
+        out.write(&Record::Key(key())).unwrap();
+        out.flush().unwrap();
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn key_row_english_escaped() {
+        let text = write_one(Values::English, true);
+        let row = text.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "111111111111,\"'=Prod, \"\"main\"\"\",'-bob,Configured,Never,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Never used,N/A,Hardware,N/A,63,,2,,api"
+        );
+        assert!(text.starts_with("account_id,account_name,username,password_status,password_last_used,access_key_id,status,created_date,last_used_date,service_name,mfa_status,"));
+    }
+
+    #[test]
+    fn key_row_legacy_spanish_unescaped() {
+        let text = write_one(Values::LegacySpanish, false);
+        let row = text.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "111111111111,\"=Prod, \"\"main\"\"\",-bob,Configurada,Nunca,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Nunca utilizada,N/A,Hardware,N/A,63,,2,,api"
+        );
+    }
+}

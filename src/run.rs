@@ -1,0 +1,188 @@
+//! One audit of the whole organization, start to end: credentials, the output directory, the accounts
+//! and their OU paths, the writer, the pool of account audits, and the summary. This is what the binary
+//! and the tests call; everything below it is a room of its own.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::aws::Aws;
+use crate::config::Settings;
+use crate::error::AuditError;
+use crate::observe::Observer;
+use crate::org::{self, ListingError};
+use crate::pool::{self, Shutdown};
+use crate::report::{self, Writer};
+use crate::summary::Summary;
+
+/// The organization's accounts and, unless `ou_paths` is off, where each sits in the OU tree, both read at
+/// once. The OU tree is optional: when it cannot be read the accounts keep an empty `ou_path` and the
+/// error comes back (`Some`) for the summary, unless an OU filter needs it.
+async fn read_organization(
+    aws: &Aws,
+    settings: &Settings,
+) -> Result<(Vec<org::Account>, Option<ListingError>), AuditError> {
+    let client = aws.organizations();
+    let max_pages = settings.keys.max_pages;
+    let tree = async {
+        if settings.keys.ou_paths {
+            org::ou_places(&client, max_pages).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (accounts, tree) = tokio::join!(org::list_accounts(&client, max_pages), tree);
+    let mut accounts = accounts.map_err(|e| AuditError::ListAccounts { failure: e.failure })?;
+    match tree {
+        Ok(Some(mut places)) => {
+            for a in &mut accounts {
+                a.place = places.remove(&a.id);
+            }
+            Ok((accounts, None))
+        }
+        Ok(None) => Ok((accounts, None)),
+        Err(error) if settings.ou_filters() => Err(AuditError::OuTree { error }),
+        Err(error) => {
+            tracing::warn!(
+                "cannot read the OU tree ({error}); the accounts report's ou_path stays empty (the summary says what to grant)"
+            );
+            Ok((accounts, Some(error)))
+        }
+    }
+}
+
+/// Run one audit of the whole organization and write its reports.
+///
+/// `shutdown` stops the run early (SIGINT, SIGTERM): accounts not yet started are reported `skipped`,
+/// running ones finish or, once aborted, are `partial`, and every row read so far is written.
+pub async fn run(
+    settings: Settings,
+    observer: Arc<dyn Observer>,
+    shutdown: Shutdown,
+) -> Result<Summary, AuditError> {
+    let started = Instant::now();
+    let dir = settings.keys.output_dir.clone();
+    let output_error = |source| AuditError::Output {
+        dir: dir.clone(),
+        source,
+    };
+    // Credentials first: an unknown profile is a usage error and must leave nothing behind.
+    let mut aws = Aws::connect(&settings).await?;
+    report::files::prepare_dir(&dir).map_err(output_error)?;
+    let (accounts, ou_paths_unread) = read_organization(&aws, &settings).await?;
+    aws.read_root_credentials_management().await;
+
+    // A resumed run continues its files: accounts already audited keep their rows and are not audited
+    // again; every row of the others is removed, to be written again.
+    let (format, values, escape) = (
+        settings.format,
+        settings.values,
+        settings.keys.escape_formulas,
+    );
+    let (writer, paths, resumed) = match &settings.resume_stamp {
+        Some(stamp) => {
+            let paths = report::OutputPaths::with_format(&dir, stamp, format);
+            let resumed = report::prepare_resume(&paths, format).map_err(output_error)?;
+            let writer =
+                Writer::append_tables(&paths, format, values, escape).map_err(output_error)?;
+            (writer, paths, resumed)
+        }
+        None => {
+            let (writer, paths) =
+                Writer::create_tables(&dir, &settings.stamp(), format, values, escape)
+                    .map_err(output_error)?;
+            (writer, paths, report::Resumed::default())
+        }
+    };
+    let listed = accounts.len();
+    let accounts: Vec<org::Account> = accounts
+        .into_iter()
+        .filter(|a| a.selected(&settings))
+        .collect();
+    let filtered_out = (listed - accounts.len()) as u64;
+    let accounts: Vec<org::Account> = accounts
+        .into_iter()
+        .filter(|a| !resumed.done.contains(&a.id))
+        .collect();
+    let (tx, written) = writer
+        .spawn(settings.keys.channel_capacity)
+        .map_err(output_error)?;
+
+    let active = accounts.iter().filter(|a| a.is_active()).count();
+    let stats = aws.stats().clone();
+    observer.accounts_listed(active, accounts.len(), &stats);
+    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let settings = Arc::new(settings);
+    // Every account's closing row is counted as it is written (see `CountingObserver`).
+    let counter = Arc::new(CountingObserver {
+        inner: observer,
+        summary: std::sync::Mutex::new(Summary::default()),
+    });
+    let audit = {
+        let (aws, settings) = (aws.clone(), settings.clone());
+        move |account, sink: Arc<crate::sink::Sink>, abort| {
+            let (aws, settings) = (aws.clone(), settings.clone());
+            async move { crate::account::audit(&aws, settings, account, &sink, abort).await }
+        }
+    };
+    pool::run(
+        accounts,
+        settings.keys.concurrency,
+        tx,
+        shutdown,
+        counter.clone(),
+        stats.clone(),
+        audit,
+    )
+    .await;
+
+    let written = written.await.map_err(|failure| {
+        let unwritten: Vec<String> = ids
+            .iter()
+            .filter(|id| !failure.accounts_written.contains(*id))
+            .cloned()
+            .collect();
+        AuditError::WriterFailed {
+            dir: dir.clone(),
+            source: failure.error,
+            written: failure.accounts_written.len() + resumed.done.len(),
+            unwritten,
+        }
+    })?;
+    let counted = counter.summary.lock().expect("summary").clone();
+    Ok(Summary {
+        accounts: counted.accounts + resumed.audited + resumed.not_active,
+        audited: counted.audited + resumed.audited,
+        not_active: counted.not_active + resumed.not_active,
+        resumed: resumed.audited + resumed.not_active,
+        filtered_out,
+        ou_paths_unread,
+        keys: written.keys,
+        events: written.events,
+        calls: stats.snapshot(),
+        elapsed: started.elapsed(),
+        keys_file: paths.keys,
+        users_file: paths.users,
+        events_file: paths.events,
+        accounts_file: paths.accounts,
+        ..counted
+    })
+}
+
+/// Counts each account's closing row for the summary, and passes every notification on.
+struct CountingObserver {
+    inner: Arc<dyn Observer>,
+    summary: std::sync::Mutex<Summary>,
+}
+
+impl Observer for CountingObserver {
+    fn accounts_listed(&self, active: usize, total: usize, stats: &Arc<crate::stats::CallStats>) {
+        self.inner.accounts_listed(active, total, stats);
+    }
+    fn account_started(&self, id: &str, name: &str, users: &Arc<crate::observe::UserCounts>) {
+        self.inner.account_started(id, name, users);
+    }
+    fn account_finished(&self, row: &crate::record::AccountRow, calls: crate::stats::CallCounts) {
+        self.summary.lock().expect("summary").count(row);
+        self.inner.account_finished(row, calls);
+    }
+}

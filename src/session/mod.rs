@@ -1,0 +1,341 @@
+//! One member account's session, below the parts of its audit (`iam`, `cloudtrail`): the account's
+//! assumed-role credentials (assumed through the run's one STS client, cached and renewed before they
+//! expire), its paced IAM and CloudTrail clients (each with its own token bucket and retry partition), the
+//! `call` every AWS request of the account goes through (pacing, retries, ExpiredToken refresh), and the
+//! tally of what succeeded and what failed, which becomes the account's row in the accounts report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime::client::identity::IdentityCache;
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+
+mod api;
+mod credentials;
+
+pub use api::Api;
+pub use credentials::AccountCredentials;
+
+use crate::aws::Aws;
+use crate::config::Settings;
+use crate::limits::{Bucket, InFlight, PacedHttpClient};
+use crate::org::Account;
+use crate::record::PartStatus;
+use crate::retry::Failure;
+
+/// A timestamp of an AWS answer as UTC.
+pub fn utc(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// At most this many distinct errors are spelled out in an account's `error` cell.
+const MAX_ERRORS_SHOWN: usize = 5;
+
+/// A retry partition owned by one account's client: its own retry token bucket and adaptive rate limiter,
+/// so a throttled account slows only itself (design §4). A custom partition, not `RetryPartition::new`:
+/// named partitions live for the whole process in the SDK's static maps (aws-smithy-runtime
+/// `retries/strategy/standard.rs`), which would grow with every account audited. Throttling retries cost
+/// no retry quota: our buckets already pace the calls, and an auditor would rather wait than lose a row;
+/// 5xx and timeouts still draw on the quota, which stops retry storms in an outage.
+fn own_partition(name: String) -> RetryPartition {
+    RetryPartition::custom(name)
+        .token_bucket(TokenBucket::builder().throttling_retry_cost(0).build())
+        .build()
+}
+
+/// The parts of an account's audit, each with its own tally and status column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Iam,
+    CloudTrail,
+}
+
+/// The calls of one part that succeeded and failed.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    /// The part's calls under way, by action, for a budget that runs out during them. A call cut short
+    /// (its future dropped) stays counted: it was under way.
+    under_way: Mutex<std::collections::BTreeMap<String, usize>>,
+    /// The part has run to its end.
+    finished: std::sync::atomic::AtomicBool,
+}
+
+/// The status of a part from whether it read anything and whether anything failed.
+fn part_status(succeeded_calls: u64, failed_calls: u64) -> PartStatus {
+    match (succeeded_calls, failed_calls) {
+        (_, 0) => PartStatus::Ok,
+        (0, _) => PartStatus::Failed,
+        _ => PartStatus::Partial,
+    }
+}
+
+#[derive(Default)]
+struct Problems {
+    /// Distinct `action Code: message` lines, in the order first seen.
+    distinct: Vec<(String, String, String)>,
+    total: u64,
+}
+
+/// A shared client, this account's override of its config (credentials, paced HTTP client, retry
+/// partition), and the bucket its calls wait on.
+struct Paced<C, O> {
+    client: C,
+    over: O,
+    bucket: Bucket,
+    /// The run's in-flight cap, which admits a call before it is built.
+    gate: InFlight,
+}
+
+/// The IAM API as the parts call it: the shared client and the account's config override, which every
+/// call applies with `.customize().config_override(o)`.
+pub type IamApi<'s> = Api<'s, aws_sdk_iam::Client, aws_sdk_iam::config::Builder>;
+/// The CloudTrail API of one region, the same way.
+pub type CloudTrailApi<'s> =
+    Api<'s, aws_sdk_cloudtrail::Client, aws_sdk_cloudtrail::config::Builder>;
+
+/// One account's session.
+pub struct Session {
+    account: Account,
+    settings: Arc<Settings>,
+    credentials: Arc<AccountCredentials>,
+    iam: Paced<aws_sdk_iam::Client, aws_sdk_iam::config::Builder>,
+    /// One CloudTrail API per configured region.
+    cloudtrail: Vec<(
+        String,
+        Paced<aws_sdk_cloudtrail::Client, aws_sdk_cloudtrail::config::Builder>,
+    )>,
+    tallies: [Tally; 2],
+    problems: Mutex<Problems>,
+    /// The organization manages this member account's root credentials (RootCredentialsManagement).
+    centralized_root: bool,
+    partition: &'static str,
+}
+
+impl Session {
+    /// The session of one account: nothing is called yet.
+    pub fn new(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
+        // The account's own partition (from its ARN), else the run's (from its region).
+        let partition: &'static str = match account.partition.as_str() {
+            "aws" => "aws",
+            "aws-cn" => "aws-cn",
+            "aws-us-gov" => "aws-us-gov",
+            "aws-iso" => "aws-iso",
+            "aws-iso-b" => "aws-iso-b",
+            _ => aws.partition(),
+        };
+        let role_arns = settings.role_arns(&account.id, partition);
+        let caller = (account.management && settings.keys.management_as_caller)
+            .then(|| aws.caller_credentials())
+            .flatten();
+        let credentials = AccountCredentials::new(aws, role_arns, caller, &settings);
+        // Root MFA is not a finding where the organization manages root credentials; never in the
+        // management account.
+        let centralized_root = aws.root_credentials_managed() && !account.management;
+        let provider = credentials.provider();
+        let iam_bucket = Bucket::new(settings.keys.iam_rate, settings.keys.iam_burst);
+        let iam = Paced {
+            client: aws.iam().clone(),
+            over: aws_sdk_iam::config::Builder::default()
+                .credentials_provider(provider.clone())
+                .identity_cache(IdentityCache::no_cache())
+                .http_client(PacedHttpClient::shared(
+                    aws.http().clone(),
+                    Some(iam_bucket.clone()),
+                    aws.in_flight().clone(),
+                ))
+                .retry_partition(own_partition(format!("iam-{}", account.id))),
+            bucket: iam_bucket,
+            gate: aws.in_flight().clone(),
+        };
+        let cloudtrail = aws
+            .cloudtrail()
+            .iter()
+            .map(|(region, client)| {
+                let bucket = Bucket::new(
+                    settings.keys.cloudtrail_rate,
+                    settings.keys.cloudtrail_burst,
+                );
+                let over = aws_sdk_cloudtrail::config::Builder::default()
+                    .credentials_provider(provider.clone())
+                    .identity_cache(IdentityCache::no_cache())
+                    .http_client(PacedHttpClient::shared(
+                        aws.http().clone(),
+                        Some(bucket.clone()),
+                        aws.in_flight().clone(),
+                    ))
+                    .retry_partition(own_partition(format!("cloudtrail-{}-{region}", account.id)));
+                (
+                    region.clone(),
+                    Paced {
+                        client: client.clone(),
+                        over,
+                        bucket,
+                        gate: aws.in_flight().clone(),
+                    },
+                )
+            })
+            .collect();
+        Session {
+            account,
+            settings,
+            credentials,
+            iam,
+            cloudtrail,
+            tallies: Default::default(),
+            problems: Mutex::new(Problems::default()),
+            centralized_root,
+            partition,
+        }
+    }
+
+    /// Whether the organization manages this account's root credentials centrally: then root MFA is not
+    /// a finding. Never the management account's.
+    pub fn centralized_root(&self) -> bool {
+        self.centralized_root
+    }
+
+    /// The AWS partition of the run (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        self.partition
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Assume the role, retrying throttles and transient faults but not denials.
+    pub async fn assume(&self) -> Result<(), Failure> {
+        self.credentials.choose().await
+    }
+
+    /// The role the account was audited with (its name), `caller` for the caller's own credentials, or
+    /// empty when none worked.
+    pub fn role_used(&self) -> String {
+        self.credentials.used()
+    }
+
+    /// The account's IAM API, its calls counted in the IAM part.
+    pub fn iam(&self) -> IamApi<'_> {
+        Api {
+            session: self,
+            part: Part::Iam,
+            paced: &self.iam,
+        }
+    }
+
+    /// The account's CloudTrail API in each configured region.
+    pub fn cloudtrail(&self) -> impl Iterator<Item = (&str, CloudTrailApi<'_>)> + '_ {
+        self.cloudtrail.iter().map(move |(region, paced)| {
+            (
+                region.as_str(),
+                Api {
+                    session: self,
+                    part: Part::CloudTrail,
+                    paced,
+                },
+            )
+        })
+    }
+
+    /// Record a failure of a part that is not a failed call (a malformed answer, a stuck listing).
+    pub fn fail(&self, part: Part, action: &str, f: &Failure) {
+        self.tallies[part as usize]
+            .failed
+            .fetch_add(1, Ordering::Relaxed);
+        self.problem(action, f);
+    }
+
+    /// The part has run to its end.
+    pub fn mark_finished(&self, part: Part) {
+        self.tallies[part as usize]
+            .finished
+            .store(true, Ordering::Relaxed);
+    }
+
+    pub fn finished(&self, part: Part) -> bool {
+        self.tallies[part as usize].finished.load(Ordering::Relaxed)
+    }
+
+    /// The actions of the part's calls under way, `, `-joined (empty when none is).
+    pub fn actions_under_way(&self, part: Part) -> String {
+        self.tallies[part as usize]
+            .under_way
+            .lock()
+            .expect("under way")
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Record a problem of the account that belongs to no part (the run was interrupted).
+    pub fn problem(&self, action: &str, f: &Failure) {
+        let mut p = self.problems.lock().expect("problems lock");
+        p.total += 1;
+        if !p
+            .distinct
+            .iter()
+            .any(|(a, c, _)| a == action && *c == f.code)
+        {
+            p.distinct
+                .push((action.to_string(), f.code.clone(), f.message.clone()));
+        }
+        tracing::debug!(account = %self.account.id, action, error = %f, "call failed");
+    }
+
+    /// How far a part got: from whether it read anything and whether anything failed.
+    pub fn status(&self, part: Part) -> PartStatus {
+        let t = &self.tallies[part as usize];
+        part_status(
+            t.ok.load(Ordering::Relaxed),
+            t.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `Code: message (action)` of each distinct failure, ` | `-joined, for the accounts report.
+    pub fn error_cell(&self) -> String {
+        let p = self.problems.lock().expect("problems lock");
+        let mut parts: Vec<String> = p
+            .distinct
+            .iter()
+            .take(MAX_ERRORS_SHOWN)
+            .map(|(action, code, message)| {
+                let f = Failure::new(code.clone(), message);
+                let base = if message.is_empty() {
+                    format!("{code} ({action})")
+                } else {
+                    format!("{code}: {message} ({action})")
+                };
+                match crate::retry::fix(action, &f) {
+                    Some(fix) => format!("{base}; {fix}"),
+                    None => base,
+                }
+            })
+            .collect();
+        let shown: u64 = p.distinct.len().min(MAX_ERRORS_SHOWN) as u64;
+        if p.total > shown {
+            parts.push(format!("{} failed calls in all", p.total));
+        }
+        parts.join(" | ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_status_from_counts() {
+        assert_eq!(part_status(3, 0), PartStatus::Ok);
+        assert_eq!(part_status(0, 0), PartStatus::Ok);
+        assert_eq!(part_status(0, 1), PartStatus::Failed);
+        assert_eq!(part_status(2, 1), PartStatus::Partial);
+    }
+}
