@@ -8,11 +8,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::aws::Aws;
+use crate::config::ConfigError;
 use crate::config::Settings;
+use crate::error::AuditError;
 use crate::org::{self, Account};
 use crate::retry::Failure;
 use crate::session::Session;
-use crate::AuditError;
 
 /// What one account allowed.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +108,7 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
             Some(id) => match all.into_iter().find(|a| &a.id == id) {
                 Some(a) => vec![a],
                 None => {
-                    return Err(AuditError::Config(crate::ConfigError::Invalid {
+                    return Err(AuditError::Config(ConfigError::Invalid {
                         key: "account",
                         message: format!("{id} is not an account of this organization"),
                     }))

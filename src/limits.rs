@@ -72,12 +72,7 @@ impl Bucket {
     /// counted by AWS when it arrives, and arrivals are not evenly spaced (a new TLS connection, a slow
     /// hop). Pacing exactly at the quota turns that jitter into throttles; 5% of slack absorbs it.
     pub fn new(rate: u32, burst: u32) -> Bucket {
-        let rate = rate.max(1);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        let period = Duration::from_secs_f64(HEADROOM / f64::from(rate));
-        let quota = Quota::with_period(period)
-            .expect("a positive period")
-            .allow_burst(burst);
+        let quota = quota(rate, burst);
         // The monotonic clock (std's Instant), not governor's default quanta clock: quanta calibrates
         // itself with CPUID for every limiter built, a VM exit each on virtual machines.
         let clock = MonotonicClock;
@@ -112,12 +107,16 @@ impl Bucket {
             }
         }
     }
+}
 
-    /// Take a token if one is available now.
-    #[cfg(test)]
-    fn try_take(&self) -> bool {
-        self.0.limiter.check().is_ok()
-    }
+/// The quota of a bucket: one token every `HEADROOM / rate` seconds, at most `burst` at once.
+fn quota(rate: u32, burst: u32) -> Quota {
+    let rate = rate.max(1);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::from_secs_f64(HEADROOM / f64::from(rate));
+    Quota::with_period(period)
+        .expect("a positive period")
+        .allow_burst(burst)
 }
 
 /// Waits end on a shared grid of this step, so the calls of many accounts due within the same few
@@ -504,13 +503,21 @@ mod tests {
         assert_eq!(stats.in_flight_waits.load(Ordering::Relaxed), 0);
     }
 
+    // Story: a bucket grants its burst at once, then one token per period (the rate less the headroom),
+    // judged on a clock the test moves, so a slow machine cannot change the answer.
     #[test]
-    fn burst_then_none_until_the_period_passes() {
-        // 2 at once; the third token is at least 20 ms away at 50/s.
-        let b = Bucket::new(50, 2);
-        assert!(b.try_take());
-        assert!(b.try_take());
-        assert!(!b.try_take());
+    fn burst_then_one_token_per_period() {
+        use governor::clock::FakeRelativeClock;
+        let clock = FakeRelativeClock::default();
+        let b = RateLimiter::direct_with_clock(quota(50, 2), clock.clone());
+        assert!(b.check().is_ok() && b.check().is_ok(), "the burst");
+        assert!(b.check().is_err());
+        // At 50/s with 5% headroom a token comes every 21 ms.
+        clock.advance(Duration::from_millis(20));
+        assert!(b.check().is_err());
+        clock.advance(Duration::from_millis(1));
+        assert!(b.check().is_ok());
+        assert!(b.check().is_err());
     }
 
     // Story: waiters are served one at a time, in the order they came, each after the previous token.

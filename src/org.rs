@@ -341,7 +341,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn settings(inc: &[&str], exc: &[&str], inc_ous: &[&str], exc_ous: &[&str]) -> Settings {
-        let c = crate::Config {
+        let c = crate::config::Config {
             role: Some("IAMAuditRole".into()),
             ..Default::default()
         };

@@ -1002,3 +1002,115 @@ fn completions_and_man_page_come_from_the_flags() {
     );
     assert!(man.contains("completions"));
 }
+
+// Story: the disk fills up mid-run (a file-size limit on the process stands for it): the run exits 1, its
+// message names every account that did not reach the accounts report, and every file ends on a whole row
+// (cut back to the last account written), so `--resume` can finish it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_mid_run_exits_1_naming_every_account_not_written() {
+    let org = Scenario::sized(3, 30, 6, 40).generate();
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let mut cmd = bin_command(
+        &[
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            out_dir.path().to_str().unwrap(),
+            "--no-progress",
+            "--iam-rate",
+            "200",
+            "--iam-burst",
+            "50",
+            "--concurrency",
+            "2",
+        ],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        home.path(),
+    );
+    // SAFETY: two async-signal-safe libc calls in the child, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A write past the limit then fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 24_000,
+                rlim_max: 24_000,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let prefix = format!(
+        "error: cannot write the reports to {}: ",
+        out_dir.path().display()
+    );
+    assert!(stderr.contains(&prefix), "{stderr}");
+    let named: BTreeSet<String> = stderr
+        .split(" were not written: ")
+        .nth(1)
+        .and_then(|rest| rest.split(". Free space").next())
+        .expect("the unwritten accounts are named")
+        .split(", ")
+        .map(str::to_string)
+        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            bytes.ends_with(b"\r\n"),
+            "{} ends on a whole row",
+            f.display()
+        );
+        let mut r = csv::Reader::from_path(f).unwrap();
+        let width = r.headers().unwrap().len();
+        for rec in r.records() {
+            assert_eq!(rec.unwrap().len(), width, "{}", f.display());
+        }
+    }
+    let accounts_file = files
+        .iter()
+        .find(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("accounts_")
+        })
+        .unwrap();
+    let written: BTreeSet<String> = read_csv(accounts_file, &iam_audit::report::ACCOUNT_COLUMNS)
+        .into_iter()
+        .map(|r| r["account_id"].clone())
+        .collect();
+    let all: BTreeSet<String> = org.accounts.iter().map(|a| a.id.clone()).collect();
+    assert!(
+        !named.is_empty() && named.is_disjoint(&written),
+        "{named:?} {written:?}"
+    );
+    assert_eq!(
+        written.union(&named).cloned().collect::<BTreeSet<_>>(),
+        all,
+        "every account is either in the accounts report or named"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "({} accounts); {} were not written",
+            written.len(),
+            named.len()
+        )),
+        "{stderr}"
+    );
+}

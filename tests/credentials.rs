@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use iam_audit::sim::{Faults, Scenario, Sim, SimAccount, SimKey, SimOrg, SimRoot, SimUser};
 
-use crate::sim_engine::{assert_read_only, audit, expected_keys, got_keys};
 use crate::support::*;
 
 const DAY: i64 = 86_400;
@@ -123,8 +122,7 @@ async fn a_denied_report_falls_back_per_account() {
         report_delay_ms: 0,
         ..Faults::default()
     };
-    let sim = Sim::start(org.clone(), faults.clone()).await.unwrap();
-    let (out, _d) = audit(&sim, &["--iam-rate", "200", "--iam-burst", "50"]).await;
+    let (_sim, out, _d) = fast_audit(&org, faults.clone(), &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(got_keys(&out), expected_keys(&org, &[]));
     for a in &out.accounts {
@@ -454,8 +452,7 @@ async fn a_key_newer_than_the_report_is_asked_alone() {
         report_age_secs: 3600,
         ..Faults::default()
     };
-    let sim = Sim::start(org.clone(), faults).await.unwrap();
-    let (out, _d) = audit(&sim, &["--iam-rate", "200", "--iam-burst", "50"]).await;
+    let (sim, out, _d) = fast_audit(&org, faults, &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let calls = sim.calls();
     let last_used: Vec<&str> = calls
@@ -507,8 +504,7 @@ async fn the_root_row_says_unknown_with_the_error_when_nothing_is_allowed() {
         deny_root_checks: vec![member.clone()],
         ..Faults::default()
     };
-    let sim = Sim::start(org.clone(), faults).await.unwrap();
-    let (out, _d) = audit(&sim, &["--iam-rate", "200", "--iam-burst", "50"]).await;
+    let (_sim, out, _d) = fast_audit(&org, faults, &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let root = out
         .users

@@ -8,143 +8,6 @@ use iam_audit::sim::{Call, Faults, Scenario, Sim, SimAccount, SimEvent, SimOrg};
 
 use crate::support::*;
 
-/// Every action design §1 allows in an audit run.
-/// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
-/// root access).
-const ALLOWED: [&str; 16] = [
-    "organizations:ListAccounts",
-    "organizations:ListRoots",
-    "organizations:ListOrganizationalUnitsForParent",
-    "organizations:ListAccountsForParent",
-    "sts:AssumeRole",
-    "iam:ListUsers",
-    "iam:ListAccessKeys",
-    "iam:GetAccessKeyLastUsed",
-    "iam:ListMFADevices",
-    "iam:GetLoginProfile",
-    "cloudtrail:LookupEvents",
-    "iam:GenerateCredentialReport",
-    "iam:GetCredentialReport",
-    "iam:GetAccountSummary",
-    "iam:ListVirtualMFADevices",
-    "iam:ListOrganizationsFeatures",
-];
-
-pub(crate) async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
-    let out_dir = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "--role",
-        "IAMAuditRole",
-        "--output-dir",
-        out_dir.path().to_str().unwrap(),
-        "--no-progress",
-    ];
-    args.extend_from_slice(extra);
-    let endpoint = sim.endpoint();
-    let out = run_bin(
-        &args,
-        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
-        out_dir.path(),
-    )
-    .await;
-    (out, out_dir)
-}
-
-/// The key rows the simulated org should give, as (account, key id, status, password, mfa, last used).
-pub(crate) fn expected_keys(
-    org: &SimOrg,
-    skip: &[String],
-) -> BTreeSet<(String, String, String, String, String, String)> {
-    let mut out = BTreeSet::new();
-    for a in org
-        .accounts
-        .iter()
-        .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
-    {
-        for u in &a.users {
-            let mfa = if u.mfa.iter().any(|s| !s.contains(":mfa/")) {
-                "Hardware"
-            } else if u.mfa.is_empty() {
-                "None"
-            } else {
-                "Virtual"
-            };
-            for k in &u.keys {
-                out.insert((
-                    a.id.clone(),
-                    k.id.clone(),
-                    if k.active { "Active" } else { "Inactive" }.to_string(),
-                    if u.login_profile {
-                        "Configured"
-                    } else {
-                        "Not configured"
-                    }
-                    .to_string(),
-                    mfa.to_string(),
-                    k.last_used
-                        .as_ref()
-                        .map(|(t, _, _)| {
-                            chrono::DateTime::from_timestamp(*t, 0)
-                                .unwrap()
-                                .format("%Y-%m-%dT%H:%M:%SZ")
-                                .to_string()
-                        })
-                        .unwrap_or_else(|| "Never used".into()),
-                ));
-            }
-        }
-    }
-    out
-}
-
-pub(crate) fn got_keys(
-    out: &RunOutput,
-) -> BTreeSet<(String, String, String, String, String, String)> {
-    out.keys
-        .iter()
-        .map(|k| {
-            (
-                k["account_id"].clone(),
-                k["access_key_id"].clone(),
-                k["status"].clone(),
-                k["password_status"].clone(),
-                k["mfa_status"].clone(),
-                k["last_used_date"].clone(),
-            )
-        })
-        .collect()
-}
-
-fn expected_event_ids(org: &SimOrg, skip: &[String]) -> BTreeSet<(String, String)> {
-    org.accounts
-        .iter()
-        .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
-        .flat_map(|a| {
-            a.events
-                .iter()
-                .filter(|e| e.source == "iam.amazonaws.com")
-                .map(move |e| (a.id.clone(), e.id.clone()))
-        })
-        .collect()
-}
-
-fn got_event_ids(out: &RunOutput) -> BTreeSet<(String, String)> {
-    out.events
-        .iter()
-        .map(|e| (e["account_id"].clone(), e["event_id"].clone()))
-        .collect()
-}
-
-pub(crate) fn assert_read_only(calls: &[Call]) {
-    let used: BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
-    for a in &used {
-        assert!(
-            ALLOWED.contains(a),
-            "the audit called {a}, outside the least-privilege policy"
-        );
-    }
-}
-
 fn by_account(rows: &[BTreeMap<String, String>]) -> BTreeMap<String, BTreeMap<String, String>> {
     rows.iter()
         .map(|r| (r["account_id"].clone(), r.clone()))
@@ -252,14 +115,10 @@ async fn throttling_loses_nothing() {
         cloudtrail_burst: 1.0,
         ..Faults::default()
     };
-    let sim = Sim::start(org.clone(), faults).await.unwrap();
-    let (out, _dir) = audit(
-        &sim,
+    let (sim, out, _dir) = fast_audit(
+        &org,
+        faults,
         &[
-            "--iam-rate",
-            "200",
-            "--iam-burst",
-            "50",
             "--cloudtrail-rate",
             "50",
             "--cloudtrail-burst",
@@ -294,42 +153,6 @@ async fn throttling_loses_nothing() {
     );
 }
 
-// Story: with client buckets at the server's limits (the same rates), almost nothing is throttled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn buckets_at_the_quota_keep_throttling_under_one_percent() {
-    let scenario = Scenario::sized(5, 6, 10, 60);
-    let org = scenario.generate();
-    // The server's buckets hold one second of calls, as AWS's token buckets do; the client runs at the same
-    // rates with its default bursts.
-    let faults = Faults {
-        latency_ms: 2,
-        iam_rate: 20.0,
-        iam_burst: 20.0,
-        cloudtrail_rate: 2.0,
-        cloudtrail_burst: 2.0,
-        ..Faults::default()
-    };
-    let sim = Sim::start(org.clone(), faults).await.unwrap();
-    let (out, _dir) = audit(&sim, &["--iam-rate", "20", "--cloudtrail-rate", "2"]).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let calls = sim.calls();
-    let throttled = calls
-        .iter()
-        .filter(|c| c.outcome.starts_with("Throttling"))
-        .count();
-    let by: BTreeSet<String> = calls
-        .iter()
-        .filter(|c| c.outcome.starts_with("Throttling"))
-        .map(|c| format!("{} {} {:.0}", c.action, c.account, c.at_ms))
-        .collect();
-    assert!(
-        throttled * 100 <= calls.len(),
-        "{throttled} of {} calls throttled {by:#?}",
-        calls.len()
-    );
-    assert_eq!(got_keys(&out), expected_keys(&org, &[]));
-}
-
 // Story: 5% of calls fail with 500s, some connections reset, one account refuses AssumeRole and one denies
 // LookupEvents: everything reachable is in the reports, the denied accounts are named with their AWS error,
 // and the exit code is 3.
@@ -354,14 +177,10 @@ async fn faults_and_denied_accounts_lose_nothing_reachable() {
         deny_lookup_events: vec![denied_ct.clone()],
         ..Faults::default()
     };
-    let sim = Sim::start(org.clone(), faults).await.unwrap();
-    let (out, _dir) = audit(
-        &sim,
+    let (sim, out, _dir) = fast_audit(
+        &org,
+        faults,
         &[
-            "--iam-rate",
-            "200",
-            "--iam-burst",
-            "50",
             "--cloudtrail-rate",
             "50",
             "--initial-backoff-ms",
@@ -765,8 +584,7 @@ async fn only_iam_events_are_kept_and_the_others_counted() {
         org.accounts.iter().all(|a| other(a) > 0),
         "the scenario has other services' events"
     );
-    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
-    let (out, _d) = audit(&sim, &["--iam-rate", "200", "--iam-burst", "50"]).await;
+    let (_sim, out, _d) = fast_audit(&org, Faults::default(), &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(got_event_ids(&out), expected_event_ids(&org, &[]));
     assert!(out
@@ -873,7 +691,8 @@ async fn partitions_come_from_the_account_arns() {
 
 // Story: a region in --regions that accepts connections and never answers (a black hole) cannot hold the
 // run: each call has a timeout, each account a budget; past it the account is partial with a Timeout that
-// names the action, and everything else it read is in the reports.
+// names the action, and everything else it read is in the reports. The budget leaves the IAM part (a few
+// calls) ample time on a loaded machine; the black-holed region alone would retry for minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_region_cannot_hold_the_run() {
     let org = Scenario::sized(71, 2, 3, 20).generate();
@@ -891,7 +710,7 @@ async fn a_black_holed_region_cannot_hold_the_run() {
             "--call-timeout-secs",
             "2",
             "--account-budget-secs",
-            "6",
+            "15",
             "--iam-rate",
             "200",
             "--iam-burst",
@@ -913,7 +732,7 @@ async fn a_black_holed_region_cannot_hold_the_run() {
         assert_eq!(a["audit_status"], "partial", "{a:?}");
         assert_eq!(a["iam_status"], "ok");
         assert!(
-            a["error"].contains("Timeout: the account's budget of 6 s ran out (--account-budget-secs) (cloudtrail:LookupEvents eu-west-1)"),
+            a["error"].contains("Timeout: the account's budget of 15 s ran out (--account-budget-secs) (cloudtrail:LookupEvents eu-west-1)"),
             "{}",
             a["error"]
         );

@@ -2,7 +2,9 @@
 //! (in-process, on loopback), and running the `iam-audit` binary exactly as a user does, with an isolated
 //! environment (no real profile, no instance metadata, only the endpoints given).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use iam_audit::sim::{Call, Faults, Sim, SimOrg};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -255,4 +257,156 @@ pub fn assert_same_rows(got: &[BTreeMap<String, String>], expected: &[BTreeMap<S
             e.len()
         );
     }
+}
+
+// --- auditing the simulator ---
+
+/// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
+/// root access).
+pub const ALLOWED: [&str; 16] = [
+    "organizations:ListAccounts",
+    "organizations:ListRoots",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:ListAccountsForParent",
+    "sts:AssumeRole",
+    "iam:ListUsers",
+    "iam:ListAccessKeys",
+    "iam:GetAccessKeyLastUsed",
+    "iam:ListMFADevices",
+    "iam:GetLoginProfile",
+    "cloudtrail:LookupEvents",
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "iam:GetAccountSummary",
+    "iam:ListVirtualMFADevices",
+    "iam:ListOrganizationsFeatures",
+];
+
+pub async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--role",
+        "IAMAuditRole",
+        "--output-dir",
+        out_dir.path().to_str().unwrap(),
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &args,
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        out_dir.path(),
+    )
+    .await;
+    (out, out_dir)
+}
+
+/// The key rows the simulated org should give, as (account, key id, status, password, mfa, last used).
+pub fn expected_keys(
+    org: &SimOrg,
+    skip: &[String],
+) -> BTreeSet<(String, String, String, String, String, String)> {
+    let mut out = BTreeSet::new();
+    for a in org
+        .accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
+    {
+        for u in &a.users {
+            let mfa = if u.mfa.iter().any(|s| !s.contains(":mfa/")) {
+                "Hardware"
+            } else if u.mfa.is_empty() {
+                "None"
+            } else {
+                "Virtual"
+            };
+            for k in &u.keys {
+                out.insert((
+                    a.id.clone(),
+                    k.id.clone(),
+                    if k.active { "Active" } else { "Inactive" }.to_string(),
+                    if u.login_profile {
+                        "Configured"
+                    } else {
+                        "Not configured"
+                    }
+                    .to_string(),
+                    mfa.to_string(),
+                    k.last_used
+                        .as_ref()
+                        .map(|(t, _, _)| {
+                            chrono::DateTime::from_timestamp(*t, 0)
+                                .unwrap()
+                                .format("%Y-%m-%dT%H:%M:%SZ")
+                                .to_string()
+                        })
+                        .unwrap_or_else(|| "Never used".into()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn got_keys(out: &RunOutput) -> BTreeSet<(String, String, String, String, String, String)> {
+    out.keys
+        .iter()
+        .map(|k| {
+            (
+                k["account_id"].clone(),
+                k["access_key_id"].clone(),
+                k["status"].clone(),
+                k["password_status"].clone(),
+                k["mfa_status"].clone(),
+                k["last_used_date"].clone(),
+            )
+        })
+        .collect()
+}
+
+pub fn expected_event_ids(org: &SimOrg, skip: &[String]) -> BTreeSet<(String, String)> {
+    org.accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE" && !skip.contains(&a.id))
+        .flat_map(|a| {
+            a.events
+                .iter()
+                .filter(|e| e.source == "iam.amazonaws.com")
+                .map(move |e| (a.id.clone(), e.id.clone()))
+        })
+        .collect()
+}
+
+pub fn got_event_ids(out: &RunOutput) -> BTreeSet<(String, String)> {
+    out.events
+        .iter()
+        .map(|e| (e["account_id"].clone(), e["event_id"].clone()))
+        .collect()
+}
+
+pub fn assert_read_only(calls: &[Call]) {
+    let used: BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    for a in &used {
+        assert!(
+            ALLOWED.contains(a),
+            "the audit called {a}, outside the least-privilege policy"
+        );
+    }
+}
+
+/// Start the simulator with `org` and `faults`, audit it with fast client rates (the simulator's quotas,
+/// if any, still apply) and `extra` flags, and check from its call log that the run only read. The
+/// simulator is returned for more assertions on its log.
+pub async fn fast_audit(
+    org: &SimOrg,
+    faults: Faults,
+    extra: &[&str],
+) -> (Sim, RunOutput, tempfile::TempDir) {
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let mut args = vec!["--iam-rate", "200", "--iam-burst", "50"];
+    args.extend_from_slice(extra);
+    let (out, dir) = audit(&sim, &args).await;
+    assert_read_only(&sim.calls());
+    (sim, out, dir)
 }
