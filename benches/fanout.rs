@@ -186,7 +186,12 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     // profiler's).
     let wrapper = std::env::var("IAM_AUDIT_BENCH_WRAPPER").unwrap_or_default();
     let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
-    words.push(env!("CARGO_BIN_EXE_iam-audit").to_string());
+    // IAM_AUDIT_BENCH_BIN=path: another build of the auditor (a saved earlier build, for an A/B run
+    // against the same simulator on the same machine).
+    words.push(
+        std::env::var("IAM_AUDIT_BENCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_iam-audit").to_string()),
+    );
     #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
     let child = Command::new(&words[0])
         .args(&words[1..])
@@ -382,8 +387,21 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut sim_lines = Vec::new();
+    // IAM_AUDIT_BENCH_REPEAT=3: each scenario three times, every run's row then the median of each column.
+    let repeat: usize = std::env::var("IAM_AUDIT_BENCH_REPEAT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     for case in &cases {
-        let o = run(case, &rt);
+        let runs: Vec<Outcome> = (0..repeat).map(|_| run(case, &rt)).collect();
+        if repeat > 1 {
+            for o in &runs {
+                print_row(case, o, "");
+            }
+        }
+        let o = median(runs);
+        print_row(case, &o, if repeat > 1 { " (median)" } else { "" });
         sim_lines.push(format!(
             "{}: organization generated in {:.2} s; simulator served {:.0} calls per CPU-second; at most {} calls at once over {} connections",
             case.name,
@@ -392,21 +410,61 @@ fn main() {
             o.peak_in_flight,
             o.connections,
         ));
-        let quotas = if case.quota.0 > 0.0 {
-            format!("{}, {}", case.quota.0, case.quota.1)
-        } else {
-            "none".into()
+    }
+    println!();
+    for line in sim_lines {
+        println!("{line}");
+    }
+}
+
+/// The median of each measure over repeated runs of one scenario.
+fn median(mut runs: Vec<Outcome>) -> Outcome {
+    fn mid<T: Copy + PartialOrd>(v: &mut [T]) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    }
+    macro_rules! m {
+        ($f:ident) => {
+            mid(&mut runs.iter().map(|o| o.$f).collect::<Vec<_>>())
         };
-        let (floor, eff) = match o.floor {
-            Some(f) => (
-                format!("{f:.1} s"),
-                format!("{:.2}", f / o.wall.as_secs_f64()),
-            ),
-            None => ("—".into(), "—".into()),
-        };
-        println!(
+    }
+    let o = Outcome {
+        generated: m!(generated),
+        sim_cpu: m!(sim_cpu),
+        wall: m!(wall),
+        floor: runs[0].floor,
+        calls: m!(calls),
+        iam_calls: m!(iam_calls),
+        users: m!(users),
+        throttled: m!(throttled),
+        peak_in_flight: m!(peak_in_flight),
+        connections: m!(connections),
+        max_rss_kb: m!(max_rss_kb),
+        cpu_user: m!(cpu_user),
+        cpu_sys: m!(cpu_sys),
+        code: runs.iter().map(|o| o.code).max().unwrap_or(0),
+    };
+    runs.clear();
+    o
+}
+
+/// One table row.
+fn print_row(case: &Case, o: &Outcome, note: &str) {
+    let quotas = if case.quota.0 > 0.0 {
+        format!("{}, {}", case.quota.0, case.quota.1)
+    } else {
+        "none".into()
+    };
+    let (floor, eff) = match o.floor {
+        Some(f) => (
+            format!("{f:.1} s"),
+            format!("{:.2}", f / o.wall.as_secs_f64()),
+        ),
+        None => ("—".into(), "—".into()),
+    };
+    println!(
             "| {} | {} × {} | {} | {} ms | {} | {} | {:.1} s | {} | {} | {} | {:.2} | {} ({:.2}%) | {:.1} MB | {:.1} s + {:.1} s | {:.0} | {} |",
-            case.name,
+            format!("{}{note}", case.name),
             case.accounts,
             case.users,
             case.strategy,
@@ -426,9 +484,4 @@ fn main() {
             o.calls as f64 / (o.cpu_user + o.cpu_sys).max(1e-9),
             o.code,
         );
-    }
-    println!();
-    for line in sim_lines {
-        println!("{line}");
-    }
 }

@@ -8,6 +8,7 @@ mod cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(mimalloc_options)]
 extern "C" {
     /// Sets mimalloc's options by their names in mimalloc.h (src/mimalloc_options.c, built by build.rs).
     fn iam_audit_tune_mimalloc();
@@ -22,6 +23,7 @@ fn tune_allocator() {
     unsafe {
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        #[cfg(mimalloc_options)]
         iam_audit_tune_mimalloc();
     }
 }

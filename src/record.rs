@@ -3,7 +3,9 @@
 //! at the bottom and imports nothing of the crate: the rules (`risk`) fill the flags, the outputs
 //! (`report`) render the rows, and neither knows the other.
 
-use chrono::{DateTime, Utc};
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// The user name of the root user's row, as the credential report names it.
 pub const ROOT_USER: &str = "<root_account>";
@@ -11,7 +13,26 @@ pub const ROOT_USER: &str = "<root_account>";
 /// RFC 3339 UTC with second precision, e.g. `2026-03-05T15:30:22Z` (design §3): every timestamp of every
 /// output.
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    Rfc3339(t).to_string()
+}
+
+/// A timestamp as `rfc3339` writes it, formatted where it is written (no string in between).
+pub struct Rfc3339<'a>(pub &'a DateTime<Utc>);
+
+impl fmt::Display for Rfc3339<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
 }
 
 /// Where an IAM row's facts came from.
@@ -367,7 +388,20 @@ impl Flags {
     }
     /// The `risk` cell: codes `;`-joined, in `Flag::ALL` order.
     pub fn cell(self) -> String {
-        self.iter().map(Flag::code).collect::<Vec<_>>().join(";")
+        self.to_string()
+    }
+}
+
+/// The `risk` cell.
+impl fmt::Display for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, flag) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            f.write_str(flag.code())?;
+        }
+        Ok(())
     }
 }
 
@@ -389,6 +423,8 @@ mod tests {
     fn timestamps_are_rfc3339_seconds_utc() {
         let t = DateTime::from_timestamp(1_772_724_622, 999).unwrap();
         assert_eq!(rfc3339(&t), "2026-03-05T15:30:22Z");
+        let early = DateTime::from_timestamp(-62_135_596_800 + 86_400 * 40, 0).unwrap();
+        assert_eq!(rfc3339(&early), "0001-02-10T00:00:00Z");
     }
 
     #[test]

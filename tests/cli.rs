@@ -12,16 +12,15 @@ fn repo_file(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).expect(name)
 }
 
-/// The fenced `lang` block between the README's `<!-- NAME-start -->` and `<!-- NAME-end -->` markers.
-fn readme_block(name: &str, lang: &str) -> String {
-    let readme = repo_file("README.md");
-    let start = readme
+/// The fenced `lang` block between a document's `<!-- NAME-start -->` and `<!-- NAME-end -->` markers.
+fn doc_block(doc: &str, name: &str, lang: &str) -> String {
+    let start = doc
         .find(&format!("<!-- {name}-start -->"))
-        .expect("start marker in README");
-    let end = readme
+        .expect("start marker");
+    let end = doc
         .find(&format!("<!-- {name}-end -->"))
-        .expect("end marker in README");
-    readme[start..end]
+        .expect("end marker");
+    doc[start..end]
         .split_once(&format!("```{lang}\n"))
         .and_then(|(_, rest)| rest.rsplit_once("```"))
         .map(|(block, _)| block.to_string())
@@ -45,53 +44,152 @@ fn long_flags(help: &str) -> BTreeSet<String> {
         .collect()
 }
 
-// Story: every flag of `iam-audit --help` is a key of config.example.toml (or listed there as CLI-only),
-// and the example parses with our own parser.
+// Story: config.example.toml documents every key of the one definition, states each default exactly as
+// the definition gives it, sets nothing itself, and every line of it parses with our own parser; every flag
+// of `--help` is a key or listed there as CLI-only.
 #[test]
-fn example_config_parses_and_covers_every_flag() {
+fn example_config_states_every_key_and_default() {
     let example = repo_file("config.example.toml");
-    iam_audit::Config::from_toml(&example).expect("config.example.toml parses");
-    // Commented-out keys count too: strip the comment marker and parse every `key = value` line.
+    let parsed = iam_audit::Config::from_toml(&example).expect("config.example.toml parses");
+    assert_eq!(
+        parsed,
+        iam_audit::Config::default(),
+        "the example sets nothing"
+    );
+    // Every commented `key = value` line, uncommented, parses (days conflicts with start_date only when
+    // resolved, so the whole file parses as one).
     let uncommented: String = example
         .lines()
-        .map(|l| l.trim_start_matches("# "))
+        .filter_map(|l| l.strip_prefix("# "))
         .filter(|l| l.contains(" = ") && !l.contains(':'))
         .collect::<Vec<_>>()
         .join("\n");
-    let all = iam_audit::Config::from_toml(&uncommented.replace("days = 30", ""))
-        .expect("every documented key, uncommented, parses");
-    assert!(all.profile.is_some() && all.external_id.is_some() && all.start_date.is_some());
-    let cli_only = [
-        "config",
-        "resume",
-        "no-progress",
-        "verbose",
-        "quiet",
-        "help",
-        "version",
-    ];
+    iam_audit::Config::from_toml(&uncommented).expect("every documented key, uncommented, parses");
+    for key in iam_audit::config::keys() {
+        let line = format!("\n# {} = ", key.name);
+        assert!(
+            example.contains(&line),
+            "config.example.toml lacks `{}`",
+            key.name
+        );
+        if let Some(toml) = key.default.as_ref().and_then(|d| d.toml.as_ref()) {
+            assert!(
+                example.contains(&format!("{line}{toml}\n")),
+                "config.example.toml must state `{} = {toml}`, the default",
+                key.name
+            );
+        }
+    }
+    let cli_only = ["config", "resume", "no-progress", "verbose", "quiet"];
     for flag in long_flags(&help()) {
-        if cli_only.contains(&flag.as_str()) {
-            assert!(example.contains(&format!("--{flag}")) || flag == "help" || flag == "version");
+        if flag == "help" || flag == "version" {
             continue;
         }
-        let key = flag.trim_start_matches("no-").replace('-', "_");
+        if cli_only.contains(&flag.as_str()) {
+            assert!(
+                example.contains(&format!("--{flag}")),
+                "--{flag} is not listed as CLI-only"
+            );
+            continue;
+        }
         assert!(
-            example.contains(&format!("\n{key} = ")) || example.contains(&format!("# {key} = ")),
-            "--{flag} has no key `{key}` in config.example.toml"
+            iam_audit::config::keys()
+                .iter()
+                .any(|k| k.long() == Some(flag.as_str())),
+            "--{flag} is no key"
         );
     }
 }
 
-// Story: the README shows the real `--help`.
+// Story: every `[default: …]` of `--help` comes from the one definition of its key, and the README's flag
+// table agrees with it (docs/configuration.md's key table is generated from it).
 #[test]
-fn readme_help_block_matches_help() {
-    let block = readme_block("help", "text");
-    assert_eq!(
-        block.trim_end(),
-        help().trim_end(),
-        "update the README's --help block"
+fn every_default_comes_from_the_one_definition() {
+    let help = help().split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = repo_file("README.md");
+    for key in iam_audit::config::keys() {
+        let Some(default) = &key.default else {
+            continue;
+        };
+        if let Some(long) = key.long() {
+            if key.kind != iam_audit::config::Kind::Switch {
+                let entry = help
+                    .split(&format!("--{long} "))
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("--{long} in --help"));
+                let entry = entry.split(" --").next().unwrap();
+                assert!(
+                    entry.contains(&format!("[default: {}]", default.help)),
+                    "--{long}: {entry}"
+                );
+            }
+        }
+        // The README's table lists the flags people use most: those it lists agree.
+        if let Some(long) = key.long() {
+            if let Some(row) = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `--{long}")))
+            {
+                let cell = row.split('|').nth(3).unwrap().trim().trim_matches('`');
+                assert_eq!(cell, default.help, "README: --{long}");
+            }
+        }
+    }
+}
+
+/// A generated block of a document between `<!-- NAME-start -->` and `<!-- NAME-end -->` must read
+/// `want`; `IAM_AUDIT_BLESS=1 cargo test` writes it there instead.
+#[track_caller]
+fn generated_block(path: &str, name: &str, want: &str) {
+    let doc = repo_file(path);
+    let (start, end) = (
+        format!("<!-- {name}-start -->\n"),
+        format!("<!-- {name}-end -->"),
     );
+    let a = doc.find(&start).expect("start marker") + start.len();
+    let b = doc.find(&end).expect("end marker");
+    let want = format!("{}\n", want.trim_end());
+    if doc[a..b] == want {
+        return;
+    }
+    if std::env::var_os("IAM_AUDIT_BLESS").is_some() {
+        let updated = format!("{}{want}{}", &doc[..a], &doc[b..]);
+        std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join(path), updated).unwrap();
+        return;
+    }
+    assert_eq!(
+        &doc[a..b],
+        want,
+        "update the {name} block of {path} (IAM_AUDIT_BLESS=1 cargo test does)"
+    );
+}
+
+// Story: docs/configuration.md shows the real `--help`.
+#[test]
+fn docs_help_block_matches_help() {
+    generated_block(
+        "docs/configuration.md",
+        "help",
+        &format!("```text\n{}```", help()),
+    );
+}
+
+// Story: docs/configuration.md's table of every key is the one definition's: name, default, flag, help.
+#[test]
+fn docs_key_table_is_the_definition() {
+    let mut table = String::from("| key | default | flag | what it sets |\n|---|---|---|---|\n");
+    for k in iam_audit::config::keys() {
+        let default = k
+            .default
+            .as_ref()
+            .map_or("—".to_string(), |d| format!("`{}`", d.help));
+        let flag = k
+            .long()
+            .map_or("file only".to_string(), |l| format!("`--{l}`"));
+        let help = k.help.replace('|', "\\|");
+        table.push_str(&format!("| `{}` | {default} | {flag} | {help} |\n", k.name));
+    }
+    generated_block("docs/configuration.md", "keys", &table);
 }
 
 async fn expect_usage_error(args: &[&str], env: &[(&str, &str)], message: &str) {
@@ -588,11 +686,11 @@ async fn a_second_signal_ends_the_grace_and_still_flushes() {
     assert!(rows.iter().any(|r| r["audit_status"] == "partial"));
 }
 
-// Story: the scenario shown in the README is a valid scenario file.
+// Story: the scenario shown in docs/simulator.md is a valid scenario file.
 #[test]
-fn readme_scenario_parses() {
-    let block = readme_block("scenario", "toml");
-    let s = iam_audit::sim::Scenario::from_toml(&block).expect("README scenario parses");
+fn docs_scenario_parses() {
+    let block = doc_block(&repo_file("docs/simulator.md"), "scenario", "toml");
+    let s = iam_audit::sim::Scenario::from_toml(&block).expect("the scenario parses");
     assert_eq!(s.faults.deny_assume_role, vec!["100000000001".to_string()]);
     assert_eq!(s.accounts, 30);
     assert!(iam_audit::sim::Scenario::from_toml("acounts = 3")
@@ -1113,4 +1211,66 @@ async fn a_full_disk_mid_run_exits_1_naming_every_account_not_written() {
         )),
         "{stderr}"
     );
+}
+
+/// The actions named in a policy document (or statement) of the docs.
+fn policy_actions(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if k == "Action" {
+                    match v {
+                        serde_json::Value::String(a) => {
+                            out.insert(a.clone());
+                        }
+                        serde_json::Value::Array(list) => {
+                            out.extend(list.iter().filter_map(|a| a.as_str().map(str::to_string)))
+                        }
+                        _ => {}
+                    }
+                } else {
+                    policy_actions(v, out);
+                }
+            }
+        }
+        serde_json::Value::Array(list) => list.iter().for_each(|v| policy_actions(v, out)),
+        _ => {}
+    }
+}
+
+// Story: the policies the README and docs/setup.md show are valid JSON, the member role's is exactly the
+// actions an audit needs, and every action they grant is one the audit may call (the tests' allow-list).
+#[test]
+fn documented_policies_grant_what_the_audit_calls() {
+    let mut member = None;
+    for doc in ["README.md", "docs/setup.md"] {
+        let text = repo_file(doc);
+        for block in text.split("```json\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            let v: serde_json::Value = serde_json::from_str(block)
+                .unwrap_or_else(|e| panic!("{doc}: a JSON block does not parse ({e}):\n{block}"));
+            let mut actions = BTreeSet::new();
+            policy_actions(&v, &mut actions);
+            for a in &actions {
+                assert!(
+                    ALLOWED.contains(&a.as_str()),
+                    "{doc} grants {a}, which no audit calls"
+                );
+            }
+            if doc == "README.md" && actions.contains("iam:ListUsers") {
+                member = Some(actions);
+            }
+        }
+    }
+    let needed: BTreeSet<String> = [
+        "iam:ListUsers",
+        "iam:ListAccessKeys",
+        "iam:GetAccessKeyLastUsed",
+        "iam:ListMFADevices",
+        "iam:GetLoginProfile",
+        "cloudtrail:LookupEvents",
+    ]
+    .map(str::to_string)
+    .into();
+    assert_eq!(member, Some(needed), "the README's member-account policy");
 }

@@ -133,15 +133,15 @@ pub struct SettingFlags<const CHECK: bool> {
 }
 
 /// The keys that are flags of this command.
-fn flag_keys(check: bool) -> impl Iterator<Item = Key> {
-    keys().into_iter().filter(move |k| match &k.spec.exposure {
+fn flag_keys(check: bool) -> impl Iterator<Item = &'static Key> {
+    keys().iter().filter(move |k| match &k.spec.exposure {
         Exposure::Flag { check: c, .. } => !check || *c,
         Exposure::FileOnly => false,
     })
 }
 
 /// The clap argument of a key, its id the key's name.
-fn arg(k: &Key) -> Arg {
+fn arg(k: &'static Key) -> Arg {
     let Exposure::Flag {
         long,
         value_name,
@@ -153,8 +153,8 @@ fn arg(k: &Key) -> Arg {
         unreachable!("file-only keys have no flag")
     };
     let mut a = Arg::new(k.name)
-        .long(long.clone())
-        .help(k.help_with_default());
+        .long(long.as_str())
+        .help(k.flag_help.as_str());
     a = match k.kind {
         Kind::Switch => a.action(ArgAction::SetTrue),
         Kind::Int => a
@@ -177,7 +177,7 @@ fn arg(k: &Key) -> Arg {
 
 impl<const CHECK: bool> Args for SettingFlags<CHECK> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        flag_keys(CHECK).fold(cmd, |cmd, k| cmd.arg(arg(&k)))
+        flag_keys(CHECK).fold(cmd, |cmd, k| cmd.arg(arg(k)))
     }
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
@@ -267,5 +267,48 @@ mod tests {
         let check = Cli::try_parse_from(["iam-audit", "check", "--role", "R", "--regions", "a"]);
         assert!(check.is_ok());
         assert!(Cli::try_parse_from(["iam-audit", "check", "--strategy", "api"]).is_err());
+    }
+
+    /// Every `iam-audit …` (and `cargo run -- …`) command of the README's and docs/'s shell blocks.
+    fn documented_commands() -> Vec<(String, Vec<String>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut docs = vec![root.join("README.md")];
+        for e in std::fs::read_dir(root.join("docs")).unwrap() {
+            docs.push(e.unwrap().path());
+        }
+        let mut out = Vec::new();
+        for doc in docs {
+            let text = std::fs::read_to_string(&doc).unwrap();
+            for block in text.split("```sh\n").skip(1) {
+                let block = block.split("```").next().unwrap().replace("\\\n", " ");
+                for line in block.lines() {
+                    let line = line.split(" #").next().unwrap().trim();
+                    let args = line
+                        .strip_prefix("iam-audit ")
+                        .or_else(|| line.strip_prefix("cargo run -- "));
+                    if let Some(args) = args {
+                        let mut words = vec!["iam-audit".to_string()];
+                        words.extend(
+                            args.split_whitespace()
+                                .map(|w| w.trim_matches('\'').to_string()),
+                        );
+                        out.push((format!("{}: {line}", doc.display()), words));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    // Story: every command the README and docs/ show parses with these flags.
+    #[test]
+    fn documented_commands_parse() {
+        let commands = documented_commands();
+        assert!(commands.len() >= 3, "{commands:?}");
+        for (place, words) in commands {
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("{place}: {e}");
+            }
+        }
     }
 }

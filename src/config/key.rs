@@ -148,6 +148,8 @@ pub struct Key {
     pub name: &'static str,
     /// The help text: the table's doc comment, on one line.
     pub help: String,
+    /// The flag's help, as `--help` shows it: `help` with its default, or a switch's own text.
+    pub flag_help: String,
     pub kind: Kind,
     /// `None`: no default (required, or unset means "not used").
     pub default: Option<DefaultValue>,
@@ -175,9 +177,23 @@ impl Key {
             }),
             None => value_default,
         };
+        let help = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let flag_help = match (&spec.exposure, &default) {
+            (
+                Exposure::Flag {
+                    negated: Some(text),
+                    ..
+                },
+                _,
+            ) => text.to_string(),
+            // A switch's default is that it is not given.
+            (_, Some(d)) if kind != Kind::Switch => format!("{help} [default: {}]", d.help),
+            _ => help.clone(),
+        };
         Key {
             name,
-            help: doc.split_whitespace().collect::<Vec<_>>().join(" "),
+            help,
+            flag_help,
             kind,
             default,
             spec,
@@ -189,22 +205,6 @@ impl Key {
         match &self.spec.exposure {
             Exposure::Flag { long, .. } => Some(long),
             Exposure::FileOnly => None,
-        }
-    }
-
-    /// The help text as `--help` shows it, with its default.
-    pub fn help_with_default(&self) -> String {
-        if let Exposure::Flag {
-            negated: Some(help),
-            ..
-        } = &self.spec.exposure
-        {
-            return help.to_string();
-        }
-        match &self.default {
-            // A switch's default is that it is not given.
-            Some(d) if self.kind != Kind::Switch => format!("{} [default: {}]", self.help, d.help),
-            _ => self.help.clone(),
         }
     }
 }
@@ -396,8 +396,11 @@ macro_rules! keys {
         }
 
         /// Every key, in the table's order: the binary's flags, and what the documents are checked against.
-        pub fn keys() -> Vec<$crate::config::key::Key> {
-            vec![ $(
+        /// Built once: the flags of three commands and the settings' checks all read it.
+        pub fn keys() -> &'static [$crate::config::key::Key] {
+            static KEYS: std::sync::OnceLock<Vec<$crate::config::key::Key>> =
+                std::sync::OnceLock::new();
+            KEYS.get_or_init(|| vec![ $(
                 $crate::config::key::Key::new(
                     stringify!($name),
                     concat!($($doc, "\n"),*),
@@ -405,7 +408,7 @@ macro_rules! keys {
                     $crate::config::key::value_default!($ty $(, $default)?),
                     $spec,
                 ),
-            )* ]
+            )* ])
         }
     };
 }
@@ -447,7 +450,7 @@ mod tests {
         );
         assert_eq!(k.long(), Some("user-concurrency"));
         assert_eq!(
-            k.help_with_default(),
+            k.flag_help,
             "Users audited at once inside one account. [default: 4]"
         );
         let n = Key::new(
@@ -458,7 +461,7 @@ mod tests {
             negated("no-ou-paths", "Do not"),
         );
         assert_eq!(
-            (n.long(), n.help_with_default().as_str()),
+            (n.long(), n.flag_help.as_str()),
             (Some("no-ou-paths"), "Do not")
         );
         assert_eq!(

@@ -281,7 +281,7 @@ impl Settings {
     pub fn resolve(c: Config, now: DateTime<Utc>) -> Result<Settings, ConfigError> {
         let k = Keys::from_config(c);
         let positive: Vec<&'static str> = keys()
-            .into_iter()
+            .iter()
             .filter(|k| k.spec.positive)
             .map(|k| k.name)
             .collect();

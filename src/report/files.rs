@@ -69,7 +69,7 @@ impl OutputPaths {
     }
 
     pub fn with_format(dir: &Path, stamp: &str, format: Format) -> OutputPaths {
-        let path = |r: Report| dir.join(format!("{}{stamp}.{}", r.prefix(), format.as_str()));
+        let path = |r: Report| dir.join(r.file_name(stamp, format));
         OutputPaths {
             keys: path(Report::Keys),
             users: path(Report::Users),

@@ -60,6 +60,9 @@ pub struct WriteFailure {
     pub accounts_written: HashSet<String>,
 }
 
+/// How long the writer waits after a record wakes it, for more to come (see `Writer::run`).
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The outputs of one run.
 pub struct Writer {
     outputs: Vec<Box<dyn Output>>,
@@ -145,29 +148,44 @@ impl Writer {
         }
         let mut written = Written::default();
         let mut accounts_written = HashSet::new();
-        let result = (|| {
-            while let Some(record) = rx.blocking_recv() {
-                self.write(&record)?;
-                match &record {
-                    Record::Key(_) => written.keys += 1,
-                    Record::User(_) => written.users += 1,
-                    Record::Event(_) => written.events += 1,
-                    Record::Account(a) => {
-                        written.accounts += 1;
-                        // An account is complete: make its rows durable before the next one.
-                        self.flush()?;
-                        for (file, len) in &mut durable {
-                            *len = file.metadata()?.len();
-                        }
-                        accounts_written.insert(a.account_id.clone());
+        let mut handle = |record: Record| -> std::io::Result<()> {
+            self.write(&record)?;
+            match &record {
+                Record::Key(_) => written.keys += 1,
+                Record::User(_) => written.users += 1,
+                Record::Event(_) => written.events += 1,
+                Record::Account(a) => {
+                    written.accounts += 1;
+                    // An account is complete: make its rows durable before the next one.
+                    self.flush()?;
+                    for (file, len) in &mut durable {
+                        *len = file.metadata()?.len();
                     }
+                    accounts_written.insert(a.account_id.clone());
                 }
             }
+            Ok(())
+        };
+        let result = (|| {
+            // A record sent to a parked writer wakes it (a futex call and a context switch on both
+            // sides). So the writer takes records in batches: woken by one, it pauses, then writes all
+            // that came meanwhile before it parks again; a stream of rows wakes it a few hundred times a
+            // second instead of once per row.
+            while let Some(first) = rx.blocking_recv() {
+                handle(first)?;
+                std::thread::sleep(BATCH_PAUSE);
+                while let Ok(record) = rx.try_recv() {
+                    handle(record)?;
+                }
+            }
+            Ok(())
+        })();
+        let result = result.and_then(|()| {
             for o in &mut self.outputs {
                 o.finish()?;
             }
             Ok(())
-        })();
+        });
         match result {
             Ok(()) => Ok(written),
             Err(error) => {

@@ -2,16 +2,20 @@
 //! It knows cells, not records: `tables` turns each record into its cells. Formula escaping (OWASP CSV
 //! injection) is applied here, to CSV only: it is for spreadsheets.
 
+use std::fmt::{Display, Write as _};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
 use crate::config::Format;
 
-/// An open report file and what has been made durable of it.
+/// An open report file. Its rows are formatted through two buffers it keeps, so a row costs no
+/// allocation once the buffers have grown to the longest cell and line.
 pub struct Table {
     out: Out,
     columns: &'static [&'static str],
     escape: bool,
+    cell: String,
+    line: Vec<u8>,
 }
 
 enum Out {
@@ -41,6 +45,8 @@ impl Table {
             out,
             columns,
             escape: escape && format == Format::Csv,
+            cell: String::new(),
+            line: Vec::new(),
         };
         if header {
             if let Out::Csv(w) = &mut t.out {
@@ -51,33 +57,37 @@ impl Table {
     }
 
     /// One row, its cells in the columns' order.
-    pub fn row(&mut self, cells: &[&str]) -> std::io::Result<()> {
+    pub fn row(&mut self, cells: &[&dyn Display]) -> std::io::Result<()> {
         debug_assert_eq!(cells.len(), self.columns.len());
         match &mut self.out {
             Out::Csv(w) => {
                 for cell in cells {
-                    if self.escape {
-                        w.write_field(escape_formula(cell).as_ref())?;
-                    } else {
-                        w.write_field(cell)?;
+                    self.cell.clear();
+                    let _ = write!(self.cell, "{cell}");
+                    if self.escape && needs_escape(&self.cell) {
+                        self.cell.insert(0, '\'');
                     }
+                    w.write_field(&self.cell)?;
                 }
                 // An empty record ends the one whose fields were written above.
                 w.write_record(None::<&[u8]>)?;
             }
             Out::Jsonl(out) => {
                 // The columns in the CSV's order (a JSON map would sort them).
-                let mut line = String::from("{");
+                self.line.clear();
+                self.line.push(b'{');
                 for (i, (c, v)) in self.columns.iter().zip(cells).enumerate() {
                     if i > 0 {
-                        line.push(',');
+                        self.line.push(b',');
                     }
-                    line.push_str(&serde_json::to_string(c)?);
-                    line.push(':');
-                    line.push_str(&serde_json::to_string(v)?);
+                    self.cell.clear();
+                    let _ = write!(self.cell, "{v}");
+                    serde_json::to_writer(&mut self.line, c)?;
+                    self.line.push(b':');
+                    serde_json::to_writer(&mut self.line, self.cell.as_str())?;
                 }
-                line.push_str("}\n");
-                out.write_all(line.as_bytes())?;
+                self.line.extend_from_slice(b"}\n");
+                out.write_all(&self.line)?;
             }
         }
         Ok(())
@@ -100,11 +110,20 @@ impl Table {
     }
 }
 
-/// Prefix a cell that a spreadsheet would run as a formula (OWASP "CSV injection").
+/// Whether a spreadsheet would run the cell as a formula (OWASP "CSV injection").
+fn needs_escape(cell: &str) -> bool {
+    matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+/// Prefix a cell that a spreadsheet would run as a formula with `'`.
 pub fn escape_formula(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+    if needs_escape(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
 }
 
@@ -134,7 +153,7 @@ mod tests {
             true,
         )
         .unwrap();
-        t.row(&["=1", "x\"y"]).unwrap();
+        t.row(&[&"=1", &"x\"y"]).unwrap();
         t.flush().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),

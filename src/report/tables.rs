@@ -1,9 +1,13 @@
 //! The four reports of design §3 as outputs: which records each takes, its columns, and the cells of a row
 //! (the seed's values, or its Spanish ones with `legacy_values = "es"`).
 
+use std::fmt::{self, Display};
+
+use chrono::{DateTime, Utc};
+
 use crate::config::Values;
 use crate::record::{
-    rfc3339, AccountRow, EventRow, Flag, KeyRow, LastUse, Password, Record, Source, UserRow,
+    AccountRow, EventRow, Flag, KeyRow, LastUse, Password, Record, Rfc3339, Source, UserRow,
 };
 
 use super::table::Table;
@@ -127,11 +131,16 @@ impl Report {
         }
     }
 
+    /// The report's file name in a run of `stamp`.
+    pub fn file_name(self, stamp: &str, format: crate::config::Format) -> String {
+        format!("{}{stamp}.{}", self.prefix(), format.as_str())
+    }
+
     /// The four file names of a stamp, in `ALL` order.
     pub fn file_names(stamp: &str, format: crate::config::Format) -> Vec<String> {
         Report::ALL
             .iter()
-            .map(|r| format!("{}{stamp}.{}", r.prefix(), format.as_str()))
+            .map(|r| r.file_name(stamp, format))
             .collect()
     }
 
@@ -206,97 +215,103 @@ impl Values {
     }
 }
 
-fn count<T: ToString>(n: Option<T>) -> String {
-    n.map(|n| n.to_string()).unwrap_or_default()
+/// An optional value: empty when absent.
+struct Opt<T>(Option<T>);
+
+impl<T: Display> Display for Opt<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A timestamp, or `absent` when there is none.
+struct Time<'a>(Option<&'a DateTime<Utc>>, &'static str);
+
+impl Display for Time<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(t) => Rfc3339(t).fmt(f),
+            None => f.write_str(self.1),
+        }
+    }
 }
 
 fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
-    let (last_date, service, region, since) = match &k.last_used {
-        LastUse::Used(u) => (
-            rfc3339(&u.date),
-            u.service.clone(),
-            u.region.clone(),
-            u.days_since.to_string(),
-        ),
-        LastUse::Never => (
-            v.never_used().into(),
-            "N/A".into(),
-            "N/A".into(),
-            String::new(),
-        ),
-        LastUse::Unknown => (
-            "Unknown".into(),
-            "Unknown".into(),
-            "Unknown".into(),
-            String::new(),
-        ),
-    };
+    let (last_date, service, region, since): (&dyn Display, &str, &str, Option<i64>) =
+        match &k.last_used {
+            LastUse::Used(u) => (&Rfc3339(&u.date), &u.service, &u.region, Some(u.days_since)),
+            LastUse::Never => (&v.never_used(), "N/A", "N/A", None),
+            LastUse::Unknown => (&"Unknown", "Unknown", "Unknown", None),
+        };
     t.row(&[
         &k.account_id,
         &k.account_name,
         &k.username,
-        v.password(k.password),
-        &k.password_last_used
-            .as_ref()
-            .map_or_else(|| v.never().to_string(), rfc3339),
+        &v.password(k.password),
+        &Time(k.password_last_used.as_ref(), v.never()),
         &k.access_key_id,
         &k.status,
-        &k.created_date.as_ref().map(rfc3339).unwrap_or_default(),
-        &last_date,
+        &Time(k.created_date.as_ref(), ""),
+        last_date,
         &service,
-        k.mfa.as_str(),
+        &k.mfa.as_str(),
         &region,
-        &count(k.key_age_days),
-        &since,
-        &count(k.mfa_devices),
-        &k.risk.cell(),
-        k.source.as_str(),
+        &Opt(k.key_age_days),
+        &Opt(since),
+        &Opt(k.mfa_devices),
+        &k.risk,
+        &k.source.as_str(),
     ])
 }
 
 fn user_row(t: &mut Table, v: Values, u: &UserRow) -> std::io::Result<()> {
-    let never = || v.never().to_string();
+    let password_last_used = match (u.password, u.password_last_used.as_ref()) {
+        (Password::NotConfigured, None) => Time(None, "N/A"),
+        (_, used) => Time(used, v.never()),
+    };
+    let active_keys: &dyn Display = match &u.active_keys {
+        Some(n) => n,
+        None => &"unknown",
+    };
     t.row(&[
         &u.account_id,
         &u.account_name,
         &u.username,
         &u.arn,
-        &u.created.as_ref().map(rfc3339).unwrap_or_default(),
-        match u.password {
+        &Time(u.created.as_ref(), ""),
+        &match u.password {
             Password::Configured => "true",
             Password::NotConfigured => "false",
             Password::Unknown if u.is_root() => "not_supported",
             Password::Unknown => "unknown",
         },
-        &match (u.password, u.password_last_used) {
-            (_, Some(t)) => rfc3339(&t),
-            (Password::NotConfigured, None) => "N/A".to_string(),
-            (_, None) => never(),
-        },
-        match u.mfa_active {
+        &password_last_used,
+        &match u.mfa_active {
             Some(true) => "true",
             Some(false) => "false",
             None => "unknown",
         },
-        if u.mfa_active.is_none() {
+        &if u.mfa_active.is_none() {
             "unknown"
         } else {
             u.mfa.as_str()
         },
-        &count(u.mfa_devices),
-        &u.active_keys
-            .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
-        &count(u.oldest_active_key_age_days),
-        &u.last_activity.as_ref().map_or_else(never, rfc3339),
-        &u.risk.cell(),
-        u.source.as_str(),
+        &Opt(u.mfa_devices),
+        active_keys,
+        &Opt(u.oldest_active_key_age_days),
+        &Time(u.last_activity.as_ref(), v.never()),
+        &u.risk,
+        &u.source.as_str(),
         &u.note,
     ])
 }
 
 fn event_row(t: &mut Table, e: &EventRow) -> std::io::Result<()> {
     t.row(&[
-        &e.event_time.as_ref().map(rfc3339).unwrap_or_default(),
+        &Time(e.event_time.as_ref(), ""),
         &e.event_name,
         &e.username,
         &e.account_id,
@@ -310,39 +325,48 @@ fn event_row(t: &mut Table, e: &EventRow) -> std::io::Result<()> {
     ])
 }
 
+/// Seconds with three decimals.
+struct Seconds(f64);
+
+impl Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.3}", self.0)
+    }
+}
+
 fn account_row(t: &mut Table, a: &AccountRow) -> std::io::Result<()> {
-    let head = [
-        a.account_id.clone(),
-        a.account_name.clone(),
-        a.account_status.clone(),
-        a.audit_status.as_str().to_string(),
-        a.iam_status.as_str().to_string(),
-        a.cloudtrail_status.as_str().to_string(),
-        a.users.to_string(),
-        a.keys.to_string(),
-        a.events.to_string(),
-        a.error.clone(),
-        format!("{:.3}", a.duration_s),
-        a.role_used.clone(),
-        a.ou_path.clone(),
-        a.strategy
-            .map(Source::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        a.credential_report_time
-            .as_ref()
-            .map(rfc3339)
-            .unwrap_or_default(),
-        a.root_access_keys.clone(),
-        a.root_mfa.clone(),
+    let mut cells: Vec<&dyn Display> = Vec::with_capacity(ACCOUNT_COLUMNS.len());
+    let statuses = [
+        a.audit_status.as_str(),
+        a.iam_status.as_str(),
+        a.cloudtrail_status.as_str(),
     ];
-    let flags = a.flag_counts.iter().map(u64::to_string);
-    let cells: Vec<String> = head
-        .into_iter()
-        .chain(flags)
-        .chain([a.events_other_sources.to_string()])
-        .collect();
-    let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+    let (duration, strategy, report_time) = (
+        Seconds(a.duration_s),
+        a.strategy.map(Source::as_str).unwrap_or_default(),
+        Time(a.credential_report_time.as_ref(), ""),
+    );
+    cells.extend([
+        &a.account_id as &dyn Display,
+        &a.account_name,
+        &a.account_status,
+        &statuses[0],
+        &statuses[1],
+        &statuses[2],
+        &a.users,
+        &a.keys,
+        &a.events,
+        &a.error,
+        &duration,
+        &a.role_used,
+        &a.ou_path,
+        &strategy,
+        &report_time,
+        &a.root_access_keys,
+        &a.root_mfa,
+    ]);
+    cells.extend(a.flag_counts.iter().map(|n| n as &dyn Display));
+    cells.push(&a.events_other_sources);
     t.row(&cells)
 }
 
