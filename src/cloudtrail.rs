@@ -7,9 +7,7 @@
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_smithy_types::DateTime as SmithyTime;
 
-use futures::StreamExt;
-
-use crate::pages::{pages, PageError};
+use crate::pages::{PageError, Pager};
 use crate::record::{EventRow, Record};
 use crate::retry::{is_denied, Failure};
 use crate::session::{utc, CloudTrailApi, Part, Session};
@@ -50,7 +48,8 @@ async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudT
             .expect("key and value are set");
         let (action, attribute) = (action.as_str(), &attribute);
         // The same parameters with every NextToken, as the API requires.
-        let listing = pages(s.keys.max_pages, |token| async move {
+        let mut pager = Pager::new(s.keys.max_pages);
+        let fetch = |token: Option<String>| async move {
             api.call(action, |c, o| {
                 c.lookup_events()
                     .lookup_attributes(attribute.clone())
@@ -67,9 +66,8 @@ async fn lookup_region(session: &Session, sink: &Sink, region: &str, api: CloudT
                 let next = p.next_token().map(str::to_string);
                 (p, next.is_some(), next)
             })
-        });
-        let mut listing = std::pin::pin!(listing);
-        while let Some(page) = listing.next().await {
+        };
+        while let Some(page) = pager.next(fetch).await {
             let page = match page {
                 Ok(p) => p,
                 // The other event names would be denied too; do not spend calls on them.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::config::{glob, Settings};
-use crate::pages::pages;
+use crate::pages::Pager;
 use crate::record::{AccountRow, AuditStatus};
 use crate::retry::{retry_step, Failure};
 
@@ -137,18 +137,25 @@ where
     Fut: Future<Output = Result<(Vec<T>, Option<String>), Failure>>,
 {
     let fetch = &fetch;
-    let listing = pages(max_pages, |token: Option<String>| async move {
-        let (items, next) = retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, || {
-            fetch(token.clone())
+    let mut pager = Pager::new(max_pages);
+    let mut items = Vec::new();
+    while let Some(page) = pager
+        .next(|token: Option<String>| async move {
+            let (items, next) =
+                retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, || {
+                    fetch(token.clone())
+                })
+                .await?;
+            Ok((items, next.is_some(), next))
         })
-        .await?;
-        Ok((items, next.is_some(), next))
-    });
-    let pages: Vec<Vec<T>> = listing.try_collect().await.map_err(|e| ListingError {
-        action,
-        failure: e.into_failure(action.trim_start_matches("organizations:")),
-    })?;
-    Ok(pages.into_iter().flatten().collect())
+        .await
+    {
+        items.extend(page.map_err(|e| ListingError {
+            action,
+            failure: e.into_failure(action.trim_start_matches("organizations:")),
+        })?);
+    }
+    Ok(items)
 }
 
 /// Every account of the organization, in the order Organizations lists them.

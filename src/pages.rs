@@ -1,13 +1,14 @@
 //! The one pager of every paginated AWS call (ListAccounts and the OU listings, ListUsers, ListAccessKeys,
-//! ListVirtualMFADevices, LookupEvents): a listing is a stream of its pages, asking for the next page with
-//! the token of the last, until a page says it is the last. It ends with an error when a call fails, when
-//! the service is stuck (it says there is more but gives no new token, which would otherwise loop forever
-//! or silently drop the rest), or after `max_pages` pages (the config key), so that a service that never
-//! stops paginating still ends and says so.
+//! ListVirtualMFADevices, LookupEvents): `Pager::next` reads a listing's pages one after another, asking
+//! for the next page with the token of the last, until a page says it is the last. It ends with an error
+//! when a call fails, when the service is stuck (it says there is more but gives no new token, which would
+//! otherwise loop forever or silently drop the rest), or after `max_pages` pages (the config key), so that
+//! a service that never stops paginating still ends and says so.
+//!
+//! The pager is a small state beside the caller's loop, not a stream that owns the call: a listing waiting
+//! on its call then holds that call alone, which matters with thousands of listings in flight.
 
 use std::future::Future;
-
-use futures::Stream;
 
 use crate::retry::Failure;
 
@@ -61,49 +62,69 @@ fn next_page(more: bool, token: Option<&str>, sent: Option<&str>) -> Next {
 pub type Fetched<P> = (P, bool, Option<String>);
 
 enum State {
-    Ask(Option<String>),
-    Fail(PageError),
+    Ask,
+    Stuck,
+    Limit,
     End,
 }
 
-/// Every page of one listing, in order. `fetch(token)` reads the page of `token` (`None`: the first). A
-/// page is yielded before an error that its token reveals (stuck, or the page limit).
-pub fn pages<P, F, Fut>(max_pages: usize, fetch: F) -> impl Stream<Item = Result<P, PageError>>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<Fetched<P>, Failure>>,
-{
-    futures::stream::unfold(
-        (State::Ask(None), 0usize, fetch),
-        move |(state, read, mut fetch)| async move {
-            let token = match state {
-                State::End => return None,
-                State::Fail(e) => return Some((Err(e), (State::End, read, fetch))),
-                State::Ask(token) => token,
-            };
-            match fetch(token.clone()).await {
-                Err(f) => Some((Err(PageError::Failed(f)), (State::End, read, fetch))),
-                Ok((page, more, next)) => {
-                    let read = read + 1;
-                    let state = match next_page(more, next.as_deref(), token.as_deref()) {
-                        Next::Done => State::End,
-                        Next::Stuck => State::Fail(PageError::Stuck),
-                        Next::Page(_) if read >= max_pages => {
-                            State::Fail(PageError::Limit(max_pages))
-                        }
-                        Next::Page(t) => State::Ask(Some(t)),
-                    };
-                    Some((Ok(page), (state, read, fetch)))
-                }
+/// Where a listing is: the token of its next page and how many pages it has read.
+pub struct Pager {
+    max_pages: usize,
+    read: usize,
+    token: Option<String>,
+    state: State,
+}
+
+impl Pager {
+    pub fn new(max_pages: usize) -> Pager {
+        Pager {
+            max_pages,
+            read: 0,
+            token: None,
+            state: State::Ask,
+        }
+    }
+
+    /// The next page, read by `fetch(token)` (`None`: the first page), or the error that ends the listing;
+    /// `None` once it has ended. A page is returned before an error that its token reveals (stuck, or the
+    /// page limit).
+    pub async fn next<P, Fut>(
+        &mut self,
+        fetch: impl FnOnce(Option<String>) -> Fut,
+    ) -> Option<Result<P, PageError>>
+    where
+        Fut: Future<Output = Result<Fetched<P>, Failure>>,
+    {
+        match std::mem::replace(&mut self.state, State::End) {
+            State::End => None,
+            State::Stuck => Some(Err(PageError::Stuck)),
+            State::Limit => Some(Err(PageError::Limit(self.max_pages))),
+            State::Ask => {
+                let sent = self.token.take();
+                let (page, more, next) = match fetch(sent.clone()).await {
+                    Ok(fetched) => fetched,
+                    Err(f) => return Some(Err(PageError::Failed(f))),
+                };
+                self.read += 1;
+                self.state = match next_page(more, next.as_deref(), sent.as_deref()) {
+                    Next::Done => State::End,
+                    Next::Stuck => State::Stuck,
+                    Next::Page(_) if self.read >= self.max_pages => State::Limit,
+                    Next::Page(t) => {
+                        self.token = Some(t);
+                        State::Ask
+                    }
+                };
+                Some(Ok(page))
             }
-        },
-    )
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
 
     #[test]
     fn tokens_decide_the_next_page() {
@@ -118,39 +139,51 @@ mod tests {
         assert_eq!(next_page(true, Some(""), None), Next::Stuck);
     }
 
-    fn collect<P>(s: impl Stream<Item = Result<P, PageError>>) -> Vec<Result<P, PageError>> {
-        futures::executor::block_on(s.collect())
+    /// Every page (or error) of a listing with `max_pages`, read by `fetch`.
+    fn collect<P, Fut>(
+        max_pages: usize,
+        mut fetch: impl FnMut(Option<String>) -> Fut,
+    ) -> Vec<Result<P, PageError>>
+    where
+        Fut: Future<Output = Result<Fetched<P>, Failure>>,
+    {
+        futures::executor::block_on(async {
+            let mut pager = Pager::new(max_pages);
+            let mut out = Vec::new();
+            while let Some(page) = pager.next(&mut fetch).await {
+                out.push(page);
+            }
+            out
+        })
     }
 
     #[test]
     fn a_listing_reads_every_page_then_stops_at_its_limit_or_when_stuck() {
         // Three pages, then the end.
         let asked = std::cell::RefCell::new(Vec::new());
-        let got = collect(pages(10, |t: Option<String>| {
+        let got = collect(10, |t: Option<String>| {
             asked.borrow_mut().push(t.clone());
             let n: usize = t.as_deref().map_or(0, |t| t.parse().unwrap());
             async move { Ok((n, n < 2, Some((n + 1).to_string()))) }
-        }));
+        });
         assert_eq!(got, [Ok(0), Ok(1), Ok(2)]);
         assert_eq!(
             *asked.borrow(),
             [None, Some("1".to_string()), Some("2".to_string())]
         );
         // Endless: the limit's page is read, then the error.
-        let got = collect(pages(2, |t: Option<String>| async move {
+        let got = collect(2, |t: Option<String>| async move {
             let n: usize = t.as_deref().map_or(0, |t| t.parse().unwrap());
             Ok((n, true, Some((n + 1).to_string())))
-        }));
+        });
         assert_eq!(got, [Ok(0), Ok(1), Err(PageError::Limit(2))]);
         // The same token again: stuck, after the page's items.
-        let got = collect(pages(9, |_t| async {
-            Ok(((), true, Some("x".to_string())))
-        }));
+        let got = collect(9, |_t| async { Ok(((), true, Some("x".to_string()))) });
         assert_eq!(got, [Ok(()), Ok(()), Err(PageError::Stuck)]);
         // A failure ends it.
-        let got = collect(pages(9, |_t| async {
+        let got = collect(9, |_t| async {
             Err::<Fetched<()>, _>(Failure::new("AccessDenied", "no"))
-        }));
+        });
         assert_eq!(
             got,
             [Err(PageError::Failed(Failure::new("AccessDenied", "no")))]

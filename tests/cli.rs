@@ -61,7 +61,10 @@ fn example_config_states_every_key_and_default() {
     let uncommented: String = example
         .lines()
         .filter_map(|l| l.strip_prefix("# "))
-        .filter(|l| l.contains(" = ") && !l.contains(':'))
+        .filter(|l| {
+            l.split_once(" = ")
+                .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        })
         .collect::<Vec<_>>()
         .join("\n");
     iam_audit::Config::from_toml(&uncommented).expect("every documented key, uncommented, parses");
@@ -105,7 +108,22 @@ fn example_config_states_every_key_and_default() {
 // table agrees with it (docs/configuration.md's key table is generated from it).
 #[test]
 fn every_default_comes_from_the_one_definition() {
-    let help = help().split_whitespace().collect::<Vec<_>>().join(" ");
+    // Each option's entry of `--help`: from its line to the next option's, on one line.
+    let mut entries: Vec<String> = Vec::new();
+    for line in help().lines() {
+        let t = line.trim_start();
+        if t.starts_with("--") || (t.starts_with('-') && t.get(2..4) == Some(", ")) {
+            entries.push(String::new());
+        }
+        if let Some(e) = entries.last_mut() {
+            e.push(' ');
+            e.push_str(t);
+        }
+    }
+    let entries: Vec<String> = entries
+        .iter()
+        .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     let readme = repo_file("README.md");
     for key in iam_audit::config::keys() {
         let Some(default) = &key.default else {
@@ -113,11 +131,10 @@ fn every_default_comes_from_the_one_definition() {
         };
         if let Some(long) = key.long() {
             if key.kind != iam_audit::config::Kind::Switch {
-                let entry = help
-                    .split(&format!("--{long} "))
-                    .nth(1)
+                let entry = entries
+                    .iter()
+                    .find(|e| e.starts_with(&format!("--{long} ")))
                     .unwrap_or_else(|| panic!("--{long} in --help"));
-                let entry = entry.split(" --").next().unwrap();
                 assert!(
                     entry.contains(&format!("[default: {}]", default.help)),
                     "--{long}: {entry}"

@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 
-use crate::pages::{pages, PageError};
+use crate::pages::{PageError, Pager};
 use crate::record::{Password, Source};
 use crate::risk::{KeyFacts, UserFacts};
 use crate::session::{utc, Part, Session};
@@ -25,7 +25,8 @@ pub(crate) async fn inventory(
 ) -> IamOutcome {
     let (access, mfa) = root::from_summary(session, sink, summary, virtual_mfa, Source::Api).await;
     let iam = session.iam();
-    let listing = pages(session.settings().keys.max_pages, |marker| async move {
+    let mut pager = Pager::new(session.settings().keys.max_pages);
+    let fetch = |marker: Option<String>| async move {
         iam.call("iam:ListUsers", |c, o| {
             c.list_users()
                 .max_items(USERS_PAGE)
@@ -39,9 +40,8 @@ pub(crate) async fn inventory(
             let (more, next) = (p.is_truncated(), p.marker().map(str::to_string));
             (p, more, next)
         })
-    });
-    let mut listing = std::pin::pin!(listing);
-    while let Some(page) = listing.next().await {
+    };
+    while let Some(page) = pager.next(fetch).await {
         let page = match page {
             Ok(page) => page,
             // Recorded by the call.

@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
-
-use crate::pages::{pages, PageError};
+use crate::pages::{PageError, Pager};
 use crate::record::{LastUse, LastUsed, Mfa};
 use crate::retry::Failure;
 use crate::session::{utc, Part, Session};
@@ -71,23 +69,25 @@ pub(crate) async fn list_virtual_mfa(session: &Session) -> VirtualMfa {
 async fn read_virtual_mfa(session: &Session) -> VirtualMfa {
     let iam = session.iam();
     let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-    let listing = pages(session.settings().keys.max_pages, |marker| async move {
-        iam.try_call("iam:ListVirtualMFADevices", |c, o| {
-            c.list_virtual_mfa_devices()
-                .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
-                .set_marker(marker.clone())
-                .customize()
-                .config_override(o)
-                .send()
+    let mut pager = Pager::new(session.settings().keys.max_pages);
+    while let Some(page) = pager
+        .next(|marker| async move {
+            iam.try_call("iam:ListVirtualMFADevices", |c, o| {
+                c.list_virtual_mfa_devices()
+                    .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
+                    .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await
+            .map(|p| {
+                let (more, next) = (p.is_truncated(), p.marker().map(str::to_string));
+                (p, more, next)
+            })
         })
         .await
-        .map(|p| {
-            let (more, next) = (p.is_truncated(), p.marker().map(str::to_string));
-            (p, more, next)
-        })
-    });
-    let mut listing = std::pin::pin!(listing);
-    while let Some(page) = listing.next().await {
+    {
         let page = page.map_err(|e| e.into_failure("ListVirtualMFADevices"))?;
         for d in page.virtual_mfa_devices() {
             let serial = d.serial_number();
@@ -148,11 +148,10 @@ pub(crate) async fn list_access_keys(session: &Session, name: &str) -> ListedKey
         failed: false,
     };
     let iam = session.iam();
-    let what = format!("user {name}");
-    let what = what.as_str();
-    let listing = pages(session.settings().keys.max_pages, |marker| async move {
+    let mut pager = Pager::new(session.settings().keys.max_pages);
+    let fetch = |marker: Option<String>| async move {
         let page = iam
-            .call_unless_deleted("iam:ListAccessKeys", what, |c, o| {
+            .call_unless_deleted("iam:ListAccessKeys", name, |c, o| {
                 c.list_access_keys()
                     .user_name(name)
                     .set_marker(marker.clone())
@@ -169,9 +168,8 @@ pub(crate) async fn list_access_keys(session: &Session, name: &str) -> ListedKey
             }
             None => (None, false, None),
         })
-    });
-    let mut listing = std::pin::pin!(listing);
-    while let Some(page) = listing.next().await {
+    };
+    while let Some(page) = pager.next(fetch).await {
         match page {
             Ok(Some(page)) => {
                 listed
@@ -201,7 +199,7 @@ pub(crate) async fn list_access_keys(session: &Session, name: &str) -> ListedKey
 pub(crate) async fn mfa_devices(session: &Session, name: &str) -> (Mfa, Option<usize>) {
     let r = session
         .iam()
-        .call_unless_deleted("iam:ListMFADevices", &format!("user {name}"), |c, o| {
+        .call_unless_deleted("iam:ListMFADevices", name, |c, o| {
             c.list_mfa_devices()
                 .user_name(name)
                 .customize()

@@ -59,12 +59,12 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
         r
     }
 
-    /// `call`, where `NoSuchEntity` means `what` (a user, a key) was deleted during the audit: a normal
-    /// race, recorded as a `Deleted` note (not a failure), and `Ok(None)`.
+    /// `call` about one IAM user, where `NoSuchEntity` means the user was deleted during the audit: a
+    /// normal race, recorded as a `Deleted` note (not a failure), and `Ok(None)`.
     pub async fn call_unless_deleted<T, E, F, Fut>(
         &self,
         action: &str,
-        what: &str,
+        user: &str,
         f: F,
     ) -> Result<Option<T>, Failure>
     where
@@ -84,7 +84,7 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
                     action,
                     &Failure::new(
                         "Deleted",
-                        format!("{what} was deleted during the audit (a note, not a failure)"),
+                        format!("user {user} was deleted during the audit (a note, not a failure)"),
                     ),
                 );
                 Ok(None)
