@@ -119,5 +119,7 @@ pub async fn audit(
         events_other_sources: sink.other_sources(),
         role_used: session.role_used(),
         ou_path: account.ou_path().to_string(),
+        new_findings: None,
+        resolved_findings: None,
     }
 }

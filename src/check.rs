@@ -128,6 +128,7 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
                     status: "UNKNOWN".into(),
                     management: false,
                     partition: String::new(),
+                    org_id: String::new(),
                     place: None,
                 }]
             }

@@ -36,6 +36,8 @@ pub struct Account {
     pub management: bool,
     /// The account's partition, from its ARN (`aws`, `aws-cn`, `aws-us-gov`); empty if the ARN is missing.
     pub partition: String,
+    /// The organization's id (`o-…`), from the ARN; empty if the ARN is missing.
+    pub org_id: String,
     /// Where the account sits, when the OU tree was read.
     pub place: Option<Place>,
 }
@@ -204,6 +206,14 @@ fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure
         status,
         management: arn.split(':').nth(4) == Some(id),
         partition: arn.split(':').nth(1).unwrap_or("").to_string(),
+        // arn:PARTITION:organizations::MANAGEMENT:account/o-xxxxxxxxxx/ACCOUNT
+        org_id: arn
+            .split(":account/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .filter(|o| o.starts_with("o-"))
+            .unwrap_or("")
+            .to_string(),
         place: None,
     })
 }

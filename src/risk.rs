@@ -69,7 +69,8 @@ pub fn key_flags(user: &UserFacts, key: &KeyFacts, now: DateTime<Utc>, t: Thresh
         if idle(now, key.last_used.date(), key.created, t.unused_days) {
             f.insert(Flag::KeyUnused);
         }
-        if key.last_used == LastUse::Never && user.password == Password::Configured {
+        // A key never used, of a user who signs in to the console: the root user always can.
+        if key.last_used == LastUse::Never && (user.password == Password::Configured || user.root) {
             f.insert(Flag::KeyCreatedWithUser);
         }
     }
@@ -266,6 +267,33 @@ mod tests {
             user_flags(&root, &[], now(), T).cell(),
             "",
             "unknown is no verdict"
+        );
+    }
+
+    // Story: the root user's keys are judged under every requirement they fail, as CIS's audit procedures
+    // read the whole credential report: a 400-day-old root key never used fails 1.11, 1.12 and 1.14
+    // besides 1.4 (which `user_flags` raises).
+    #[test]
+    fn root_keys_fail_every_requirement_they_fail() {
+        let root = UserFacts {
+            root: true,
+            created: ago(1500),
+            password: Password::Unknown,
+            password_last_used: None,
+            password_set: None,
+            mfa_active: Some(true),
+            mfa: Mfa::Hardware,
+            active_keys_without_ids: Some(0),
+            centralized_root: false,
+        };
+        assert_eq!(
+            key_flags(&root, &key(400, None), now(), T).cell(),
+            "key_created_with_user;key_unused_45d;key_older_than_90d"
+        );
+        assert_eq!(key_flags(&root, &key(10, Some(1)), now(), T).cell(), "");
+        assert_eq!(
+            user_flags(&root, &[key(400, None)], now(), T).cell(),
+            "root_access_key"
         );
     }
 }

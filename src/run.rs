@@ -5,13 +5,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::HashSet;
+
 use crate::aws::Aws;
-use crate::config::Settings;
+use crate::config::{iam_home_region, Settings};
 use crate::error::AuditError;
 use crate::observe::Observer;
 use crate::org::{self, ListingError};
 use crate::pool::{self, Shutdown};
-use crate::report::{self, Writer};
+use crate::record::{Record, RunFacts};
+use crate::report::compare::Comparison;
+use crate::report::snapshot::GroupedRun;
+use crate::report::{self, FindingsContext, OcsfClass, Writer};
 use crate::summary::Summary;
 
 /// The organization's accounts and, unless `ou_paths` is off, where each sits in the OU tree, both read at
@@ -50,6 +55,22 @@ async fn read_organization(
     }
 }
 
+/// The earlier run this one is compared with: the latest run in `--compare DIR`, or the latest run in the
+/// output directory older than this one (`stamp`), read back and grouped by account. `None` when there
+/// is none.
+fn earlier_run(settings: &Settings, stamp: &str) -> std::io::Result<Option<Comparison>> {
+    let dir = &settings.keys.output_dir;
+    let found = match &settings.keys.compare {
+        Some(other) => report::latest_run(other)?,
+        None => report::files::latest_run_before(dir, stamp)?,
+    };
+    let Some((label, format, paths)) = found else {
+        return Ok(None);
+    };
+    let grouped = GroupedRun::read(&paths, format, dir)?;
+    Ok(Some(Comparison::new(grouped, label)))
+}
+
 /// Run one audit of the whole organization and write its reports.
 ///
 /// `shutdown` stops the run early (SIGINT, SIGTERM): accounts not yet started are reported `skipped`,
@@ -71,25 +92,59 @@ pub async fn run(
     let (accounts, ou_paths_unread) = read_organization(&aws, &settings).await?;
     aws.read_root_credentials_management().await;
 
+    // Every account of the organization, those the filters leave out too: an earlier run's account that
+    // is not among them left the organization.
+    let in_org: HashSet<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let org_id = accounts
+        .iter()
+        .map(|a| a.org_id.clone())
+        .find(|o| !o.is_empty());
+    let format = settings.format;
+    let stamp = settings
+        .resume_stamp
+        .clone()
+        .unwrap_or_else(|| settings.stamp());
+    let comparison = if settings.keys.compare_runs {
+        earlier_run(&settings, &stamp).map_err(output_error)?
+    } else {
+        None
+    };
+    let spec = |comparison| report::Spec {
+        dir: dir.clone(),
+        format,
+        values: settings.values,
+        escape: settings.keys.escape_formulas,
+        findings: FindingsContext {
+            class: if settings.keys.ocsf_class == "detection" {
+                OcsfClass::Detection
+            } else {
+                OcsfClass::Compliance
+            },
+            started_at: settings.started_at,
+            stamp: stamp.clone(),
+            org_id: org_id.clone(),
+            region: iam_home_region(aws.partition()).to_string(),
+            partition: aws.partition().to_string(),
+            thresholds: settings.thresholds,
+        },
+        comparison,
+        in_org: Some(in_org.clone()),
+    };
     // A resumed run continues its files: accounts already audited keep their rows and are not audited
     // again; every row of the others is removed, to be written again.
-    let (format, values, escape) = (
-        settings.format,
-        settings.values,
-        settings.keys.escape_formulas,
-    );
     let (writer, paths, resumed) = match &settings.resume_stamp {
         Some(stamp) => {
             let paths = report::OutputPaths::with_format(&dir, stamp, format);
             let resumed = report::prepare_resume(&paths, format).map_err(output_error)?;
-            let writer =
-                Writer::append_tables(&paths, format, values, escape).map_err(output_error)?;
+            let mut comparison: Option<Comparison> = comparison;
+            if let Some(c) = &mut comparison {
+                c.already_compared(resumed.done.iter().cloned());
+            }
+            let writer = Writer::append(spec(comparison), &paths).map_err(output_error)?;
             (writer, paths, resumed)
         }
         None => {
-            let (writer, paths) =
-                Writer::create_tables(&dir, &settings.stamp(), format, values, escape)
-                    .map_err(output_error)?;
+            let (writer, paths) = Writer::create(spec(comparison), &stamp).map_err(output_error)?;
             (writer, paths, report::Resumed::default())
         }
     };
@@ -106,6 +161,7 @@ pub async fn run(
     let (tx, written) = writer
         .spawn(settings.keys.channel_capacity)
         .map_err(output_error)?;
+    let end = tx.clone();
 
     let active = accounts.iter().filter(|a| a.is_active()).count();
     let stats = aws.stats().clone();
@@ -134,6 +190,20 @@ pub async fn run(
         audit,
     )
     .await;
+    // The last record: how the run went, for the summary page.
+    let calls = stats.snapshot();
+    let _ = end
+        .send(Record::End(RunFacts {
+            elapsed_s: started.elapsed().as_secs_f64(),
+            calls: calls.calls,
+            throttled: calls.throttled,
+            server_errors: calls.server_errors,
+            assume_role: calls.assume_role,
+            filtered_out,
+            resumed: resumed.audited + resumed.not_active,
+        }))
+        .await;
+    drop(end);
 
     let written = written.await.map_err(|failure| {
         let unwritten: Vec<String> = ids
@@ -158,12 +228,16 @@ pub async fn run(
         ou_paths_unread,
         keys: written.keys,
         events: written.events,
+        changes: written.digest,
         calls: stats.snapshot(),
         elapsed: started.elapsed(),
         keys_file: paths.keys,
         users_file: paths.users,
         events_file: paths.events,
         accounts_file: paths.accounts,
+        findings_file: paths.findings,
+        changes_file: paths.changes,
+        summary_file: paths.summary,
         ..counted
     })
 }

@@ -55,7 +55,7 @@ impl Sink {
                     self.watched.done.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Record::Account(_) => {}
+            Record::Account(_) | Record::End(_) => {}
         }
         self.tx.send(record).await.is_ok()
     }

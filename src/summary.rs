@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::org::ListingError;
 use crate::record::{AccountRow, AuditStatus, Flag};
+use crate::report::compare::Digest;
 use crate::stats::CallCounts;
 
 /// The closing summary of a run.
@@ -33,6 +34,11 @@ pub struct Summary {
     pub users_file: PathBuf,
     pub events_file: PathBuf,
     pub accounts_file: PathBuf,
+    pub findings_file: PathBuf,
+    pub changes_file: PathBuf,
+    pub summary_file: PathBuf,
+    /// What changed since the earlier run.
+    pub changes: Digest,
 }
 
 impl Summary {
@@ -114,10 +120,21 @@ impl std::fmt::Display for Summary {
         } else {
             writeln!(f, "risk flags (users): {}", flags.join(", "))?;
         }
+        match &self.changes.against {
+            Some(run) => writeln!(
+                f,
+                "since {run}: {} new findings, {} resolved (changes report)",
+                self.changes.new_findings, self.changes.resolved_findings
+            )?,
+            None => writeln!(f, "no earlier run compared: every finding is new")?,
+        }
         writeln!(f, "key report:      {}", self.keys_file.display())?;
         writeln!(f, "users report:    {}", self.users_file.display())?;
         writeln!(f, "events report:   {}", self.events_file.display())?;
-        write!(f, "accounts report: {}", self.accounts_file.display())
+        writeln!(f, "accounts report: {}", self.accounts_file.display())?;
+        writeln!(f, "findings (OCSF): {}", self.findings_file.display())?;
+        writeln!(f, "changes report:  {}", self.changes_file.display())?;
+        write!(f, "summary page:    {}", self.summary_file.display())
     }
 }
 

@@ -59,6 +59,14 @@ keys! {
     format: String = "csv", flag("FORMAT").choices(&["csv", "jsonl"]);
     /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
     legacy_values: String = "en", flag("LANG").choices(&["en", "es"]);
+    /// The OCSF class of the findings file: compliance (Compliance Finding, 2003) or detection (Detection
+    /// Finding, 2004, for SIEMs wired to it)
+    ocsf_class: String = "compliance", flag("CLASS").choices(&["compliance", "detection"]);
+    /// Compare with the latest run in DIR instead of the latest earlier run in the output directory
+    compare: PathBuf, flag("DIR").default_text("the latest earlier run in --output-dir");
+    /// Compare the run with an earlier one (changes report, new and resolved findings)
+    compare_runs: bool = true, negated("no-compare",
+        "Do not compare the run with an earlier one: no changes report, every finding a Create");
     /// Prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files (OWASP CSV injection)
     escape_formulas: bool = true, negated("no-escape-formulas",
         "Do not prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files");
@@ -375,6 +383,21 @@ impl Settings {
                 ))
             }
         };
+        if !["compliance", "detection"].contains(&k.ocsf_class.as_str()) {
+            return Err(invalid(
+                "ocsf_class",
+                format!(
+                    "'{}' is not an OCSF finding class here; use \"compliance\" or \"detection\"",
+                    k.ocsf_class
+                ),
+            ));
+        }
+        if k.compare.is_some() && !k.compare_runs {
+            return Err(invalid(
+                "compare",
+                "--compare DIR and --no-compare conflict: give one of them",
+            ));
+        }
         if k.max_backoff_ms < k.initial_backoff_ms {
             return Err(invalid(
                 "max_backoff_ms",

@@ -40,15 +40,16 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
     let key_facts: Vec<KeyFacts> = a.keys.iter().map(|(_, k)| k.clone()).collect();
     let own = user_flags(&a.facts, &key_facts, now, s.thresholds);
     let mut all = own;
+    let mut unlisted = Flags::default();
     for (id, k) in &a.keys {
-        // The root user's keys are one finding, root_access_key, whatever their age or use.
-        let flags = if a.facts.root {
-            Flags::default()
-        } else {
-            key_flags(&a.facts, k, now, s.thresholds)
-        };
+        // The root user's keys too: CIS's audit procedures read the whole credential report, so an old or
+        // unused root key fails 1.14 and 1.12 besides 1.4.
+        let flags = key_flags(&a.facts, k, now, s.thresholds);
         all = all.union(flags);
-        let Some(id) = id else { continue };
+        let Some(id) = id else {
+            unlisted = unlisted.union(flags);
+            continue;
+        };
         let row = KeyRow {
             account_id: session.account().id.clone(),
             account_name: session.account().name.clone(),
@@ -63,6 +64,7 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
             mfa_devices: a.mfa_devices,
             key_age_days: k.created.map(|c| (now - c).num_days()),
             risk: flags.union(own),
+            key_risk: flags,
             source: a.source,
         };
         if !sink.send(Record::Key(row)).await {
@@ -98,6 +100,8 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
             .max(),
         last_activity,
         risk: all,
+        user_risk: own,
+        unlisted_key_risk: unlisted,
         source: a.source,
         note: a.note,
     };

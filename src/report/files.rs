@@ -53,13 +53,16 @@ pub fn open_append(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// The four report paths of one run.
+/// The file paths of one run.
 #[derive(Debug, Clone)]
 pub struct OutputPaths {
     pub keys: PathBuf,
     pub users: PathBuf,
     pub events: PathBuf,
     pub accounts: PathBuf,
+    pub findings: PathBuf,
+    pub changes: PathBuf,
+    pub summary: PathBuf,
 }
 
 impl OutputPaths {
@@ -75,21 +78,41 @@ impl OutputPaths {
             users: path(Report::Users),
             events: path(Report::Events),
             accounts: path(Report::Accounts),
+            findings: path(Report::Findings),
+            changes: path(Report::Changes),
+            summary: path(Report::Summary),
         }
     }
 
-    /// The path of one report.
+    /// The path of one file.
     pub fn of(&self, r: Report) -> &Path {
         match r {
             Report::Keys => &self.keys,
             Report::Users => &self.users,
             Report::Events => &self.events,
             Report::Accounts => &self.accounts,
+            Report::Findings => &self.findings,
+            Report::Changes => &self.changes,
+            Report::Summary => &self.summary,
         }
     }
 
+    /// The four tabular reports, which every run has.
     pub fn all(&self) -> [&Path; 4] {
         Report::ALL.map(|r| self.of(r))
+    }
+
+    /// The stamp these paths are of.
+    pub fn stamp(&self) -> String {
+        let name = self
+            .accounts
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let rest = name
+            .strip_prefix(Report::Accounts.prefix())
+            .unwrap_or(&name);
+        rest.rsplit_once('.').map_or(rest, |(s, _)| s).to_string()
     }
 }
 
@@ -150,9 +173,15 @@ pub fn stamp_time(stamp: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// The latest run in `dir`: the stamp and format of its newest accounts report (CSV or JSON lines) whose
-/// four files are there (never a symlink), or `None`.
-pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+/// The order of two stamps: by time, then by suffix number (`_2`, `_3`, …).
+fn stamp_order(stamp: &str) -> (String, u32) {
+    let n: u32 = stamp.get(16..).and_then(|n| n.parse().ok()).unwrap_or(1);
+    (stamp.get(..15).unwrap_or("").to_string(), n)
+}
+
+/// The runs in `dir`, newest first: the stamp and format of each accounts report (CSV or JSON lines)
+/// whose four reports are there (never a symlink).
+fn runs(dir: &Path) -> std::io::Result<Vec<(String, Format, OutputPaths)>> {
     let mut stamps: Vec<(String, Format)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -174,22 +203,40 @@ pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputP
             }
         }
     }
-    // Newest first: by time, then by suffix number.
-    stamps.sort_by_key(|(s, _)| {
-        let n: u32 = s.get(16..).and_then(|n| n.parse().ok()).unwrap_or(1);
-        (s.get(..15).unwrap_or("").to_string(), n)
-    });
-    for (stamp, format) in stamps.into_iter().rev() {
-        let paths = OutputPaths::with_format(dir, &stamp, format);
-        if paths
-            .all()
-            .iter()
-            .all(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
-        {
-            return Ok(Some((stamp, format, paths)));
-        }
+    stamps.sort_by_key(|(s, _)| stamp_order(s));
+    Ok(stamps
+        .into_iter()
+        .rev()
+        .map(|(stamp, format)| {
+            let paths = OutputPaths::with_format(dir, &stamp, format);
+            (stamp, format, paths)
+        })
+        .filter(|(_, _, paths)| {
+            paths
+                .all()
+                .iter()
+                .all(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
+        })
+        .collect())
+}
+
+/// The latest run in `dir`, or `None`.
+pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+    Ok(runs(dir)?.into_iter().next())
+}
+
+/// The latest run in `dir` older than the run of `stamp` (which may not exist yet), or `None`.
+pub fn latest_run_before(
+    dir: &Path,
+    stamp: &str,
+) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+    if !dir.exists() {
+        return Ok(None);
     }
-    Ok(None)
+    let this = stamp_order(stamp);
+    Ok(runs(dir)?
+        .into_iter()
+        .find(|(s, _, _)| stamp_order(s) < this))
 }
 
 #[cfg(test)]
@@ -230,5 +277,20 @@ mod tests {
         let (stamp, format, paths) = latest_run(dir.path()).unwrap().unwrap();
         assert_eq!((stamp.as_str(), format), ("20260306_000000", Format::Jsonl));
         assert!(paths.accounts.ends_with("accounts_20260306_000000.jsonl"));
+        // The run before a given one.
+        let before = |s: &str| latest_run_before(dir.path(), s).unwrap().map(|r| r.0);
+        assert_eq!(
+            before("20260306_000000").as_deref(),
+            Some("20260305_153022")
+        );
+        assert_eq!(
+            before("20260305_153022").as_deref(),
+            Some("20260304_000000")
+        );
+        assert_eq!(before("20260304_000000"), None);
+        assert_eq!(
+            before("20270101_000000").as_deref(),
+            Some("20260306_000000")
+        );
     }
 }

@@ -10,46 +10,74 @@
 //! `files` keeps the files private and named by the run's stamp; `resume` prepares an interrupted run's
 //! files to be continued. This room knows records and settings, never services or rules.
 
+pub mod changes;
+pub mod compare;
 pub mod files;
+pub mod findings;
 pub mod resume;
+pub mod snapshot;
 pub mod table;
 pub mod tables;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::path::Path;
+use std::path::PathBuf;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Format, Values};
-use crate::record::Record;
+use crate::record::snapshot::AccountSnapshot;
+use crate::record::{Record, RunFacts};
 
+use compare::{AccountChanges, Comparison, Digest};
 pub use files::{create_private, latest_run, stamp_time, OutputPaths};
+pub use findings::{FindingsContext, OcsfClass};
 pub use resume::{prepare_resume, Resumed};
 pub use table::escape_formula;
 pub use tables::{Report, ACCOUNT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, USER_COLUMNS};
 
-/// One output of the run: it receives every record, in arrival order, and writes what it wants of them.
-/// A new output (a findings file, a summary page) is a new implementation, not an edit of the writer.
+/// One output of the run. It receives every record in arrival order, each account's snapshot and changes
+/// as the account closes, and the end of the run, and writes what it wants of them. A new output (a
+/// findings file, a summary page) is a new implementation, not an edit of the writer.
 pub trait Output: Send {
-    fn write(&mut self, record: &Record) -> std::io::Result<()>;
+    fn write(&mut self, _record: &Record) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// An account closed: what it holds, and what changed in it since the earlier run (`None` when no
+    /// run is compared).
+    fn account_closed(
+        &mut self,
+        _snapshot: &AccountSnapshot,
+        _changes: Option<&AccountChanges>,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
     /// Make everything written so far durable (after each account's closing row).
     fn flush(&mut self) -> std::io::Result<()>;
     /// Its files, to be cut back to their last flush if the writer fails.
     fn files(&self) -> Vec<&File>;
     /// The run is over: complete the output.
-    fn finish(&mut self) -> std::io::Result<()> {
+    fn finish(&mut self, _end: &RunEnd) -> std::io::Result<()> {
         self.flush()
     }
 }
 
-/// Totals the writer counted, for the summary.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// What the outputs learn when the run ends.
+pub struct RunEnd<'a> {
+    /// Accounts of the earlier run that this one did not close and that left the organization.
+    pub removed: &'a [AccountChanges],
+    pub digest: &'a Digest,
+    pub facts: &'a RunFacts,
+}
+
+/// Totals the writer counted, and what the comparison found, for the summary.
+#[derive(Debug, Default, Clone)]
 pub struct Written {
     pub keys: u64,
     pub users: u64,
     pub events: u64,
     pub accounts: u64,
+    pub digest: Digest,
 }
 
 /// The writer stopped on an I/O error: the files hold the accounts written before it, each whole.
@@ -63,51 +91,114 @@ pub struct WriteFailure {
 /// How long the writer waits after a record wakes it, for more to come (see `Writer::run`).
 const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// The outputs of one run.
+/// How a run's files are written.
+pub struct Spec {
+    pub dir: PathBuf,
+    pub format: Format,
+    pub values: Values,
+    pub escape: bool,
+    pub findings: FindingsContext,
+    /// The earlier run this one is compared with.
+    pub comparison: Option<Comparison>,
+    /// Every account of the organization, those left out by a filter too: an earlier run's account that
+    /// is not among them left the organization.
+    pub in_org: Option<HashSet<String>>,
+}
+
+/// The outputs of one run, and what the writer keeps to feed them.
 pub struct Writer {
     outputs: Vec<Box<dyn Output>>,
+    snapshots: snapshot::Builder,
+    comparison: Option<Comparison>,
+    in_org: Option<HashSet<String>>,
+    digest: Digest,
 }
 
 impl Writer {
-    pub fn new(outputs: Vec<Box<dyn Output>>) -> Writer {
-        Writer { outputs }
+    /// A writer over prepared outputs.
+    pub fn new(outputs: Vec<Box<dyn Output>>, values: Values) -> Writer {
+        Writer {
+            outputs,
+            snapshots: snapshot::Builder::new(values),
+            comparison: None,
+            in_org: None,
+            digest: Digest::default(),
+        }
     }
 
-    /// Create the four reports of a new run in `dir`, private and with their headers. If a name of this
-    /// stamp is taken, the four take the stamp's next free suffix together; the paths say which.
-    pub fn create_tables(
-        dir: &Path,
-        stamp: &str,
-        format: Format,
-        values: Values,
-        escape: bool,
-    ) -> std::io::Result<(Writer, OutputPaths)> {
-        let (stamp, files) = files::create_set(dir, stamp, |s| Report::file_names(s, format))?;
-        let paths = OutputPaths::with_format(dir, &stamp, format);
-        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
-        for (report, file) in Report::ALL.into_iter().zip(files) {
-            let table = table::Table::new(file, format, report.columns(), escape, true)?;
-            outputs.push(Box::new(tables::TableOutput::new(report, table, values)));
-        }
-        let mut w = Writer { outputs };
+    /// Create every file of a new run in `spec.dir`, private, with their headers. If a name of this stamp
+    /// is taken, the files take the stamp's next free suffix together; the paths say which.
+    pub fn create(spec: Spec, stamp: &str) -> std::io::Result<(Writer, OutputPaths)> {
+        let format = spec.format;
+        let (stamp, files) =
+            files::create_set(&spec.dir, stamp, |s| Report::file_names(s, format))?;
+        let paths = OutputPaths::with_format(&spec.dir, &stamp, format);
+        let files: Vec<(Report, File)> = Report::FILES.into_iter().zip(files).collect();
+        let mut w = Writer::open(spec, files, true)?;
         w.flush()?;
         Ok((w, paths))
     }
 
-    /// Continue a run's four reports (prepared by `prepare_resume`): rows are appended after theirs.
-    pub fn append_tables(
-        paths: &OutputPaths,
-        format: Format,
-        values: Values,
-        escape: bool,
-    ) -> std::io::Result<Writer> {
-        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
-        for report in Report::ALL {
-            let file = files::open_append(paths.of(report))?;
-            let table = table::Table::new(file, format, report.columns(), escape, false)?;
-            outputs.push(Box::new(tables::TableOutput::new(report, table, values)));
+    /// Continue a run's files (prepared by `prepare_resume`): rows are appended after theirs. A file the
+    /// run did not have (an older version wrote it) is created.
+    pub fn append(spec: Spec, paths: &OutputPaths) -> std::io::Result<Writer> {
+        let mut files = Vec::new();
+        for r in Report::FILES {
+            let path = paths.of(r);
+            let (file, new) = match files::open_append(path) {
+                Ok(f) => (f, false),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (create_private(path)?, true),
+                Err(e) => return Err(e),
+            };
+            files.push((r, file, new));
         }
-        Ok(Writer { outputs })
+        let mut w = Writer::open_each(spec, files)?;
+        w.flush()?;
+        Ok(w)
+    }
+
+    fn open(spec: Spec, files: Vec<(Report, File)>, new: bool) -> std::io::Result<Writer> {
+        Writer::open_each(spec, files.into_iter().map(|(r, f)| (r, f, new)).collect())
+    }
+
+    fn open_each(spec: Spec, files: Vec<(Report, File, bool)>) -> std::io::Result<Writer> {
+        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        for (report, file, new) in files {
+            match report {
+                Report::Keys | Report::Users | Report::Events | Report::Accounts => {
+                    let t =
+                        table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
+                    outputs.push(Box::new(tables::TableOutput::new(report, t, spec.values)));
+                }
+                Report::Findings => outputs.push(Box::new(findings::FindingsOutput::new(
+                    file,
+                    spec.findings.clone(),
+                ))),
+                Report::Changes => {
+                    let t =
+                        table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
+                    outputs.push(Box::new(changes::ChangesOutput::new(t)));
+                }
+                // Written whole at the end of the run.
+                Report::Summary => drop(file),
+            }
+        }
+        let digest = match &spec.comparison {
+            Some(c) => Digest::against(&c.label),
+            None => Digest::default(),
+        };
+        Ok(Writer {
+            outputs,
+            snapshots: snapshot::Builder::new(spec.values),
+            comparison: spec.comparison,
+            in_org: spec.in_org,
+            digest,
+        })
+    }
+
+    /// Add an output (the summary page, which needs the run's paths).
+    pub fn push(&mut self, output: Box<dyn Output>) {
+        self.outputs.push(output);
     }
 
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
@@ -120,6 +211,50 @@ impl Writer {
     pub fn flush(&mut self) -> std::io::Result<()> {
         for o in &mut self.outputs {
             o.flush()?;
+        }
+        Ok(())
+    }
+
+    /// One record. An account's closing row is annotated with its new and resolved findings before it
+    /// is written, then the outputs get the account's snapshot and changes.
+    fn handle(&mut self, mut record: Record) -> std::io::Result<()> {
+        let closed = self.snapshots.record(&record);
+        let changes = match (&closed, &mut self.comparison) {
+            (Some(snapshot), Some(c)) => Some(c.account(snapshot)?),
+            _ => None,
+        };
+        if let (Record::Account(a), Some(c)) = (&mut record, &changes) {
+            a.new_findings = Some(c.new_findings.len() as u64);
+            a.resolved_findings = Some(c.resolved_findings.len() as u64);
+        }
+        self.write(&record)?;
+        if let Some(snapshot) = &closed {
+            if let Some(c) = &changes {
+                self.digest.add(c);
+            }
+            for o in &mut self.outputs {
+                o.account_closed(snapshot, changes.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The run is over: the earlier run's accounts this one did not close, then every output's end.
+    fn end(&mut self, facts: &RunFacts) -> std::io::Result<()> {
+        let removed = match self.comparison.take() {
+            Some(c) => c.finish(self.in_org.as_ref())?,
+            None => Vec::new(),
+        };
+        for r in &removed {
+            self.digest.add(r);
+        }
+        let end = RunEnd {
+            removed: &removed,
+            digest: &self.digest,
+            facts,
+        };
+        for o in &mut self.outputs {
+            o.finish(&end)?;
         }
         Ok(())
     }
@@ -148,21 +283,30 @@ impl Writer {
         }
         let mut written = Written::default();
         let mut accounts_written = HashSet::new();
-        let mut handle = |record: Record| -> std::io::Result<()> {
-            self.write(&record)?;
+        let mut facts = RunFacts::default();
+        let mut step = |w: &mut Writer, record: Record| -> std::io::Result<()> {
             match &record {
                 Record::Key(_) => written.keys += 1,
                 Record::User(_) => written.users += 1,
                 Record::Event(_) => written.events += 1,
-                Record::Account(a) => {
-                    written.accounts += 1;
-                    // An account is complete: make its rows durable before the next one.
-                    self.flush()?;
-                    for (file, len) in &mut durable {
-                        *len = file.metadata()?.len();
-                    }
-                    accounts_written.insert(a.account_id.clone());
+                Record::Account(_) => written.accounts += 1,
+                Record::End(f) => {
+                    facts = f.clone();
+                    return Ok(());
                 }
+            }
+            let account = match &record {
+                Record::Account(a) => Some(a.account_id.clone()),
+                _ => None,
+            };
+            w.handle(record)?;
+            if let Some(id) = account {
+                // An account is complete: make its rows durable before the next one.
+                w.flush()?;
+                for (file, len) in &mut durable {
+                    *len = file.metadata()?.len();
+                }
+                accounts_written.insert(id);
             }
             Ok(())
         };
@@ -172,22 +316,20 @@ impl Writer {
             // that came meanwhile before it parks again; a stream of rows wakes it a few hundred times a
             // second instead of once per row.
             while let Some(first) = rx.blocking_recv() {
-                handle(first)?;
+                step(&mut self, first)?;
                 std::thread::sleep(BATCH_PAUSE);
                 while let Ok(record) = rx.try_recv() {
-                    handle(record)?;
+                    step(&mut self, record)?;
                 }
             }
             Ok(())
         })();
-        let result = result.and_then(|()| {
-            for o in &mut self.outputs {
-                o.finish()?;
-            }
-            Ok(())
-        });
+        let result = result.and_then(|()| self.end(&facts));
         match result {
-            Ok(()) => Ok(written),
+            Ok(()) => Ok(Written {
+                digest: std::mem::take(&mut self.digest),
+                ..written
+            }),
             Err(error) => {
                 // Close the channel first, so the auditors stop; then drop the outputs (their buffers may
                 // still write on drop) and cut every file back to its last complete account.

@@ -84,7 +84,7 @@ fn csv_rows(path: &Path) -> std::io::Result<(csv::Reader<std::io::Take<File>>, c
 }
 
 /// The `fields` of every complete row of a report.
-fn for_each_row(
+pub(super) fn for_each_row(
     path: &Path,
     format: Format,
     fields: &[&str],
@@ -107,7 +107,11 @@ fn for_each_row(
             for rec in r.records() {
                 let Ok(rec) = rec else { continue };
                 if rec.len() == header.len() {
-                    each(at.iter().map(|&i| rec[i].to_string()).collect());
+                    each(
+                        at.iter()
+                            .map(|&i| super::table::unescape_formula(&rec[i]).to_string())
+                            .collect(),
+                    );
                 }
             }
         }

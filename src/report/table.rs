@@ -118,6 +118,15 @@ fn needs_escape(cell: &str) -> bool {
     )
 }
 
+/// A cell as it was before `escape_formula`, for reading a CSV report back. (IAM names cannot hold a
+/// quote, so a quote before a formula character is the escape's.)
+pub fn unescape_formula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_escape(rest) => rest,
+        _ => cell,
+    }
+}
+
 /// Prefix a cell that a spreadsheet would run as a formula with `'`.
 pub fn escape_formula(cell: &str) -> std::borrow::Cow<'_, str> {
     if needs_escape(cell) {
@@ -138,6 +147,9 @@ mod tests {
         }
         for cell in ["alice", "", "N/A", "2026-03-05T15:30:22Z", "a=b", "ünïcode"] {
             assert_eq!(escape_formula(cell), cell);
+        }
+        for cell in ["=SUM(A1)", "+svc-4", "'quoted", "plain"] {
+            assert_eq!(unescape_formula(&escape_formula(cell)), cell);
         }
     }
 

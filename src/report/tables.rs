@@ -51,7 +51,7 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 27] = [
+pub const ACCOUNT_COLUMNS: [&str; 29] = [
     "account_id",
     "account_name",
     "account_status",
@@ -79,6 +79,8 @@ pub const ACCOUNT_COLUMNS: [&str; 27] = [
     "two_active_keys",
     "key_older_than_90d",
     "events_other_sources",
+    "new_findings",
+    "resolved_findings",
 ];
 
 /// Where the flag counts start among the accounts report's columns.
@@ -104,21 +106,35 @@ pub const USER_COLUMNS: [&str; 16] = [
     "note",
 ];
 
-/// The four reports.
+/// The files of a run: the four reports, then the findings, the changes and the summary page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
     Keys,
     Users,
     Events,
     Accounts,
+    Findings,
+    Changes,
+    Summary,
 }
 
 impl Report {
+    /// The four tabular reports of design §3.
     pub const ALL: [Report; 4] = [
         Report::Keys,
         Report::Users,
         Report::Events,
         Report::Accounts,
+    ];
+    /// Every file of a run.
+    pub const FILES: [Report; 7] = [
+        Report::Keys,
+        Report::Users,
+        Report::Events,
+        Report::Accounts,
+        Report::Findings,
+        Report::Changes,
+        Report::Summary,
     ];
 
     /// The file name's prefix, before the stamp.
@@ -128,28 +144,39 @@ impl Report {
             Report::Users => "users_",
             Report::Events => "cloudtrail_events_",
             Report::Accounts => "accounts_",
+            Report::Findings => "findings_",
+            Report::Changes => "changes_",
+            Report::Summary => "summary_",
         }
     }
 
-    /// The report's file name in a run of `stamp`.
+    /// The file's name in a run of `stamp`.
     pub fn file_name(self, stamp: &str, format: crate::config::Format) -> String {
-        format!("{}{stamp}.{}", self.prefix(), format.as_str())
+        let ext = match self {
+            Report::Findings => "ocsf.jsonl",
+            Report::Summary => "html",
+            _ => format.as_str(),
+        };
+        format!("{}{stamp}.{ext}", self.prefix())
     }
 
-    /// The four file names of a stamp, in `ALL` order.
+    /// Every file name of a stamp, in `FILES` order.
     pub fn file_names(stamp: &str, format: crate::config::Format) -> Vec<String> {
-        Report::ALL
+        Report::FILES
             .iter()
             .map(|r| r.file_name(stamp, format))
             .collect()
     }
 
+    /// The columns of a tabular file (none for the findings and the page).
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             Report::Keys => &KEY_COLUMNS,
             Report::Users => &USER_COLUMNS,
             Report::Events => &EVENT_COLUMNS,
             Report::Accounts => &ACCOUNT_COLUMNS,
+            Report::Changes => &super::compare::CHANGE_COLUMNS,
+            Report::Findings | Report::Summary => &[],
         }
     }
 }
@@ -239,13 +266,73 @@ impl Display for Time<'_> {
     }
 }
 
+/// The key report's cells a snapshot keeps, as the report writes them.
+pub struct KeyCells {
+    pub created: String,
+    pub last_used: String,
+    pub key_age_days: String,
+}
+
+pub fn key_cells(k: &KeyRow, v: Values) -> KeyCells {
+    KeyCells {
+        created: Time(k.created_date.as_ref(), "").to_string(),
+        last_used: LastUsedCell(&k.last_used, v).to_string(),
+        key_age_days: Opt(k.key_age_days).to_string(),
+    }
+}
+
+/// The `last_used_date` cell: a timestamp, `Never used`, or `Unknown`.
+struct LastUsedCell<'a>(&'a LastUse, Values);
+
+impl Display for LastUsedCell<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            LastUse::Used(u) => Rfc3339(&u.date).fmt(f),
+            LastUse::Never => f.write_str(self.1.never_used()),
+            LastUse::Unknown => f.write_str("Unknown"),
+        }
+    }
+}
+
+/// The users report's cells a snapshot keeps, as the report writes them.
+pub struct UserCells {
+    pub password_enabled: String,
+    pub mfa_type: String,
+    pub last_activity: String,
+}
+
+pub fn user_cells(u: &UserRow, v: Values) -> UserCells {
+    UserCells {
+        password_enabled: password_enabled(u).to_string(),
+        mfa_type: mfa_type(u).to_string(),
+        last_activity: Time(u.last_activity.as_ref(), v.never()).to_string(),
+    }
+}
+
+fn password_enabled(u: &UserRow) -> &'static str {
+    match u.password {
+        Password::Configured => "true",
+        Password::NotConfigured => "false",
+        Password::Unknown if u.is_root() => "not_supported",
+        Password::Unknown => "unknown",
+    }
+}
+
+fn mfa_type(u: &UserRow) -> &'static str {
+    if u.mfa_active.is_none() {
+        "unknown"
+    } else {
+        u.mfa.as_str()
+    }
+}
+
 fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
-    let (last_date, service, region, since): (&dyn Display, &str, &str, Option<i64>) =
-        match &k.last_used {
-            LastUse::Used(u) => (&Rfc3339(&u.date), &u.service, &u.region, Some(u.days_since)),
-            LastUse::Never => (&v.never_used(), "N/A", "N/A", None),
-            LastUse::Unknown => (&"Unknown", "Unknown", "Unknown", None),
-        };
+    let last_date = LastUsedCell(&k.last_used, v);
+    let (service, region, since): (&str, &str, Option<i64>) = match &k.last_used {
+        LastUse::Used(u) => (&u.service, &u.region, Some(u.days_since)),
+        LastUse::Never => ("N/A", "N/A", None),
+        LastUse::Unknown => ("Unknown", "Unknown", None),
+    };
     t.row(&[
         &k.account_id,
         &k.account_name,
@@ -255,7 +342,7 @@ fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
         &k.access_key_id,
         &k.status,
         &Time(k.created_date.as_ref(), ""),
-        last_date,
+        &last_date,
         &service,
         &k.mfa.as_str(),
         &region,
@@ -282,23 +369,14 @@ fn user_row(t: &mut Table, v: Values, u: &UserRow) -> std::io::Result<()> {
         &u.username,
         &u.arn,
         &Time(u.created.as_ref(), ""),
-        &match u.password {
-            Password::Configured => "true",
-            Password::NotConfigured => "false",
-            Password::Unknown if u.is_root() => "not_supported",
-            Password::Unknown => "unknown",
-        },
+        &password_enabled(u),
         &password_last_used,
         &match u.mfa_active {
             Some(true) => "true",
             Some(false) => "false",
             None => "unknown",
         },
-        &if u.mfa_active.is_none() {
-            "unknown"
-        } else {
-            u.mfa.as_str()
-        },
+        &mfa_type(u),
         &Opt(u.mfa_devices),
         active_keys,
         &Opt(u.oldest_active_key_age_days),
@@ -367,6 +445,9 @@ fn account_row(t: &mut Table, a: &AccountRow) -> std::io::Result<()> {
     ]);
     cells.extend(a.flag_counts.iter().map(|n| n as &dyn Display));
     cells.push(&a.events_other_sources);
+    let (new, resolved) = (Opt(a.new_findings), Opt(a.resolved_findings));
+    cells.push(&new);
+    cells.push(&resolved);
     t.row(&cells)
 }
 
@@ -402,6 +483,7 @@ mod tests {
             mfa_devices: Some(2),
             key_age_days: Some(63),
             risk: Flags::default(),
+            key_risk: Flags::default(),
             source: Source::Api,
         }
     }

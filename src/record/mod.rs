@@ -3,9 +3,14 @@
 //! at the bottom and imports nothing of the crate: the rules (`risk`) fill the flags, the outputs
 //! (`report`) render the rows, and neither knows the other.
 
+mod flag;
+pub mod snapshot;
+
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+
+pub use flag::{Cis, Flag, Flags, Severity, Subject};
 
 /// The user name of the root user's row, as the credential report names it.
 pub const ROOT_USER: &str = "<root_account>";
@@ -127,8 +132,10 @@ pub struct KeyRow {
     pub mfa: Mfa,
     pub mfa_devices: Option<usize>,
     pub key_age_days: Option<i64>,
-    /// The key's flags and its user's.
+    /// The key's flags and its user's (the `risk` cell).
     pub risk: Flags,
+    /// The key's own flags (the findings about this key).
+    pub key_risk: Flags,
     pub source: Source,
 }
 
@@ -153,8 +160,13 @@ pub struct UserRow {
     pub oldest_active_key_age_days: Option<i64>,
     /// The latest of the password's and the keys' last use; `None` = never.
     pub last_activity: Option<DateTime<Utc>>,
-    /// The user's flags and all its keys'.
+    /// The user's flags and all its keys' (the `risk` cell).
     pub risk: Flags,
+    /// The user's own flags (the findings about the user).
+    pub user_risk: Flags,
+    /// The flags of the user's keys that have no key row (the root user's keys, and keys whose ids could
+    /// not be listed): their findings are about the user.
+    pub unlisted_key_risk: Flags,
     pub source: Source,
     /// Why a value is `unknown` (the AWS error), or what the row stands for.
     pub note: String,
@@ -258,6 +270,10 @@ pub struct AccountRow {
     pub role_used: String,
     /// The account's OU path (`Root/Workloads/Prod`), empty when the OU tree was not read.
     pub ou_path: String,
+    /// Findings new since the earlier run, and the earlier run's findings resolved now; `None` when no
+    /// run was compared. Filled in by the writer as the account closes.
+    pub new_findings: Option<u64>,
+    pub resolved_findings: Option<u64>,
 }
 
 impl AccountRow {
@@ -290,6 +306,8 @@ impl AccountRow {
             events_other_sources: 0,
             role_used: String::new(),
             ou_path: ou_path.to_string(),
+            new_findings: None,
+            resolved_findings: None,
         }
     }
 }
@@ -302,117 +320,22 @@ pub enum Record {
     Event(EventRow),
     /// Closes its account: every row of the account was sent before it.
     Account(AccountRow),
+    /// The run's last record: how it went, for the outputs that summarize it.
+    End(RunFacts),
 }
 
-/// One risk flag (design §3). The order is the order of the codes in a `risk` cell and of the accounts
-/// report's columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flag {
-    /// CIS v3.0 1.4 / v5.0 1.3: the root user has an active access key.
-    RootAccessKey,
-    /// 1.5 / 1.4: the root user has no MFA (not a finding under centralized root access).
-    RootWithoutMfa,
-    /// 1.6 / 1.5: the root user has no hardware MFA (idem).
-    RootWithoutHardwareMfa,
-    /// 1.10 / 1.9: a console password and no MFA device.
-    ConsoleWithoutMfa,
-    /// 1.11 / 1.10: a console user's active key that was never used (set up with the user).
-    KeyCreatedWithUser,
-    /// 1.12 / 1.11: a console password unused (or never used) for the threshold's days.
-    PasswordUnused,
-    /// 1.12 / 1.11: an active key unused (or never used) for the threshold's days.
-    KeyUnused,
-    /// 1.13 / 1.12: two active keys.
-    TwoActiveKeys,
-    /// 1.14 / 1.13: an active key older than the rotation threshold.
-    KeyOlderThan90d,
-}
-
-impl Flag {
-    pub const ALL: [Flag; 9] = [
-        Flag::RootAccessKey,
-        Flag::RootWithoutMfa,
-        Flag::RootWithoutHardwareMfa,
-        Flag::ConsoleWithoutMfa,
-        Flag::KeyCreatedWithUser,
-        Flag::PasswordUnused,
-        Flag::KeyUnused,
-        Flag::TwoActiveKeys,
-        Flag::KeyOlderThan90d,
-    ];
-    pub const COUNT: usize = Flag::ALL.len();
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Flag::RootAccessKey => "root_access_key",
-            Flag::RootWithoutMfa => "root_without_mfa",
-            Flag::RootWithoutHardwareMfa => "root_without_hardware_mfa",
-            Flag::ConsoleWithoutMfa => "console_without_mfa",
-            Flag::KeyCreatedWithUser => "key_created_with_user",
-            Flag::PasswordUnused => "password_unused_45d",
-            Flag::KeyUnused => "key_unused_45d",
-            Flag::TwoActiveKeys => "two_active_keys",
-            Flag::KeyOlderThan90d => "key_older_than_90d",
-        }
-    }
-
-    /// The flag of a code, as written in a `risk` cell.
-    pub fn from_code(code: &str) -> Option<Flag> {
-        Flag::ALL.into_iter().find(|f| f.code() == code)
-    }
-
-    fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-}
-
-/// A set of flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags(u32);
-
-impl Flags {
-    pub fn insert(&mut self, f: Flag) {
-        self.0 |= f.bit();
-    }
-    pub fn contains(self, f: Flag) -> bool {
-        self.0 & f.bit() != 0
-    }
-    pub fn union(self, other: Flags) -> Flags {
-        Flags(self.0 | other.0)
-    }
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    pub fn iter(self) -> impl Iterator<Item = Flag> {
-        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
-    }
-    /// The `risk` cell: codes `;`-joined, in `Flag::ALL` order.
-    pub fn cell(self) -> String {
-        self.to_string()
-    }
-}
-
-/// The `risk` cell.
-impl fmt::Display for Flags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, flag) in self.iter().enumerate() {
-            if i > 0 {
-                f.write_str(";")?;
-            }
-            f.write_str(flag.code())?;
-        }
-        Ok(())
-    }
-}
-
-impl FromIterator<Flag> for Flags {
-    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Flags {
-        let mut f = Flags::default();
-        for x in iter {
-            f.insert(x);
-        }
-        f
-    }
+/// How the run went, as its summary page shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFacts {
+    pub elapsed_s: f64,
+    pub calls: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub assume_role: u64,
+    /// Accounts left out by the filters.
+    pub filtered_out: u64,
+    /// Accounts done before a resume.
+    pub resumed: u64,
 }
 
 #[cfg(test)]
@@ -425,19 +348,5 @@ mod tests {
         assert_eq!(rfc3339(&t), "2026-03-05T15:30:22Z");
         let early = DateTime::from_timestamp(-62_135_596_800 + 86_400 * 40, 0).unwrap();
         assert_eq!(rfc3339(&early), "0001-02-10T00:00:00Z");
-    }
-
-    #[test]
-    fn a_risk_cell_lists_codes_in_flag_order() {
-        let f: Flags = [Flag::KeyOlderThan90d, Flag::RootAccessKey]
-            .into_iter()
-            .collect();
-        assert_eq!(f.cell(), "root_access_key;key_older_than_90d");
-        assert_eq!(
-            Flag::from_code("two_active_keys"),
-            Some(Flag::TwoActiveKeys)
-        );
-        assert_eq!(Flag::from_code("nope"), None);
-        assert!(Flags::default().is_empty());
     }
 }

@@ -1,0 +1,431 @@
+//! What changed since an earlier run, account by account: new and removed accounts, users and access keys,
+//! keys that changed status, accounts whose audit status changed, and new and resolved findings.
+//!
+//! Two rules keep it honest. Last-use times and ages moving forward are no change; only a flag they raise
+//! or clear is, through the findings. And an account that was not fully audited in either run resolves
+//! nothing: what the audit could not read there is unknown, not fixed, and the row says so. The one
+//! finding such an account can resolve is its own coverage finding, once it is audited again.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::record::snapshot::{AccountSnapshot, Finding, FindingKind};
+use crate::record::{Severity, ROOT_USER};
+
+use super::snapshot::GroupedRun;
+
+/// Columns of `changes_<stamp>.csv`.
+pub const CHANGE_COLUMNS: [&str; 10] = [
+    "change",
+    "kind",
+    "account_id",
+    "account_name",
+    "resource",
+    "detail",
+    "before",
+    "after",
+    "severity",
+    "finding_uid",
+];
+
+/// One change between two runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `new`, `resolved`, `changed`, or `not_compared`.
+    pub change: &'static str,
+    /// `account`, `user`, `access_key` or `finding`.
+    pub kind: &'static str,
+    pub account_id: String,
+    pub account_name: String,
+    pub resource: String,
+    pub detail: String,
+    pub before: String,
+    pub after: String,
+    /// A finding's severity; empty for the others.
+    pub severity: String,
+    pub finding_uid: String,
+}
+
+impl Change {
+    pub fn cells(&self) -> [&str; 10] {
+        [
+            self.change,
+            self.kind,
+            &self.account_id,
+            &self.account_name,
+            &self.resource,
+            &self.detail,
+            &self.before,
+            &self.after,
+            &self.severity,
+            &self.finding_uid,
+        ]
+    }
+}
+
+/// What changed in one account.
+#[derive(Debug, Default)]
+pub struct AccountChanges {
+    pub changes: Vec<Change>,
+    /// The account as the earlier run left it, if it had it.
+    pub old: Option<AccountSnapshot>,
+    /// Findings of this run that the earlier one did not have.
+    pub new_findings: HashSet<String>,
+    /// Findings of the earlier run that are resolved now.
+    pub resolved_findings: HashSet<String>,
+}
+
+/// An earlier run to compare with, read back and grouped by account.
+pub struct Comparison {
+    previous: GroupedRun,
+    /// The earlier run's stamp, for the documents.
+    pub label: String,
+    seen: HashSet<String>,
+}
+
+fn finding_change(change: &'static str, f: &Finding<'_>, detail: String) -> Change {
+    Change {
+        change,
+        kind: "finding",
+        account_id: f.account.id.clone(),
+        account_name: f.account.name.clone(),
+        resource: f.resource_name().to_string(),
+        detail,
+        before: String::new(),
+        after: String::new(),
+        severity: f.severity().name().to_string(),
+        finding_uid: f.uid(),
+    }
+}
+
+fn account_change(
+    change: &'static str,
+    a: &AccountSnapshot,
+    detail: impl Into<String>,
+    before: &str,
+    after: &str,
+) -> Change {
+    Change {
+        change,
+        kind: "account",
+        account_id: a.id.clone(),
+        account_name: a.name.clone(),
+        resource: a.id.clone(),
+        detail: detail.into(),
+        before: before.to_string(),
+        after: after.to_string(),
+        severity: String::new(),
+        finding_uid: String::new(),
+    }
+}
+
+impl Comparison {
+    pub fn new(previous: GroupedRun, label: String) -> Comparison {
+        Comparison {
+            previous,
+            label,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Accounts this run closed before a resume: already compared, never "removed".
+    pub fn already_compared(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.seen.extend(ids);
+    }
+
+    /// Compare one account of this run with the earlier run.
+    pub fn account(&mut self, new: &AccountSnapshot) -> std::io::Result<AccountChanges> {
+        self.seen.insert(new.id.clone());
+        let old = self.previous.get(&new.id)?;
+        let mut out = AccountChanges::default();
+        let now_findings = new.findings();
+        let Some(old) = old else {
+            out.changes.push(account_change(
+                "new",
+                new,
+                format!(
+                    "not in the earlier run; its {} users and {} access keys are new with it",
+                    new.users.iter().filter(|u| u.name != ROOT_USER).count(),
+                    new.keys.len()
+                ),
+                "",
+                &new.audit_status,
+            ));
+            for f in &now_findings {
+                out.new_findings.insert(f.uid());
+                out.changes
+                    .push(finding_change("new", f, f.title() + " (new account)"));
+            }
+            return Ok(out);
+        };
+        let status_changed = old.audit_status != new.audit_status;
+        let both_audited = old.fully_audited() && new.fully_audited();
+        if !both_audited {
+            let which = match (old.fully_audited(), new.fully_audited()) {
+                (false, false) => "in either run",
+                (false, true) => "in the earlier run",
+                _ => "in this run",
+            };
+            let detail = format!(
+                "not fully audited {which}: its users, keys and findings are unknown there, not resolved"
+            );
+            if status_changed {
+                out.changes.push(account_change(
+                    "changed",
+                    new,
+                    format!("audit status; {detail}"),
+                    &old.audit_status,
+                    &new.audit_status,
+                ));
+            } else if new.audit_status != "not_active" {
+                out.changes.push(account_change(
+                    "not_compared",
+                    new,
+                    detail,
+                    &old.audit_status,
+                    &new.audit_status,
+                ));
+            }
+            // Only the coverage finding comes or goes.
+            let was: Vec<Finding<'_>> = old
+                .findings()
+                .into_iter()
+                .filter(|f| f.kind == FindingKind::Coverage)
+                .collect();
+            let is: Vec<&Finding<'_>> = now_findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::Coverage)
+                .collect();
+            match (was.first(), is.first()) {
+                (Some(f), None) => {
+                    out.resolved_findings.insert(f.uid());
+                    out.changes.push(finding_change(
+                        "resolved",
+                        f,
+                        format!("{} (now {})", f.title(), new.audit_status),
+                    ));
+                }
+                (None, Some(f)) => {
+                    out.new_findings.insert(f.uid());
+                    out.changes.push(finding_change("new", f, f.title()));
+                }
+                _ => {}
+            }
+        } else {
+            if status_changed {
+                out.changes.push(account_change(
+                    "changed",
+                    new,
+                    "audit status",
+                    &old.audit_status,
+                    &new.audit_status,
+                ));
+            }
+            self.users_and_keys(&old, new, &mut out);
+            let was: HashMap<String, Finding<'_>> =
+                old.findings().into_iter().map(|f| (f.uid(), f)).collect();
+            let is: HashSet<String> = now_findings.iter().map(Finding::uid).collect();
+            for f in &now_findings {
+                let uid = f.uid();
+                if !was.contains_key(&uid) {
+                    out.changes.push(finding_change("new", f, f.title()));
+                    out.new_findings.insert(uid);
+                }
+            }
+            let mut gone: Vec<(&String, &Finding<'_>)> =
+                was.iter().filter(|(uid, _)| !is.contains(*uid)).collect();
+            gone.sort_by_key(|(uid, _)| *uid);
+            for (uid, f) in gone {
+                out.changes.push(finding_change("resolved", f, f.title()));
+                out.resolved_findings.insert(uid.clone());
+            }
+        }
+        out.old = Some(old);
+        Ok(out)
+    }
+
+    fn users_and_keys(
+        &self,
+        old: &AccountSnapshot,
+        new: &AccountSnapshot,
+        out: &mut AccountChanges,
+    ) {
+        let change =
+            |change, kind, resource: &str, detail: &str, before: &str, after: &str| Change {
+                change,
+                kind,
+                account_id: new.id.clone(),
+                account_name: new.name.clone(),
+                resource: resource.to_string(),
+                detail: detail.to_string(),
+                before: before.to_string(),
+                after: after.to_string(),
+                severity: String::new(),
+                finding_uid: String::new(),
+            };
+        let old_users: HashSet<&str> = old.users.iter().map(|u| u.name.as_str()).collect();
+        let new_users: HashSet<&str> = new.users.iter().map(|u| u.name.as_str()).collect();
+        for u in &new.users {
+            if u.name != ROOT_USER && !old_users.contains(u.name.as_str()) {
+                out.changes.push(change(
+                    "new",
+                    "user",
+                    &u.name,
+                    "IAM user created",
+                    "",
+                    &u.arn,
+                ));
+            }
+        }
+        for u in &old.users {
+            if u.name != ROOT_USER && !new_users.contains(u.name.as_str()) {
+                out.changes.push(change(
+                    "resolved",
+                    "user",
+                    &u.name,
+                    "IAM user deleted",
+                    &u.arn,
+                    "",
+                ));
+            }
+        }
+        let old_keys: HashMap<&str, &str> = old
+            .keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.status.as_str()))
+            .collect();
+        let new_keys: HashSet<&str> = new.keys.iter().map(|k| k.id.as_str()).collect();
+        for k in &new.keys {
+            match old_keys.get(k.id.as_str()) {
+                None => out.changes.push(change(
+                    "new",
+                    "access_key",
+                    &k.id,
+                    &format!("access key of {} created", k.user),
+                    "",
+                    &k.status,
+                )),
+                Some(before) if *before != k.status => out.changes.push(change(
+                    "changed",
+                    "access_key",
+                    &k.id,
+                    &format!("status of {}'s key", k.user),
+                    before,
+                    &k.status,
+                )),
+                Some(_) => {}
+            }
+        }
+        for k in &old.keys {
+            if !new_keys.contains(k.id.as_str()) {
+                out.changes.push(change(
+                    "resolved",
+                    "access_key",
+                    &k.id,
+                    &format!("access key of {} deleted", k.user),
+                    &k.status,
+                    "",
+                ));
+            }
+        }
+    }
+
+    /// The accounts of the earlier run that this run did not close. Those still in the organization
+    /// (`in_org`: left out by a filter, or not reached) are not compared; the others left it, and their
+    /// findings are resolved with them. `in_org` is `None` when the organization is not known (`diff`).
+    pub fn finish(
+        mut self,
+        in_org: Option<&HashSet<String>>,
+    ) -> std::io::Result<Vec<AccountChanges>> {
+        let mut ids: Vec<String> = self
+            .previous
+            .ids()
+            .filter(|id| !self.seen.contains(*id))
+            .filter(|id| in_org.is_none_or(|org| !org.contains(*id)))
+            .cloned()
+            .collect();
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(old) = self.previous.get(&id)? else {
+                continue;
+            };
+            let mut changes = AccountChanges::default();
+            let detail = if in_org.is_some() {
+                "no longer in the organization; its findings are resolved with it"
+            } else {
+                "not in the newer run"
+            };
+            changes.changes.push(account_change(
+                "resolved",
+                &old,
+                detail,
+                &old.audit_status,
+                "",
+            ));
+            if in_org.is_some() {
+                for f in old.findings() {
+                    changes.resolved_findings.insert(f.uid());
+                }
+            }
+            changes.old = Some(old);
+            out.push(changes);
+        }
+        Ok(out)
+    }
+}
+
+/// What a run's comparison found, in a few numbers and the new findings worth telling someone about.
+#[derive(Debug, Default, Clone)]
+pub struct Digest {
+    /// Against which run (its stamp); `None` when nothing was compared.
+    pub against: Option<String>,
+    pub new_findings: u64,
+    pub resolved_findings: u64,
+    /// Rows of the changes report by (change, kind).
+    pub counts: std::collections::BTreeMap<(String, String), u64>,
+    /// New findings, the most severe first, at most `KEPT` of each severity.
+    pub new: Vec<Change>,
+    /// New findings of each severity, all of them.
+    pub new_by_severity: std::collections::BTreeMap<Severity, u64>,
+}
+
+/// New findings kept of each severity, for alerts and the summary page.
+const KEPT: usize = 50;
+
+impl Digest {
+    /// An empty digest of a comparison with the run of stamp `against`.
+    pub fn against(label: &str) -> Digest {
+        Digest {
+            against: Some(label.to_string()),
+            ..Digest::default()
+        }
+    }
+
+    pub fn add(&mut self, changes: &AccountChanges) {
+        self.new_findings += changes.new_findings.len() as u64;
+        self.resolved_findings += changes.resolved_findings.len() as u64;
+        for c in &changes.changes {
+            *self
+                .counts
+                .entry((c.change.to_string(), c.kind.to_string()))
+                .or_default() += 1;
+            if c.change == "new" && c.kind == "finding" {
+                let severity = Severity::from_name(&c.severity).unwrap_or(Severity::Low);
+                let n = self.new_by_severity.entry(severity).or_default();
+                *n += 1;
+                if *n as usize <= KEPT {
+                    self.new.push(c.clone());
+                }
+            }
+        }
+    }
+
+    /// The kept new findings, the most severe first.
+    pub fn sorted_new(&self) -> Vec<&Change> {
+        let mut v: Vec<&Change> = self.new.iter().collect();
+        v.sort_by_key(|c| {
+            std::cmp::Reverse(Severity::from_name(&c.severity).unwrap_or(Severity::Low))
+        });
+        v
+    }
+}
