@@ -48,6 +48,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Check(args)) => cli::check(*args).await,
             #[cfg(feature = "sim")]
             Some(Command::Demo(args)) => cli::demo::demo(args).await,
+            Some(Command::Diff(args)) => cli::diff(args),
             Some(Command::Completions { shell }) => cli::completions(shell),
             Some(Command::Man) => cli::man(),
             None => cli::audit(cli.audit).await,

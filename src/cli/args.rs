@@ -33,6 +33,8 @@ pub enum Command {
     /// Run the whole engine against an embedded simulated organization: no AWS account needed.
     #[cfg(feature = "sim")]
     Demo(DemoArgs),
+    /// Compare two runs already on disk (no AWS call): the changes report on stdout.
+    Diff(DiffArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -95,6 +97,10 @@ pub struct DemoArgs {
     /// Seed of the generated organization
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Weeks the organization has lived: each deletes, creates and changes a few users and keys
+    /// [default: the number of earlier runs in --output-dir, so a second demo has changes to report]
+    #[arg(long, value_name = "N")]
+    pub epoch: Option<u32>,
     /// Accounts audited at once
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -110,6 +116,20 @@ pub struct DemoArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub display: Display,
+}
+
+/// The two runs `iam-audit diff` compares.
+#[derive(Debug, Args, Clone)]
+pub struct DiffArgs {
+    /// The earlier run: a directory (its latest run), a report file of the run, or DIR/STAMP
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later run, named the same ways
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// The changes' format on stdout: csv or jsonl
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"], default_value = "csv")]
+    pub format: String,
 }
 
 /// Output and logging flags (CLI-only).

@@ -30,6 +30,9 @@ pub async fn demo(args: DemoArgs) -> i32 {
         },
         None => Scenario {
             seed: args.seed,
+            epoch: args
+                .epoch
+                .unwrap_or_else(|| iam_audit::report::files::run_count(&args.output_dir) as u32),
             accounts: args.accounts,
             suspended_every: 12,
             users_min: 2.min(args.users),

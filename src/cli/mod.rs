@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use iam_audit::Config;
 
-use args::{AuditArgs, CheckArgs, Cli};
+use args::{AuditArgs, CheckArgs, Cli, DiffArgs};
 use display::{init_logging, Progress};
 
 /// Load `--config` (if any) under the flags and resolve; a usage error is printed and gives `Err(2)`.
@@ -162,6 +162,70 @@ pub async fn audit(args: AuditArgs) -> i32 {
     };
     settings.resume_stamp = resume_stamp;
     run_with_progress(settings, progress, args.display.quiet).await
+}
+
+/// `iam-audit diff OLD NEW`: compare two runs on disk; the changes on stdout, a summary line on stderr.
+/// Exit 0 when it compared, 2 when a run cannot be found, 1 when one cannot be read.
+pub fn diff(args: DiffArgs) -> i32 {
+    use iam_audit::report::{compare, files, table::Table};
+    let find = |which: &str, p: &PathBuf| match files::find_run(p) {
+        Ok(Some(run)) => Ok(run),
+        Ok(None) => {
+            eprintln!(
+                "error: {which} {}: no run of iam-audit there (a directory, a report file, or DIR/STAMP)",
+                p.display()
+            );
+            Err(2)
+        }
+        Err(e) => {
+            eprintln!("error: {which} {}: {e}", p.display());
+            Err(1)
+        }
+    };
+    let (old, new) = match (find("OLD", &args.old), find("NEW", &args.new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let format = if args.format == "jsonl" {
+        iam_audit::config::Format::Jsonl
+    } else {
+        iam_audit::config::Format::Csv
+    };
+    // The scratch files go beside the newer run: its directory is the user's, and private.
+    let scratch = new
+        .2
+        .accounts
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let result = (|| {
+        let mut out = Table::to_writer(
+            Box::new(std::io::stdout().lock()),
+            format,
+            &compare::CHANGE_COLUMNS,
+        )?;
+        let digest = compare::diff_runs(&old.2, old.1, &new.2, new.1, &scratch, |c| {
+            let cells = c.cells();
+            let cells: Vec<&dyn std::fmt::Display> =
+                cells.iter().map(|c| c as &dyn std::fmt::Display).collect();
+            out.row(&cells)
+        })?;
+        out.flush()?;
+        Ok::<_, std::io::Error>(digest)
+    })();
+    match result {
+        Ok(d) => {
+            eprintln!(
+                "{} → {}: {} new findings, {} resolved",
+                old.0, new.0, d.new_findings, d.resolved_findings
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: cannot compare {} and {}: {e}", old.0, new.0);
+            1
+        }
+    }
 }
 
 /// `iam-audit completions SHELL`: the completion script, from the clap definitions.

@@ -220,6 +220,37 @@ fn runs(dir: &Path) -> std::io::Result<Vec<(String, Format, OutputPaths)>> {
         .collect())
 }
 
+/// The run a user names: a directory (its latest run), a report file of the run, or `DIR/STAMP`.
+pub fn find_run(arg: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+    if arg.is_dir() {
+        return latest_run(arg);
+    }
+    let dir = arg
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = arg
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    // A report file: its stamp is between its prefix and its extension.
+    let stamp = Report::FILES
+        .iter()
+        .find_map(|r| name.strip_prefix(r.prefix()))
+        .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
+        .unwrap_or(name);
+    if stamp_time(&stamp).is_none() || !dir.is_dir() {
+        return Ok(None);
+    }
+    Ok(runs(dir)?.into_iter().find(|(s, _, _)| *s == stamp))
+}
+
+/// How many runs `dir` holds (none when it does not exist).
+pub fn run_count(dir: &Path) -> usize {
+    runs(dir).map_or(0, |r| r.len())
+}
+
 /// The latest run in `dir`, or `None`.
 pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
     Ok(runs(dir)?.into_iter().next())

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod compare;
 pub mod files;
 pub mod findings;
+pub mod page;
 pub mod resume;
 pub mod snapshot;
 pub mod table;
@@ -133,8 +134,12 @@ impl Writer {
         let (stamp, files) =
             files::create_set(&spec.dir, stamp, |s| Report::file_names(s, format))?;
         let paths = OutputPaths::with_format(&spec.dir, &stamp, format);
-        let files: Vec<(Report, File)> = Report::FILES.into_iter().zip(files).collect();
-        let mut w = Writer::open(spec, files, true)?;
+        let files: Vec<(Report, File, bool)> = Report::FILES
+            .into_iter()
+            .zip(files)
+            .map(|(r, f)| (r, f, true))
+            .collect();
+        let mut w = Writer::open(spec, files, &paths)?;
         w.flush()?;
         Ok((w, paths))
     }
@@ -152,16 +157,17 @@ impl Writer {
             };
             files.push((r, file, new));
         }
-        let mut w = Writer::open_each(spec, files)?;
+        let mut w = Writer::open(spec, files, paths)?;
         w.flush()?;
         Ok(w)
     }
 
-    fn open(spec: Spec, files: Vec<(Report, File)>, new: bool) -> std::io::Result<Writer> {
-        Writer::open_each(spec, files.into_iter().map(|(r, f)| (r, f, new)).collect())
-    }
-
-    fn open_each(spec: Spec, files: Vec<(Report, File, bool)>) -> std::io::Result<Writer> {
+    /// The outputs over a run's files (`new`: its header is still to be written).
+    fn open(
+        spec: Spec,
+        files: Vec<(Report, File, bool)>,
+        paths: &OutputPaths,
+    ) -> std::io::Result<Writer> {
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
         for (report, file, new) in files {
             match report {
@@ -179,8 +185,14 @@ impl Writer {
                         table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
                     outputs.push(Box::new(changes::ChangesOutput::new(t)));
                 }
-                // Written whole at the end of the run.
-                Report::Summary => drop(file),
+                // Written whole at the end of the run, over its placeholder.
+                Report::Summary => {
+                    drop(file);
+                    outputs.push(Box::new(page::PageOutput::new(
+                        paths.summary.clone(),
+                        paths.stamp(),
+                    )));
+                }
             }
         }
         let digest = match &spec.comparison {
@@ -194,11 +206,6 @@ impl Writer {
             in_org: spec.in_org,
             digest,
         })
-    }
-
-    /// Add an output (the summary page, which needs the run's paths).
-    pub fn push(&mut self, output: Box<dyn Output>) {
-        self.outputs.push(output);
     }
 
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {

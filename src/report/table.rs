@@ -10,20 +10,31 @@ use crate::config::Format;
 
 /// An open report file. Its rows are formatted through two buffers it keeps, so a row costs no
 /// allocation once the buffers have grown to the longest cell and line.
-pub struct Table {
-    out: Out,
+pub struct Table<W: Write = File> {
+    out: Out<W>,
     columns: &'static [&'static str],
     escape: bool,
     cell: String,
     line: Vec<u8>,
 }
 
-enum Out {
-    Csv(Box<csv::Writer<BufWriter<File>>>),
-    Jsonl(BufWriter<File>),
+enum Out<W: Write> {
+    Csv(Box<csv::Writer<BufWriter<W>>>),
+    Jsonl(BufWriter<W>),
 }
 
-impl Table {
+impl Table<Box<dyn Write>> {
+    /// A table written to any writer (stdout), with its header and formula escaping.
+    pub fn to_writer(
+        w: Box<dyn Write>,
+        format: Format,
+        columns: &'static [&'static str],
+    ) -> std::io::Result<Self> {
+        Table::with(w, format, columns, true, true)
+    }
+}
+
+impl Table<File> {
     /// A report over `file`: new (the header is written) or appended to (`header` false).
     pub fn new(
         file: File,
@@ -32,7 +43,27 @@ impl Table {
         escape: bool,
         header: bool,
     ) -> std::io::Result<Table> {
-        let buf = BufWriter::with_capacity(64 * 1024, file);
+        Table::with(file, format, columns, escape, header)
+    }
+
+    /// The file underneath (after a flush), to cut it back to its last complete row on a failure.
+    pub fn file(&self) -> &File {
+        match &self.out {
+            Out::Csv(w) => w.get_ref().get_ref(),
+            Out::Jsonl(out) => out.get_ref(),
+        }
+    }
+}
+
+impl<W: Write> Table<W> {
+    fn with(
+        w: W,
+        format: Format,
+        columns: &'static [&'static str],
+        escape: bool,
+        header: bool,
+    ) -> std::io::Result<Table<W>> {
+        let buf = BufWriter::with_capacity(64 * 1024, w);
         let out = match format {
             Format::Csv => Out::Csv(Box::new(
                 csv::WriterBuilder::new()
@@ -98,14 +129,6 @@ impl Table {
         match &mut self.out {
             Out::Csv(w) => w.flush(),
             Out::Jsonl(out) => out.flush(),
-        }
-    }
-
-    /// The file underneath (after a flush), to cut it back to its last complete row on a failure.
-    pub fn file(&self) -> &File {
-        match &self.out {
-            Out::Csv(w) => w.get_ref().get_ref(),
-            Out::Jsonl(out) => out.get_ref(),
         }
     }
 }

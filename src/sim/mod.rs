@@ -264,6 +264,10 @@ pub struct Scenario {
     pub event_regions: Vec<String>,
     /// "Now" of the generated data, epoch seconds; 0 = the wall clock.
     pub now: i64,
+    /// How many weeks the organization has lived since epoch 0: each one deletes, creates and changes a
+    /// few users and keys the same way for the same seed (`demo --epoch`, so that a second run has
+    /// something to compare).
+    pub epoch: u32,
     pub faults: Faults,
 }
 
@@ -278,6 +282,7 @@ impl Default for Scenario {
             events_per_account: 60,
             event_regions: vec!["us-east-1".to_string()],
             now: 0,
+            epoch: 0,
             faults: Faults::default(),
         }
     }
@@ -457,6 +462,10 @@ impl Scenario {
                         .random_bool(0.5)
                         .then(|| now - r.random_range(1..200) * day),
                 };
+                let mut users = users;
+                for e in 1..=self.epoch {
+                    drift(&mut users, &id, n, e, self.seed, now);
+                }
                 SimAccount {
                     id,
                     name,
@@ -472,6 +481,60 @@ impl Scenario {
             management_account: "999999999999".into(),
             accounts,
             ous: generated_ous(),
+        }
+    }
+}
+
+/// One week of an account's life (epoch `e`): some accounts lose a user, gain a console user without MFA,
+/// deactivate a key, give a user MFA, or rotate a key. The same seed gives the same week.
+fn drift(users: &mut Vec<SimUser>, id: &str, n: usize, e: u32, seed: u64, now: i64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xD21F_7000 ^ (n as u64) << 8 ^ u64::from(e));
+    let day = 86_400;
+    if n % 3 == 0 && users.len() > 2 {
+        let i = rng.random_range(0..users.len());
+        users.remove(i);
+    }
+    if n % 4 == 1 {
+        users.push(SimUser {
+            name: format!("new-e{e}-{n}"),
+            created: now - 2 * day,
+            login_profile: true,
+            password_last_used: Some(now - day),
+            keys: vec![SimKey {
+                id: format!("AKIAE{e:03}{n:012}"),
+                active: true,
+                created: now - 2 * day,
+                last_used: None,
+            }],
+            mfa: vec![],
+        });
+    }
+    if n % 5 == 2 {
+        if let Some(k) = users
+            .iter_mut()
+            .flat_map(|u| u.keys.iter_mut())
+            .find(|k| k.active)
+        {
+            k.active = false;
+        }
+    }
+    if n % 2 == 0 {
+        if let Some(u) = users
+            .iter_mut()
+            .find(|u| u.login_profile && u.mfa.is_empty())
+        {
+            u.mfa = vec![format!("arn:aws:iam::{id}:mfa/{}", u.name)];
+        }
+    }
+    if n % 6 == 5 {
+        if let Some(u) = users.iter_mut().find(|u| !u.keys.is_empty()) {
+            u.keys.remove(0);
+            u.keys.push(SimKey {
+                id: format!("AKIAR{e:03}{n:012}"),
+                active: true,
+                created: now - day,
+                last_used: Some((now - 3600, "s3".into(), "us-east-1".into())),
+            });
         }
     }
 }
@@ -499,5 +562,12 @@ mod tests {
             2
         );
         assert!(a.accounts.iter().all(|x| x.users.len() <= 20));
+        // A later epoch changes some users and keys, the same way each time.
+        let later = Scenario {
+            epoch: 1,
+            ..s.clone()
+        };
+        assert_eq!(later.generate(), later.generate());
+        assert_ne!(later.generate(), a);
     }
 }
