@@ -139,6 +139,7 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         events_per_account: case.events,
         event_regions: vec!["us-east-1".into()],
         now: 0,
+        epoch: 0,
         faults: Faults {
             latency_ms: case.latency_ms,
             iam_rate: case.quota.0,
