@@ -520,6 +520,9 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                         "Root"
                     },
                 ),
+                // The first run in its directory: nothing to compare with, so blank, not zero.
+                ("new_findings", ""),
+                ("resolved_findings", ""),
             ])
         })
         .collect();
@@ -597,7 +600,31 @@ async fn moto_org_gives_exact_rows_for_every_account() {
         "{}",
         out.stderr
     );
-    assert_eq!(out.files.len(), 4, "{:?}", out.files);
+    // The four reports, the findings, the changes (a header only: no earlier run) and the summary page.
+    assert_eq!(out.files.len(), 7, "{:?}", out.files);
+    assert!(out.changes.is_empty());
+    // Awkward names (formula-looking, quotes, commas, Unicode) still make valid OCSF 1.6.0: one finding
+    // per flag and resource (the 4 roots' two MFA flags, carol's and frank's console, alice's key).
+    assert_eq!(
+        assert_valid_ocsf(out.findings_path.as_deref().unwrap()),
+        "11 events, 0 invalid"
+    );
+    let mut per_flag = BTreeMap::new();
+    for f in &out.findings {
+        let uid = f["finding_info"]["uid"].as_str().unwrap();
+        *per_flag
+            .entry(uid.split('/').nth(2).unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_flag,
+        BTreeMap::from([
+            ("console_without_mfa".to_string(), 2),
+            ("key_created_with_user".to_string(), 1),
+            ("root_without_hardware_mfa".to_string(), 4),
+            ("root_without_mfa".to_string(), 4),
+        ])
+    );
 
     // Users: every user, keyless ones included, and a root row per audited account.
     assert_eq!(out.users.len(), 6 + 105 + 4);

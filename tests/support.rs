@@ -13,20 +13,25 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_iam-audit");
 
-/// The moto server executable: `IAM_AUDIT_MOTO_SERVER`, or a venv under target/ made on first use.
-fn moto_server_path() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Ok(p) = std::env::var("IAM_AUDIT_MOTO_SERVER") {
+/// The Python environment the tests run outside tools from (moto, the OCSF validators, botocore): the
+/// directory `IAM_AUDIT_TEST_VENV` names, or target/test-venv, made from tests/tools/requirements.txt on
+/// first use and made again when that file changes.
+pub fn test_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        if let Ok(p) = std::env::var("IAM_AUDIT_TEST_VENV") {
             return PathBuf::from(p);
         }
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let requirements = manifest.join("tests/tools/requirements.txt");
+        let wanted = std::fs::read_to_string(&requirements).expect("tests/tools/requirements.txt");
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-        let venv = target.join("moto-venv");
-        let server = venv.join("bin").join("moto_server");
-        if server.exists() {
-            return server;
+            .unwrap_or_else(|_| manifest.join("target"));
+        let venv = target.join("test-venv");
+        let stamp = venv.join("requirements.installed");
+        if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+            return venv;
         }
         let ok = Command::new("python3")
             .args(["-m", "venv"])
@@ -34,21 +39,26 @@ fn moto_server_path() -> PathBuf {
             .status()
             .is_ok_and(|s| s.success())
             && Command::new(venv.join("bin").join("pip"))
-                .args(["install", "--quiet", "moto[server]>=5,<6"])
+                .args(["install", "--quiet", "-r"])
+                .arg(&requirements)
                 .status()
                 .is_ok_and(|s| s.success());
         assert!(
-            ok && server.exists(),
-            "moto is needed for the integration tests and could not be installed into {}. Install it with \
-             `python3 -m venv {} && {}/bin/pip install 'moto[server]'`, or point IAM_AUDIT_MOTO_SERVER at a \
-             moto_server executable.",
-            venv.display(),
-            venv.display(),
-            venv.display()
+            ok,
+            "the integration tests need moto and the OCSF validators, and they could not be installed into \
+             {v}. Install them with `python3 -m venv {v} && {v}/bin/pip install -r {r}`, or point \
+             IAM_AUDIT_TEST_VENV at a venv that has them.",
+            v = venv.display(),
+            r = requirements.display(),
         );
-        server
+        std::fs::write(&stamp, &wanted).expect("the venv's requirements stamp");
+        venv
     })
-    .clone()
+}
+
+/// The test venv's python, for the outside validators in tests/tools/.
+pub fn python() -> PathBuf {
+    test_venv().join("bin").join("python")
 }
 
 fn free_port() -> u16 {
@@ -66,7 +76,7 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let server = moto_server_path();
+        let server = test_venv().join("bin").join("moto_server");
         for _ in 0..3 {
             let port = free_port();
             let mut child = Command::new(&server)
@@ -112,6 +122,11 @@ pub struct RunOutput {
     pub accounts: Vec<BTreeMap<String, String>>,
     pub files: Vec<PathBuf>,
     pub keys_text: String,
+    pub changes: Vec<BTreeMap<String, String>>,
+    /// The OCSF findings file, parsed line by line (and its path, for the outside validator).
+    pub findings: Vec<serde_json::Value>,
+    pub findings_path: Option<PathBuf>,
+    pub summary_html: String,
 }
 
 /// Read a CSV file into rows keyed by column, checking the header is exactly `columns`.
@@ -171,14 +186,15 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.sort();
-    // The run's own files, not a symlink planted beside them.
-    let find = |prefix: &str| {
+    // The latest run's own files (stamps sort by time), not a symlink planted beside them.
+    let find = |prefix: &str, suffix: &str| {
         files
             .iter()
+            .rev()
             .find(|p| {
                 p.file_name().is_some_and(|n| {
                     let n = n.to_string_lossy();
-                    n.starts_with(prefix) && n.ends_with(".csv")
+                    n.starts_with(prefix) && n.ends_with(suffix)
                 }) && !p
                     .symlink_metadata()
                     .is_ok_and(|m| m.file_type().is_symlink())
@@ -187,19 +203,36 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
     };
     let (mut keys, mut users, mut events, mut accounts, mut keys_text) =
         (vec![], vec![], vec![], vec![], String::new());
-    if let Some(p) = find("iam_audit_report_") {
+    if let Some(p) = find("iam_audit_report_", ".csv") {
         keys_text = std::fs::read_to_string(&p).expect("read key report");
         keys = read_csv(&p, &iam_audit::report::KEY_COLUMNS);
     }
-    if let Some(p) = find("users_") {
+    if let Some(p) = find("users_", ".csv") {
         users = read_csv(&p, &iam_audit::report::USER_COLUMNS);
     }
-    if let Some(p) = find("cloudtrail_events_") {
+    if let Some(p) = find("cloudtrail_events_", ".csv") {
         events = read_csv(&p, &iam_audit::report::EVENT_COLUMNS);
     }
-    if let Some(p) = find("accounts_") {
+    if let Some(p) = find("accounts_", ".csv") {
         accounts = read_csv(&p, &iam_audit::report::ACCOUNT_COLUMNS);
     }
+    let changes = find("changes_", ".csv")
+        .map(|p| read_csv(&p, &iam_audit::report::CHANGE_COLUMNS))
+        .unwrap_or_default();
+    let findings_path = find("findings_", ".ocsf.jsonl");
+    let findings = findings_path
+        .as_ref()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .expect("read findings")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("every findings line is JSON"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let summary_html = find("summary_", ".html")
+        .map(|p| std::fs::read_to_string(p).expect("read summary page"))
+        .unwrap_or_default();
     RunOutput {
         code: out.status.code().unwrap_or(-1),
         stderr,
@@ -209,7 +242,32 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         accounts,
         files,
         keys_text,
+        changes,
+        findings,
+        findings_path,
+        summary_html,
     }
+}
+
+/// Validate an OCSF findings file with the outside validators (tests/tools/validate_ocsf.py: a JSON Schema
+/// generated from the official OCSF 1.6.0 schema, and pydantic-ocsf's 1.6.0 models). Returns the
+/// validator's last line ("N events, 0 invalid"); fails the test with every complaint otherwise.
+pub fn assert_valid_ocsf(path: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/validate_ocsf.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("run the OCSF validator");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{} is not valid OCSF 1.6.0:\n{}{}",
+        path.display(),
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines().last().unwrap_or_default().to_string()
 }
 
 /// Management credentials that only a fake AWS accepts.

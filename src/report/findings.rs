@@ -200,9 +200,15 @@ fn resource(ctx: &FindingsContext, f: &Finding<'_>) -> Value {
             data.insert("created".into(), json!(k.created));
             data.insert("last_used".into(), json!(k.last_used));
             data.insert("age_days".into(), json!(k.key_age_days));
-            let owner = a
-                .user(&k.user)
-                .map(|u| json!({ "name": k.user, "uid": u.arn }));
+            let owner = a.user(&k.user).map(|u| {
+                json!({
+                    "name": k.user,
+                    "uid": u.arn,
+                    "type_id": 1,
+                    "type": "User",
+                    "account": { "uid": a.id, "name": a.name, "type_id": 10, "type": "AWS Account" },
+                })
+            });
             (k.id.clone(), k.id.clone(), "AwsIamAccessKey", owner)
         }
     };

@@ -30,6 +30,7 @@ use crate::config::{Format, Values};
 use crate::record::snapshot::AccountSnapshot;
 use crate::record::{Record, RunFacts};
 
+pub use compare::CHANGE_COLUMNS;
 use compare::{AccountChanges, Comparison, Digest};
 pub use files::{create_private, latest_run, stamp_time, OutputPaths};
 pub use findings::{FindingsContext, OcsfClass};
