@@ -26,6 +26,8 @@ pub enum AuditError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("--compare {}: {reason}. Name a directory that holds an earlier run's reports (or one of its report files, or DIR/STAMP), or leave --compare out to compare with the latest run in --output-dir", dir.display())]
+    Compare { dir: PathBuf, reason: String },
     #[error("cannot write the reports to {dir}: {source}. The files hold every account written before the failure, each whole ({written} accounts); {} were not written: {}. Free space or fix the disk, then finish the run with --resume {}", unwritten.len(), unwritten.join(", "), dir.display())]
     WriterFailed {
         dir: PathBuf,
@@ -46,6 +48,7 @@ impl AuditError {
             AuditError::ListAccounts { .. } => 1,
             AuditError::OuTree { .. } => 1,
             AuditError::Output { .. } => 1,
+            AuditError::Compare { .. } => 2,
             AuditError::WriterFailed { .. } => 1,
         }
     }

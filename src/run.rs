@@ -55,13 +55,38 @@ async fn read_organization(
     }
 }
 
-/// The earlier run this one is compared with: the latest run in `--compare DIR`, or the latest run in the
-/// output directory older than this one (`stamp`), read back and grouped by account. `None` when there
-/// is none.
-fn earlier_run(settings: &Settings, stamp: &str) -> std::io::Result<Option<Comparison>> {
+/// The run `--compare DIR` names, looked up before anything is written: naming a directory without a
+/// run is a usage error.
+fn named_earlier_run(settings: &Settings) -> Result<Option<report::files::Run>, AuditError> {
+    let Some(dir) = settings
+        .keys
+        .compare
+        .as_ref()
+        .filter(|_| settings.keys.compare_runs)
+    else {
+        return Ok(None);
+    };
+    let error = |reason: String| AuditError::Compare {
+        dir: dir.clone(),
+        reason,
+    };
+    match report::files::find_run(dir) {
+        Ok(Some(run)) => Ok(Some(run)),
+        Ok(None) => Err(error("no run of iam-audit there".into())),
+        Err(e) => Err(error(e.to_string())),
+    }
+}
+
+/// The earlier run this one is compared with: the one `--compare` named, or the latest run in the output
+/// directory older than this one (`stamp`), read back and grouped by account. `None` when there is none.
+fn earlier_run(
+    settings: &Settings,
+    named: Option<report::files::Run>,
+    stamp: &str,
+) -> std::io::Result<Option<Comparison>> {
     let dir = &settings.keys.output_dir;
-    let found = match &settings.keys.compare {
-        Some(other) => report::latest_run(other)?,
+    let found = match named {
+        Some(run) => Some(run),
         None => report::files::latest_run_before(dir, stamp)?,
     };
     let Some((label, format, paths)) = found else {
@@ -86,7 +111,9 @@ pub async fn run(
         dir: dir.clone(),
         source,
     };
-    // Credentials first: an unknown profile is a usage error and must leave nothing behind.
+    // Usage errors first, so they leave nothing behind: the run --compare names, then the credentials
+    // (an unknown profile).
+    let named = named_earlier_run(&settings)?;
     let mut aws = Aws::connect(&settings).await?;
     report::files::prepare_dir(&dir).map_err(output_error)?;
     let (accounts, ou_paths_unread) = read_organization(&aws, &settings).await?;
@@ -105,7 +132,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| settings.stamp());
     let comparison = if settings.keys.compare_runs {
-        earlier_run(&settings, &stamp).map_err(output_error)?
+        earlier_run(&settings, named, &stamp).map_err(output_error)?
     } else {
         None
     };
@@ -229,6 +256,7 @@ pub async fn run(
         keys: written.keys,
         events: written.events,
         changes: written.digest,
+        compare_disabled: !settings.keys.compare_runs,
         calls: stats.snapshot(),
         elapsed: started.elapsed(),
         keys_file: paths.keys,

@@ -39,6 +39,8 @@ pub struct Summary {
     pub summary_file: PathBuf,
     /// What changed since the earlier run.
     pub changes: Digest,
+    /// `--no-compare`: the run was not compared with an earlier one on purpose.
+    pub compare_disabled: bool,
 }
 
 impl Summary {
@@ -126,6 +128,9 @@ impl std::fmt::Display for Summary {
                 "since {run}: {} new findings, {} resolved (changes report)",
                 self.changes.new_findings, self.changes.resolved_findings
             )?,
+            None if self.compare_disabled => {
+                writeln!(f, "not compared with an earlier run (--no-compare)")?
+            }
             None => writeln!(f, "no earlier run compared: every finding is new")?,
         }
         writeln!(f, "key report:      {}", self.keys_file.display())?;

@@ -3,6 +3,7 @@
 mod architecture;
 mod cli;
 mod credentials;
+mod findings;
 mod moto_org;
 mod sim_engine;
 mod support;

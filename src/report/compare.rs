@@ -4,7 +4,8 @@
 //! Two rules keep it honest. Last-use times and ages moving forward are no change; only a flag they raise
 //! or clear is, through the findings. And an account that was not fully audited in either run resolves
 //! nothing: what the audit could not read there is unknown, not fixed, and the row says so. The one
-//! finding such an account can resolve is its own coverage finding, once it is audited again.
+//! finding such an account can resolve is its own coverage finding, once it is audited again. What it
+//! shows for the first time is new all the same, so a consumer hears of it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -185,30 +186,37 @@ impl Comparison {
                     &new.audit_status,
                 ));
             }
-            // Only the coverage finding comes or goes.
-            let was: Vec<Finding<'_>> = old
-                .findings()
-                .into_iter()
-                .filter(|f| f.kind == FindingKind::Coverage)
-                .collect();
-            let is: Vec<&Finding<'_>> = now_findings
+            // Findings it did not have before are new (first seen, when the earlier run could not read
+            // it); of those it had, only the coverage finding can go.
+            let was: HashMap<String, Finding<'_>> =
+                old.findings().into_iter().map(|f| (f.uid(), f)).collect();
+            for f in &now_findings {
+                let uid = f.uid();
+                if !was.contains_key(&uid) {
+                    let detail = if old.fully_audited() || f.kind == FindingKind::Coverage {
+                        f.title()
+                    } else {
+                        format!(
+                            "{} (first seen: the earlier run could not fully read this account)",
+                            f.title()
+                        )
+                    };
+                    out.changes.push(finding_change("new", f, detail));
+                    out.new_findings.insert(uid);
+                }
+            }
+            let covered_now = now_findings.iter().any(|f| f.kind == FindingKind::Coverage);
+            if let Some((uid, f)) = was
                 .iter()
-                .filter(|f| f.kind == FindingKind::Coverage)
-                .collect();
-            match (was.first(), is.first()) {
-                (Some(f), None) => {
-                    out.resolved_findings.insert(f.uid());
-                    out.changes.push(finding_change(
-                        "resolved",
-                        f,
-                        format!("{} (now {})", f.title(), new.audit_status),
-                    ));
-                }
-                (None, Some(f)) => {
-                    out.new_findings.insert(f.uid());
-                    out.changes.push(finding_change("new", f, f.title()));
-                }
-                _ => {}
+                .find(|(_, f)| f.kind == FindingKind::Coverage)
+                .filter(|_| !covered_now)
+            {
+                out.resolved_findings.insert(uid.clone());
+                out.changes.push(finding_change(
+                    "resolved",
+                    f,
+                    format!("{} (now {})", f.title(), new.audit_status),
+                ));
             }
         } else {
             if status_changed {
@@ -365,6 +373,11 @@ impl Comparison {
             if in_org.is_some() {
                 for f in old.findings() {
                     changes.resolved_findings.insert(f.uid());
+                    changes.changes.push(finding_change(
+                        "resolved",
+                        &f,
+                        format!("{} (the account left the organization)", f.title()),
+                    ));
                 }
             }
             changes.old = Some(old);

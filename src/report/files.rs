@@ -221,7 +221,10 @@ fn runs(dir: &Path) -> std::io::Result<Vec<(String, Format, OutputPaths)>> {
 }
 
 /// The run a user names: a directory (its latest run), a report file of the run, or `DIR/STAMP`.
-pub fn find_run(arg: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+/// A run found on disk: its stamp, its format and its files.
+pub type Run = (String, Format, OutputPaths);
+
+pub fn find_run(arg: &Path) -> std::io::Result<Option<Run>> {
     if arg.is_dir() {
         return latest_run(arg);
     }
@@ -252,7 +255,7 @@ pub fn run_count(dir: &Path) -> usize {
 }
 
 /// The latest run in `dir`, or `None`.
-pub fn latest_run(dir: &Path) -> std::io::Result<Option<(String, Format, OutputPaths)>> {
+pub fn latest_run(dir: &Path) -> std::io::Result<Option<Run>> {
     Ok(runs(dir)?.into_iter().next())
 }
 

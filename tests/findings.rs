@@ -1,0 +1,461 @@
+//! Findings and what changed since the last run, as a user meets them: two runs into one directory of a
+//! simulated organization that lives a week between them, checked against what the simulator's two
+//! organizations say changed, with the OCSF files checked by outside validators.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use iam_audit::sim::{Faults, Scenario, Sim, SimOrg};
+
+use crate::support::*;
+
+/// Audit `sim` into `dir` (which may hold earlier runs).
+pub async fn audit_into(sim: &Sim, dir: &Path, extra: &[&str]) -> RunOutput {
+    let mut args = vec![
+        "--role",
+        "IAMAuditRole",
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--no-progress",
+        "--iam-rate",
+        "200",
+        "--iam-burst",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &args,
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        dir,
+    )
+    .await;
+    assert_read_only(&sim.calls());
+    out
+}
+
+fn scenario(accounts: usize, epoch: u32) -> SimOrg {
+    Scenario {
+        seed: 11,
+        accounts,
+        suspended_every: 12,
+        users_min: 2,
+        users_max: 7,
+        events_per_account: 3,
+        epoch,
+        ..Scenario::default()
+    }
+    .generate()
+}
+
+fn faults(deny_assume_role: &[&str], deny_lookup_events: &[&str]) -> Faults {
+    Faults {
+        deny_assume_role: deny_assume_role.iter().map(|s| s.to_string()).collect(),
+        deny_lookup_events: deny_lookup_events.iter().map(|s| s.to_string()).collect(),
+        report_delay_ms: 20,
+        ..Faults::default()
+    }
+}
+
+/// (change, kind, account, resource, before, after) of the user and key rows the two organizations give,
+/// for the accounts audited in both runs.
+fn expected_inventory_changes(
+    old: &SimOrg,
+    new: &SimOrg,
+    both_audited: &BTreeSet<String>,
+) -> BTreeSet<[String; 6]> {
+    let status = |active: bool| if active { "Active" } else { "Inactive" }.to_string();
+    let mut out = BTreeSet::new();
+    for a in new.accounts.iter().filter(|a| both_audited.contains(&a.id)) {
+        let b = old.accounts.iter().find(|b| b.id == a.id).unwrap();
+        let users = |acct: &iam_audit::sim::SimAccount| -> BTreeSet<String> {
+            acct.users.iter().map(|u| u.name.clone()).collect()
+        };
+        let keys = |acct: &iam_audit::sim::SimAccount| -> BTreeMap<String, bool> {
+            acct.users
+                .iter()
+                .flat_map(|u| u.keys.iter().map(|k| (k.id.clone(), k.active)))
+                .chain(acct.root.keys.iter().map(|k| (k.id.clone(), k.active)))
+                .collect()
+        };
+        let row = |c: &str, k: &str, r: &str, before: String, after: String| {
+            [c.into(), k.into(), a.id.clone(), r.into(), before, after]
+        };
+        let (was, is) = (users(b), users(a));
+        for u in is.difference(&was) {
+            out.insert(row("new", "user", u, String::new(), "arn".into()));
+        }
+        for u in was.difference(&is) {
+            out.insert(row("resolved", "user", u, "arn".into(), String::new()));
+        }
+        let (was, is) = (keys(b), keys(a));
+        for (id, active) in &is {
+            match was.get(id) {
+                None => out.insert(row("new", "access_key", id, String::new(), status(*active))),
+                Some(before) if before != active => out.insert(row(
+                    "changed",
+                    "access_key",
+                    id,
+                    status(*before),
+                    status(*active),
+                )),
+                Some(_) => false,
+            };
+        }
+        for (id, active) in &was {
+            if !is.contains_key(id) {
+                out.insert(row(
+                    "resolved",
+                    "access_key",
+                    id,
+                    status(*active),
+                    String::new(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn got_inventory_changes(rows: &[BTreeMap<String, String>]) -> BTreeSet<[String; 6]> {
+    rows.iter()
+        .filter(|r| r["kind"] == "user" || r["kind"] == "access_key")
+        .map(|r| {
+            // A user's ARN is checked for its shape, then stands as "arn".
+            let arn = |v: &String| {
+                if v.starts_with(&format!("arn:aws:iam::{}:user/", r["account_id"])) {
+                    "arn".to_string()
+                } else {
+                    v.clone()
+                }
+            };
+            [
+                r["change"].clone(),
+                r["kind"].clone(),
+                r["account_id"].clone(),
+                r["resource"].clone(),
+                arn(&r["before"]),
+                arn(&r["after"]),
+            ]
+        })
+        .collect()
+}
+
+/// The finding uids of a findings file by activity (`Create`, `Update`, `Close`).
+fn uids_by_activity(findings: &[serde_json::Value]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in findings {
+        out.entry(f["activity_name"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(f["finding_info"]["uid"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+fn account_of(uid: &str) -> &str {
+    uid.split('/').nth(1).unwrap()
+}
+
+fn finding_rows(rows: &[BTreeMap<String, String>], change: &str) -> BTreeSet<String> {
+    rows.iter()
+        .filter(|r| r["kind"] == "finding" && r["change"] == change)
+        .map(|r| r["finding_uid"].clone())
+        .collect()
+}
+
+/// Week 1, then week 2 of the same organization into the same directory: account 3 is audited, then its
+/// role is gone; account 0 is skipped and account 1 partial both times; the last account leaves the
+/// organization. The changes report lists exactly what the simulator changed in the accounts audited
+/// twice and nothing for the others; the findings file closes exactly the resolved findings with the uids
+/// of the first run; `iam-audit diff` of the two runs says the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_reports_what_changed_and_closes_what_was_fixed() {
+    let (week1, week2) = (scenario(14, 0), scenario(13, 1));
+    let id = |n: usize| week1.accounts[n].id.clone();
+    let (skipped, partial, lost_role, left) = (id(0), id(1), id(3), id(13));
+    let dir = tempfile::tempdir().unwrap();
+
+    let sim = Sim::start(week1.clone(), faults(&[&skipped], &[&partial]))
+        .await
+        .unwrap();
+    let first = audit_into(&sim, dir.path(), &[]).await;
+    drop(sim);
+    assert_eq!(first.code, 3, "{}", first.stderr); // two accounts not fully audited
+    assert_eq!(first.files.len(), 7, "{:?}", first.files);
+    assert!(first.changes.is_empty(), "nothing to compare with");
+    assert!(
+        first
+            .stderr
+            .contains("no earlier run compared: every finding is new\n"),
+        "{}",
+        first.stderr
+    );
+    assert!(assert_valid_ocsf(first.findings_path.as_deref().unwrap()).ends_with(" 0 invalid"));
+    let first_uids = uids_by_activity(&first.findings);
+    assert_eq!(first_uids.keys().collect::<Vec<_>>(), ["Create"]);
+    let first_open = &first_uids["Create"];
+
+    // The stamp is per second: the second run must not reuse the first one's.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let sim = Sim::start(week2.clone(), faults(&[&skipped, &lost_role], &[&partial]))
+        .await
+        .unwrap();
+    let second = audit_into(&sim, dir.path(), &[]).await;
+    drop(sim);
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    assert_eq!(second.files.len(), 14, "{:?}", second.files);
+    let verdict = assert_valid_ocsf(second.findings_path.as_deref().unwrap());
+    assert!(
+        verdict.ends_with(" 0 invalid") || verdict.contains(" 0 invalid ("),
+        "{verdict}"
+    );
+
+    // Users and keys: exactly the simulator's changes, in the accounts audited both times.
+    let both_audited: BTreeSet<String> = week2
+        .accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE" && ![&skipped, &partial, &lost_role].contains(&&a.id))
+        .map(|a| a.id.clone())
+        .collect();
+    let expected = expected_inventory_changes(&week1, &week2, &both_audited);
+    assert!(expected.len() > 10, "the week changes enough: {expected:?}");
+    assert_eq!(got_inventory_changes(&second.changes), expected);
+    // The account whose role is gone: its week (a user deleted, n % 3 == 0) is unknown, not reported.
+    let lost = |r: &&BTreeMap<String, String>| r["account_id"] == lost_role;
+    let lost_rows: Vec<_> = second.changes.iter().filter(lost).collect();
+    assert_eq!(lost_rows.len(), 2, "{lost_rows:?}");
+    assert_eq!(
+        (
+            lost_rows[0]["change"].as_str(),
+            lost_rows[0]["kind"].as_str(),
+            lost_rows[0]["before"].as_str(),
+            lost_rows[0]["after"].as_str(),
+            lost_rows[0]["detail"].as_str()
+        ),
+        (
+            "changed",
+            "account",
+            "audited",
+            "skipped",
+            "audit status; not fully audited in this run: its users, keys and findings are unknown \
+             there, not resolved"
+        )
+    );
+    assert_eq!(
+        (
+            lost_rows[1]["change"].as_str(),
+            lost_rows[1]["kind"].as_str(),
+            lost_rows[1]["finding_uid"].clone()
+        ),
+        (
+            "new",
+            "finding",
+            format!("iam-audit/{lost_role}/audit_incomplete/{lost_role}")
+        )
+    );
+    for (who, status) in [(&skipped, "skipped"), (&partial, "partial")] {
+        let row = second
+            .changes
+            .iter()
+            .find(|r| &r["account_id"] == who && r["kind"] == "account")
+            .unwrap();
+        assert_eq!(
+            (
+                row["change"].as_str(),
+                row["before"].as_str(),
+                row["after"].as_str()
+            ),
+            ("not_compared", status, status),
+            "{row:?}"
+        );
+    }
+    let left_row = second
+        .changes
+        .iter()
+        .find(|r| r["account_id"] == left && r["kind"] == "account")
+        .unwrap();
+    assert_eq!(
+        (left_row["change"].as_str(), left_row["detail"].as_str()),
+        (
+            "resolved",
+            "no longer in the organization; its findings are resolved with it"
+        )
+    );
+
+    // Findings: the same uids for the same findings; new ones created, fixed ones closed with the first
+    // run's uid; nothing of the account that lost its role is closed.
+    let second_uids = uids_by_activity(&second.findings);
+    let created = second_uids.get("Create").cloned().unwrap_or_default();
+    let updated = second_uids.get("Update").cloned().unwrap_or_default();
+    let closed = second_uids.get("Close").cloned().unwrap_or_default();
+    let second_open: BTreeSet<String> = created.union(&updated).cloned().collect();
+    assert_eq!(
+        created,
+        second_open.difference(first_open).cloned().collect()
+    );
+    assert_eq!(
+        updated,
+        second_open.intersection(first_open).cloned().collect()
+    );
+    let expected_closed: BTreeSet<String> = first_open
+        .difference(&second_open)
+        .filter(|u| both_audited.contains(account_of(u)) || account_of(u) == left)
+        .cloned()
+        .collect();
+    assert_eq!(closed, expected_closed);
+    assert!(closed.iter().any(|u| account_of(u) == left));
+    assert!(closed.iter().any(|u| account_of(u) != left), "{closed:?}");
+    assert!(!closed.iter().any(|u| account_of(u) == lost_role));
+    for f in second
+        .findings
+        .iter()
+        .filter(|f| f["activity_name"] == "Close")
+    {
+        assert_eq!(
+            (f["status_id"].as_i64(), f["status"].as_str()),
+            (Some(4), Some("Resolved"))
+        );
+    }
+    // The changes report says the same of findings, and the accounts report and the summary count them.
+    assert_eq!(finding_rows(&second.changes, "new"), created);
+    assert_eq!(finding_rows(&second.changes, "resolved"), closed);
+    let count = |col: &str| -> u64 {
+        second
+            .accounts
+            .iter()
+            .map(|a| a[col].parse::<u64>().unwrap_or(0))
+            .sum()
+    };
+    let stamp1 = first.files[0].file_name().unwrap().to_string_lossy()[9..24].to_string();
+    assert_eq!(
+        (count("new_findings"), count("resolved_findings")),
+        (
+            created.len() as u64,
+            (closed.len() - closed.iter().filter(|u| account_of(u) == left).count()) as u64
+        ),
+        "the accounts report counts each account's own (the account that left has no row)"
+    );
+    let line = format!(
+        "since {stamp1}: {} new findings, {} resolved (changes report)",
+        created.len(),
+        closed.len()
+    );
+    assert!(second.stderr.contains(&line), "{line}\n{}", second.stderr);
+
+    // `iam-audit diff` of the two runs on disk: the same rows, but an account missing from the newer run
+    // is only "not in the newer run" (diff cannot know it left the organization) and resolves nothing.
+    let home = tempfile::tempdir().unwrap();
+    let old = dir.path().join(&stamp1);
+    let out = bin_command(
+        &["diff", old.to_str().unwrap(), dir.path().to_str().unwrap()],
+        &[],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diffed = csv_rows(&out.stdout);
+    let not_left = |rows: &[BTreeMap<String, String>]| -> BTreeSet<BTreeMap<String, String>> {
+        rows.iter()
+            .filter(|r| r["account_id"] != left)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(not_left(&diffed), not_left(&second.changes));
+    let diffed_left: Vec<_> = diffed.iter().filter(|r| r["account_id"] == left).collect();
+    assert_eq!(diffed_left.len(), 1);
+    assert_eq!(diffed_left[0]["detail"], "not in the newer run");
+}
+
+fn csv_rows(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_reader(bytes);
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header, iam_audit::report::CHANGE_COLUMNS);
+    r.records()
+        .map(|rec| {
+            header
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+/// `--compare DIR` compares with a run elsewhere (the same organization: no change, every finding an
+/// Update with the same uid); `--no-compare` compares with nothing, though an earlier run is there;
+/// `--compare` naming a directory without a run is a usage error that writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_names_the_earlier_run_or_none() {
+    let org = scenario(4, 0);
+    let sim = Sim::start(org, faults(&[], &[])).await.unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = audit_into(&sim, a.path(), &[]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let stamp = first.files[0].file_name().unwrap().to_string_lossy()[9..24].to_string();
+
+    let second = audit_into(&sim, b.path(), &["--compare", a.path().to_str().unwrap()]).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.changes.is_empty(), "{:?}", second.changes);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("since {stamp}: 0 new findings, 0 resolved")),
+        "{}",
+        second.stderr
+    );
+    let uids = uids_by_activity(&second.findings);
+    assert_eq!(uids.keys().collect::<Vec<_>>(), ["Update"]);
+    assert_eq!(uids["Update"], uids_by_activity(&first.findings)["Create"]);
+    assert!(second
+        .accounts
+        .iter()
+        .all(|r| r["new_findings"] == "0" && r["resolved_findings"] == "0"));
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let third = audit_into(&sim, b.path(), &["--no-compare"]).await;
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(third
+        .stderr
+        .contains("not compared with an earlier run (--no-compare)\n"));
+    assert_eq!(
+        uids_by_activity(&third.findings).keys().collect::<Vec<_>>(),
+        ["Create"]
+    );
+    assert!(third.accounts.iter().all(|r| r["new_findings"].is_empty()));
+
+    let empty = tempfile::tempdir().unwrap();
+    let out_dir = empty.path().join("reports");
+    let home = tempfile::tempdir().unwrap();
+    let out = bin_command(
+        &[
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+            "--compare",
+            empty.path().to_str().unwrap(),
+        ],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &sim.endpoint())],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--compare {}: no run of iam-audit there. Name a directory that holds an earlier run's reports",
+            empty.path().display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "a usage error writes nothing");
+}
