@@ -459,3 +459,174 @@ async fn compare_names_the_earlier_run_or_none() {
     );
     assert!(!out_dir.exists(), "a usage error writes nothing");
 }
+
+/// The summary page as a browser would load it: one file with a strict Content-Security-Policy, nothing
+/// fetched, and every name from AWS escaped, here an account name and an OU name that are markup.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summary_page_is_self_contained_and_escapes_hostile_names() {
+    let hostile_account = "<script>alert(1)</script>";
+    let hostile_ou = "\"><img src=x onerror=alert(2)>";
+    let plant = |mut org: SimOrg| {
+        org.accounts[0].name = hostile_account.into();
+        let parent = org
+            .accounts
+            .iter()
+            .find(|a| !a.parent.is_empty())
+            .unwrap()
+            .parent
+            .clone();
+        org.ous.iter_mut().find(|o| o.id == parent).unwrap().name = hostile_ou.into();
+        org
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(plant(scenario(6, 0)), faults(&[], &[]))
+        .await
+        .unwrap();
+    let first = audit_into(&sim, dir.path(), &[]).await;
+    drop(sim);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // A week later the hostile account has changes too, so its name is in every section.
+    let sim = Sim::start(plant(scenario(6, 1)), faults(&[], &[]))
+        .await
+        .unwrap();
+    let out = audit_into(&sim, dir.path(), &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let page = &out.summary_html;
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; script-src 'none'; base-uri 'none'; form-action 'none'\">"
+    ));
+    // Every tag and attribute of the page (escaped text holds no '<'): none that fetches or runs.
+    let lower = page.to_lowercase();
+    let mut tags = BTreeSet::new();
+    let mut attributes = BTreeSet::new();
+    for tag in lower.split('<').skip(1) {
+        let inside = &tag[..tag.find('>').expect("every tag closes")];
+        let mut words = inside.trim_start_matches('/').split_whitespace();
+        tags.insert(words.next().unwrap_or_default().to_string());
+        for w in words {
+            if let Some((name, _)) = w.split_once('=') {
+                attributes.insert(name.to_string());
+            }
+        }
+    }
+    let fetching_tags = [
+        "script", "img", "link", "iframe", "object", "embed", "image", "use", "audio", "video",
+        "source", "form", "base",
+    ];
+    assert!(
+        tags.iter().all(|t| !fetching_tags.contains(&t.as_str())),
+        "{tags:?}"
+    );
+    let fetching_attributes = [
+        "src",
+        "href",
+        "xlink:href",
+        "srcset",
+        "action",
+        "background",
+        "poster",
+        "data",
+    ];
+    assert!(
+        attributes
+            .iter()
+            .all(|a| !fetching_attributes.contains(&a.as_str()) && !a.starts_with("on")),
+        "{attributes:?}"
+    );
+    assert!(!lower.contains("url(") && !lower.contains("@import"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"));
+    // The account's name shows in the per-OU table and in what changed.
+    assert!(
+        page.matches("&lt;script&gt;alert(1)&lt;/script&gt;")
+            .count()
+            >= 2,
+        "{page}"
+    );
+    assert!(page.contains("Since the last run"));
+    assert!(page.len() < 200_000, "{}", page.len());
+}
+
+/// `iam-audit demo`, the README's first command: every file of a run, and a second demo into the same
+/// directory (a week later, by default) has changes to report.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_writes_every_file_and_a_second_demo_reports_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "--accounts",
+        "12",
+        "--users",
+        "6",
+        "--events",
+        "4",
+        "--latency-ms",
+        "0",
+        "--no-progress",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let first = run_bin(&args, &[], dir.path()).await;
+    // The demo's organization denies the audit role in two accounts and LookupEvents in two more.
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    let names = |out: &RunOutput| -> Vec<String> {
+        out.files
+            .iter()
+            .map(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().to_string();
+                n.split('_').next().unwrap().to_string() + &n[n.find('.').unwrap()..]
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(&first),
+        [
+            "accounts.csv",
+            "changes.csv",
+            "cloudtrail.csv",
+            "findings.ocsf.jsonl",
+            "iam.csv",
+            "summary.html",
+            "users.csv"
+        ]
+    );
+    for label in [
+        "findings (OCSF): ",
+        "changes report:  ",
+        "summary page:    ",
+    ] {
+        assert!(first.stderr.contains(label), "{}", first.stderr);
+    }
+    assert!(first.changes.is_empty());
+    assert!(assert_valid_ocsf(first.findings_path.as_deref().unwrap()).ends_with(" 0 invalid"));
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = run_bin(&args, &[], dir.path()).await;
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    assert_eq!(second.files.len(), 14);
+    let kinds: BTreeSet<(&str, &str)> = second
+        .changes
+        .iter()
+        .map(|r| (r["change"].as_str(), r["kind"].as_str()))
+        .collect();
+    for expected in [
+        ("new", "user"),
+        ("resolved", "user"),
+        ("new", "access_key"),
+        ("changed", "access_key"),
+        ("new", "finding"),
+        ("resolved", "finding"),
+        ("not_compared", "account"),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
+    }
+    assert!(
+        second.stderr.contains(" new findings, "),
+        "{}",
+        second.stderr
+    );
+    let verdict = assert_valid_ocsf(second.findings_path.as_deref().unwrap());
+    assert!(verdict.contains(" 0 invalid"), "{verdict}");
+}

@@ -25,6 +25,14 @@ const ACCOUNTS_PER_OU: usize = 25;
 /// The oldest active keys shown.
 const OLDEST_KEYS: usize = 20;
 
+/// At most `n` characters of `s`, with an ellipsis when cut.
+fn clip(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 /// Escape text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -217,7 +225,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 th{background:#f4f6f9;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .tiles{display:flex;gap:12px;flex-wrap:wrap}.tile{border:1px solid #d8dee6;border-radius:6px;padding:10px 14px;min-width:120px}\
 .tile b{display:block;font-size:22px}.bad{color:#b42318}.warn{color:#b54708}.ok{color:#067647}.more{color:#5b6675;font-style:italic}\
-details{margin:4px 0}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif;fill:#1d2430}";
+details{margin:4px 0}.wide{overflow-x:auto}table.small{font-size:12px}table.small th{vertical-align:bottom}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif;fill:#1d2430}";
 
 impl PageOutput {
     fn render(&self, digest: &Digest, facts: &RunFacts) -> String {
@@ -251,8 +259,42 @@ impl PageOutput {
             );
         }
         h.push_str("</div>");
-        if count("partial") + count("skipped") > 0 {
-            h.push_str("<p class=\"bad\">Accounts not fully audited are blind spots: their rows are below with the AWS error.</p>");
+        let blind = count("partial") + count("skipped");
+        if blind > 0 {
+            h.push_str("<p class=\"bad\">Accounts not fully audited are blind spots: what the audit could not read there is unknown.</p>\
+                <div class=\"wide\"><table><tr><th>account</th><th>OU</th><th>status</th><th>error</th></tr>");
+            let mut lines: Vec<(&String, &AccountLine)> = self
+                .accounts
+                .iter()
+                .flat_map(|(ou, v)| v.iter().map(move |a| (ou, a)))
+                .filter(|(_, a)| a.status == "partial" || a.status == "skipped")
+                .collect();
+            lines.sort_by(|x, y| {
+                (&x.1.status, &x.1.id)
+                    .cmp(&(&y.1.status, &y.1.id))
+                    .reverse()
+            });
+            for (ou, a) in lines.iter().take(ROWS) {
+                let class = if a.status == "skipped" { "bad" } else { "warn" };
+                let error = clip(&a.error, 300);
+                let _ = write!(
+                    h,
+                    "<tr><td>{} ({})</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+                    esc(&a.id),
+                    esc(&a.name),
+                    esc(ou),
+                    esc(&a.status),
+                    esc(&error)
+                );
+            }
+            h.push_str("</table></div>");
+            if lines.len() > ROWS {
+                let _ = write!(
+                    h,
+                    "<p class=\"more\">and {} more in the accounts report</p>",
+                    lines.len() - ROWS
+                );
+            }
         }
         // Findings by severity and by CIS control.
         h.push_str("<h2>Findings</h2><div class=\"tiles\">");
@@ -396,17 +438,64 @@ impl PageOutput {
             }
         }
         // Per OU, then per account.
-        h.push_str("<h2>Flags per OU and account</h2><p class=\"meta\">Users carrying each flag, root included; the accounts with the most flags first.</p>");
-        for (ou, accounts) in &self.accounts {
-            let mut totals = [0u64; Flag::COUNT];
-            for a in accounts {
-                for (t, n) in totals.iter_mut().zip(a.flags) {
-                    *t += n;
-                }
-            }
+        h.push_str("<h2>Flags per OU and account</h2><p class=\"meta\">Users carrying each flag, root included. One row per OU, the OUs with the most flags first; open an OU below for its accounts.</p>");
+        let ous: Vec<(&String, &Vec<AccountLine>, [u64; Flag::COUNT])> = {
+            let mut v: Vec<_> = self
+                .accounts
+                .iter()
+                .map(|(ou, accounts)| {
+                    let mut totals = [0u64; Flag::COUNT];
+                    for a in accounts {
+                        for (t, n) in totals.iter_mut().zip(a.flags) {
+                            *t += n;
+                        }
+                    }
+                    (ou, accounts, totals)
+                })
+                .collect();
+            v.sort_by_key(|(ou, _, t)| (std::cmp::Reverse(t.iter().sum::<u64>()), *ou));
+            v
+        };
+        h.push_str("<div class=\"wide\"><table class=\"small\"><tr><th>OU</th><th class=\"n\">accounts</th><th class=\"n\">not fully audited</th><th class=\"n\">users</th>");
+        for f in Flag::ALL {
             let _ = write!(
                 h,
-                "<details><summary>{} — {} accounts, {} flags</summary><table><tr><th>account</th><th>status</th><th class=\"n\">users</th><th class=\"n\">keys</th>",
+                "<th class=\"n\" title=\"{}\">{}</th>",
+                esc(f.title()),
+                esc(&f.code().replace('_', " "))
+            );
+        }
+        h.push_str("</tr>");
+        for (ou, accounts, totals) in ous.iter().take(ROWS * 2) {
+            let blind = accounts
+                .iter()
+                .filter(|a| a.status == "partial" || a.status == "skipped")
+                .count();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n{}\">{blind}</td><td class=\"n\">{}</td>",
+                esc(ou),
+                accounts.len(),
+                if blind > 0 { " bad" } else { "" },
+                accounts.iter().map(|a| a.users).sum::<u64>()
+            );
+            for n in totals {
+                let _ = write!(h, "<td class=\"n\">{n}</td>");
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table></div>");
+        if ous.len() > ROWS * 2 {
+            let _ = write!(
+                h,
+                "<p class=\"more\">and {} more OUs (the accounts report's ou_path has them all)</p>",
+                ous.len() - ROWS * 2
+            );
+        }
+        for (ou, accounts, totals) in ous.iter().take(ROWS * 2) {
+            let _ = write!(
+                h,
+                "<details><summary>{} — {} accounts, {} flags</summary><div class=\"wide\"><table class=\"small\"><tr><th>account</th><th>status</th><th class=\"n\">users</th><th class=\"n\">keys</th>",
                 esc(ou),
                 accounts.len(),
                 totals.iter().sum::<u64>()
@@ -416,7 +505,7 @@ impl PageOutput {
                     h,
                     "<th class=\"n\" title=\"{}\">{}</th>",
                     esc(f.title()),
-                    esc(f.code())
+                    esc(&f.code().replace('_', " "))
                 );
             }
             h.push_str("<th>error</th></tr>");
@@ -440,10 +529,10 @@ impl PageOutput {
                 for n in a.flags {
                     let _ = write!(h, "<td class=\"n\">{n}</td>");
                 }
-                let error: String = a.error.chars().take(300).collect();
+                let error = clip(&a.error, 300);
                 let _ = write!(h, "<td>{}</td></tr>", esc(&error));
             }
-            h.push_str("</table>");
+            h.push_str("</table></div>");
             if accounts.len() > ACCOUNTS_PER_OU {
                 let _ = write!(
                     h,
