@@ -413,7 +413,7 @@ async fn audit_subcommand_prints_a_line_per_account() {
     assert!(out
         .stderr
         .contains("accounts: 3 (2 audited, 0 partial, 0 skipped, 1 not active)"));
-    assert_eq!(out.files.len(), 4);
+    assert_eq!(out.files.len(), 7);
     // No secret reaches the output: not the management secret, not the simulator's session secrets.
     assert!(
         !out.stderr.contains(FAKE_SECRET.1)
@@ -768,7 +768,7 @@ async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
         let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", d.display());
     }
-    assert_eq!(out.files.len(), 4);
+    assert_eq!(out.files.len(), 7);
     for f in &out.files {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
@@ -788,8 +788,13 @@ async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
                 .then(|| e.file_name().to_string_lossy().to_string())
         })
         .collect();
-    assert_eq!(reports.len(), 4, "{reports:?}");
-    assert!(reports.iter().all(|n| n.ends_with("_2.csv")), "{reports:?}");
+    assert_eq!(reports.len(), 7, "{reports:?}");
+    assert!(
+        reports.iter().all(|n| n.ends_with("_2.csv")
+            || n.ends_with("_2.ocsf.jsonl")
+            || n.ends_with("_2.html")),
+        "{reports:?}"
+    );
     assert!(
         out.stderr.contains("_2.csv"),
         "the summary names the suffixed files: {}",
@@ -835,7 +840,22 @@ fn report_rows(dir: &Path) -> Vec<Vec<BTreeMap<String, String>>> {
         .map(|e| e.unwrap().path())
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
+    // No finding twice: the resume rewrote the findings file with the done accounts' findings only.
+    let findings = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".ocsf.jsonl"))
+        .unwrap();
+    let uids: Vec<String> = std::fs::read_to_string(findings)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["finding_info"]["uid"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = uids.iter().collect();
+    assert_eq!(unique.len(), uids.len(), "a finding written twice");
     let find = |prefix: &str| {
         files
             .iter()
@@ -1083,7 +1103,7 @@ async fn jsonl_has_the_rows_of_the_csv() {
         v.sort();
         v
     };
-    assert_eq!(json.files.len(), 4);
+    assert_eq!(json.files.len(), 7);
     assert_eq!(strip(&read("iam_audit_report_")), strip(&csv.keys));
     assert_eq!(strip(&read("users_")), strip(&csv.users));
     assert_eq!(strip(&read("cloudtrail_events_")), strip(&csv.events));
@@ -1183,9 +1203,21 @@ async fn a_full_disk_mid_run_exits_1_naming_every_account_not_written() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
+        let name = f.to_string_lossy();
+        if name.ends_with(".ocsf.jsonl") {
+            // Whole findings only: every line parses.
+            assert!(bytes.is_empty() || bytes.ends_with(b"\n"), "{name}");
+            for line in String::from_utf8(bytes).unwrap().lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("a whole finding");
+            }
+            continue;
+        }
+        if name.ends_with(".html") {
+            continue; // the page is written whole at the end, or not at all
+        }
         assert!(
             bytes.ends_with(b"\r\n"),
             "{} ends on a whole row",

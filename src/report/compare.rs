@@ -13,20 +13,7 @@ use crate::record::snapshot::{AccountSnapshot, Finding, FindingKind};
 use crate::record::{Severity, ROOT_USER};
 
 use super::snapshot::GroupedRun;
-
-/// Columns of `changes_<stamp>.csv`.
-pub const CHANGE_COLUMNS: [&str; 10] = [
-    "change",
-    "kind",
-    "account_id",
-    "account_name",
-    "resource",
-    "detail",
-    "before",
-    "after",
-    "severity",
-    "finding_uid",
-];
+pub use super::tables::CHANGE_COLUMNS;
 
 /// One change between two runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod compare;
 pub mod files;
 pub mod findings;
+pub mod html;
 pub mod page;
 pub mod resume;
 pub mod snapshot;

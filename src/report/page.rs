@@ -16,6 +16,7 @@ use crate::record::{Flag, Record, RunFacts, Severity, ROOT_USER};
 
 use super::compare::{AccountChanges, Digest};
 use super::files::create_private;
+use super::html::{clip, esc, STYLE};
 use super::{Output, RunEnd};
 
 /// Rows of a long table shown at most.
@@ -24,30 +25,6 @@ const ROWS: usize = 50;
 const ACCOUNTS_PER_OU: usize = 25;
 /// The oldest active keys shown.
 const OLDEST_KEYS: usize = 20;
-
-/// At most `n` characters of `s`, with an ellipsis when cut.
-fn clip(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
-/// Escape text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 #[derive(Debug, Clone)]
 struct AccountLine {
@@ -218,14 +195,6 @@ impl Output for PageOutput {
         std::fs::rename(&tmp, &self.path)
     }
 }
-
-const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#1d2430;padding:0 16px}\
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dee6;padding-bottom:4px}\
-.meta{color:#5b6675}table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eef1f5;vertical-align:top}\
-th{background:#f4f6f9;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
-.tiles{display:flex;gap:12px;flex-wrap:wrap}.tile{border:1px solid #d8dee6;border-radius:6px;padding:10px 14px;min-width:120px}\
-.tile b{display:block;font-size:22px}.bad{color:#b42318}.warn{color:#b54708}.ok{color:#067647}.more{color:#5b6675;font-style:italic}\
-details{margin:4px 0}.wide{overflow-x:auto}table.small{font-size:12px}table.small th{vertical-align:bottom}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif;fill:#1d2430}";
 
 impl PageOutput {
     fn render(&self, digest: &Digest, facts: &RunFacts) -> String {
@@ -609,18 +578,5 @@ impl PageOutput {
         }
         s.push_str("</svg>");
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            esc("<script>alert('x')</script> & \"y\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
-        );
     }
 }

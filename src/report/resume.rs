@@ -38,9 +38,17 @@ pub fn prepare_resume(paths: &OutputPaths, format: Format) -> std::io::Result<Re
             resumed.done.insert(row[0].clone());
         },
     )?;
-    for path in paths.all() {
-        keep_rows(path, format, &resumed.done)?;
+    for path in paths.all().into_iter().chain([paths.changes.as_path()]) {
+        keep_rows(path, format, &resumed.done, "/account_id")?;
     }
+    // The findings are JSON lines whatever the format; a finding names its account in `cloud.account`.
+    // Those of accounts that left the organization go too: the resumed run closes them again.
+    keep_rows(
+        &paths.findings,
+        Format::Jsonl,
+        &resumed.done,
+        "/cloud/account/uid",
+    )?;
     Ok(resumed)
 }
 
@@ -134,7 +142,17 @@ pub(super) fn for_each_row(
 }
 
 /// Rewrite one report keeping its header and the complete rows of the `done` accounts.
-fn keep_rows(path: &Path, format: Format, done: &HashSet<String>) -> std::io::Result<()> {
+/// Keep the complete rows of `path` whose account (the `account_id` column, or in JSON lines the value at
+/// `pointer`) is done; a file that does not exist is left alone.
+fn keep_rows(
+    path: &Path,
+    format: Format,
+    done: &HashSet<String>,
+    pointer: &str,
+) -> std::io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
     let tmp = path.with_file_name(format!(
         ".{}.resume",
         path.file_name().unwrap_or_default().to_string_lossy()
@@ -165,13 +183,14 @@ fn keep_rows(path: &Path, format: Format, done: &HashSet<String>) -> std::io::Re
             let mut w = BufWriter::new(create_private(&tmp)?);
             for line in BufReader::new(complete_rows(path)?).lines() {
                 let line = line?;
-                let keep = match serde_json::from_str(&line) {
-                    Ok(serde_json::Value::Object(row)) => row
-                        .get("account_id")
-                        .and_then(|v| v.as_str())
-                        .is_some_and(|a| done.contains(a)),
-                    _ => false,
-                };
+                let keep = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|row| {
+                        row.pointer(pointer)
+                            .and_then(|v| v.as_str())
+                            .map(|a| done.contains(a))
+                    })
+                    .unwrap_or(false);
                 if keep {
                     w.write_all(line.as_bytes())?;
                     w.write_all(b"\n")?;

@@ -83,6 +83,20 @@ pub const ACCOUNT_COLUMNS: [&str; 29] = [
     "resolved_findings",
 ];
 
+/// Columns of `changes_<stamp>.csv`.
+pub const CHANGE_COLUMNS: [&str; 10] = [
+    "change",
+    "kind",
+    "account_id",
+    "account_name",
+    "resource",
+    "detail",
+    "before",
+    "after",
+    "severity",
+    "finding_uid",
+];
+
 /// Where the flag counts start among the accounts report's columns.
 const FLAG_COLUMNS_AT: usize = 17;
 
@@ -175,7 +189,7 @@ impl Report {
             Report::Users => &USER_COLUMNS,
             Report::Events => &EVENT_COLUMNS,
             Report::Accounts => &ACCOUNT_COLUMNS,
-            Report::Changes => &super::compare::CHANGE_COLUMNS,
+            Report::Changes => &CHANGE_COLUMNS,
             Report::Findings | Report::Summary => &[],
         }
     }
