@@ -3,36 +3,10 @@
 //! organizations say changed, with the OCSF files checked by outside validators.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use iam_audit::sim::{Faults, Scenario, Sim, SimOrg};
 
 use crate::support::*;
-
-/// Audit `sim` into `dir` (which may hold earlier runs).
-pub async fn audit_into(sim: &Sim, dir: &Path, extra: &[&str]) -> RunOutput {
-    let mut args = vec![
-        "--role",
-        "IAMAuditRole",
-        "--output-dir",
-        dir.to_str().unwrap(),
-        "--no-progress",
-        "--iam-rate",
-        "200",
-        "--iam-burst",
-        "50",
-    ];
-    args.extend_from_slice(extra);
-    let endpoint = sim.endpoint();
-    let out = run_bin(
-        &args,
-        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
-        dir,
-    )
-    .await;
-    assert_read_only(&sim.calls());
-    out
-}
 
 fn scenario(accounts: usize, epoch: u32) -> SimOrg {
     Scenario {
@@ -178,7 +152,7 @@ async fn a_second_run_reports_what_changed_and_closes_what_was_fixed() {
     let sim = Sim::start(week1.clone(), faults(&[&skipped], &[&partial]))
         .await
         .unwrap();
-    let first = audit_into(&sim, dir.path(), &[]).await;
+    let first = fast_audit_in(&sim, dir.path(), &[]).await;
     drop(sim);
     assert_eq!(first.code, 3, "{}", first.stderr); // two accounts not fully audited
     assert_eq!(first.files.len(), 7, "{:?}", first.files);
@@ -200,7 +174,7 @@ async fn a_second_run_reports_what_changed_and_closes_what_was_fixed() {
     let sim = Sim::start(week2.clone(), faults(&[&skipped, &lost_role], &[&partial]))
         .await
         .unwrap();
-    let second = audit_into(&sim, dir.path(), &[]).await;
+    let second = fast_audit_in(&sim, dir.path(), &[]).await;
     drop(sim);
     assert_eq!(second.code, 3, "{}", second.stderr);
     assert_eq!(second.files.len(), 14, "{:?}", second.files);
@@ -396,11 +370,11 @@ async fn compare_names_the_earlier_run_or_none() {
     let org = scenario(4, 0);
     let sim = Sim::start(org, faults(&[], &[])).await.unwrap();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let first = audit_into(&sim, a.path(), &[]).await;
+    let first = fast_audit_in(&sim, a.path(), &[]).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     let stamp = first.files[0].file_name().unwrap().to_string_lossy()[9..24].to_string();
 
-    let second = audit_into(&sim, b.path(), &["--compare", a.path().to_str().unwrap()]).await;
+    let second = fast_audit_in(&sim, b.path(), &["--compare", a.path().to_str().unwrap()]).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(second.changes.is_empty(), "{:?}", second.changes);
     assert!(
@@ -419,7 +393,7 @@ async fn compare_names_the_earlier_run_or_none() {
         .all(|r| r["new_findings"] == "0" && r["resolved_findings"] == "0"));
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let third = audit_into(&sim, b.path(), &["--no-compare"]).await;
+    let third = fast_audit_in(&sim, b.path(), &["--no-compare"]).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert!(third
         .stderr
@@ -482,7 +456,7 @@ async fn the_summary_page_is_self_contained_and_escapes_hostile_names() {
     let sim = Sim::start(plant(scenario(6, 0)), faults(&[], &[]))
         .await
         .unwrap();
-    let first = audit_into(&sim, dir.path(), &[]).await;
+    let first = fast_audit_in(&sim, dir.path(), &[]).await;
     drop(sim);
     assert_eq!(first.code, 0, "{}", first.stderr);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -490,7 +464,7 @@ async fn the_summary_page_is_self_contained_and_escapes_hostile_names() {
     let sim = Sim::start(plant(scenario(6, 1)), faults(&[], &[]))
         .await
         .unwrap();
-    let out = audit_into(&sim, dir.path(), &[]).await;
+    let out = fast_audit_in(&sim, dir.path(), &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let page = &out.summary_html;
     assert!(page.starts_with("<!DOCTYPE html>"));

@@ -342,22 +342,27 @@ pub const ALLOWED: [&str; 16] = [
 
 pub async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
     let out_dir = tempfile::tempdir().unwrap();
+    let out = audit_in(sim, out_dir.path(), extra).await;
+    (out, out_dir)
+}
+
+/// Audit `sim` into `dir`, which may hold earlier runs (the latest run's files are read back).
+pub async fn audit_in(sim: &Sim, dir: &Path, extra: &[&str]) -> RunOutput {
     let mut args = vec![
         "--role",
         "IAMAuditRole",
         "--output-dir",
-        out_dir.path().to_str().unwrap(),
+        dir.to_str().unwrap(),
         "--no-progress",
     ];
     args.extend_from_slice(extra);
     let endpoint = sim.endpoint();
-    let out = run_bin(
+    run_bin(
         &args,
         &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
-        out_dir.path(),
+        dir,
     )
-    .await;
-    (out, out_dir)
+    .await
 }
 
 /// The key rows the simulated org should give, as (account, key id, status, password, mfa, last used).
@@ -462,9 +467,16 @@ pub async fn fast_audit(
     extra: &[&str],
 ) -> (Sim, RunOutput, tempfile::TempDir) {
     let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = fast_audit_in(&sim, dir.path(), extra).await;
+    (sim, out, dir)
+}
+
+/// `fast_audit` of a running simulator into `dir`, which may hold earlier runs.
+pub async fn fast_audit_in(sim: &Sim, dir: &Path, extra: &[&str]) -> RunOutput {
     let mut args = vec!["--iam-rate", "200", "--iam-burst", "50"];
     args.extend_from_slice(extra);
-    let (out, dir) = audit(&sim, &args).await;
+    let out = audit_in(sim, dir, &args).await;
     assert_read_only(&sim.calls());
-    (sim, out, dir)
+    out
 }

@@ -332,12 +332,4 @@ impl GroupedRun {
     pub fn ids(&self) -> impl Iterator<Item = &String> {
         self.index.keys()
     }
-
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
 }
