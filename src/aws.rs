@@ -247,6 +247,12 @@ impl Aws {
         self.base.credentials_provider()
     }
 
+    /// The endpoint every service is sent to (`AWS_ENDPOINT_URL`, the profile's `endpoint_url`, or the
+    /// run's endpoint override), if one is set.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.base.endpoint_url()
+    }
+
     pub fn root_credentials_managed(&self) -> bool {
         self.root_credentials_managed
     }

@@ -12,6 +12,7 @@
 //!   `stats`;
 //! - `org` (the accounts and the OU tree), `sink` (where an account's rows go), `observe` (how the engine
 //!   tells a watcher), `report` (the one writer and its outputs);
+//! - `send` (what leaves the machine once the files are safe: the Security Hub import and the alert);
 //! - at the bottom, `record` (what auditors produce and outputs read) and `config`.
 
 pub mod account;
@@ -31,6 +32,7 @@ pub mod report;
 pub mod retry;
 pub mod risk;
 pub mod run;
+pub mod send;
 pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -246,7 +246,7 @@ pub async fn run(
         }
     })?;
     let counted = counter.summary.lock().expect("summary").clone();
-    Ok(Summary {
+    let mut summary = Summary {
         accounts: counted.accounts + resumed.audited + resumed.not_active,
         audited: counted.audited + resumed.audited,
         not_active: counted.not_active + resumed.not_active,
@@ -267,7 +267,15 @@ pub async fn run(
         changes_file: paths.changes,
         summary_file: paths.summary,
         ..counted
-    })
+    };
+    // The files are final: now what leaves the machine.
+    let target = crate::send::AwsTarget::new(&aws);
+    summary.alerts = crate::send::notify::send(&settings, &summary, &stamp, Some(&target))
+        .await
+        .into_iter()
+        .map(|d| (d.label, d.failure))
+        .collect();
+    Ok(summary)
 }
 
 /// Counts each account's closing row for the summary, and passes every notification on.

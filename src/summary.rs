@@ -41,6 +41,8 @@ pub struct Summary {
     pub changes: Digest,
     /// `--no-compare`: the run was not compared with an earlier one on purpose.
     pub compare_disabled: bool,
+    /// Each alert destination (as messages name it) and, when the alert did not reach it, why.
+    pub alerts: Vec<(String, Option<String>)>,
 }
 
 impl Summary {
@@ -132,6 +134,15 @@ impl std::fmt::Display for Summary {
                 writeln!(f, "not compared with an earlier run (--no-compare)")?
             }
             None => writeln!(f, "no earlier run compared: every finding is new")?,
+        }
+        for (to, failure) in &self.alerts {
+            match failure {
+                None => writeln!(f, "alert: sent to {to}")?,
+                Some(why) => writeln!(
+                    f,
+                    "warning: the alert to {to} failed ({why}); the reports are written"
+                )?,
+            }
         }
         writeln!(f, "key report:      {}", self.keys_file.display())?;
         writeln!(f, "users report:    {}", self.users_file.display())?;

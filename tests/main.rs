@@ -1,5 +1,6 @@
 //! The one integration test binary (one link, as ripgrep does). Each module is a story a user would notice.
 
+mod alerts;
 mod architecture;
 mod cli;
 mod credentials;

@@ -480,3 +480,109 @@ pub async fn fast_audit_in(sim: &Sim, dir: &Path, extra: &[&str]) -> RunOutput {
     assert_read_only(&sim.calls());
     out
 }
+
+/// One request a `Receiver` got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// A webhook receiver of our own on 127.0.0.1: it answers each request with the next `(status,
+/// Retry-After)` of its script (the last one repeats) and keeps what it got. Stops when dropped.
+pub struct Receiver {
+    pub url_base: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(script: &[(u16, Option<&str>)]) -> Receiver {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url_base = format!("http://{}", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let script: Vec<(u16, Option<String>)> = script
+            .iter()
+            .map(|(s, r)| (*s, r.map(str::to_string)))
+            .collect();
+        let (got2, script) = (got.clone(), std::sync::Arc::new(script));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (got, script) = (got2.clone(), script.clone());
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    // Requests on one connection, one after the other (keep-alive), at most 100.
+                    for _ in 0..100 {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let mut headers = BTreeMap::new();
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':') {
+                                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                            }
+                        }
+                        let len: usize = headers
+                            .get("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; len];
+                        if reader.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let n = {
+                            let mut g = got.lock().unwrap();
+                            g.push(Received {
+                                path,
+                                headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            });
+                            g.len()
+                        };
+                        let (status, retry_after) = &script[(n - 1).min(script.len() - 1)];
+                        let extra = retry_after
+                            .as_ref()
+                            .map(|r| format!("retry-after: {r}\r\n"))
+                            .unwrap_or_default();
+                        let answer = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}content-type: text/plain\r\n\r\nok"
+                        );
+                        if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver {
+            url_base,
+            got,
+            task,
+        }
+    }
+
+    pub fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

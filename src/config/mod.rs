@@ -9,6 +9,7 @@
 
 pub(crate) mod key;
 mod names;
+mod secret;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use key::{file_only, flag, keys, negated, switch};
 pub use key::{Exposure, Key, Kind};
 pub use names::{glob, iam_home_region, partition_of};
+pub use secret::{Destination, Secret};
 pub use window::{parse_date, resolve_window, LOOKUP_HISTORY_DAYS};
 
 /// The IAM lifecycle events the seed script tracked, in its order.
@@ -70,6 +72,26 @@ keys! {
     /// Prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files (OWASP CSV injection)
     escape_formulas: bool = true, negated("no-escape-formulas",
         "Do not prefix formula-like cells (=, +, -, @, TAB, CR) with ' in the CSV files");
+
+    // --- who hears of it: Security Hub and alerts (both off unless asked for) ---
+    /// Import the findings into each audited account's own Security Hub (securityhub:BatchImportFindings
+    /// through the audit role: the only write iam-audit makes to an audited account)
+    security_hub: bool = false, switch();
+    /// The Security Hub region the findings are imported into
+    security_hub_region: String, flag("REGION").default_text("--region");
+    /// Send an alert when the run ends to this webhook URL (Slack, Teams, any JSON webhook) or SNS topic
+    /// (sns:arn:aws:sns:REGION:ACCOUNT:TOPIC); repeatable. A secret: also read from IAM_AUDIT_NOTIFY and
+    /// notify_file, never printed
+    notify: Vec<Secret>, flag("URL").default_text("no alerts");
+    /// A file holding alert destinations, one per line (a mounted secret), added to notify
+    notify_file: PathBuf, flag("FILE");
+    /// The alert's body: slack, teams (Adaptive Card), json, or auto (from the webhook's host)
+    notify_format: String = "auto", flag("FORMAT").choices(&["auto", "slack", "teams", "json"]);
+    /// The lowest severity of the new findings an alert lists
+    notify_min_severity: String = "high", flag("SEVERITY")
+        .choices(&["critical", "high", "medium", "low"]);
+    /// Send no alert when there is no new finding at or above notify_min_severity
+    notify_only_new: bool = false, switch();
 
     // --- the CloudTrail window and scope ---
     /// First day of the CloudTrail window, YYYY-MM-DD UTC
@@ -263,6 +285,8 @@ pub struct Settings {
     pub endpoint_override: Option<EndpointOverride>,
     /// Continue the interrupted run of this stamp in `output_dir` (`--resume`). Not a config key.
     pub resume_stamp: Option<String>,
+    /// Where the alert goes: `notify`, `IAM_AUDIT_NOTIFY` and the lines of `notify_file`, checked.
+    pub notify: Vec<Destination>,
 }
 
 /// A fake-AWS endpoint and the (fake) management credentials to use with it.
@@ -420,6 +444,7 @@ impl Settings {
                 "the OU filters (include_ous, exclude_ous) need the OU tree: drop --no-ou-paths (ou_paths = false) or filter by account",
             ));
         }
+        let notify = secret::destinations(&k.notify, k.notify_file.as_deref())?;
         let mut keys = k;
         keys.profile = keys.profile.filter(|p| !p.is_empty());
         keys.external_id = keys.external_id.filter(|e| !e.is_empty());
@@ -439,6 +464,7 @@ impl Settings {
             started_at: now,
             endpoint_override: None,
             resume_stamp: None,
+            notify,
         })
     }
 

@@ -62,6 +62,19 @@ pub struct AccountChanges {
     pub resolved_findings: HashSet<String>,
 }
 
+impl AccountChanges {
+    /// Every finding of an account counted as new, for a run compared with nothing (the first run, or
+    /// `--no-compare`): what the alert and the summary count. No change rows: there is no earlier run.
+    pub fn all_new(account: &AccountSnapshot) -> AccountChanges {
+        let mut out = AccountChanges::default();
+        for f in &account.findings() {
+            out.new_findings.insert(f.uid());
+            out.changes.push(finding_change("new", f, f.title()));
+        }
+        out
+    }
+}
+
 /// An earlier run to compare with, read back and grouped by account.
 pub struct Comparison {
     previous: GroupedRun,

@@ -238,8 +238,9 @@ impl Writer {
         }
         self.write(&record)?;
         if let Some(snapshot) = &closed {
-            if let Some(c) = &changes {
-                self.digest.add(c);
+            match &changes {
+                Some(c) => self.digest.add(c),
+                None => self.digest.add(&AccountChanges::all_new(snapshot)),
             }
             for o in &mut self.outputs {
                 o.account_closed(snapshot, changes.as_ref())?;

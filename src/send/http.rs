@@ -1,0 +1,255 @@
+//! One HTTP(S) request at a time for what leaves the machine after the audit (webhooks, SNS, Security
+//! Hub): the SDK's own TLS stack (rustls with aws-lc, the system's roots, `HTTPS_PROXY` honoured), each
+//! attempt bounded in time, and retries on 429, 5xx and connection failures that honour `Retry-After`,
+//! bounded in count and in total time.
+//!
+//! Errors never carry the URL: a webhook URL is a secret (its path is the credential).
+
+use std::time::{Duration, Instant};
+
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{tls, Connector, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::HttpConnector;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+
+/// A request to send (and, on a retry, to send again).
+#[derive(Clone)]
+pub struct Request {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// An answer: its status, `Retry-After` and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How many times, and for how long, a request is tried.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    pub attempts: u32,
+    /// The whole request with its retries: no attempt starts after it.
+    pub total: Duration,
+    /// One attempt, connection included.
+    pub attempt: Duration,
+    /// The first backoff (doubled each retry, with jitter) when the server gives no `Retry-After`.
+    pub backoff: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Patience {
+            attempts: 5,
+            total: Duration::from_secs(60),
+            attempt: Duration::from_secs(15),
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The longest `Retry-After` honoured: a server asking for more is not waited for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The client. Cheap to share.
+pub struct Http {
+    connector: Connector,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    pub fn new() -> Http {
+        let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        builder.set_proxy_config(Some(ProxyConfig::from_env()));
+        Http {
+            connector: builder.build(),
+        }
+    }
+
+    /// One attempt. `Err` is a failure to get any answer (connection, TLS, timeout), without the URL.
+    pub async fn once(&self, req: &Request, timeout: Duration) -> Result<Answer, String> {
+        let mut builder = http::Request::builder().method(req.method).uri(&req.url);
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        let request = builder.body(SdkBody::from(req.body.clone())).map_err(|e| {
+            format!(
+                "cannot build the request: {}",
+                scrub(&e.to_string(), &req.url)
+            )
+        })?;
+        let request = aws_smithy_runtime_api::http::Request::try_from(request).map_err(|e| {
+            format!(
+                "cannot build the request: {}",
+                scrub(&e.to_string(), &req.url)
+            )
+        })?;
+        let call = async {
+            let response = self
+                .connector
+                .call(request)
+                .await
+                .map_err(|e| scrub(&crate::aws::error_chain(&e), &req.url))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(parse_retry_after);
+            let body = ByteStream::new(response.into_body())
+                .collect()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the answer was cut short: {}",
+                        scrub(&e.to_string(), &req.url)
+                    )
+                })?
+                .into_bytes()
+                .to_vec();
+            Ok(Answer {
+                status,
+                retry_after,
+                body,
+            })
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        }
+    }
+
+    /// The request with its retries: on a connection failure, 429 or 5xx it is sent again after
+    /// `Retry-After` (at most 30 s) or an exponential backoff with jitter, while attempts and time remain.
+    /// The last answer comes back whatever its status; `Err` when no attempt got one.
+    pub async fn send(&self, req: &Request, patience: Patience) -> Result<Answer, String> {
+        let started = Instant::now();
+        let mut backoff = patience.backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let left = patience.total.saturating_sub(started.elapsed());
+            let result = self.once(req, patience.attempt.min(left)).await;
+            let wait = match &result {
+                Ok(a) if a.status == 429 || a.status >= 500 => {
+                    a.retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER)
+                }
+                Ok(_) => return result,
+                Err(_) => backoff,
+            };
+            let wait = if result
+                .as_ref()
+                .map(|a| a.retry_after.is_some())
+                .unwrap_or(false)
+            {
+                wait
+            } else {
+                jitter(wait, attempt)
+            };
+            if attempt >= patience.attempts || started.elapsed() + wait >= patience.total {
+                return result;
+            }
+            tracing::debug!(
+                "{} answered {}; retry {attempt} in {} ms",
+                host_of(&req.url),
+                match &result {
+                    Ok(a) => a.status.to_string(),
+                    Err(e) => e.clone(),
+                },
+                wait.as_millis()
+            );
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(MAX_RETRY_AFTER);
+        }
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let s = v.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(s).ok()?;
+    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64))
+}
+
+/// Between 50 % and 100 % of `d`, from the attempt number and the clock (no shared random state).
+fn jitter(d: Duration, attempt: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    let spread = (nanos ^ attempt.wrapping_mul(2_654_435_761)) % 1000;
+    d / 2 + d / 2 * spread / 1000
+}
+
+/// The host of a URL, for messages: `hooks.slack.com`. Never the path, which may be the secret.
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // user:password@host
+    host.rsplit('@').next().unwrap_or("").to_string()
+}
+
+/// `text` without the URL or its path (an error message of a library may quote them).
+pub fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, "<the URL>");
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    if let Some((_, path)) = rest.split_once('/') {
+        if path.len() > 3 {
+            out = out.replace(path, "<the URL's path>");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_scrubbing_keep_the_secret_out() {
+        let url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET";
+        assert_eq!(host_of(url), "hooks.slack.com");
+        assert_eq!(host_of("http://u:p@127.0.0.1:8080/x"), "127.0.0.1:8080");
+        let said = format!("error sending request for url ({url}): refused");
+        assert_eq!(
+            scrub(&said, url),
+            "error sending request for url (<the URL>): refused"
+        );
+        assert!(!scrub("GET /services/T000/B000/XXXXSECRET failed", url).contains("SECRET"));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let d = Duration::from_millis(1000);
+        for a in 1..20 {
+            let j = jitter(d, a);
+            assert!(j >= d / 2 && j <= d, "{j:?}");
+        }
+    }
+}
