@@ -156,6 +156,7 @@ pub async fn run(
         },
         comparison,
         in_org: Some(in_org.clone()),
+        security_hub: settings.keys.security_hub,
     };
     // A resumed run continues its files: accounts already audited keep their rows and are not audited
     // again; every row of the others is removed, to be written again.
@@ -185,6 +186,7 @@ pub async fn run(
         .into_iter()
         .filter(|a| !resumed.done.contains(&a.id))
         .collect();
+    let interrupted = shutdown.stop_starting.clone();
     let (tx, written) = writer
         .spawn(settings.keys.channel_capacity)
         .map_err(output_error)?;
@@ -270,6 +272,34 @@ pub async fn run(
     };
     // The files are final: now what leaves the machine.
     let target = crate::send::AwsTarget::new(&aws);
+    if settings.keys.security_hub {
+        summary.security_hub = Some(if interrupted.is_cancelled() {
+            "security hub: nothing imported, the run was interrupted (--resume imports when it finishes)"
+                .to_string()
+        } else {
+            match crate::send::securityhub::import(
+                &target,
+                &settings,
+                &summary.findings_file,
+                &summary.accounts_file,
+                format,
+            )
+            .await
+            {
+                Ok(r) if r.failed_accounts == 0 => format!(
+                    "security hub: imported {} findings and archived {} in {} accounts",
+                    r.imported, r.archived, r.accounts
+                ),
+                Ok(r) => format!(
+                    "security hub: imported {} findings and archived {} in {} accounts; warning: {} accounts not fully imported (the accounts report's security_hub column says why)",
+                    r.imported, r.archived, r.accounts, r.failed_accounts
+                ),
+                Err(e) => format!(
+                    "security hub: warning: the import stopped ({e}); the reports are written"
+                ),
+            }
+        });
+    }
     summary.alerts = crate::send::notify::send(&settings, &summary, &stamp, Some(&target))
         .await
         .into_iter()

@@ -43,6 +43,8 @@ pub struct Summary {
     pub compare_disabled: bool,
     /// Each alert destination (as messages name it) and, when the alert did not reach it, why.
     pub alerts: Vec<(String, Option<String>)>,
+    /// How the Security Hub import went (`--security-hub`).
+    pub security_hub: Option<String>,
 }
 
 impl Summary {
@@ -134,6 +136,9 @@ impl std::fmt::Display for Summary {
                 writeln!(f, "not compared with an earlier run (--no-compare)")?
             }
             None => writeln!(f, "no earlier run compared: every finding is new")?,
+        }
+        if let Some(line) = &self.security_hub {
+            writeln!(f, "{line}")?;
         }
         for (to, failure) in &self.alerts {
             match failure {

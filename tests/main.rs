@@ -6,5 +6,6 @@ mod cli;
 mod credentials;
 mod findings;
 mod moto_org;
+mod security_hub;
 mod sim_engine;
 mod support;

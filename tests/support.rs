@@ -586,3 +586,25 @@ impl Drop for Receiver {
         self.task.abort();
     }
 }
+
+/// Validate ASFF findings with botocore's own parameter validation of BatchImportFindings
+/// (tests/tools/validate_asff.py). Returns its verdict ("N findings, 0 invalid").
+pub fn assert_valid_asff(findings: &[serde_json::Value]) -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("asff.json");
+    std::fs::write(&path, serde_json::to_vec(findings).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/validate_asff.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("run the ASFF validator");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "the ASFF findings fail botocore's validation:\n{}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines().last().unwrap_or_default().to_string()
+}

@@ -106,6 +106,8 @@ pub struct Spec {
     /// Every account of the organization, those left out by a filter too: an earlier run's account that
     /// is not among them left the organization.
     pub in_org: Option<HashSet<String>>,
+    /// `--security-hub`: the accounts report's `security_hub` cells wait for the import.
+    pub security_hub: bool,
 }
 
 /// The outputs of one run, and what the writer keeps to feed them.
@@ -176,7 +178,10 @@ impl Writer {
                 Report::Keys | Report::Users | Report::Events | Report::Accounts => {
                     let t =
                         table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
-                    outputs.push(Box::new(tables::TableOutput::new(report, t, spec.values)));
+                    outputs.push(Box::new(
+                        tables::TableOutput::new(report, t, spec.values)
+                            .with_security_hub(spec.security_hub),
+                    ));
                 }
                 Report::Findings => outputs.push(Box::new(findings::FindingsOutput::new(
                     file,

@@ -51,7 +51,7 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 29] = [
+pub const ACCOUNT_COLUMNS: [&str; 30] = [
     "account_id",
     "account_name",
     "account_status",
@@ -81,6 +81,7 @@ pub const ACCOUNT_COLUMNS: [&str; 29] = [
     "events_other_sources",
     "new_findings",
     "resolved_findings",
+    "security_hub",
 ];
 
 /// Columns of `changes_<stamp>.csv`.
@@ -200,6 +201,9 @@ pub struct TableOutput {
     report: Report,
     table: Table,
     values: Values,
+    /// The accounts report's `security_hub` cell as the audit writes it: `off`, or `pending` until the
+    /// import after the run fills it.
+    hub_cell: &'static str,
 }
 
 impl TableOutput {
@@ -208,7 +212,14 @@ impl TableOutput {
             report,
             table,
             values,
+            hub_cell: "off",
         }
+    }
+
+    /// The accounts report's `security_hub` cell: `pending` when the import runs after the audit.
+    pub fn with_security_hub(mut self, on: bool) -> TableOutput {
+        self.hub_cell = if on { "pending" } else { "off" };
+        self
     }
 }
 
@@ -218,7 +229,9 @@ impl Output for TableOutput {
             (Report::Keys, Record::Key(k)) => key_row(&mut self.table, self.values, k),
             (Report::Users, Record::User(u)) => user_row(&mut self.table, self.values, u),
             (Report::Events, Record::Event(e)) => event_row(&mut self.table, e),
-            (Report::Accounts, Record::Account(a)) => account_row(&mut self.table, a),
+            (Report::Accounts, Record::Account(a)) => {
+                account_row(&mut self.table, a, self.hub_cell)
+            }
             _ => Ok(()),
         }
     }
@@ -426,7 +439,7 @@ impl Display for Seconds {
     }
 }
 
-fn account_row(t: &mut Table, a: &AccountRow) -> std::io::Result<()> {
+fn account_row(t: &mut Table, a: &AccountRow, hub_cell: &str) -> std::io::Result<()> {
     let mut cells: Vec<&dyn Display> = Vec::with_capacity(ACCOUNT_COLUMNS.len());
     let statuses = [
         a.audit_status.as_str(),
@@ -462,6 +475,7 @@ fn account_row(t: &mut Table, a: &AccountRow) -> std::io::Result<()> {
     let (new, resolved) = (Opt(a.new_findings), Opt(a.resolved_findings));
     cells.push(&new);
     cells.push(&resolved);
+    cells.push(&hub_cell);
     t.row(&cells)
 }
 

@@ -6,8 +6,10 @@
 //!
 //! `http` sends and retries; `sigv4` signs the two AWS calls made without a service crate.
 
+pub mod asff;
 pub mod http;
 pub mod notify;
+pub mod securityhub;
 pub mod sigv4;
 
 use aws_credential_types::provider::ProvideCredentials;

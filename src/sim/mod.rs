@@ -5,6 +5,7 @@
 //! AWS's own throttling errors, denied AssumeRole / LookupEvents, a share of 500s, reset connections and
 //! short-lived credentials. Every call is logged for tests to assert on.
 
+mod hub;
 pub mod server;
 
 use rand::rngs::StdRng;
@@ -119,6 +120,10 @@ pub struct Faults {
     pub deny_assume_role: Vec<String>,
     /// Accounts whose audit role lacks cloudtrail:LookupEvents (AccessDeniedException).
     pub deny_lookup_events: Vec<String>,
+    /// Accounts where Security Hub is not enabled (BatchImportFindings: InvalidAccessException).
+    pub security_hub_disabled: Vec<String>,
+    /// Accounts whose audit role lacks securityhub:BatchImportFindings (AccessDeniedException).
+    pub deny_security_hub: Vec<String>,
     /// Share of IAM/CloudTrail/Organizations/STS calls answered with a 500.
     pub error_rate: f64,
     /// Share of calls whose connection is closed without an answer.
@@ -183,6 +188,8 @@ impl Default for Faults {
             cloudtrail_burst: 0.0,
             deny_assume_role: Vec::new(),
             deny_lookup_events: Vec::new(),
+            security_hub_disabled: Vec::new(),
+            deny_security_hub: Vec::new(),
             error_rate: 0.0,
             reset_rate: 0.0,
             credential_lifetime_secs: 0,

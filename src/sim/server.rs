@@ -72,6 +72,8 @@ struct State {
     /// Per account: when its credential report generation started (epoch ms), and the LimitExceeded
     /// answers still to give.
     reports: Mutex<HashMap<String, (Option<i64>, u32)>>,
+    /// The simulated Security Hub of every account.
+    hub: super::hub::Hub,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -161,6 +163,7 @@ impl Sim {
             throttled: AtomicU64::new(0),
             next_key: AtomicU64::new(0),
             reports: Mutex::new(reports),
+            hub: super::hub::Hub::default(),
         });
         let stop = CancellationToken::new();
         let (st, stop2) = (state.clone(), stop.clone());
@@ -221,6 +224,17 @@ impl Sim {
     }
 
     /// The organization being served.
+    /// The findings imported into an account's Security Hub, by `Id`.
+    pub fn security_hub(&self, account: &str) -> std::collections::BTreeMap<String, Value> {
+        self.state.hub.findings(account)
+    }
+
+    /// Start with the Security Hub findings another simulator received: the same accounts' hubs a run
+    /// later.
+    pub fn carry_security_hub(&self, from: &Sim) {
+        self.state.hub.restore(from.state.hub.all());
+    }
+
     pub fn org(&self) -> &SimOrg {
         &self.state.org
     }
@@ -410,11 +424,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let token_header = req.headers().contains_key("x-amz-security-token");
+    let hub_import = req.method() == hyper::Method::POST && req.uri().path() == "/findings/import";
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(Reset),
     };
     let (proto, service, action, params, json_body) = match &target {
+        // Security Hub is REST-JSON: the operation is its path.
+        None if hub_import => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let action = "BatchImportFindings".to_string();
+            (Proto::Json, "securityhub", action, HashMap::new(), v)
+        }
         Some(t) => {
             let action = t.rsplit('.').next().unwrap_or("").to_string();
             let service = if t.starts_with("AWSOrganizations") {
@@ -479,6 +500,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
 }
 
 fn call_detail(params: &HashMap<String, String>, body: &Value) -> String {
+    if let Some(findings) = body.get("Findings").and_then(Value::as_array) {
+        return format!("Findings={}", findings.len());
+    }
     if let Some(attrs) = body.get("LookupAttributes").and_then(Value::as_array) {
         return attrs
             .iter()
@@ -596,6 +620,16 @@ async fn serve(
                 return err(400, "Throttling", "Rate exceeded");
             }
             iam(state, ctx, params)
+        }
+        ("securityhub", "BatchImportFindings") => {
+            // Security Hub's documented quota: 10 requests/s per account, burst 30.
+            if !state.take(format!("hub:{}", ctx.account), 10.0, 30.0) {
+                return err(429, "TooManyRequestsException", "Rate exceeded");
+            }
+            match state.hub.import(f, &ctx.account, &ctx.region, body) {
+                Ok(v) => Ok((json_ok(v), "ok".to_string())),
+                Err((status, code, message)) => err(status, code, &message),
+            }
         }
         ("cloudtrail", "LookupEvents") => {
             if !state.take(

@@ -1,0 +1,475 @@
+//! `--security-hub`: the run's findings imported into each audited account's own Security Hub with
+//! `securityhub:BatchImportFindings`, through the account's audit role (a finding with the default
+//! product ARN must be imported by its own account). The only write iam-audit makes to an audited
+//! account, and opt-in.
+//!
+//! It reads the findings file the run wrote (so what is imported is exactly what the file says, and
+//! the resolved findings it closed are archived), at most 100 findings and 6 MB per call, under a
+//! per-account bucket of Security Hub's documented rate (10 requests/s, burst 30). Each account's
+//! outcome becomes its `security_hub` cell in the accounts report, which is rewritten in place (a
+//! private temporary file renamed over it). A failure is never the run's: the files are already safe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::{Format, Settings};
+use crate::limits::Bucket;
+use crate::report::files::create_private;
+use crate::report::table::unescape_formula;
+use crate::session::AccountCredentials;
+
+use super::http::{Http, Patience, Request};
+use super::{asff, aws_error, AwsTarget};
+
+/// BatchImportFindings' limits: findings per call, and bytes per call.
+pub const MAX_FINDINGS: usize = 100;
+pub const MAX_BYTES: usize = 6 * 1024 * 1024;
+/// Security Hub's documented BatchImportFindings quota per account: 10 requests per second, burst 30.
+const RATE: u32 = 10;
+const BURST: u32 = 30;
+/// Accounts imported at once.
+const ACCOUNTS_AT_ONCE: usize = 32;
+
+/// The cell of an account whose findings were not sent yet (the run stopped first): the next
+/// `--resume` imports them.
+pub const PENDING: &str = "pending";
+/// The cell when `--security-hub` is off.
+pub const OFF: &str = "off";
+
+/// What happened in one account.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub imported: u64,
+    pub archived: u64,
+    /// Findings Security Hub refused one by one: (error code, how many).
+    pub refused: BTreeMap<String, u64>,
+    /// The call failed as a whole: the cell's text.
+    pub failed: Option<String>,
+}
+
+impl Outcome {
+    /// The account's `security_hub` cell.
+    pub fn cell(&self) -> String {
+        if let Some(f) = &self.failed {
+            if self.imported + self.archived == 0 {
+                return f.clone();
+            }
+        }
+        let mut s = format!("imported {}, archived {}", self.imported, self.archived);
+        if !self.refused.is_empty() {
+            let r: Vec<String> = self
+                .refused
+                .iter()
+                .map(|(c, n)| format!("{n} {c}"))
+                .collect();
+            s.push_str(&format!("; refused {}", r.join(", ")));
+        }
+        if let Some(f) = &self.failed {
+            s.push_str(&format!("; then {f}"));
+        }
+        s
+    }
+}
+
+/// What the import did, for the summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub accounts: u64,
+    pub imported: u64,
+    pub archived: u64,
+    /// Accounts where something was not imported.
+    pub failed_accounts: u64,
+}
+
+/// An account as the accounts report left it.
+struct Row {
+    audit_status: String,
+    role_used: String,
+}
+
+/// Import the findings file into each account's Security Hub and fill the accounts report's cells.
+pub async fn import(
+    target: &AwsTarget,
+    settings: &Arc<Settings>,
+    findings: &Path,
+    accounts: &Path,
+    format: Format,
+) -> std::io::Result<Report> {
+    let rows = read_accounts(accounts, format)?;
+    let region = settings
+        .keys
+        .security_hub_region
+        .clone()
+        .unwrap_or_else(|| settings.keys.region.clone());
+    let http = Arc::new(Http::new());
+    let gate = Arc::new(tokio::sync::Semaphore::new(ACCOUNTS_AT_ONCE));
+    let mut tasks: Vec<tokio::task::JoinHandle<(String, Outcome)>> = Vec::new();
+    let mut dispatch = |account: String, batch: Vec<Value>| {
+        let row = rows.get(&account);
+        let audited =
+            row.is_some_and(|r| r.audit_status == "audited" || r.audit_status == "partial");
+        let role_used = row.map(|r| r.role_used.clone()).unwrap_or_default();
+        let (target, settings, http, gate, region) = (
+            target.clone(),
+            settings.clone(),
+            http.clone(),
+            gate.clone(),
+            region.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            if !audited {
+                let outcome = Outcome {
+                    failed: Some("not imported: the account was not audited".into()),
+                    ..Outcome::default()
+                };
+                return (account, outcome);
+            }
+            let _permit = gate.acquire_owned().await;
+            let outcome = import_account(
+                &target, &settings, &http, &account, &role_used, &region, batch,
+            )
+            .await;
+            (account, outcome)
+        }));
+    };
+    // The findings file, one account's consecutive lines at a time (an account met again later is
+    // imported again: the import is an upsert by Id).
+    let file = std::fs::File::open(findings)?;
+    let mut current: Option<(String, Vec<Value>)> = None;
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ocsf: Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+        let account = asff::account_of(&ocsf).to_string();
+        let doc = asff::from_ocsf(&ocsf, &region).map_err(std::io::Error::other)?;
+        match &mut current {
+            Some((a, batch)) if *a == account => batch.push(doc),
+            _ => {
+                if let Some((a, batch)) = current.take() {
+                    dispatch(a, batch);
+                }
+                current = Some((account, vec![doc]));
+            }
+        }
+    }
+    if let Some((a, batch)) = current.take() {
+        dispatch(a, batch);
+    }
+    let mut outcomes: HashMap<String, Outcome> = HashMap::new();
+    for t in tasks {
+        let (account, o) = t.await.map_err(std::io::Error::other)?;
+        let merged = outcomes.entry(account).or_default();
+        merged.imported += o.imported;
+        merged.archived += o.archived;
+        for (c, n) in o.refused {
+            *merged.refused.entry(c).or_default() += n;
+        }
+        if o.failed.is_some() {
+            merged.failed = o.failed;
+        }
+    }
+    let mut report = Report::default();
+    let mut cells: HashMap<String, String> = HashMap::new();
+    for (id, row) in &rows {
+        let cell = match outcomes.get(id) {
+            Some(o) => {
+                report.accounts += 1;
+                report.imported += o.imported;
+                report.archived += o.archived;
+                if o.failed.is_some() || !o.refused.is_empty() {
+                    report.failed_accounts += 1;
+                }
+                o.cell()
+            }
+            None if row.audit_status == "audited" => "nothing to import".to_string(),
+            None if row.audit_status == "not_active" => "not active".to_string(),
+            None => "not imported: the account was not audited".to_string(),
+        };
+        cells.insert(id.clone(), cell);
+    }
+    rewrite_accounts(accounts, format, &cells)?;
+    Ok(report)
+}
+
+/// One account's findings, in calls of at most 100 findings and 6 MB.
+async fn import_account(
+    target: &AwsTarget,
+    settings: &Settings,
+    http: &Http,
+    account: &str,
+    role_used: &str,
+    region: &str,
+    findings: Vec<Value>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let aws = target.aws();
+    let partition = aws.partition();
+    let (roles, caller) = match role_used {
+        "caller" => (Vec::new(), aws.caller_credentials()),
+        "" => (settings.role_arns(account, partition), None),
+        name => (
+            vec![format!("arn:{partition}:iam::{account}:role/{name}")],
+            None,
+        ),
+    };
+    let credentials = AccountCredentials::new(aws, roles, caller, settings);
+    if let Err(f) = credentials.choose().await {
+        outcome.failed = Some(format!(
+            "not imported: the audit role could not be assumed ({f})"
+        ));
+        return outcome;
+    }
+    let bucket = Bucket::new(RATE, BURST);
+    let url = format!(
+        "{}findings/import",
+        target.endpoint("SecurityHub", "securityhub", region)
+    );
+    for batch in batches(&findings) {
+        let archived = batch
+            .iter()
+            .filter(|f| f["RecordState"] == "ARCHIVED")
+            .count() as u64;
+        let creds = match credentials.get().await {
+            Ok(c) => c,
+            Err(f) => {
+                outcome.failed = Some(format!("not imported: {f}"));
+                return outcome;
+            }
+        };
+        let body = serde_json::to_vec(&serde_json::json!({ "Findings": batch })).expect("JSON");
+        let mut req = Request {
+            method: "POST",
+            url: url.clone(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        };
+        if let Err(e) = super::sigv4::sign_request(&mut req, &creds, "securityhub", region) {
+            outcome.failed = Some(format!("not imported: {e}"));
+            return outcome;
+        }
+        bucket.wait().await;
+        let answer = match http.send(&req, Patience::default()).await {
+            Ok(a) => a,
+            Err(e) => {
+                outcome.failed = Some(format!("not imported: {e}"));
+                return outcome;
+            }
+        };
+        if !(200..300).contains(&answer.status) {
+            outcome.failed = Some(advice(&aws_error(&answer), region));
+            return outcome;
+        }
+        let v: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        let (Some(ok), Some(failed)) = (v["SuccessCount"].as_u64(), v["FailedCount"].as_u64())
+        else {
+            outcome.failed = Some(format!(
+                "not imported: an unexpected answer to BatchImportFindings (HTTP {}, no SuccessCount)",
+                answer.status
+            ));
+            return outcome;
+        };
+        let mut refused_archived = 0;
+        for f in v["FailedFindings"].as_array().into_iter().flatten() {
+            let code = f["ErrorCode"].as_str().unwrap_or("Unknown").to_string();
+            *outcome.refused.entry(code).or_default() += 1;
+            let id = f["Id"].as_str().unwrap_or("");
+            if batch
+                .iter()
+                .any(|d| d["Id"] == id && d["RecordState"] == "ARCHIVED")
+            {
+                refused_archived += 1;
+            }
+        }
+        if failed > 0 && v["FailedFindings"].as_array().is_none_or(|a| a.is_empty()) {
+            *outcome.refused.entry("Unknown".into()).or_default() += failed;
+        }
+        let archived_ok = archived.saturating_sub(refused_archived);
+        outcome.archived += archived_ok;
+        outcome.imported += ok.saturating_sub(archived_ok);
+    }
+    outcome
+}
+
+/// What an account's refusal means and what to do, in its cell.
+fn advice(error: &str, region: &str) -> String {
+    let code = error.split(':').next().unwrap_or("");
+    match code {
+        "InvalidAccessException" => format!(
+            "not enabled ({error}): enable Security Hub in {region} (aws securityhub enable-security-hub --region {region}), or drop --security-hub"
+        ),
+        "AccessDeniedException" | "AccessDenied" => format!(
+            "refused ({error}): allow securityhub:BatchImportFindings to the audit role (README, Security Hub)"
+        ),
+        _ => format!("failed ({error})"),
+    }
+}
+
+/// Findings in calls of at most `MAX_FINDINGS` and `MAX_BYTES` (a finding is at most 240 KB).
+fn batches(findings: &[Value]) -> Vec<Vec<Value>> {
+    let mut out: Vec<Vec<Value>> = Vec::new();
+    let mut size = 0;
+    for f in findings {
+        let len = f.to_string().len() + 1;
+        let full = out
+            .last()
+            .is_none_or(|b| b.len() >= MAX_FINDINGS || size + len > MAX_BYTES - 64);
+        if full {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        out.last_mut().expect("a batch").push(f.clone());
+    }
+    out
+}
+
+/// Each account's status and the role that worked, from the accounts report.
+fn read_accounts(path: &Path, format: Format) -> std::io::Result<BTreeMap<String, Row>> {
+    let mut out = BTreeMap::new();
+    match format {
+        Format::Csv => {
+            let mut r = csv::Reader::from_path(path).map_err(std::io::Error::other)?;
+            let headers = r.headers().map_err(std::io::Error::other)?.clone();
+            let col = |name: &str| headers.iter().position(|h| h == name);
+            let (Some(id), Some(status), Some(role)) =
+                (col("account_id"), col("audit_status"), col("role_used"))
+            else {
+                return Err(std::io::Error::other(
+                    "the accounts report lacks its columns",
+                ));
+            };
+            for rec in r.records() {
+                let rec = rec.map_err(std::io::Error::other)?;
+                out.insert(
+                    unescape_formula(&rec[id]).to_string(),
+                    Row {
+                        audit_status: rec[status].to_string(),
+                        role_used: unescape_formula(&rec[role]).to_string(),
+                    },
+                );
+            }
+        }
+        Format::Jsonl => {
+            for line in BufReader::new(std::fs::File::open(path)?).lines() {
+                let line = line?;
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                let get = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                out.insert(
+                    get("account_id"),
+                    Row {
+                        audit_status: get("audit_status"),
+                        role_used: get("role_used"),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The accounts report with each account's `security_hub` cell (its last column) set, written to a
+/// private temporary file then renamed over the report.
+fn rewrite_accounts(
+    path: &Path,
+    format: Format,
+    cells: &HashMap<String, String>,
+) -> std::io::Result<()> {
+    let tmp = path.with_extension("security-hub.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let file = create_private(&tmp)?;
+    let result = (|| -> std::io::Result<()> {
+        match format {
+            Format::Csv => {
+                let mut r = csv::Reader::from_path(path).map_err(std::io::Error::other)?;
+                let mut w = csv::Writer::from_writer(std::io::BufWriter::new(&file));
+                let headers = r.headers().map_err(std::io::Error::other)?.clone();
+                w.write_record(&headers).map_err(std::io::Error::other)?;
+                let id = headers.iter().position(|h| h == "account_id").unwrap_or(0);
+                for rec in r.records() {
+                    let rec = rec.map_err(std::io::Error::other)?;
+                    let mut cells_out: Vec<String> = rec.iter().map(str::to_string).collect();
+                    if let (Some(cell), Some(last)) =
+                        (cells.get(unescape_formula(&rec[id])), cells_out.last_mut())
+                    {
+                        *last = cell.clone();
+                    }
+                    w.write_record(&cells_out).map_err(std::io::Error::other)?;
+                }
+                w.flush()?;
+            }
+            Format::Jsonl => {
+                let mut w = std::io::BufWriter::new(&file);
+                let pending = format!("\"security_hub\":\"{PENDING}\"}}");
+                for line in BufReader::new(std::fs::File::open(path)?).lines() {
+                    let line = line?;
+                    let id = serde_json::from_str::<Value>(&line)
+                        .ok()
+                        .and_then(|v| v["account_id"].as_str().map(str::to_string));
+                    let out = match (id.and_then(|i| cells.get(&i)), line.strip_suffix(&pending)) {
+                        (Some(cell), Some(head)) => format!(
+                            "{head}\"security_hub\":{}}}",
+                            serde_json::to_string(cell).expect("JSON")
+                        ),
+                        _ => line,
+                    };
+                    writeln!(w, "{out}")?;
+                }
+                w.flush()?;
+            }
+        }
+        file.sync_all()
+    })();
+    match result {
+        Ok(()) => std::fs::rename(&tmp, path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_100_findings() {
+        let findings: Vec<Value> = (0..250).map(|i| serde_json::json!({ "Id": i })).collect();
+        let b = batches(&findings);
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![100, 100, 50]
+        );
+        let big: Vec<Value> = (0..30)
+            .map(|_| serde_json::json!({ "D": "x".repeat(230 * 1024) }))
+            .collect();
+        let b = batches(&big);
+        assert!(
+            b.len() == 2
+                && b.iter()
+                    .all(|b| serde_json::to_vec(b).unwrap().len() <= MAX_BYTES)
+        );
+    }
+
+    #[test]
+    fn cells_say_what_happened_and_what_to_do() {
+        let o = Outcome {
+            imported: 5,
+            archived: 2,
+            ..Outcome::default()
+        };
+        assert_eq!(o.cell(), "imported 5, archived 2");
+        assert_eq!(
+            advice("InvalidAccessException: Account 1 is not subscribed to AWS Security Hub", "eu-west-1"),
+            "not enabled (InvalidAccessException: Account 1 is not subscribed to AWS Security Hub): enable Security Hub in eu-west-1 (aws securityhub enable-security-hub --region eu-west-1), or drop --security-hub"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! `--security-hub` as a security team meets it: each audited account's own Security Hub receives the
+//! run's findings as valid ASFF (botocore's own validation), at most 100 per call; an account with
+//! Security Hub off, one whose role may not import, and one not audited say so in the accounts report
+//! without touching the other files; a week later, exactly the fixed findings are archived. Without the
+//! flag nothing is written anywhere. moto's Security Hub gets the same import and gives it back with
+//! GetFindings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iam_audit::sim::{Faults, Scenario, Sim, SimOrg, SimUser};
+
+use crate::support::*;
+
+fn org(epoch: u32) -> SimOrg {
+    let mut org = Scenario {
+        seed: 31,
+        accounts: 7,
+        users_min: 3,
+        users_max: 8,
+        events_per_account: 2,
+        epoch,
+        ..Scenario::default()
+    }
+    .generate();
+    // One big account: more than 100 findings, so its import takes several calls.
+    let big = &mut org.accounts[5];
+    let template: SimUser = big.users[0].clone();
+    for n in 0..70 {
+        let mut u = template.clone();
+        u.name = format!("console-user-{n:03}");
+        u.login_profile = true;
+        u.mfa.clear();
+        u.keys.clear();
+        big.users.push(u);
+    }
+    org
+}
+
+fn faults(o: &SimOrg) -> Faults {
+    Faults {
+        deny_assume_role: vec![o.accounts[0].id.clone()],
+        security_hub_disabled: vec![o.accounts[1].id.clone()],
+        deny_security_hub: vec![o.accounts[2].id.clone()],
+        report_delay_ms: 20,
+        ..Faults::default()
+    }
+}
+
+/// OCSF uids of a findings file, by account, for one activity.
+fn uids(findings: &[serde_json::Value], activity: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in findings.iter().filter(|f| f["activity_name"] == activity) {
+        out.entry(f["cloud"]["account"]["uid"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(f["finding_info"]["uid"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+fn cell<'a>(out: &'a RunOutput, account: &str) -> &'a str {
+    &out.accounts
+        .iter()
+        .find(|r| r["account_id"] == account)
+        .unwrap()["security_hub"]
+}
+
+fn hub_calls(sim: &Sim) -> Vec<iam_audit::sim::server::Call> {
+    sim.calls()
+        .into_iter()
+        .filter(|c| c.action == "securityhub:BatchImportFindings")
+        .collect()
+}
+
+async fn run(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> RunOutput {
+    let mut args = vec!["--iam-rate", "200", "--iam-burst", "50"];
+    args.extend_from_slice(extra);
+    let out = audit_in(sim, dir, &args).await;
+    // Everything but the import only read.
+    let reads: Vec<_> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.action != "securityhub:BatchImportFindings")
+        .collect();
+    assert_read_only(&reads);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_reach_each_accounts_security_hub_and_fixed_ones_are_archived() {
+    let (week1, week2) = (org(0), org(1));
+    let id = |n: usize| week1.accounts[n].id.clone();
+    let (skipped, off, denied, big) = (id(0), id(1), id(2), id(5));
+    let dir = tempfile::tempdir().unwrap();
+
+    // Without the flag: no import, and the column says so.
+    let sim0 = Sim::start(week1.clone(), faults(&week1)).await.unwrap();
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = run(&sim0, plain_dir.path(), &[]).await;
+    assert!(hub_calls(&sim0).is_empty());
+    assert!(plain.accounts.iter().all(|r| r["security_hub"] == "off"));
+    drop(sim0);
+
+    let sim1 = Sim::start(week1.clone(), faults(&week1)).await.unwrap();
+    let first = run(
+        &sim1,
+        dir.path(),
+        &["--security-hub", "--security-hub-region", "eu-west-1"],
+    )
+    .await;
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    let created = uids(&first.findings, "Create");
+    let calls = hub_calls(&sim1);
+    for c in &calls {
+        let n: usize = c.detail.strip_prefix("Findings=").unwrap().parse().unwrap();
+        assert!((1..=100).contains(&n), "{c:?}");
+        assert_eq!(c.region, "eu-west-1");
+    }
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.account == big && c.outcome == "ok")
+            .count()
+            >= 2,
+        "the big account's findings take several calls"
+    );
+    assert!(
+        !calls.iter().any(|c| c.account == skipped),
+        "no import where the role cannot be assumed"
+    );
+    let mut imported = 0;
+    for a in week1.accounts.iter().filter(|a| a.status == "ACTIVE") {
+        let hub = sim1.security_hub(&a.id);
+        if [&skipped, &off, &denied].contains(&&a.id) {
+            assert!(hub.is_empty(), "{}", a.id);
+            continue;
+        }
+        let expected = created.get(&a.id).cloned().unwrap_or_default();
+        assert_eq!(
+            hub.keys().cloned().collect::<BTreeSet<_>>(),
+            expected,
+            "{}",
+            a.id
+        );
+        assert!(hub
+            .values()
+            .all(|f| f["RecordState"] == "ACTIVE" && f["Compliance"]["Status"] == "FAILED"));
+        assert_eq!(
+            cell(&first, &a.id),
+            format!("imported {}, archived 0", expected.len())
+        );
+        imported += expected.len();
+    }
+    assert!(imported > 100);
+    let all: Vec<serde_json::Value> = week1
+        .accounts
+        .iter()
+        .flat_map(|a| sim1.security_hub(&a.id).into_values())
+        .collect();
+    assert_eq!(
+        assert_valid_asff(&all),
+        format!("{} findings, 0 invalid", all.len())
+    );
+    assert_eq!(
+        cell(&first, &skipped),
+        "not imported: the account was not audited"
+    );
+    assert_eq!(
+        cell(&first, &off),
+        format!("not enabled (InvalidAccessException: Account {off} is not subscribed to AWS Security Hub): enable Security Hub in eu-west-1 (aws securityhub enable-security-hub --region eu-west-1), or drop --security-hub")
+    );
+    assert!(
+        cell(&first, &denied).starts_with("refused (AccessDeniedException: ")
+            && cell(&first, &denied).ends_with(
+                "allow securityhub:BatchImportFindings to the audit role (README, Security Hub)"
+            ),
+        "{}",
+        cell(&first, &denied)
+    );
+    assert!(
+        first.stderr.contains(&format!(
+            "security hub: imported {imported} findings and archived 0 in 7 accounts; warning: 3 accounts not fully imported"
+        )),
+        "{}",
+        first.stderr
+    );
+    // The other files are as they would be without the import.
+    assert_eq!(first.keys.len(), plain.keys.len());
+    assert_eq!(first.findings.len(), plain.findings.len());
+
+    // A week later, the same hubs: exactly the findings the run closed are archived, the rest stay.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let sim2 = Sim::start(week2.clone(), faults(&week2)).await.unwrap();
+    sim2.carry_security_hub(&sim1);
+    let second = run(
+        &sim2,
+        dir.path(),
+        &["--security-hub", "--security-hub-region", "eu-west-1"],
+    )
+    .await;
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    let closed = uids(&second.findings, "Close");
+    let now_open: BTreeMap<String, BTreeSet<String>> = {
+        let mut m = uids(&second.findings, "Create");
+        for (a, u) in uids(&second.findings, "Update") {
+            m.entry(a).or_default().extend(u);
+        }
+        m
+    };
+    assert!(
+        closed.values().map(BTreeSet::len).sum::<usize>() > 0,
+        "the week fixed something"
+    );
+    let resolved_rows: BTreeSet<String> = second
+        .changes
+        .iter()
+        .filter(|r| r["kind"] == "finding" && r["change"] == "resolved")
+        .map(|r| r["finding_uid"].clone())
+        .collect();
+    assert_eq!(
+        closed.values().flatten().cloned().collect::<BTreeSet<_>>(),
+        resolved_rows
+    );
+    for a in week2.accounts.iter().filter(|a| a.status == "ACTIVE") {
+        if [&skipped, &off, &denied].contains(&&a.id) {
+            continue;
+        }
+        let hub = sim2.security_hub(&a.id);
+        let archived: BTreeSet<String> = hub
+            .iter()
+            .filter(|(_, f)| f["RecordState"] == "ARCHIVED")
+            .map(|(k, _)| k.clone())
+            .collect();
+        let fixed = closed.get(&a.id).cloned().unwrap_or_default();
+        assert_eq!(archived, fixed, "{}", a.id);
+        for uid in &fixed {
+            assert_eq!(hub[uid]["Compliance"]["Status"], "PASSED");
+        }
+        let active: BTreeSet<String> = hub
+            .iter()
+            .filter(|(_, f)| f["RecordState"] == "ACTIVE")
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(
+            active,
+            now_open.get(&a.id).cloned().unwrap_or_default(),
+            "{}",
+            a.id
+        );
+        assert_eq!(
+            cell(&second, &a.id),
+            format!("imported {}, archived {}", active.len(), fixed.len())
+        );
+    }
+}
+
+/// moto's Security Hub takes the same import and gives the findings back with GetFindings.
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_security_hub_gives_back_what_was_imported() {
+    let moto = Moto::start();
+    let o = org(0);
+    let sim = Sim::start(
+        o.clone(),
+        Faults {
+            report_delay_ms: 20,
+            ..Faults::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let out = run_bin(
+        &[
+            "--role",
+            "IAMAuditRole",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "--no-progress",
+            "--iam-rate",
+            "200",
+            "--security-hub",
+        ],
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ENDPOINT_URL_SECURITYHUB", &moto.endpoint),
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sent: BTreeSet<String> = out
+        .findings
+        .iter()
+        .map(|f| f["finding_info"]["uid"].as_str().unwrap().to_string())
+        .collect();
+    // moto keeps every account's findings in the account of the caller's keys: read them back as such.
+    let got = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import boto3, os, json\n\
+             c = boto3.client('securityhub', endpoint_url=os.environ['MOTO_ENDPOINT'], region_name='us-east-1')\n\
+             ids = []\n\
+             kw = {'MaxResults': 100}\n\
+             for _ in range(1000):\n\
+             \x20   r = c.get_findings(**kw)\n\
+             \x20   ids += [(f['Id'], f['AwsAccountId'], f['RecordState']) for f in r['Findings']]\n\
+             \x20   if not r.get('NextToken'): break\n\
+             \x20   kw['NextToken'] = r['NextToken']\n\
+             print(json.dumps(ids))",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MOTO_ENDPOINT", &moto.endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let got: Vec<(String, String, String)> = serde_json::from_slice(&got.stdout).unwrap();
+    let got_ids: BTreeSet<String> = got.iter().map(|(id, _, _)| id.clone()).collect();
+    assert!(!sent.is_empty());
+    assert_eq!(got_ids, sent);
+    assert!(got
+        .iter()
+        .all(|(id, acct, state)| id.split('/').nth(1) == Some(acct) && state == "ACTIVE"));
+}
