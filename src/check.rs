@@ -1,7 +1,9 @@
 //! `iam-audit check`: before a long audit, find out which accounts the audit could not fully read. For each
 //! ACTIVE account (or the one given with `--account`) it assumes the role and makes one small read of each
 //! kind — ListUsers (1 user) and LookupEvents (1 event per region) — and reports what failed, with the AWS
-//! error code. It calls only actions of the audit's least-privilege policy and writes no file.
+//! error code. It calls only actions of the audit's least-privilege policy and writes no file. With
+//! `--security-hub` it also sends each account an empty `BatchImportFindings` (which imports nothing) to
+//! see whether the hub is on and the role may import.
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ pub struct CheckRow {
     pub iam: Result<(), Failure>,
     /// One result per configured region.
     pub cloudtrail: Vec<(String, Result<(), Failure>)>,
+    /// With `--security-hub`: whether the account's hub is on and the role may import into it.
+    pub security_hub: Option<Result<(), Failure>>,
 }
 
 impl CheckRow {
@@ -30,6 +34,7 @@ impl CheckRow {
         self.assume_role.is_ok()
             && self.iam.is_ok()
             && self.cloudtrail.iter().all(|(_, r)| r.is_ok())
+            && self.security_hub.as_ref().is_none_or(Result::is_ok)
     }
 }
 
@@ -39,6 +44,7 @@ fn not_run() -> Result<(), Failure> {
 
 async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> CheckRow {
     let regions = settings.regions.clone();
+    let settings_hub = settings.keys.security_hub;
     let session = Session::new(aws, settings, account.clone());
     if let Err(f) = session.assume().await {
         return CheckRow {
@@ -46,6 +52,7 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
             assume_role: Err(f),
             iam: not_run(),
             cloudtrail: regions.into_iter().map(|r| (r, not_run())).collect(),
+            security_hub: settings_hub.then(not_run),
         };
     }
     let iam = session
@@ -92,11 +99,23 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
             .map(|_| ());
         cloudtrail.push((region.to_string(), r));
     }
+    let security_hub = if settings_hub {
+        let region = s
+            .keys
+            .security_hub_region
+            .clone()
+            .unwrap_or_else(|| s.keys.region.clone());
+        let target = crate::send::AwsTarget::new(aws);
+        Some(crate::send::securityhub::probe(&target, session.credentials(), &region).await)
+    } else {
+        None
+    };
     CheckRow {
         account,
         assume_role: Ok(()),
         iam,
         cloudtrail,
+        security_hub,
     }
 }
 

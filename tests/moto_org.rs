@@ -523,6 +523,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 // The first run in its directory: nothing to compare with, so blank, not zero.
                 ("new_findings", ""),
                 ("resolved_findings", ""),
+                ("security_hub", "off"),
             ])
         })
         .collect();

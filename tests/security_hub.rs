@@ -328,3 +328,61 @@ async fn moto_security_hub_gives_back_what_was_imported() {
         .iter()
         .all(|(id, acct, state)| id.split('/').nth(1) == Some(acct) && state == "ACTIVE"));
 }
+
+/// `check --security-hub` tells, per account, whether the hub is on and the role may import, with an
+/// empty import that stores nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_where_the_import_would_fail() {
+    let o = org(0);
+    let sim = Sim::start(o.clone(), faults(&o)).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let mut cmd = bin_command(
+        &[
+            "check",
+            "--role",
+            "IAMAuditRole",
+            "--security-hub",
+            "--security-hub-region",
+            "eu-west-1",
+        ],
+        &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+        home.path(),
+    );
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let line = |n: usize| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&o.accounts[n].id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(1).ends_with("; securityhub:BatchImportFindings InvalidAccessException: Security Hub is not enabled in eu-west-1: aws securityhub enable-security-hub --region eu-west-1"), "{}", line(1));
+    assert!(line(2).ends_with("; securityhub:BatchImportFindings AccessDeniedException: the audit role may not import: allow it securityhub:BatchImportFindings (README, Security Hub)"), "{}", line(2));
+    assert!(
+        line(3).ends_with("; securityhub:BatchImportFindings ok"),
+        "{}",
+        line(3)
+    );
+    assert!(
+        !line(0).contains("securityhub"),
+        "no probe where the role cannot be assumed: {}",
+        line(0)
+    );
+    let probes = hub_calls(&sim);
+    assert!(
+        probes.iter().all(|c| c.detail == "Findings=0"),
+        "{probes:?}"
+    );
+    assert!(
+        o.accounts
+            .iter()
+            .all(|a| sim.security_hub(&a.id).is_empty()),
+        "a probe imports nothing"
+    );
+}

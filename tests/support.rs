@@ -340,6 +340,10 @@ pub const ALLOWED: [&str; 16] = [
     "iam:ListOrganizationsFeatures",
 ];
 
+/// Design §1: the only writes, each opt-in (`--security-hub` in an audited account, `--notify sns:…` from
+/// the caller). No audit without those flags calls them (`assert_read_only`).
+pub const OPT_IN_WRITES: [&str; 2] = ["securityhub:BatchImportFindings", "sns:Publish"];
+
 pub async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
     let out_dir = tempfile::tempdir().unwrap();
     let out = audit_in(sim, out_dir.path(), extra).await;

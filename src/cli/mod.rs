@@ -76,6 +76,9 @@ pub async fn check(args: CheckArgs) -> i32 {
             for (region, r) in &row.cloudtrail {
                 line.push_str(&format!("; cloudtrail:LookupEvents {region} {}", show(r)));
             }
+            if let Some(r) = &row.security_hub {
+                line.push_str(&format!("; securityhub:BatchImportFindings {}", show(r)));
+            }
         }
         println!("{line}");
     }

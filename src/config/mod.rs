@@ -76,9 +76,9 @@ keys! {
     // --- who hears of it: Security Hub and alerts (both off unless asked for) ---
     /// Import the findings into each audited account's own Security Hub (securityhub:BatchImportFindings
     /// through the audit role: the only write iam-audit makes to an audited account)
-    security_hub: bool = false, switch();
+    security_hub: bool = false, switch().check();
     /// The Security Hub region the findings are imported into
-    security_hub_region: String, flag("REGION").default_text("--region");
+    security_hub_region: String, flag("REGION").check().default_text("--region");
     /// Send an alert when the run ends to this webhook URL (Slack, Teams, any JSON webhook) or SNS topic
     /// (sns:arn:aws:sns:REGION:ACCOUNT:TOPIC); repeatable. A secret: also read from IAM_AUDIT_NOTIFY and
     /// notify_file, never printed

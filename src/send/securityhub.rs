@@ -296,6 +296,53 @@ async fn import_account(
     outcome
 }
 
+/// `check --security-hub`: may this account import? An empty BatchImportFindings, which can write
+/// nothing: a validation error (`InvalidInputException`) means the call passed authorization and the hub
+/// is on; `AccessDeniedException` that the role may not import; `InvalidAccessException` that Security
+/// Hub is not enabled. Each refusal comes back with what to do.
+pub async fn probe(
+    target: &AwsTarget,
+    credentials: &AccountCredentials,
+    region: &str,
+) -> Result<(), crate::retry::Failure> {
+    use crate::retry::Failure;
+    let creds = credentials.get().await?;
+    let mut req = Request {
+        method: "POST",
+        url: format!(
+            "{}findings/import",
+            target.endpoint("SecurityHub", "securityhub", region)
+        ),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"Findings":[]}"#.to_vec(),
+    };
+    super::sigv4::sign_request(&mut req, &creds, "securityhub", region)
+        .map_err(|e| Failure::new("ConstructionFailure", e))?;
+    let patience = Patience {
+        attempts: 3,
+        ..Patience::default()
+    };
+    let answer = Http::new()
+        .send(&req, patience)
+        .await
+        .map_err(|e| Failure::new("DispatchFailure", e))?;
+    let error = aws_error(&answer);
+    let code = error.split(':').next().unwrap_or("").to_string();
+    match code.as_str() {
+        "InvalidInputException" | "ValidationException" => Ok(()),
+        _ if (200..300).contains(&answer.status) => Ok(()),
+        "InvalidAccessException" => Err(Failure::new(
+            code,
+            format!("Security Hub is not enabled in {region}: aws securityhub enable-security-hub --region {region}"),
+        )),
+        "AccessDeniedException" | "AccessDenied" => Err(Failure::new(
+            code,
+            "the audit role may not import: allow it securityhub:BatchImportFindings (README, Security Hub)",
+        )),
+        _ => Err(Failure::new(code, error)),
+    }
+}
+
 /// What an account's refusal means and what to do, in its cell.
 fn advice(error: &str, region: &str) -> String {
     let code = error.split(':').next().unwrap_or("");

@@ -216,6 +216,11 @@ impl Session {
 
     /// The role the account was audited with (its name), `caller` for the caller's own credentials, or
     /// empty when none worked.
+    /// The account's credentials (for the calls made without an SDK client: the Security Hub probe).
+    pub fn credentials(&self) -> &Arc<AccountCredentials> {
+        &self.credentials
+    }
+
     pub fn role_used(&self) -> String {
         self.credentials.used()
     }
