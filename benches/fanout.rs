@@ -2,10 +2,12 @@
 //! process; the auditor is the real `iam-audit` binary in a child process, so its peak RSS and CPU time are
 //! its own (from wait4's rusage). Prints one table row per scenario.
 //!
-//! `cargo bench` runs the ten scenarios of the README's table (about 12 minutes); `IAM_AUDIT_BENCH=quick
-//! cargo bench` the first six; `IAM_AUDIT_BENCH=far,small-2k-c500 cargo bench` those alone (the names after
+//! `cargo bench` runs the ten scenarios of the README's table, then `compare-10k` (two audits of 10,000 ×
+//! 20 a week apart and `iam-audit diff` of them; about 16 minutes in all); `IAM_AUDIT_BENCH=quick cargo
+//! bench` the first six; `IAM_AUDIT_BENCH=far,small-2k-c500 cargo bench` those alone (the names after
 //! the first ten are only run by name).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -130,6 +132,12 @@ fn self_cpu() -> f64 {
 }
 
 fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
+    let out = tempfile::tempdir().expect("output dir");
+    run_in(case, rt, 0, out.path())
+}
+
+/// One audit of the scenario's organization as it is in week `epoch`, into `out`.
+fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> Outcome {
     let scenario = Scenario {
         seed: 42,
         accounts: case.accounts,
@@ -139,7 +147,7 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         events_per_account: case.events,
         event_regions: vec!["us-east-1".into()],
         now: 0,
-        epoch: 0,
+        epoch,
         faults: Faults {
             latency_ms: case.latency_ms,
             iam_rate: case.quota.0,
@@ -166,7 +174,6 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     let sim = rt
         .block_on(Sim::start(org, scenario.faults.clone()))
         .expect("simulator");
-    let out = tempfile::tempdir().expect("output dir");
     let home = tempfile::tempdir().expect("home");
     std::fs::write(home.path().join("config"), "").unwrap();
     std::fs::write(home.path().join("credentials"), "").unwrap();
@@ -175,7 +182,7 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         "--role",
         "IAMAuditRole",
         "--output-dir",
-        out.path().to_str().unwrap(),
+        out.to_str().unwrap(),
         "--no-progress",
         "-q",
         "--concurrency",
@@ -216,6 +223,44 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
         .stdin(Stdio::null())
         .spawn()
         .expect("start iam-audit");
+    let m = measure(child, started);
+    let (wall, code, usage, max_rss_kb, max_anon_kb) =
+        (m.wall, m.code, m.usage, m.max_rss_kb, m.max_anon_kb);
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (calls, throttled) = sim.counts();
+    let (peak_in_flight, connections) = sim.concurrency();
+    let sim_cpu = self_cpu() - sim_cpu_before;
+    Outcome {
+        generated,
+        sim_cpu,
+        wall,
+        floor,
+        calls,
+        iam_calls: sim.iam_calls(),
+        users,
+        throttled,
+        peak_in_flight,
+        connections,
+        max_rss_kb,
+        max_anon_kb,
+        cpu_user: cpu(usage.ru_utime),
+        cpu_sys: cpu(usage.ru_stime),
+        code,
+    }
+}
+
+
+/// What a child cost until it exited.
+struct Measured {
+    wall: Duration,
+    code: i32,
+    usage: libc::rusage,
+    max_rss_kb: i64,
+    max_anon_kb: i64,
+}
+
+/// Wait for `child`, polling its peak memory.
+fn measure(child: std::process::Child, started: Instant) -> Measured {
     // wait4 gives this child's own CPU time. Not its peak RSS: ru_maxrss also counts the moment between
     // fork and exec, when the child still maps this process (and its simulated organization). The peak is
     // read instead from the child's VmHWM (reset by exec), polled every 20 ms until it exits.
@@ -253,26 +298,12 @@ fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     } else {
         -1
     };
-    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let (calls, throttled) = sim.counts();
-    let (peak_in_flight, connections) = sim.concurrency();
-    let sim_cpu = self_cpu() - sim_cpu_before;
-    Outcome {
-        generated,
-        sim_cpu,
+    Measured {
         wall,
-        floor,
-        calls,
-        iam_calls: sim.iam_calls(),
-        users,
-        throttled,
-        peak_in_flight,
-        connections,
+        code,
+        usage,
         max_rss_kb,
         max_anon_kb,
-        cpu_user: cpu(usage.ru_utime),
-        cpu_sys: cpu(usage.ru_stime),
-        code,
     }
 }
 
@@ -374,7 +405,12 @@ fn main() {
         big("user-500-api", "api"),
         big("user-500-report", "credential_report"),
     ];
-    match std::env::var("IAM_AUDIT_BENCH").ok().as_deref() {
+    let selection = std::env::var("IAM_AUDIT_BENCH").ok();
+    let compare = match selection.as_deref() {
+        None => true,
+        Some(names) => names.split(',').any(|n| n == "compare-10k"),
+    };
+    match selection.as_deref() {
         None => cases.truncate(10),
         // The shapes of the targets, without the long 10,000-account and sequential runs.
         Some("quick") => cases.truncate(6),
@@ -427,6 +463,48 @@ fn main() {
             o.calls as f64 / o.sim_cpu.max(1e-9),
             o.peak_in_flight,
             o.connections,
+        ));
+    }
+    // Design: comparing two 10,000-account × 20-user runs stays bounded and fast. Two audits of the same
+    // organization a week apart into one directory (the second compares itself with the first as it
+    // runs), then `iam-audit diff` of the two on disk.
+    if compare {
+        let case = scale("compare-10k", 10_000);
+        let dir = tempfile::tempdir().expect("output dir");
+        let week1 = run_in(&case, &rt, 0, dir.path());
+        print_row(&case, &week1, " (week 1)");
+        std::thread::sleep(Duration::from_millis(1100));
+        let week2 = run_in(&case, &rt, 1, dir.path());
+        print_row(&case, &week2, " (week 2, compared with week 1)");
+        let mut accounts: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("accounts_"))
+            .collect();
+        accounts.sort();
+        assert_eq!(accounts.len(), 2, "two runs");
+        let diffed = dir.path().join("diff.csv");
+        let started = Instant::now();
+        #[allow(clippy::zombie_processes)] // reaped by wait4 in `measure`
+        let child = Command::new(env!("CARGO_BIN_EXE_iam-audit"))
+            .arg("diff")
+            .args(&accounts)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&diffed).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start iam-audit diff");
+        let m = measure(child, started);
+        let rows = std::fs::read_to_string(&diffed).unwrap().lines().count().saturating_sub(1);
+        let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        sim_lines.push(format!(
+            "compare-10k: iam-audit diff of the two runs (10,000 accounts × 20 users each): {:.2} s wall, {:.2} CPU-s, peak RSS {:.1} MB, {rows} change rows, exit {}",
+            m.wall.as_secs_f64(),
+            cpu(m.usage.ru_utime) + cpu(m.usage.ru_stime),
+            m.max_rss_kb as f64 / 1024.0,
+            m.code
         ));
     }
     println!();
