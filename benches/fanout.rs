@@ -249,7 +249,6 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
     }
 }
 
-
 /// What a child cost until it exited.
 struct Measured {
     wall: Duration,
@@ -479,7 +478,12 @@ fn main() {
         let mut accounts: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("accounts_"))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("accounts_")
+            })
             .collect();
         accounts.sort();
         assert_eq!(accounts.len(), 2, "two runs");
@@ -497,7 +501,11 @@ fn main() {
             .spawn()
             .expect("start iam-audit diff");
         let m = measure(child, started);
-        let rows = std::fs::read_to_string(&diffed).unwrap().lines().count().saturating_sub(1);
+        let rows = std::fs::read_to_string(&diffed)
+            .unwrap()
+            .lines()
+            .count()
+            .saturating_sub(1);
         let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         sim_lines.push(format!(
             "compare-10k: iam-audit diff of the two runs (10,000 accounts × 20 users each): {:.2} s wall, {:.2} CPU-s, peak RSS {:.1} MB, {rows} change rows, exit {}",

@@ -100,7 +100,33 @@ fn earlier_run(
 ///
 /// `shutdown` stops the run early (SIGINT, SIGTERM): accounts not yet started are reported `skipped`,
 /// running ones finish or, once aborted, are `partial`, and every row read so far is written.
+///
+/// A run that fails outright (exit 1: no credentials, no account list, reports not writable) still
+/// alerts its `--notify` destinations, so a scheduled audit that stops working is heard of.
 pub async fn run(
+    settings: Settings,
+    observer: Arc<dyn Observer>,
+    shutdown: Shutdown,
+) -> Result<Summary, AuditError> {
+    let notify = (!settings.notify.is_empty()).then(|| settings.clone());
+    let result = run_audit(settings, observer, shutdown).await;
+    if let (Err(e), Some(settings)) = (&result, notify) {
+        if e.exit_code() == 1 {
+            let aws = Aws::connect(&settings).await.ok();
+            let target = aws.as_ref().map(crate::send::AwsTarget::new);
+            let alert = crate::send::notify::failure(&e.to_string());
+            for d in crate::send::notify::deliver(&settings, &alert, target.as_ref()).await {
+                match d.failure {
+                    None => tracing::warn!("the failure was alerted to {}", d.label),
+                    Some(why) => tracing::warn!("the alert to {} failed too ({why})", d.label),
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn run_audit(
     settings: Settings,
     observer: Arc<dyn Observer>,
     shutdown: Shutdown,

@@ -354,3 +354,54 @@ async fn an_sns_alert_reaches_the_topic() {
         expected_listed(&out.findings).len()
     );
 }
+
+/// A scheduled audit that fails outright (here: the accounts cannot be listed, exit 1) still tells its
+/// destinations, even under --notify-only-new: a silent failure would be a blind spot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_is_alerted_too() {
+    let sim = Sim::start(
+        org(),
+        Faults {
+            deny_list_accounts: true,
+            ..Faults::default()
+        },
+    )
+    .await
+    .unwrap();
+    let hook = Receiver::start(&[(200, None)]).await;
+    let url = format!("{}/services/{SECRET}", hook.url_base);
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit_in(
+        &sim,
+        dir.path(),
+        &[
+            "--notify",
+            &url,
+            "--notify-only-new",
+            "--notify-format",
+            "slack",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let got = hook.got();
+    assert_eq!(got.len(), 1, "one alert of the failure");
+    let text = serde_json::from_str::<serde_json::Value>(&got[0].body).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("iam-audit: the run failed (exit 1)"));
+    let error = lines.next().unwrap();
+    assert!(
+        error.starts_with("Error: ") && error.contains("AccessDeniedException"),
+        "{text}"
+    );
+    assert!(
+        out.stderr
+            .contains("the failure was alerted to webhook 127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+    assert_secret_nowhere(&out);
+}

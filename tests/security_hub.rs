@@ -279,6 +279,8 @@ async fn moto_security_hub_gives_back_what_was_imported() {
             "--iam-rate",
             "200",
             "--security-hub",
+            "--format",
+            "jsonl",
         ],
         &[
             FAKE_KEY,
@@ -327,6 +329,36 @@ async fn moto_security_hub_gives_back_what_was_imported() {
     assert!(got
         .iter()
         .all(|(id, acct, state)| id.split('/').nth(1) == Some(acct) && state == "ACTIVE"));
+    // The JSON-lines accounts report got its cells, each line otherwise as written (account_id first).
+    let accounts = out
+        .files
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("accounts_")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(accounts).unwrap();
+    let mut per_account: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &sent {
+        *per_account
+            .entry(id.split('/').nth(1).unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        assert!(line.starts_with("{\"account_id\":"), "{line}");
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["account_id"].as_str().unwrap();
+        let want = match per_account.get(id) {
+            Some(n) => format!("imported {n}, archived 0"),
+            None if v["audit_status"] == "not_active" => "not active".to_string(),
+            None => "nothing to import".to_string(),
+        };
+        assert_eq!(v["security_hub"], want.as_str(), "{line}");
+    }
 }
 
 /// `check --security-hub` tells, per account, whether the hub is on and the role may import, with an

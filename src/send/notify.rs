@@ -237,9 +237,35 @@ pub async fn send(
     if alert.nothing_new && settings.keys.notify_only_new {
         return Vec::new();
     }
+    deliver(settings, &alert, aws).await
+}
+
+/// The alert of a run that failed before its reports were complete (exit 1): always news, whatever
+/// `notify_only_new` says, since a scheduled audit that stops reporting is itself a blind spot.
+pub fn failure(error: &str) -> Alert {
+    let headline = "iam-audit: the run failed (exit 1)".to_string();
+    let lines = vec![
+        format!("Error: {error}"),
+        "The reports are missing or incomplete; the run's log and exit code say more.".to_string(),
+    ];
+    let facts = json!({ "tool": "iam-audit", "failed": true, "error": error });
+    Alert {
+        headline,
+        lines,
+        facts,
+        nothing_new: false,
+    }
+}
+
+/// Post `alert` to every destination at once.
+pub async fn deliver(
+    settings: &Settings,
+    alert: &Alert,
+    aws: Option<&super::AwsTarget>,
+) -> Vec<Delivery> {
     let http = Http::new();
     let sends = settings.notify.iter().map(|d| {
-        let (http, alert) = (&http, &alert);
+        let http = &http;
         async move {
             let failure = match d {
                 Destination::Webhook(url) => {
@@ -436,6 +462,11 @@ mod tests {
         );
         assert_eq!(Format::Slack.body(&a), json!({ "text": a.text() }));
         assert_eq!(subject("a\u{e9}b\nc"), "a b c");
+        let failed = failure("cannot list the accounts: AccessDenied");
+        assert_eq!(
+            failed.text(),
+            "iam-audit: the run failed (exit 1)\nError: cannot list the accounts: AccessDenied\nThe reports are missing or incomplete; the run's log and exit code say more."
+        );
         assert_eq!(subject(&"x".repeat(150)).len(), 100);
     }
 }

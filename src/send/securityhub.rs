@@ -34,12 +34,6 @@ const BURST: u32 = 30;
 /// Accounts imported at once.
 const ACCOUNTS_AT_ONCE: usize = 32;
 
-/// The cell of an account whose findings were not sent yet (the run stopped first): the next
-/// `--resume` imports them.
-pub const PENDING: &str = "pending";
-/// The cell when `--security-hub` is off.
-pub const OFF: &str = "off";
-
 /// What happened in one account.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -454,15 +448,17 @@ fn rewrite_accounts(
             }
             Format::Jsonl => {
                 let mut w = std::io::BufWriter::new(&file);
-                let pending = format!("\"security_hub\":\"{PENDING}\"}}");
+                // The cell is the row's last field: the line is kept as written up to it.
+                let key = "\"security_hub\":";
                 for line in BufReader::new(std::fs::File::open(path)?).lines() {
                     let line = line?;
                     let id = serde_json::from_str::<Value>(&line)
                         .ok()
                         .and_then(|v| v["account_id"].as_str().map(str::to_string));
-                    let out = match (id.and_then(|i| cells.get(&i)), line.strip_suffix(&pending)) {
-                        (Some(cell), Some(head)) => format!(
-                            "{head}\"security_hub\":{}}}",
+                    let out = match (id.and_then(|i| cells.get(&i)), line.rfind(key)) {
+                        (Some(cell), Some(at)) => format!(
+                            "{}{key}{}}}",
+                            &line[..at],
                             serde_json::to_string(cell).expect("JSON")
                         ),
                         _ => line,
