@@ -233,7 +233,8 @@ mod tests {
             a["GeneratorId"],
             "cis-aws-foundations-benchmark/v/5.0.0/1.13"
         );
-        assert_eq!(a["CreatedAt"], "2026-07-23T06:19:04.000Z");
+        // When the finding first held: the key turned 90 days old (OCSF first_seen_time).
+        assert_eq!(a["CreatedAt"], "2026-10-21T06:19:04.000Z");
         assert_eq!(a["UpdatedAt"], "2026-12-01T06:19:04.692Z");
         assert_eq!(a["FindingProviderFields"]["Severity"]["Label"], "MEDIUM");
         assert_eq!(
