@@ -399,6 +399,11 @@ fn main() {
         small("small-600-c64", 600, 64),
         small("small-2k-c300", 2_000, 300),
         small("small-500-c500", 500, 500),
+        // What --security-hub adds to small-2k-c500: the import into every account after the audit.
+        Case {
+            flags: &["--security-hub"],
+            ..small("hub-2k-c500", 2_000, 500)
+        },
         // The credential report (`IAM_AUDIT_BENCH=report`): the same shapes both ways.
         quota_bound("quota-bound-report", 64, "credential_report"),
         big("user-500-api", "api"),

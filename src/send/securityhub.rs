@@ -102,19 +102,22 @@ pub async fn import(
     let http = Arc::new(Http::new());
     let gate = Arc::new(tokio::sync::Semaphore::new(ACCOUNTS_AT_ONCE));
     let mut tasks: Vec<tokio::task::JoinHandle<(String, Outcome)>> = Vec::new();
-    let mut dispatch = |account: String, batch: Vec<Value>| {
+    // An account's import holds its findings until it is done, so accounts start only as slots free up:
+    // the file is read no faster than the imports go, and memory holds at most `ACCOUNTS_AT_ONCE`
+    // accounts' findings.
+    let spawn = |account: String, batch: Vec<Value>, permit: tokio::sync::OwnedSemaphorePermit| {
         let row = rows.get(&account);
         let audited =
             row.is_some_and(|r| r.audit_status == "audited" || r.audit_status == "partial");
         let role_used = row.map(|r| r.role_used.clone()).unwrap_or_default();
-        let (target, settings, http, gate, region) = (
+        let (target, settings, http, region) = (
             target.clone(),
             settings.clone(),
             http.clone(),
-            gate.clone(),
             region.clone(),
         );
-        tasks.push(tokio::spawn(async move {
+        tokio::spawn(async move {
+            let _permit = permit;
             if !audited {
                 let outcome = Outcome {
                     failed: Some("not imported: the account was not audited".into()),
@@ -122,13 +125,18 @@ pub async fn import(
                 };
                 return (account, outcome);
             }
-            let _permit = gate.acquire_owned().await;
             let outcome = import_account(
                 &target, &settings, &http, &account, &role_used, &region, batch,
             )
             .await;
             (account, outcome)
-        }));
+        })
+    };
+    let slot = || async {
+        gate.clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
     };
     // The findings file, one account's consecutive lines at a time (an account met again later is
     // imported again: the import is an upsert by Id).
@@ -146,14 +154,14 @@ pub async fn import(
             Some((a, batch)) if *a == account => batch.push(doc),
             _ => {
                 if let Some((a, batch)) = current.take() {
-                    dispatch(a, batch);
+                    tasks.push(spawn(a, batch, slot().await));
                 }
                 current = Some((account, vec![doc]));
             }
         }
     }
     if let Some((a, batch)) = current.take() {
-        dispatch(a, batch);
+        tasks.push(spawn(a, batch, slot().await));
     }
     let mut outcomes: HashMap<String, Outcome> = HashMap::new();
     for t in tasks {
