@@ -31,8 +31,8 @@ pub const MAX_BYTES: usize = 6 * 1024 * 1024;
 /// Security Hub's documented BatchImportFindings quota per account: 10 requests per second, burst 30.
 const RATE: u32 = 10;
 const BURST: u32 = 30;
-/// Accounts imported at once.
-const ACCOUNTS_AT_ONCE: usize = 32;
+/// Accounts imported at once: the run's `concurrency`, at most this many (each holds its findings).
+const MAX_ACCOUNTS_AT_ONCE: usize = 256;
 
 /// What happened in one account.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -100,11 +100,12 @@ pub async fn import(
         .clone()
         .unwrap_or_else(|| settings.keys.region.clone());
     let http = Arc::new(Http::new());
-    let gate = Arc::new(tokio::sync::Semaphore::new(ACCOUNTS_AT_ONCE));
+    let at_once = settings.keys.concurrency.clamp(1, MAX_ACCOUNTS_AT_ONCE);
+    let gate = Arc::new(tokio::sync::Semaphore::new(at_once));
     let mut tasks: Vec<tokio::task::JoinHandle<(String, Outcome)>> = Vec::new();
     // An account's import holds its findings until it is done, so accounts start only as slots free up:
-    // the file is read no faster than the imports go, and memory holds at most `ACCOUNTS_AT_ONCE`
-    // accounts' findings.
+    // the file is read no faster than the imports go, and memory holds at most `at_once` accounts'
+    // findings.
     let spawn = |account: String, batch: Vec<Value>, permit: tokio::sync::OwnedSemaphorePermit| {
         let row = rows.get(&account);
         let audited =
