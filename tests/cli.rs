@@ -1024,6 +1024,19 @@ async fn resume_after_an_interruption_gives_the_rows_of_an_uninterrupted_run() {
             expected,
             "attempt {attempt}: interrupted after {delay:?} (exit {code:?}), then resumed"
         );
+        // The summary page says what part of the run it counts.
+        if let Some(n) = resumed
+            .stderr
+            .split("; ")
+            .find_map(|p| p.strip_suffix(" done before the resume"))
+        {
+            assert!(
+                resumed.summary_html.contains(&format!(
+                    "This run was resumed: the {n} accounts finished before the resume"
+                )),
+                "attempt {attempt}"
+            );
+        }
     }
 }
 

@@ -213,6 +213,13 @@ impl PageOutput {
             calls = facts.calls,
             thr = facts.throttled
         );
+        if facts.resumed > 0 {
+            let _ = write!(
+                h,
+                "<p class=\"bad\">This run was resumed: the {} accounts finished before the resume are in the reports, the findings and the changes files, but not on this page, which counts the accounts audited after it.</p>",
+                facts.resumed
+            );
+        }
         // Coverage.
         h.push_str("<h2>Coverage</h2><div class=\"tiles\">");
         for (label, status, class) in [
