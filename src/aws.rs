@@ -247,6 +247,11 @@ impl Aws {
         self.base.credentials_provider()
     }
 
+    /// The base SDK config (region, credentials, the shared HTTP client, retries, timeouts).
+    pub fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
     /// The endpoint every service is sent to (`AWS_ENDPOINT_URL`, the profile's `endpoint_url`, or the
     /// run's endpoint override), if one is set.
     pub fn endpoint_url(&self) -> Option<&str> {

@@ -28,6 +28,13 @@ pub enum AuditError {
     },
     #[error("--compare {}: {reason}. Name a directory that holds an earlier run's reports (or one of its report files, or DIR/STAMP), or leave --compare out to compare with the latest run in --output-dir", dir.display())]
     Compare { dir: PathBuf, reason: String },
+    #[error("cannot use {} for the reports: {error}. Check that the bucket exists and belongs to the expected account (--s3-expected-owner, else the caller's), and that the caller may s3:ListBucket, s3:GetObject and s3:PutObject there (README, Reports to S3)", error.url)]
+    Remote { error: crate::store::RemoteError },
+    #[error("the reports could not be uploaded: {error}. They are kept, complete, in {}: copy them yourself (aws s3 cp --recursive --sse AES256 …), or fix the bucket and run again", kept.display())]
+    Upload {
+        error: crate::store::RemoteError,
+        kept: PathBuf,
+    },
     #[error("cannot write the reports to {dir}: {source}. The files hold every account written before the failure, each whole ({written} accounts); {} were not written: {}. Free space or fix the disk, then finish the run with --resume {}", unwritten.len(), unwritten.join(", "), dir.display())]
     WriterFailed {
         dir: PathBuf,
@@ -50,6 +57,8 @@ impl AuditError {
             AuditError::Output { .. } => 1,
             AuditError::Compare { .. } => 2,
             AuditError::WriterFailed { .. } => 1,
+            AuditError::Remote { .. } => 1,
+            AuditError::Upload { .. } => 1,
         }
     }
 }

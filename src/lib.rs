@@ -12,6 +12,7 @@
 //!   `stats`;
 //! - `org` (the accounts and the OU tree), `sink` (where an account's rows go), `observe` (how the engine
 //!   tells a watcher), `report` (the one writer and its outputs);
+//! - `store` (reports to S3: a staging directory, the earlier run read back, the uploads);
 //! - `send` (what leaves the machine once the files are safe: the Security Hub import and the alert);
 //! - at the bottom, `record` (what auditors produce and outputs read) and `config`.
 
@@ -38,6 +39,7 @@ pub mod session;
 pub mod sim;
 pub mod sink;
 pub mod stats;
+pub mod store;
 pub mod summary;
 
 pub use config::{Config, ConfigError, Settings};

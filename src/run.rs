@@ -17,6 +17,7 @@ use crate::record::{Record, RunFacts};
 use crate::report::compare::Comparison;
 use crate::report::snapshot::GroupedRun;
 use crate::report::{self, FindingsContext, OcsfClass, Writer};
+use crate::store::Remote;
 use crate::summary::Summary;
 
 /// The organization's accounts and, unless `ou_paths` is off, where each sits in the OU tree, both read at
@@ -127,20 +128,79 @@ pub async fn run(
 }
 
 async fn run_audit(
-    settings: Settings,
+    mut settings: Settings,
     observer: Arc<dyn Observer>,
     shutdown: Shutdown,
 ) -> Result<Summary, AuditError> {
     let started = Instant::now();
+    // Usage errors first, so they leave nothing behind: the run --compare names, then the credentials
+    // (an unknown profile).
+    let named = named_earlier_run(&settings)?;
+    let aws = Aws::connect(&settings).await?;
+    // Reports to S3: the run writes in a private staging directory, uploaded at its end.
+    let Some(location) = settings.remote.clone() else {
+        return Box::pin(audit_into(
+            settings, observer, shutdown, aws, named, None, started,
+        ))
+        .await;
+    };
+    let remote = Remote::open(&aws, &settings, &location)
+        .await
+        .map_err(|error| AuditError::Remote { error })?;
+    settings.keys.output_dir = remote.staging().to_path_buf();
+    // Boxed: the audit's future is large, and nested in the binary's it would overflow the compiler's
+    // layout depth.
+    let result = Box::pin(audit_into(
+        settings,
+        observer,
+        shutdown,
+        aws,
+        named,
+        Some(&remote),
+        started,
+    ))
+    .await;
+    match &result {
+        // The files are in S3, or nothing was written: the staging directory goes.
+        Ok(_) | Err(AuditError::Remote { .. }) => remote.remove_staging(),
+        // The files it holds are the run's only copy; the error names it.
+        Err(AuditError::Upload { .. } | AuditError::WriterFailed { .. }) => {}
+        Err(_) => remote.remove_staging(),
+    }
+    result
+}
+
+/// The latest run under `settings`' S3 prefix (`--resume s3://…`): its stamp and format.
+pub async fn latest_remote_run(
+    settings: &Settings,
+) -> Result<Option<(String, crate::config::Format)>, AuditError> {
+    let Some(location) = &settings.remote else {
+        return Ok(None);
+    };
+    let aws = Aws::connect(settings).await?;
+    let remote = Remote::open(&aws, settings, location)
+        .await
+        .map_err(|error| AuditError::Remote { error })?;
+    let found = remote.latest_run().await;
+    remote.remove_staging();
+    found.map_err(|error| AuditError::Remote { error })
+}
+
+/// The audit into `settings.keys.output_dir` (the staging directory of `remote`, if any).
+async fn audit_into(
+    settings: Settings,
+    observer: Arc<dyn Observer>,
+    shutdown: Shutdown,
+    mut aws: Aws,
+    named: Option<report::files::Run>,
+    remote: Option<&Remote>,
+    started: Instant,
+) -> Result<Summary, AuditError> {
     let dir = settings.keys.output_dir.clone();
     let output_error = |source| AuditError::Output {
         dir: dir.clone(),
         source,
     };
-    // Usage errors first, so they leave nothing behind: the run --compare names, then the credentials
-    // (an unknown profile).
-    let named = named_earlier_run(&settings)?;
-    let mut aws = Aws::connect(&settings).await?;
     report::files::prepare_dir(&dir).map_err(output_error)?;
     let (accounts, ou_paths_unread) = read_organization(&aws, &settings).await?;
     aws.read_root_credentials_management().await;
@@ -157,6 +217,16 @@ async fn run_audit(
         .resume_stamp
         .clone()
         .unwrap_or_else(|| settings.stamp());
+    // From S3: the run --resume continues and the earlier run to compare with, read back first.
+    if let Some(r) = remote {
+        r.fetch_for_run(
+            settings.resume_stamp.as_deref(),
+            settings.keys.compare_runs && named.is_none(),
+            &stamp,
+        )
+        .await
+        .map_err(|error| AuditError::Remote { error })?;
+    }
     let comparison = if settings.keys.compare_runs {
         earlier_run(&settings, named, &stamp).map_err(output_error)?
     } else {
@@ -326,12 +396,49 @@ async fn run_audit(
             }
         });
     }
+    if let Some(r) = remote {
+        upload(r, &mut summary).await?;
+    }
     summary.alerts = crate::send::notify::send(&settings, &summary, &stamp, Some(&target))
         .await
         .into_iter()
         .map(|d| (d.label, d.failure))
         .collect();
     Ok(summary)
+}
+
+/// Upload the run's files (after the Security Hub import, which fills the accounts report's last
+/// column); the summary then names them in S3.
+async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError> {
+    let mut files = [
+        &mut summary.keys_file,
+        &mut summary.users_file,
+        &mut summary.events_file,
+        &mut summary.accounts_file,
+        &mut summary.findings_file,
+        &mut summary.changes_file,
+        &mut summary.summary_file,
+    ];
+    let local: Vec<std::path::PathBuf> = files
+        .iter()
+        .map(|f| f.to_path_buf())
+        .filter(|f| f.is_file())
+        .collect();
+    remote
+        .upload(&local)
+        .await
+        .map_err(|error| AuditError::Upload {
+            error,
+            kept: remote.staging().to_path_buf(),
+        })?;
+    for f in files.iter_mut() {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        **f = std::path::PathBuf::from(remote.location().url(&name));
+    }
+    Ok(())
 }
 
 /// Counts each account's closing row for the summary, and passes every notification on.

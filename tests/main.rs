@@ -6,6 +6,7 @@ mod cli;
 mod credentials;
 mod findings;
 mod moto_org;
+mod s3;
 mod security_hub;
 mod sim_engine;
 mod support;

@@ -488,10 +488,15 @@ pub async fn fast_audit_in(sim: &Sim, dir: &Path, extra: &[&str]) -> RunOutput {
 /// One request a `Receiver` got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
     pub headers: BTreeMap<String, String>,
     pub body: String,
 }
+
+/// How a `Receiver` answers its n-th request: status, headers, body.
+pub type Answerer =
+    std::sync::Arc<dyn Fn(usize, &Received) -> (u16, Vec<(String, String)>, String) + Send + Sync>;
 
 /// A webhook receiver of our own on 127.0.0.1: it answers each request with the next `(status,
 /// Retry-After)` of its script (the last one repeats) and keeps what it got. Stops when dropped.
@@ -503,21 +508,34 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(script: &[(u16, Option<&str>)]) -> Receiver {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url_base = format!("http://{}", listener.local_addr().unwrap());
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
         let script: Vec<(u16, Option<String>)> = script
             .iter()
             .map(|(s, r)| (*s, r.map(str::to_string)))
             .collect();
-        let (got2, script) = (got.clone(), std::sync::Arc::new(script));
+        Receiver::start_with(std::sync::Arc::new(move |n: usize, _: &Received| {
+            let (status, retry_after) = &script[(n - 1).min(script.len() - 1)];
+            let headers = retry_after
+                .iter()
+                .map(|r| ("retry-after".to_string(), r.clone()))
+                .collect();
+            (*status, headers, "ok".to_string())
+        }))
+        .await
+    }
+
+    /// A receiver answering the n-th request (from 1) with what `answer` says: status, headers, body.
+    pub async fn start_with(answer: Answerer) -> Receiver {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url_base = format!("http://{}", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let got2 = got.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (got, script) = (got2.clone(), script.clone());
+                let (got, answer) = (got2.clone(), answer.clone());
                 tokio::spawn(async move {
                     let mut reader = BufReader::new(stream);
                     // Requests on one connection, one after the other (keep-alive), at most 100.
@@ -526,6 +544,7 @@ impl Receiver {
                         if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
                             return;
                         }
+                        let method = line.split_whitespace().next().unwrap_or("").to_string();
                         let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
                         let mut headers = BTreeMap::new();
                         loop {
@@ -549,22 +568,29 @@ impl Receiver {
                         if reader.read_exact(&mut body).await.is_err() {
                             return;
                         }
+                        let received = Received {
+                            method,
+                            path,
+                            headers,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        };
                         let n = {
                             let mut g = got.lock().unwrap();
-                            g.push(Received {
-                                path,
-                                headers,
-                                body: String::from_utf8_lossy(&body).into_owned(),
-                            });
+                            g.push(received.clone());
                             g.len()
                         };
-                        let (status, retry_after) = &script[(n - 1).min(script.len() - 1)];
-                        let extra = retry_after
-                            .as_ref()
-                            .map(|r| format!("retry-after: {r}\r\n"))
-                            .unwrap_or_default();
+                        let (status, extra, body) = answer(n, &received);
+                        let extra: String =
+                            extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+                        // A HEAD answer has no body.
+                        let body = if received.method == "HEAD" {
+                            String::new()
+                        } else {
+                            body
+                        };
                         let answer = format!(
-                            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}content-type: text/plain\r\n\r\nok"
+                            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{extra}\r\n{body}",
+                            body.len()
                         );
                         if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
                             return;
@@ -611,4 +637,91 @@ pub fn assert_valid_asff(findings: &[serde_json::Value]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text.lines().last().unwrap_or_default().to_string()
+}
+
+/// The rows of the four reports in `dir`, without the columns that differ from run to run, sorted (so a
+/// row written twice shows).
+/// A report's rows, CSV or JSON lines (each line an object with exactly the report's columns).
+pub fn read_report(path: &Path, columns: &[&str]) -> Vec<BTreeMap<String, String>> {
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        let want: BTreeSet<&str> = columns.iter().copied().collect();
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let row: BTreeMap<String, String> =
+                    serde_json::from_str(l).expect("a JSON object of strings");
+                assert_eq!(
+                    row.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+                    want
+                );
+                row
+            })
+            .collect()
+    } else {
+        read_csv(path, columns)
+    }
+}
+
+/// The four tables of the one run in `dir` (seven files), sorted, without the cells that vary between
+/// two runs of the same organization (durations, report times); no finding written twice.
+pub fn report_rows(dir: &Path) -> Vec<Vec<BTreeMap<String, String>>> {
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(files.len(), 7, "{files:?}");
+    // No finding twice: the resume rewrote the findings file with the done accounts' findings only.
+    let findings = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".ocsf.jsonl"))
+        .unwrap();
+    let uids: Vec<String> = std::fs::read_to_string(findings)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["finding_info"]["uid"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = uids.iter().collect();
+    assert_eq!(unique.len(), uids.len(), "a finding written twice");
+    let find = |prefix: &str| {
+        files
+            .iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap()
+            .clone()
+    };
+    let strip = |rows: Vec<BTreeMap<String, String>>| {
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .map(|mut r| {
+                r.remove("duration_s");
+                r.remove("credential_report_time");
+                r
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    vec![
+        strip(read_report(
+            &find("iam_audit_report_"),
+            &iam_audit::report::KEY_COLUMNS,
+        )),
+        strip(read_report(
+            &find("users_"),
+            &iam_audit::report::USER_COLUMNS,
+        )),
+        strip(read_report(
+            &find("cloudtrail_events_"),
+            &iam_audit::report::EVENT_COLUMNS,
+        )),
+        strip(read_report(
+            &find("accounts_"),
+            &iam_audit::report::ACCOUNT_COLUMNS,
+        )),
+    ]
 }

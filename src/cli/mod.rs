@@ -127,15 +127,35 @@ pub async fn audit(args: AuditArgs) -> i32 {
             }
         }
         config.output_dir = Some(dir.clone());
-        match iam_audit::report::latest_run(dir) {
-            Ok(Some((stamp, format, paths))) => {
+        // The latest run in the directory, or under the S3 prefix.
+        let found = if dir.to_string_lossy().starts_with("s3://") {
+            let prelim = match iam_audit::Settings::resolve(config.clone(), now) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            match iam_audit::run::latest_remote_run(&prelim).await {
+                Ok(found) => Ok(found),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return e.exit_code();
+                }
+            }
+        } else {
+            iam_audit::report::latest_run(dir)
+                .map(|r| r.map(|(stamp, format, _)| (stamp, format)))
+                .map_err(|e| e.to_string())
+        };
+        match found {
+            Ok(Some((stamp, format))) => {
                 // The run is continued in its own format.
                 let found = format.as_str();
                 if config.format.as_deref().is_some_and(|f| f != found) {
                     eprintln!(
-                        "error: --resume {}: the run to resume ({}) was written as {found}; pass --format {found} or leave --format out",
+                        "error: --resume {}: the run to resume ({stamp}) was written as {found}; pass --format {found} or leave --format out",
                         dir.display(),
-                        paths.accounts.display()
                     );
                     return 2;
                 }

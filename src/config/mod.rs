@@ -9,6 +9,7 @@
 
 pub(crate) mod key;
 mod names;
+mod remote;
 mod secret;
 mod window;
 
@@ -20,6 +21,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use key::{file_only, flag, keys, negated, switch};
 pub use key::{Exposure, Key, Kind};
 pub use names::{glob, iam_home_region, partition_of};
+pub use remote::S3Location;
 pub use secret::{Destination, Secret};
 pub use window::{parse_date, resolve_window, LOOKUP_HISTORY_DAYS};
 
@@ -55,8 +57,13 @@ keys! {
     region: String = "us-east-1", flag("REGION").check();
 
     // --- output ---
-    /// Directory for the reports (created 0700 if missing)
+    /// Directory for the reports (created 0700 if missing), or s3://BUCKET/PREFIX/ (written locally in a
+    /// private temporary directory, then uploaded, encrypted)
     output_dir: PathBuf = ".", flag("DIR");
+    /// SSE-KMS for the reports in S3: this KMS key's ARN (SSE-S3 without it)
+    s3_kms_key: String, flag("ARN").default_text("SSE-S3 (AES256)");
+    /// The account that must own the S3 bucket (ExpectedBucketOwner)
+    s3_expected_owner: String, flag("ACCOUNT_ID").default_text("the caller's account");
     /// The reports' format: csv, or jsonl (one JSON object per row, the same fields)
     format: String = "csv", flag("FORMAT").choices(&["csv", "jsonl"]);
     /// "es" writes the old script's Spanish values (Configurada, No configurada, Nunca, Nunca utilizada)
@@ -287,6 +294,8 @@ pub struct Settings {
     pub resume_stamp: Option<String>,
     /// Where the alert goes: `notify`, `IAM_AUDIT_NOTIFY` and the lines of `notify_file`, checked.
     pub notify: Vec<Destination>,
+    /// `output_dir` is `s3://…`: the reports are written in a local staging directory, then uploaded.
+    pub remote: Option<S3Location>,
 }
 
 /// A fake-AWS endpoint and the (fake) management credentials to use with it.
@@ -445,6 +454,29 @@ impl Settings {
             ));
         }
         let notify = secret::destinations(&k.notify, k.notify_file.as_deref())?;
+        let remote = match S3Location::parse(&k.output_dir.to_string_lossy()) {
+            None => None,
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) => return Err(invalid("output_dir", e)),
+        };
+        if k.s3_kms_key
+            .as_ref()
+            .is_some_and(|a| !a.starts_with("arn:"))
+        {
+            return Err(invalid(
+                "s3_kms_key",
+                "give the KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or an alias ARN)",
+            ));
+        }
+        if k.s3_expected_owner
+            .as_ref()
+            .is_some_and(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "s3_expected_owner",
+                "must be a 12-digit account id",
+            ));
+        }
         let mut keys = k;
         keys.profile = keys.profile.filter(|p| !p.is_empty());
         keys.external_id = keys.external_id.filter(|e| !e.is_empty());
@@ -465,6 +497,7 @@ impl Settings {
             endpoint_override: None,
             resume_stamp: None,
             notify,
+            remote,
         })
     }
 

@@ -182,13 +182,28 @@ fn stamp_order(stamp: &str) -> (String, u32) {
 /// The runs in `dir`, newest first: the stamp and format of each accounts report (CSV or JSON lines)
 /// whose four reports are there (never a symlink).
 fn runs(dir: &Path) -> std::io::Result<Vec<(String, Format, OutputPaths)>> {
-    let mut stamps: Vec<(String, Format)> = Vec::new();
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_symlink() {
-            continue;
+        if entry.file_type()?.is_file() {
+            names.push(entry.file_name().to_string_lossy().to_string());
         }
-        let name = entry.file_name().to_string_lossy().to_string();
+    }
+    Ok(runs_among(&names)
+        .into_iter()
+        .map(|(stamp, format)| {
+            let paths = OutputPaths::with_format(dir, &stamp, format);
+            (stamp, format, paths)
+        })
+        .collect())
+}
+
+/// The runs among file names (a directory's, or an S3 prefix's), newest first: the stamp and format of
+/// each accounts report whose three sibling reports are among them too.
+pub fn runs_among(names: &[String]) -> Vec<(String, Format)> {
+    let have: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut stamps: Vec<(String, Format)> = Vec::new();
+    for name in names {
         let Some(rest) = name.strip_prefix(Report::Accounts.prefix()) else {
             continue;
         };
@@ -197,27 +212,22 @@ fn runs(dir: &Path) -> std::io::Result<Vec<(String, Format, OutputPaths)>> {
                 .strip_suffix(format.as_str())
                 .and_then(|s| s.strip_suffix('.'))
             {
-                if stamp_time(stamp).is_some() {
+                let complete = [Report::Keys, Report::Users, Report::Events]
+                    .iter()
+                    .all(|r| have.contains(r.file_name(stamp, format).as_str()));
+                if stamp_time(stamp).is_some() && complete {
                     stamps.push((stamp.to_string(), format));
                 }
             }
         }
     }
-    stamps.sort_by_key(|(s, _)| stamp_order(s));
-    Ok(stamps
-        .into_iter()
-        .rev()
-        .map(|(stamp, format)| {
-            let paths = OutputPaths::with_format(dir, &stamp, format);
-            (stamp, format, paths)
-        })
-        .filter(|(_, _, paths)| {
-            paths
-                .all()
-                .iter()
-                .all(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
-        })
-        .collect())
+    stamps.sort_by_key(|(s, _)| std::cmp::Reverse(stamp_order(s)));
+    stamps
+}
+
+/// Whether `stamp` is older than `than` (by time, then suffix).
+pub fn stamp_before(stamp: &str, than: &str) -> bool {
+    stamp_order(stamp) < stamp_order(than)
 }
 
 /// The run a user names: a directory (its latest run), a report file of the run, or `DIR/STAMP`.

@@ -610,6 +610,13 @@ async fn serve(
             "ListRoots" | "ListOrganizationalUnitsForParent" | "ListAccountsForParent",
         ) => ou_tree(state, ctx, body),
         ("sts", "AssumeRole") => assume_role(state, ctx, params),
+        ("sts", "GetCallerIdentity") => {
+            let inner = format!(
+                "<Arn>arn:aws:iam::{a}:user/auditor</Arn><UserId>AIDASIMAUDITOR</UserId><Account>{a}</Account>",
+                a = ctx.account
+            );
+            ok(xml_ok(ctx, &inner))
+        }
         ("iam", _) => {
             let (rate, burst) = if f.throttled_accounts.contains(&ctx.account) {
                 (f.throttled_accounts_iam_rate, 1.0)

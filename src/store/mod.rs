@@ -1,0 +1,458 @@
+//! Reports to S3 (`--output-dir s3://BUCKET/PREFIX/`). The run writes its files as always, in a private
+//! local staging directory (0700, under the system's temporary directory); once they are final they are
+//! uploaded, each as one object or a multipart upload that S3 assembles only at its end, so a crash never
+//! leaves half an object under a report's name. Every request names the bucket's expected owner (so a
+//! bucket of that name in someone else's account receives nothing) and asks for server-side encryption
+//! (SSE-S3, or SSE-KMS with `--s3-kms-key`) and a SHA-256 checksum.
+//!
+//! The earlier run the comparison needs, and the interrupted run `--resume s3://…` continues, are read
+//! back from the same prefix into the staging directory first, so everything else works on local files.
+//! Only the caller's own credentials are used: the bucket is the caller's, never an audited account's.
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::aws::Aws;
+use crate::config::{S3Location, Settings};
+
+/// Files above this size go up in parts.
+const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
+/// The size of each part (S3: at least 5 MiB, at most 10,000 parts).
+const PART_SIZE: usize = 16 * 1024 * 1024;
+
+/// An S3 request that failed: which, on what, and AWS's code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("s3:{action} on {url} failed ({code}: {message})")]
+pub struct RemoteError {
+    pub action: &'static str,
+    pub url: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The run's S3 prefix, and the staging directory its files are written in.
+pub struct Remote {
+    client: aws_sdk_s3::Client,
+    location: S3Location,
+    owner: String,
+    kms_key: Option<String>,
+    staging: PathBuf,
+    /// Files above this many bytes go up in parts of `part_size`.
+    multipart_above: u64,
+    part_size: usize,
+}
+
+fn failure<E, R>(action: &'static str, url: String, e: &SdkError<E, R>) -> RemoteError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let (code, message) = match e.as_service_error() {
+        Some(se) => (
+            se.code().unwrap_or("Unknown").to_string(),
+            se.message().unwrap_or("").to_string(),
+        ),
+        None => ("DispatchFailure".to_string(), crate::aws::error_chain(e)),
+    };
+    RemoteError {
+        action,
+        url,
+        code,
+        message,
+    }
+}
+
+fn s3_client(aws: &Aws, region: Option<String>) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(aws.base());
+    // A custom endpoint (moto, MinIO, a VPC endpoint URL) addresses buckets by path.
+    if aws.base().endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty())
+    {
+        b = b.force_path_style(true);
+    }
+    if let Some(r) = region {
+        b = b.region(aws_config::Region::new(r));
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// A private directory of our own for the run's files.
+fn staging_dir() -> std::io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("iam-audit-{}-{nanos:08x}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(&dir)?;
+    Ok(dir)
+}
+
+impl Remote {
+    /// Check the bucket (it exists, its owner is the expected one, the caller may list it) and make the
+    /// staging directory. A bucket in another region is followed there.
+    pub async fn open(
+        aws: &Aws,
+        settings: &Settings,
+        location: &S3Location,
+    ) -> Result<Remote, RemoteError> {
+        let url = format!("s3://{}/{}", location.bucket, location.prefix);
+        let owner = match &settings.keys.s3_expected_owner {
+            Some(o) => o.clone(),
+            None => aws
+                .sts()
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| failure("GetCallerIdentity (sts)", url.clone(), &e))?
+                .account()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let mut client = s3_client(aws, None);
+        let head = client
+            .head_bucket()
+            .bucket(&location.bucket)
+            .expected_bucket_owner(&owner)
+            .send()
+            .await;
+        if let Err(e) = head {
+            // S3 answers a bucket of another region with a 301 that names the region.
+            let region = e
+                .raw_response()
+                .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                .map(str::to_string);
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            match (status, region) {
+                (Some(301), Some(region)) => {
+                    client = s3_client(aws, Some(region));
+                    client
+                        .head_bucket()
+                        .bucket(&location.bucket)
+                        .expected_bucket_owner(&owner)
+                        .send()
+                        .await
+                        .map_err(|e| failure("HeadBucket", url.clone(), &e))?;
+                }
+                (status, _) => {
+                    let mut err = failure("HeadBucket", url.clone(), &e);
+                    // HEAD answers carry no body: name the status.
+                    if err.message.is_empty() || err.code == "Unknown" {
+                        err.code = match status {
+                            Some(404) => "NoSuchBucket".into(),
+                            Some(403) => "AccessDenied".into(),
+                            Some(s) => format!("HTTP {s}"),
+                            None => err.code,
+                        };
+                        err.message = match status {
+                            Some(404) => "the bucket does not exist".into(),
+                            Some(403) => format!(
+                                "the caller may not list the bucket, or it is not owned by {owner}"
+                            ),
+                            _ => err.message,
+                        };
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        let staging = staging_dir().map_err(|e| RemoteError {
+            action: "staging",
+            url: url.clone(),
+            code: "LocalIo".into(),
+            message: format!("cannot create a private staging directory: {e}"),
+        })?;
+        Ok(Remote {
+            client,
+            location: location.clone(),
+            owner,
+            kms_key: settings.keys.s3_kms_key.clone(),
+            staging,
+            multipart_above: MULTIPART_ABOVE,
+            part_size: PART_SIZE,
+        })
+    }
+
+    /// Upload files above `above` bytes in parts of `part` bytes (S3: at least 5 MiB but the last).
+    pub fn with_parts(mut self, above: u64, part: usize) -> Remote {
+        self.multipart_above = above;
+        self.part_size = part;
+        self
+    }
+
+    /// The local directory the run writes in.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    pub fn location(&self) -> &S3Location {
+        &self.location
+    }
+
+    /// The names of the objects directly under the prefix.
+    pub async fn names(&self) -> Result<Vec<String>, RemoteError> {
+        let url = format!("s3://{}/{}", self.location.bucket, self.location.prefix);
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        // At most 10,000 pages of 1,000 names.
+        for _ in 0..10_000 {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.location.bucket)
+                .prefix(&self.location.prefix)
+                .delimiter("/")
+                .expected_bucket_owner(&self.owner)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failure("ListObjectsV2", url.clone(), &e))?;
+            for o in page.contents() {
+                if let Some(name) = o.key().and_then(|k| k.strip_prefix(&self.location.prefix)) {
+                    names.push(name.to_string());
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(names)
+    }
+
+    /// Download these objects of the prefix into the staging directory (private files).
+    pub async fn fetch(&self, names: &[String]) -> Result<(), RemoteError> {
+        use tokio::io::AsyncWriteExt;
+        for name in names {
+            let url = self.location.url(name);
+            let object = self
+                .client
+                .get_object()
+                .bucket(&self.location.bucket)
+                .key(self.location.key(name))
+                .expected_bucket_owner(&self.owner)
+                .send()
+                .await
+                .map_err(|e| failure("GetObject", url.clone(), &e))?;
+            let local_error = |e: std::io::Error| RemoteError {
+                action: "GetObject",
+                url: url.clone(),
+                code: "LocalIo".into(),
+                message: e.to_string(),
+            };
+            let path = self.staging.join(name);
+            let file = crate::report::create_private(&path).map_err(local_error)?;
+            let mut file = tokio::fs::File::from_std(file);
+            let mut body = object.body;
+            while let Some(chunk) = body.try_next().await.map_err(|e| RemoteError {
+                action: "GetObject",
+                url: url.clone(),
+                code: "ResponseError".into(),
+                message: e.to_string(),
+            })? {
+                file.write_all(&chunk).await.map_err(local_error)?;
+            }
+            file.flush().await.map_err(local_error)?;
+        }
+        Ok(())
+    }
+
+    /// Read back what a run needs from the prefix: the files of the run `resume` continues, and the four
+    /// tables of the latest run before `stamp` when it is compared with one.
+    pub async fn fetch_for_run(
+        &self,
+        resume: Option<&str>,
+        compare: bool,
+        stamp: &str,
+    ) -> Result<(), RemoteError> {
+        use crate::report::files::{runs_among, stamp_before};
+        use crate::report::Report;
+        let names = self.names().await?;
+        let runs = runs_among(&names);
+        let mut wanted: Vec<String> = Vec::new();
+        if let Some((s, f)) = resume.and_then(|r| runs.iter().find(|(s, _)| s == r)) {
+            wanted.extend(
+                Report::file_names(s, *f)
+                    .into_iter()
+                    .filter(|n| names.contains(n)),
+            );
+        }
+        if compare {
+            if let Some((s, f)) = runs.iter().find(|(s, _)| stamp_before(s, stamp)) {
+                for r in [
+                    Report::Keys,
+                    Report::Users,
+                    Report::Events,
+                    Report::Accounts,
+                ] {
+                    wanted.push(r.file_name(s, *f));
+                }
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        self.fetch(&wanted).await
+    }
+
+    /// The latest run under the prefix: its stamp and format (what `--resume s3://…` continues).
+    pub async fn latest_run(&self) -> Result<Option<(String, crate::config::Format)>, RemoteError> {
+        let names = self.names().await?;
+        Ok(crate::report::files::runs_among(&names).into_iter().next())
+    }
+
+    /// Upload these files of the staging directory under the prefix, each under its own name.
+    pub async fn upload(&self, files: &[PathBuf]) -> Result<Vec<String>, RemoteError> {
+        let uploads = files.iter().map(|f| self.upload_one(f));
+        futures::future::try_join_all(uploads).await
+    }
+
+    fn encryption(&self) -> (ServerSideEncryption, Option<String>) {
+        match &self.kms_key {
+            Some(k) => (ServerSideEncryption::AwsKms, Some(k.clone())),
+            None => (ServerSideEncryption::Aes256, None),
+        }
+    }
+
+    async fn upload_one(&self, path: &Path) -> Result<String, RemoteError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let url = self.location.url(&name);
+        let key = self.location.key(&name);
+        let local_error = |e: std::io::Error| RemoteError {
+            action: "PutObject",
+            url: url.clone(),
+            code: "LocalIo".into(),
+            message: e.to_string(),
+        };
+        let size = std::fs::metadata(path).map_err(local_error)?.len();
+        let (sse, kms) = self.encryption();
+        if size <= self.multipart_above {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| local_error(std::io::Error::other(e)))?;
+            self.client
+                .put_object()
+                .bucket(&self.location.bucket)
+                .key(&key)
+                .expected_bucket_owner(&self.owner)
+                .server_side_encryption(sse)
+                .set_ssekms_key_id(kms)
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| failure("PutObject", url.clone(), &e))?;
+            return Ok(url);
+        }
+        let started = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.location.bucket)
+            .key(&key)
+            .expected_bucket_owner(&self.owner)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .map_err(|e| failure("CreateMultipartUpload", url.clone(), &e))?;
+        let upload_id = started.upload_id().unwrap_or_default().to_string();
+        let parts = self.upload_parts(path, &key, &upload_id, &url).await;
+        let completed = match parts {
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.location.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .expected_bucket_owner(&self.owner)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| failure("CompleteMultipartUpload", url.clone(), &e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = completed {
+            // Nothing is left half-uploaded: the parts are dropped.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.location.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .expected_bucket_owner(&self.owner)
+                .send()
+                .await;
+            return Err(e);
+        }
+        Ok(url)
+    }
+
+    async fn upload_parts(
+        &self,
+        path: &Path,
+        key: &str,
+        upload_id: &str,
+        url: &str,
+    ) -> Result<Vec<CompletedPart>, RemoteError> {
+        use tokio::io::AsyncReadExt;
+        let local_error = |e: std::io::Error| RemoteError {
+            action: "UploadPart",
+            url: url.to_string(),
+            code: "LocalIo".into(),
+            message: e.to_string(),
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(local_error)?;
+        let mut parts = Vec::new();
+        for number in 1..=10_000 {
+            let mut buf = Vec::with_capacity(self.part_size);
+            let mut taken = (&mut file).take(self.part_size as u64);
+            taken.read_to_end(&mut buf).await.map_err(local_error)?;
+            if buf.is_empty() {
+                break;
+            }
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.location.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .expected_bucket_owner(&self.owner)
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .body(ByteStream::from(buf))
+                .send()
+                .await
+                .map_err(|e| failure("UploadPart", url.to_string(), &e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_string))
+                    .set_checksum_sha256(part.checksum_sha256().map(str::to_string))
+                    .build(),
+            );
+        }
+        Ok(parts)
+    }
+
+    /// The run is uploaded: the staging directory goes.
+    pub fn remove_staging(&self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}

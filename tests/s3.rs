@@ -1,0 +1,446 @@
+//! Reports to S3 as a scheduled task with no disk meets them: `--output-dir s3://…` against moto's S3
+//! leaves the seven files there, encrypted (SSE-S3, or SSE-KMS with `--s3-kms-key`), and nothing on the
+//! local disk; the next run reads the first back for its comparison; a run killed mid-way is finished
+//! with `--resume s3://…` and has exactly the rows of an uninterrupted run; a bucket that does not exist
+//! stops the run before any account is read, and a bucket that refuses the upload keeps and names the
+//! local copy.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use iam_audit::sim::{Faults, Scenario, Sim, SimOrg};
+
+use crate::support::*;
+
+fn org() -> SimOrg {
+    Scenario {
+        seed: 41,
+        accounts: 6,
+        users_min: 2,
+        users_max: 6,
+        events_per_account: 2,
+        ..Scenario::default()
+    }
+    .generate()
+}
+
+fn faults(o: &SimOrg) -> Faults {
+    Faults {
+        deny_assume_role: vec![o.accounts[0].id.clone()],
+        report_delay_ms: 20,
+        ..Faults::default()
+    }
+}
+
+/// Run boto3 against moto with `script` (MOTO is the endpoint); its stdout.
+fn boto(moto: &Moto, script: &str) -> String {
+    let out = std::process::Command::new(python())
+        .args(["-c", &format!("import boto3, os, json\nMOTO = os.environ['MOTO']\ns3 = boto3.client('s3', endpoint_url=MOTO, region_name='us-east-1')\n{script}")])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MOTO", &moto.endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The objects under a prefix: name → (SSE, KMS key id).
+fn objects(moto: &Moto, bucket: &str, prefix: &str) -> BTreeMap<String, (String, String)> {
+    let listed = boto(
+        moto,
+        &format!(
+            "out = {{}}\n\
+             for o in s3.list_objects_v2(Bucket='{bucket}', Prefix='{prefix}').get('Contents', []):\n\
+             \x20   h = s3.head_object(Bucket='{bucket}', Key=o['Key'])\n\
+             \x20   out[o['Key'][len('{prefix}'):]] = [h.get('ServerSideEncryption', ''), h.get('SSEKMSKeyId', '')]\n\
+             print(json.dumps(out))"
+        ),
+    );
+    let v: BTreeMap<String, Vec<String>> = serde_json::from_str(&listed).unwrap();
+    v.into_iter()
+        .map(|(k, v)| (k, (v[0].clone(), v[1].clone())))
+        .collect()
+}
+
+/// Download every object under a prefix into `dir`.
+fn download(moto: &Moto, bucket: &str, prefix: &str, dir: &Path) {
+    boto(
+        moto,
+        &format!(
+            "for o in s3.list_objects_v2(Bucket='{bucket}', Prefix='{prefix}').get('Contents', []):\n\
+             \x20   s3.download_file('{bucket}', o['Key'], os.path.join('{}', o['Key'][len('{prefix}'):]))",
+            dir.display()
+        ),
+    );
+}
+
+async fn run_to(sim: &Sim, moto_s3: &str, tmp: &Path, args: &[&str]) -> RunOutput {
+    let home = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        "--role",
+        "IAMAuditRole",
+        "--no-progress",
+        "--iam-rate",
+        "200",
+    ];
+    all.extend_from_slice(args);
+    let endpoint = sim.endpoint();
+    run_bin(
+        &all,
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ENDPOINT_URL_S3", moto_s3),
+            ("TMPDIR", tmp.to_str().unwrap()),
+        ],
+        home.path(),
+    )
+    .await
+}
+
+fn stamp_of(names: &[&String]) -> String {
+    names
+        .iter()
+        .find_map(|n| {
+            n.strip_prefix("accounts_")
+                .and_then(|r| r.strip_suffix(".csv"))
+        })
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_go_to_s3_encrypted_and_the_next_run_compares_with_them() {
+    let moto = Moto::start();
+    let key_arn = boto(
+        &moto,
+        "kms = boto3.client('kms', endpoint_url=MOTO, region_name='us-east-1')\n\
+         s3.create_bucket(Bucket='audit-reports')\n\
+         print(kms.create_key()['KeyMetadata']['Arn'])",
+    );
+    let o = org();
+    let sim = Sim::start(o.clone(), faults(&o)).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = "s3://audit-reports/org-a/weekly/";
+
+    let first = run_to(&sim, &moto.endpoint, tmp.path(), &["--output-dir", url]).await;
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    let week1 = objects(&moto, "audit-reports", "org-a/weekly/");
+    let names: Vec<&String> = week1.keys().collect();
+    let stamp1 = stamp_of(&names);
+    let expected: Vec<String> =
+        iam_audit::report::Report::file_names(&stamp1, iam_audit::config::Format::Csv);
+    assert_eq!(
+        week1
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected.iter().cloned().collect()
+    );
+    assert!(week1.values().all(|(sse, _)| sse == "AES256"), "{week1:?}");
+    assert!(
+        first.stderr.contains(&format!(
+            "accounts report: s3://audit-reports/org-a/weekly/accounts_{stamp1}.csv"
+        )),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no local copy is left"
+    );
+    // What was uploaded is the whole run.
+    let got = tempfile::tempdir().unwrap();
+    download(&moto, "audit-reports", "org-a/weekly/", got.path());
+    let accounts = read_csv(
+        &got.path().join(format!("accounts_{stamp1}.csv")),
+        &iam_audit::report::ACCOUNT_COLUMNS,
+    );
+    assert_eq!(accounts.len(), 6);
+    assert_eq!(
+        accounts
+            .iter()
+            .find(|r| r["account_id"] == o.accounts[0].id)
+            .unwrap()["audit_status"],
+        "skipped"
+    );
+
+    // A week later (the same org), with SSE-KMS: compared with the run read back from S3.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = run_to(
+        &sim,
+        &moto.endpoint,
+        tmp.path(),
+        &["--output-dir", url, "--s3-kms-key", &key_arn],
+    )
+    .await;
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("since {stamp1}: 0 new findings, 0 resolved")),
+        "{}",
+        second.stderr
+    );
+    let both = objects(&moto, "audit-reports", "org-a/weekly/");
+    assert_eq!(both.len(), 14);
+    let new: Vec<_> = both
+        .iter()
+        .filter(|(k, _)| !week1.contains_key(*k))
+        .collect();
+    assert_eq!(new.len(), 7);
+    assert!(
+        new.iter().all(|(_, (sse, key))| sse == "aws:kms"
+            && key.ends_with(key_arn.rsplit('/').next().unwrap())),
+        "{new:?}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// A bucket that does not exist stops the run before any account is read; a bucket that refuses the
+/// upload (a fake S3 of ours: it lists, then answers PutObject with AccessDenied) ends the run with exit
+/// 1 and keeps the complete local copy, named in the error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_bucket_is_a_clear_error_and_loses_nothing() {
+    let moto = Moto::start();
+    let o = org();
+    let sim = Sim::start(o.clone(), faults(&o)).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = run_to(
+        &sim,
+        &moto.endpoint,
+        tmp.path(),
+        &["--output-dir", "s3://no-such-bucket/x/"],
+    )
+    .await;
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("error: cannot use s3://no-such-bucket/x/ for the reports: s3:HeadBucket on s3://no-such-bucket/x/ failed (NoSuchBucket: the bucket does not exist). Check that the bucket exists"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        !sim.calls().iter().any(|c| c.action == "sts:AssumeRole"),
+        "no account was read"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+
+    let refusing = Receiver::start_with(std::sync::Arc::new(|_, r: &Received| {
+        match r.method.as_str() {
+            "HEAD" => (200, vec![("x-amz-bucket-region".into(), "us-east-1".into())], String::new()),
+            "GET" => (
+                200,
+                vec![("content-type".into(), "application/xml".into())],
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>locked</Name><Prefix>x/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>".into(),
+            ),
+            _ => (
+                403,
+                vec![("content-type".into(), "application/xml".into())],
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>1</RequestId></Error>".into(),
+            ),
+        }
+    }))
+    .await;
+    let refused = run_to(
+        &sim,
+        &refusing.url_base,
+        tmp.path(),
+        &["--output-dir", "s3://locked/x/"],
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let line = refused
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap();
+    assert!(
+        line.starts_with(
+            "error: the reports could not be uploaded: s3:PutObject on s3://locked/x/"
+        ) && line.contains("failed (AccessDenied: Access Denied). They are kept, complete, in "),
+        "{line}"
+    );
+    let kept = line
+        .split("They are kept, complete, in ")
+        .nth(1)
+        .unwrap()
+        .split(": copy them")
+        .next()
+        .unwrap();
+    assert!(kept.starts_with(tmp.path().to_str().unwrap()), "{kept}");
+    let rows = report_rows(Path::new(kept));
+    assert_eq!(
+        rows[3].len(),
+        6,
+        "every account is in the kept accounts report"
+    );
+}
+
+/// A scheduled task killed mid-run (SIGTERM) leaves its files in S3; `--resume s3://…` continues them,
+/// and the result has exactly the rows of an uninterrupted run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_way_is_resumed_from_s3() {
+    let moto = Moto::start();
+    boto(&moto, "s3.create_bucket(Bucket='audit-reports')");
+    let o = Scenario {
+        seed: 43,
+        accounts: 24,
+        users_min: 3,
+        users_max: 8,
+        events_per_account: 2,
+        ..Scenario::default()
+    }
+    .generate();
+    let f = Faults {
+        latency_ms: 30,
+        report_delay_ms: 20,
+        ..Faults::default()
+    };
+    let flags = ["--concurrency", "4", "--shutdown-grace-secs", "0"];
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference_sim = Sim::start(o.clone(), f.clone()).await.unwrap();
+    let mut args = vec!["--output-dir", reference_dir.path().to_str().unwrap()];
+    args.extend(flags);
+    let reference = run_to(&reference_sim, &moto.endpoint, reference_dir.path(), &args).await;
+    assert_eq!(reference.code, 0, "{}", reference.stderr);
+    let expected = report_rows(reference_dir.path());
+
+    let sim = Sim::start(o.clone(), f).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let url = "s3://audit-reports/resumed/";
+    let mut args = vec![
+        "--role",
+        "IAMAuditRole",
+        "--no-progress",
+        "--iam-rate",
+        "200",
+        "--output-dir",
+        url,
+    ];
+    args.extend(flags);
+    let endpoint = sim.endpoint();
+    let child = bin_command(
+        &args,
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
+            ("TMPDIR", tmp.path().to_str().unwrap()),
+        ],
+        home.path(),
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let pid = child.id().unwrap();
+    // Killed once a few accounts are done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sim
+        .calls()
+        .iter()
+        .filter(|c| c.action == "sts:AssumeRole")
+        .count()
+        < 6
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let partial = objects(&moto, "audit-reports", "resumed/");
+    assert_eq!(
+        partial.len(),
+        7,
+        "the interrupted run's files are in S3: {partial:?}"
+    );
+
+    let resumed = run_to(&sim, &moto.endpoint, tmp.path(), &["--resume", url]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("done before the resume"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        objects(&moto, "audit-reports", "resumed/").len(),
+        7,
+        "the same seven objects, completed"
+    );
+    let got = tempfile::tempdir().unwrap();
+    download(&moto, "audit-reports", "resumed/", got.path());
+    assert_eq!(report_rows(got.path()), expected);
+}
+
+/// A large report goes up in parts that S3 assembles only at the end: through the library with 5 MiB
+/// parts, a 12 MiB file arrives whole, byte for byte, encrypted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_file_is_uploaded_in_parts_and_arrives_whole() {
+    let moto = Moto::start();
+    boto(&moto, "s3.create_bucket(Bucket='audit-reports')");
+    let config = iam_audit::Config {
+        role: Some("IAMAuditRole".into()),
+        output_dir: Some("s3://audit-reports/big/".into()),
+        s3_expected_owner: Some("123456789012".into()),
+        ..iam_audit::Config::default()
+    };
+    let mut settings = iam_audit::Settings::resolve(config, chrono::Utc::now()).unwrap();
+    settings.endpoint_override = Some(iam_audit::config::EndpointOverride {
+        url: moto.endpoint.clone(),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+    });
+    let aws = iam_audit::aws::Aws::connect(&settings).await.unwrap();
+    let location = settings.remote.clone().unwrap();
+    let remote = iam_audit::store::Remote::open(&aws, &settings, &location)
+        .await
+        .unwrap()
+        .with_parts(6 * 1024 * 1024, 5 * 1024 * 1024);
+    let path = remote.staging().join("findings_20261201_000000.ocsf.jsonl");
+    let bytes: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let urls = remote.upload(std::slice::from_ref(&path)).await.unwrap();
+    assert_eq!(
+        urls,
+        ["s3://audit-reports/big/findings_20261201_000000.ocsf.jsonl"]
+    );
+    remote.remove_staging();
+    assert!(!remote.staging().exists());
+    let listed = objects(&moto, "audit-reports", "big/");
+    assert_eq!(listed["findings_20261201_000000.ocsf.jsonl"].0, "AES256");
+    let got = tempfile::tempdir().unwrap();
+    download(&moto, "audit-reports", "big/", got.path());
+    let back = std::fs::read(got.path().join("findings_20261201_000000.ocsf.jsonl")).unwrap();
+    assert!(
+        back == bytes,
+        "the object is the file ({} bytes back)",
+        back.len()
+    );
+    let parts = boto(
+        &moto,
+        "print(s3.head_object(Bucket='audit-reports', Key='big/findings_20261201_000000.ocsf.jsonl', PartNumber=1)['PartsCount'])",
+    );
+    assert_eq!(parts, "3");
+}
