@@ -4,6 +4,7 @@ mod alerts;
 mod architecture;
 mod cli;
 mod credentials;
+mod deploy;
 mod findings;
 mod moto_org;
 mod s3;

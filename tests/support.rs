@@ -19,41 +19,63 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_iam-audit");
 pub fn test_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        if let Ok(p) = std::env::var("IAM_AUDIT_TEST_VENV") {
-            return PathBuf::from(p);
-        }
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let requirements = manifest.join("tests/tools/requirements.txt");
-        let wanted = std::fs::read_to_string(&requirements).expect("tests/tools/requirements.txt");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| manifest.join("target"));
-        let venv = target.join("test-venv");
-        let stamp = venv.join("requirements.installed");
-        if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
-            return venv;
-        }
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin").join("pip"))
-                .args(["install", "--quiet", "-r"])
-                .arg(&requirements)
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "the integration tests need moto and the OCSF validators, and they could not be installed into \
-             {v}. Install them with `python3 -m venv {v} && {v}/bin/pip install -r {r}`, or point \
-             IAM_AUDIT_TEST_VENV at a venv that has them.",
-            v = venv.display(),
-            r = requirements.display(),
-        );
-        std::fs::write(&stamp, &wanted).expect("the venv's requirements stamp");
-        venv
+        venv(
+            "test-venv",
+            "tests/tools/requirements.txt",
+            "IAM_AUDIT_TEST_VENV",
+        )
     })
+}
+
+/// The linters of the deployment recipes (cfn-lint, checkov, kubernetes-validate, check-jsonschema,
+/// hadolint), in a venv of their own (checkov pins its own boto3): `IAM_AUDIT_LINT_VENV`, or
+/// target/lint-venv from tests/tools/lint-requirements.txt.
+pub fn lint_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        venv(
+            "lint-venv",
+            "tests/tools/lint-requirements.txt",
+            "IAM_AUDIT_LINT_VENV",
+        )
+    })
+}
+
+fn venv(name: &str, requirements: &str, override_var: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(override_var) {
+        return PathBuf::from(p);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let requirements = manifest.join(requirements);
+    let wanted = std::fs::read_to_string(&requirements).expect("the venv's requirements file");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest.join("target"));
+    let venv = target.join(name);
+    let stamp = venv.join("requirements.installed");
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+        return venv;
+    }
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "-r"])
+            .arg(&requirements)
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the integration tests need the Python tools of {r}, and they could not be installed into {v}. \
+         Install them with `python3 -m venv {v} && {v}/bin/pip install -r {r}`, or point {override_var} at \
+         a venv that has them.",
+        v = venv.display(),
+        r = requirements.display(),
+    );
+    std::fs::write(&stamp, &wanted).expect("the venv's requirements stamp");
+    venv
 }
 
 /// The test venv's python, for the outside validators in tests/tools/.
