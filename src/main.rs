@@ -33,6 +33,24 @@ use cli::args::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     tune_allocator();
+    // In AWS Lambda (provided.al2023) the invocations say what to do, not the command line.
+    #[cfg(feature = "lambda")]
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .init();
+        let code = runtime.block_on(cli::lambda::serve(api));
+        return std::process::ExitCode::from(code as u8);
+    }
     let cli = Cli::parse();
     // One thread: the auditor waits on quotas and the network, and its CPU work per call is ~100 µs.
     // Two worker threads spent a third of the CPU waking each other (futex and eventfd wake-ups in perf);

@@ -94,7 +94,8 @@ fn the_image_ci_runs_is_the_dockerfiles_runtime_stage() {
     );
 }
 
-/// The ECS task role holds the audit's management-side actions and the bucket's, nothing more; the member
+/// The ECS task role and the Lambda function's role hold the audit's management-side actions and the
+/// bucket's, nothing more; the member
 /// role the README's audit actions and the optional read-only ones, and the Security Hub import only in
 /// its opt-in policy; the CronJob outlives the shutdown grace and runs as a non-root user on a read-only
 /// root with a writable /tmp.
@@ -106,6 +107,7 @@ fn recipes_grant_what_the_audit_calls() {
             repo("deploy/aws/iam-audit-ecs.yaml"),
             repo("deploy/aws/member-role-stackset.yaml"),
             repo("deploy/kubernetes/cronjob.yaml"),
+            repo("deploy/aws/iam-audit-lambda.yaml"),
         ])
         .output()
         .unwrap();
@@ -136,6 +138,11 @@ fn recipes_grant_what_the_audit_calls() {
     .map(|s| s.to_string())
     .collect();
     assert_eq!(task, management, "the task role");
+    assert_eq!(
+        set(&facts["lambda"]["FunctionRole"]),
+        management,
+        "the function's role"
+    );
     let member = set(&facts["member"]["AuditRole"]);
     assert!(
         member.iter().all(|a| ALLOWED.contains(&a.as_str())),

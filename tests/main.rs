@@ -6,6 +6,7 @@ mod cli;
 mod credentials;
 mod deploy;
 mod findings;
+mod lambda;
 mod moto_org;
 mod s3;
 mod security_hub;

@@ -6,6 +6,8 @@ pub mod args;
 #[cfg(feature = "sim")]
 pub mod demo;
 mod display;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod signals;
 
 use std::path::PathBuf;

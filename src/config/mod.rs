@@ -171,6 +171,9 @@ keys! {
     account_budget_secs: u64 = 3600, flag("SECS").positive();
     /// After SIGINT or SIGTERM, seconds running accounts get to finish before they are closed as partial
     shutdown_grace_secs: u64 = 10, flag("SECS");
+    /// In AWS Lambda: seconds of the invocation kept back for closing the run and uploading it (no account
+    /// starts after the remaining time less this and the shutdown grace)
+    lambda_margin_secs: u64 = 60, file_only();
     /// Records buffered between the account auditors and the writer
     channel_capacity: usize = 1024, file_only().positive();
     /// Pages read at most from one listing before it is reported as PageLimit

@@ -27,10 +27,20 @@ pub struct Request {
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
+    /// Every header, its name in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Answer {
+    /// A header's value, by its name in lower case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -113,6 +123,11 @@ impl Http {
                 .headers()
                 .get("retry-after")
                 .and_then(parse_retry_after);
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect();
             let body = ByteStream::new(response.into_body())
                 .collect()
                 .await
@@ -127,6 +142,7 @@ impl Http {
             Ok(Answer {
                 status,
                 retry_after,
+                headers,
                 body,
             })
         };

@@ -116,6 +116,7 @@ mod tests {
         http::Answer {
             status: 400,
             retry_after: None,
+            headers: Vec::new(),
             body: body.as_bytes().to_vec(),
         }
     }

@@ -310,6 +310,52 @@ impl Remote {
         Ok(crate::report::files::runs_among(&names).into_iter().next())
     }
 
+    /// A small object of the prefix as text (`None`: there is none).
+    pub async fn get_text(&self, name: &str) -> Result<Option<String>, RemoteError> {
+        let url = self.location.url(name);
+        let answer = self
+            .client
+            .get_object()
+            .bucket(&self.location.bucket)
+            .key(self.location.key(name))
+            .expected_bucket_owner(&self.owner)
+            .send()
+            .await;
+        let object = match answer {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(failure("GetObject", url, &e)),
+        };
+        let bytes = object.body.collect().await.map_err(|e| RemoteError {
+            action: "GetObject",
+            url: url.clone(),
+            code: "ResponseError".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Some(
+            String::from_utf8_lossy(&bytes.into_bytes()).into_owned(),
+        ))
+    }
+
+    /// Write a small object of the prefix, encrypted like the reports.
+    pub async fn put_text(&self, name: &str, text: &str) -> Result<(), RemoteError> {
+        let (sse, kms) = self.encryption();
+        self.client
+            .put_object()
+            .bucket(&self.location.bucket)
+            .key(self.location.key(name))
+            .expected_bucket_owner(&self.owner)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .content_type("application/json")
+            .body(ByteStream::from(text.as_bytes().to_vec()))
+            .send()
+            .await
+            .map_err(|e| failure("PutObject", self.location.url(name), &e))?;
+        Ok(())
+    }
+
     /// Upload these files of the staging directory under the prefix, each under its own name.
     pub async fn upload(&self, files: &[PathBuf]) -> Result<Vec<String>, RemoteError> {
         let uploads = files.iter().map(|f| self.upload_one(f));

@@ -65,4 +65,5 @@ print(json.dumps({
     "ecs": cfn(sys.argv[1]),
     "member": cfn(sys.argv[2]),
     "cronjob": cronjob(sys.argv[3]),
+    "lambda": cfn(sys.argv[4]),
 }))

@@ -1,0 +1,255 @@
+//! AWS Lambda's custom runtime (`provided.al2023`): when `AWS_LAMBDA_RUNTIME_API` is set, the binary
+//! serves invocations instead of parsing a command line (the `lambda` feature).
+//!
+//! Each invocation is one stretch of one audit. Its JSON may set any key of the config file (never a
+//! secret: alert destinations come from the function's environment), over the file `IAM_AUDIT_CONFIG`
+//! names. The reports go to S3 (`output_dir = "s3://…"`): the function's disk does not outlive it. The
+//! run stops starting accounts at the invocation's deadline less `lambda_margin_secs` and the shutdown
+//! grace, closes the running ones, uploads its files, and answers `{"status": "incomplete", "resume":
+//! "s3://…"}`; a state object under the prefix (`iam-audit-lambda.json`) tells the next invocation to
+//! resume that run, so an organization of any size finishes over several invocations and no account is
+//! audited twice.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use iam_audit::send::http::{Http, Request};
+use iam_audit::{Config, Settings};
+use serde_json::{json, Value};
+
+/// The state object under the prefix: the run the next invocation resumes, if incomplete.
+const STATE: &str = "iam-audit-lambda.json";
+
+/// Keys an invocation may not set: they hold secrets, which belong in the function's environment.
+const SECRET_KEYS: [&str; 2] = ["notify", "notify_file"];
+
+/// The one key of an invocation that is not a config key: `"resume_only": true` continues an incomplete
+/// run and does nothing when there is none (the frequent schedule beside the weekly one).
+const RESUME_ONLY: &str = "resume_only";
+
+/// Serve invocations until the Runtime API stops answering; the exit code then.
+pub async fn serve(api: String) -> i32 {
+    let http = Http::new();
+    let base = format!("http://{api}/2018-06-01/runtime");
+    loop {
+        let next = Request {
+            method: "GET",
+            url: format!("{base}/invocation/next"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        // The call blocks until an invocation comes.
+        let answer = match http.once(&next, Duration::from_secs(24 * 3600)).await {
+            Ok(a) if a.status == 200 => a,
+            Ok(a) => {
+                eprintln!(
+                    "error: the Lambda Runtime API answered HTTP {} to invocation/next; exiting",
+                    a.status
+                );
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("error: the Lambda Runtime API is unreachable ({e}); exiting");
+                return 1;
+            }
+        };
+        let id = answer
+            .header("lambda-runtime-aws-request-id")
+            .unwrap_or("")
+            .to_string();
+        let deadline = answer
+            .header("lambda-runtime-deadline-ms")
+            .and_then(|d| d.parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(900));
+        let event: Value = serde_json::from_slice(&answer.body).unwrap_or(json!({}));
+        let (path, body) = match invoke(event, deadline).await {
+            Ok(v) => (format!("{base}/invocation/{id}/response"), v),
+            Err(message) => {
+                eprintln!("error: {message}");
+                (
+                    format!("{base}/invocation/{id}/error"),
+                    json!({ "errorType": "IamAuditError", "errorMessage": message }),
+                )
+            }
+        };
+        let post = Request {
+            method: "POST",
+            url: path,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(&body).expect("JSON"),
+        };
+        if let Err(e) = http.once(&post, Duration::from_secs(30)).await {
+            eprintln!("error: cannot answer the invocation ({e})");
+        }
+    }
+}
+
+/// The settings an invocation asks for: its keys over the function's config file.
+fn config_of(event: &Value) -> Result<Config, String> {
+    let obj = match event {
+        Value::Object(m) => m.clone(),
+        Value::Null => Default::default(),
+        _ => return Err("the invocation's payload must be a JSON object of config keys".into()),
+    };
+    if let Some(k) = SECRET_KEYS.iter().find(|k| obj.contains_key(**k)) {
+        return Err(format!(
+            "the invocation may not set `{k}`: alert destinations are secrets; give them in the function's environment (IAM_AUDIT_NOTIFY) or its config file"
+        ));
+    }
+    let mut obj = obj;
+    obj.remove(RESUME_ONLY);
+    let from_event: Config = serde_json::from_value(Value::Object(obj))
+        .map_err(|e| format!("the invocation's payload: {e}"))?;
+    let file = match std::env::var("IAM_AUDIT_CONFIG") {
+        Ok(path) if !path.is_empty() => {
+            Config::from_file(std::path::Path::new(&path)).map_err(|e| e.to_string())?
+        }
+        _ => Config::default(),
+    };
+    Ok(from_event.or(file))
+}
+
+/// One invocation: resume the run the state object names, or start one; stop in time; say how it ended.
+async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
+    let mut config = config_of(&event)?;
+    let now = chrono::Utc::now();
+    let first = Settings::resolve(config.clone(), now).map_err(|e| e.to_string())?;
+    let Some(location) = first.remote.clone() else {
+        return Err(
+            "in AWS Lambda, output_dir must be s3://BUCKET/PREFIX/: the function's disk does not outlive the invocation"
+                .into(),
+        );
+    };
+    let prefix_url = format!("s3://{}/{}", location.bucket, location.prefix);
+    // The run to resume, if the last invocation left one.
+    let aws = iam_audit::aws::Aws::connect(&first)
+        .await
+        .map_err(|e| e.to_string())?;
+    let remote = iam_audit::store::Remote::open(&aws, &first, &location)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = remote.get_text(STATE).await;
+    let runs = remote.latest_run().await;
+    remote.remove_staging();
+    let state: Option<Value> = state
+        .map_err(|e| e.to_string())?
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let mut resume = None;
+    if let Some(s) = state.filter(|s| s["status"] == "incomplete") {
+        let stamp = s["stamp"].as_str().unwrap_or("").to_string();
+        match runs.map_err(|e| e.to_string())? {
+            Some((latest, format)) if latest == stamp => {
+                config.format = Some(format.as_str().to_string());
+                resume = Some(stamp);
+            }
+            _ => eprintln!(
+                "warning: the state object names run {stamp}, which is not the latest complete set of files under {prefix_url}; starting a new run"
+            ),
+        }
+    }
+    if resume.is_none() && event[RESUME_ONLY] == json!(true) {
+        return Ok(json!({ "status": "idle", "reports": prefix_url }));
+    }
+    let start = resume
+        .as_deref()
+        .and_then(iam_audit::report::stamp_time)
+        .unwrap_or(now);
+    let mut settings = Settings::resolve(config, start).map_err(|e| e.to_string())?;
+    settings.resume_stamp = resume.clone();
+    // Stop in time: no account starts after the deadline less the margin and the grace.
+    let keep = Duration::from_secs(settings.keys.lambda_margin_secs) + settings.shutdown_grace();
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    let Some(run_for) = left.checked_sub(keep).filter(|d| !d.is_zero()) else {
+        return Err(format!(
+            "the invocation has {:.0} s left, no more than lambda_margin_secs ({}) and shutdown_grace_secs ({}): raise the function's timeout or lower the margin",
+            left.as_secs_f64(),
+            settings.keys.lambda_margin_secs,
+            settings.keys.shutdown_grace_secs
+        ));
+    };
+    let shutdown = iam_audit::Shutdown::default();
+    let grace = settings.shutdown_grace();
+    let timer = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(run_for).await;
+            shutdown.stop_starting.cancel();
+            tokio::time::sleep(grace).await;
+            shutdown.abort.cancel();
+        })
+    };
+    let stopped = shutdown.stop_starting.clone();
+    let result = iam_audit::run(settings, Arc::new(iam_audit::Silent), shutdown).await;
+    timer.abort();
+    let summary = result.map_err(|e| e.to_string())?;
+    eprintln!("{summary}");
+    let stamp = summary
+        .accounts_file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .and_then(|n| {
+            n.strip_prefix("accounts_")
+                .and_then(|r| r.rsplit_once('.').map(|(s, _)| s.to_string()))
+        })
+        .unwrap_or_default();
+    let incomplete = stopped.is_cancelled() && summary.partial + summary.skipped > 0;
+    let state = json!({
+        "status": if incomplete { "incomplete" } else { "complete" },
+        "stamp": stamp,
+    });
+    // The state object goes with the reports: the same bucket, owner and encryption.
+    let remote = iam_audit::store::Remote::open(&aws, &first, &location)
+        .await
+        .map_err(|e| e.to_string())?;
+    let written = remote.put_text(STATE, &state.to_string()).await;
+    remote.remove_staging();
+    written.map_err(|e| e.to_string())?;
+    let counts = json!({
+        "accounts": summary.accounts,
+        "audited": summary.audited,
+        "partial": summary.partial,
+        "skipped": summary.skipped,
+        "not_active": summary.not_active,
+        "done_before": summary.resumed,
+    });
+    Ok(if incomplete {
+        json!({ "status": "incomplete", "resume": prefix_url, "run": stamp, "accounts": counts })
+    } else {
+        json!({
+            "status": "complete",
+            "run": stamp,
+            "reports": prefix_url,
+            "exit_code": summary.exit_code(),
+            "accounts": counts,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invocation_sets_config_keys_but_no_secret() {
+        let c = config_of(&json!({ "role": "IAMAuditRole", "concurrency": 8 })).unwrap();
+        assert_eq!(
+            (c.role.as_deref(), c.concurrency),
+            (Some("IAMAuditRole"), Some(8))
+        );
+        let e = config_of(&json!({ "notify": ["https://hooks.slack.com/x"] })).unwrap_err();
+        assert!(e.starts_with("the invocation may not set `notify`"), "{e}");
+        let e = config_of(&json!({ "concurency": 8 })).unwrap_err();
+        assert!(e.contains("unknown field `concurency`"), "{e}");
+        assert!(config_of(&json!([1])).is_err());
+        assert_eq!(
+            config_of(&json!({ "resume_only": true, "role": "R" }))
+                .unwrap()
+                .role
+                .as_deref(),
+            Some("R")
+        );
+    }
+}

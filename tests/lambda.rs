@@ -1,0 +1,223 @@
+//! The Lambda mode as AWS runs it: the binary started with `AWS_LAMBDA_RUNTIME_API` pointing at a fake
+//! Runtime API of ours, each invocation with a short deadline, the reports in moto's S3. A 300-account
+//! simulated organization takes several invocations; each but the last answers `incomplete` with the
+//! prefix to resume; the joined reports have exactly the rows of one uninterrupted run, and no account's
+//! users were listed twice.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use iam_audit::sim::{Faults, Scenario, Sim};
+
+use crate::support::*;
+
+/// Each invocation's time: the deadline is this far from when it is handed out.
+const INVOCATION_MS: u64 = 4000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_finishes_over_several_invocations() {
+    let moto = Moto::start();
+    let py = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import boto3, os\nboto3.client('s3', endpoint_url=os.environ['MOTO'], region_name='us-east-1').create_bucket(Bucket='audit-reports')",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MOTO", &moto.endpoint)
+        .status()
+        .unwrap();
+    assert!(py.success());
+    let org = Scenario {
+        seed: 51,
+        accounts: 300,
+        users_min: 1,
+        users_max: 4,
+        events_per_account: 2,
+        ..Scenario::default()
+    }
+    .generate();
+    let faults = Faults {
+        latency_ms: 20,
+        report_delay_ms: 20,
+        ..Faults::default()
+    };
+    let rates = [
+        "--concurrency",
+        "16",
+        "--iam-rate",
+        "200",
+        "--iam-burst",
+        "50",
+        "--cloudtrail-rate",
+        "50",
+        "--cloudtrail-burst",
+        "10",
+    ];
+
+    // The reference: one uninterrupted run.
+    let reference_sim = Sim::start(org.clone(), faults.clone()).await.unwrap();
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = audit_in(&reference_sim, reference_dir.path(), &rates).await;
+    assert_eq!(reference.code, 0, "{}", reference.stderr);
+    let expected = report_rows(reference_dir.path());
+    drop(reference_sim);
+
+    // The fake Runtime API: invocations until one answers `complete`, then one `resume_only` invocation
+    // (the frequent schedule: nothing to resume, so it is idle), then 410 (the binary exits).
+    let done = Arc::new(AtomicBool::new(false));
+    let idle_sent = Arc::new(AtomicBool::new(false));
+    let event = serde_json::json!({
+        "role": "IAMAuditRole",
+        "output_dir": "s3://audit-reports/lambda/",
+        "concurrency": 16, "iam_rate": 200, "iam_burst": 50, "cloudtrail_rate": 50, "cloudtrail_burst": 10,
+        "lambda_margin_secs": 1, "shutdown_grace_secs": 1,
+    })
+    .to_string();
+    let resume_only = serde_json::json!({
+        "role": "IAMAuditRole", "output_dir": "s3://audit-reports/lambda/", "resume_only": true,
+    })
+    .to_string();
+    let api = Receiver::start_with({
+        let (done, idle_sent) = (done.clone(), idle_sent.clone());
+        Arc::new(move |n, r: &Received| {
+            if r.method == "GET" && r.path.ends_with("/invocation/next") {
+                if done.load(Ordering::SeqCst) && idle_sent.swap(true, Ordering::SeqCst) {
+                    return (410, vec![], String::new());
+                }
+                let body = if done.load(Ordering::SeqCst) {
+                    &resume_only
+                } else {
+                    &event
+                };
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64
+                    + INVOCATION_MS;
+                return (
+                    200,
+                    vec![
+                        ("lambda-runtime-aws-request-id".into(), format!("req-{n}")),
+                        ("lambda-runtime-deadline-ms".into(), deadline.to_string()),
+                        ("content-type".into(), "application/json".into()),
+                    ],
+                    body.clone(),
+                );
+            }
+            let complete = r.body.contains("\"status\":\"complete\"");
+            if r.path.ends_with("/error") || complete {
+                done.store(true, Ordering::SeqCst);
+            }
+            (202, vec![], String::new())
+        })
+    })
+    .await;
+    let sim = Sim::start(org.clone(), faults).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let runtime_api = api.url_base.trim_start_matches("http://").to_string();
+    let mut cmd = bin_command(
+        &[],
+        &[
+            FAKE_KEY,
+            FAKE_SECRET,
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
+            ("AWS_LAMBDA_RUNTIME_API", &runtime_api),
+            ("TMPDIR", tmp.path().to_str().unwrap()),
+        ],
+        home.path(),
+    );
+    let out = tokio::time::timeout(std::time::Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the invocations end within 4 minutes")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exits when the Runtime API stops: {stderr}"
+    );
+    assert!(
+        stderr.contains("answered HTTP 410 to invocation/next"),
+        "{stderr}"
+    );
+
+    let answers: Vec<serde_json::Value> = api
+        .got()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| {
+            assert!(
+                r.path.ends_with("/response"),
+                "an invocation failed: {} {}",
+                r.path,
+                r.body
+            );
+            serde_json::from_str(&r.body).unwrap()
+        })
+        .collect();
+    assert!(answers.len() >= 3, "several invocations: {answers:?}");
+    eprintln!("{} invocations: {answers:?}", answers.len());
+    let (idle, answers) = answers.split_last().unwrap();
+    assert_eq!(idle["status"], "idle", "nothing to resume: {idle}");
+    let (last, before) = answers.split_last().unwrap();
+    assert!(
+        before
+            .iter()
+            .all(|a| a["status"] == "incomplete" && a["resume"] == "s3://audit-reports/lambda/"),
+        "{answers:?}"
+    );
+    assert_eq!(last["status"], "complete", "{answers:?}");
+    assert_eq!(last["exit_code"], 0);
+    assert_eq!(last["accounts"]["accounts"], 300);
+    let run = &answers[0]["run"];
+    assert!(
+        answers.iter().all(|a| &a["run"] == run),
+        "one run resumed: {answers:?}"
+    );
+
+    // No account's users were listed twice: a finished account is never audited again.
+    let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+    for c in sim
+        .calls()
+        .iter()
+        .filter(|c| c.action == "iam:ListUsers" && c.outcome == "ok")
+    {
+        *listed.entry(c.account.clone()).or_default() += 1;
+    }
+    assert!(
+        listed.values().all(|n| *n == 1),
+        "{:?}",
+        listed.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+
+    // The joined reports are one uninterrupted run's.
+    let got = tempfile::tempdir().unwrap();
+    let fetch = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import boto3, os\n\
+             s3 = boto3.client('s3', endpoint_url=os.environ['MOTO'], region_name='us-east-1')\n\
+             for o in s3.list_objects_v2(Bucket='audit-reports', Prefix='lambda/')['Contents']:\n\
+             \x20   name = o['Key'][len('lambda/'):]\n\
+             \x20   if name != 'iam-audit-lambda.json':\n\
+             \x20       s3.download_file('audit-reports', o['Key'], os.path.join(os.environ['OUT'], name))",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MOTO", &moto.endpoint)
+        .env("OUT", got.path())
+        .status()
+        .unwrap();
+    assert!(fetch.success());
+    assert_eq!(report_rows(got.path()), expected);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no staging directory is left"
+    );
+}
