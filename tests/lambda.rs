@@ -115,6 +115,9 @@ async fn an_organization_finishes_over_several_invocations() {
     })
     .await;
     let sim = Sim::start(org.clone(), faults).await.unwrap();
+    // Alerts come from the function's environment; only the invocation that completes the run sends one.
+    let hook = Receiver::start(&[(200, None)]).await;
+    let hook_url = format!("{}/hook", hook.url_base);
     let home = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let endpoint = sim.endpoint();
@@ -127,6 +130,7 @@ async fn an_organization_finishes_over_several_invocations() {
             ("AWS_ENDPOINT_URL", &endpoint),
             ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
             ("AWS_LAMBDA_RUNTIME_API", &runtime_api),
+            ("IAM_AUDIT_NOTIFY", &hook_url),
             ("TMPDIR", tmp.path().to_str().unwrap()),
         ],
         home.path(),
@@ -215,6 +219,26 @@ async fn an_organization_finishes_over_several_invocations() {
         .unwrap();
     assert!(fetch.success());
     assert_eq!(report_rows(got.path()), expected);
+    // One alert, of the whole run: every High or Critical finding of the joined findings file is new.
+    let alerts = hook.got();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert: serde_json::Value = serde_json::from_str(&alerts[0].body).unwrap();
+    let findings = std::fs::read_dir(got.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".ocsf.jsonl"))
+        .unwrap();
+    let high = std::fs::read_to_string(findings)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["severity_id"].as_u64().unwrap() >= 4
+        })
+        .count();
+    assert!(high > 20);
+    assert_eq!(alert["new_at_or_above"], high);
+    assert_eq!(alert["coverage"]["accounts"], 300);
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         0,

@@ -157,6 +157,8 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
         .unwrap_or(now);
     let mut settings = Settings::resolve(config, start).map_err(|e| e.to_string())?;
     settings.resume_stamp = resume.clone();
+    // An invocation stopped by its deadline is not the end of the run: the one that completes it alerts.
+    settings.alert_when_stopped = false;
     // Stop in time: no account starts after the deadline less the margin and the grace.
     let keep = Duration::from_secs(settings.keys.lambda_margin_secs) + settings.shutdown_grace();
     let left = deadline

@@ -299,6 +299,9 @@ pub struct Settings {
     pub notify: Vec<Destination>,
     /// `output_dir` is `s3://…`: the reports are written in a local staging directory, then uploaded.
     pub remote: Option<S3Location>,
+    /// Alert when the run was stopped before its end (a signal, a Lambda deadline). The Lambda runtime
+    /// turns it off: its invocation's continuation alerts when the run is complete. Not a config key.
+    pub alert_when_stopped: bool,
 }
 
 /// A fake-AWS endpoint and the (fake) management credentials to use with it.
@@ -501,6 +504,7 @@ impl Settings {
             resume_stamp: None,
             notify,
             remote,
+            alert_when_stopped: true,
         })
     }
 

@@ -418,19 +418,113 @@ impl Digest {
         self.new_findings += changes.new_findings.len() as u64;
         self.resolved_findings += changes.resolved_findings.len() as u64;
         for c in &changes.changes {
-            *self
-                .counts
-                .entry((c.change.to_string(), c.kind.to_string()))
-                .or_default() += 1;
-            if c.change == "new" && c.kind == "finding" {
-                let severity = Severity::from_name(&c.severity).unwrap_or(Severity::Low);
-                let n = self.new_by_severity.entry(severity).or_default();
-                *n += 1;
-                if *n as usize <= KEPT {
-                    self.new.push(c.clone());
-                }
+            self.add_row(c);
+        }
+    }
+
+    fn add_row(&mut self, c: &Change) {
+        *self
+            .counts
+            .entry((c.change.to_string(), c.kind.to_string()))
+            .or_default() += 1;
+        if c.change == "new" && c.kind == "finding" {
+            let severity = Severity::from_name(&c.severity).unwrap_or(Severity::Low);
+            let n = self.new_by_severity.entry(severity).or_default();
+            *n += 1;
+            if *n as usize <= KEPT {
+                self.new.push(c.clone());
             }
         }
+    }
+
+    /// The digest of a whole run read back from its files: after a resume, the writer saw only the
+    /// accounts audited since. From the changes report when the run was compared with `against`, else
+    /// from the findings file (every finding new).
+    pub fn of_run(
+        paths: &super::OutputPaths,
+        format: crate::config::Format,
+        against: Option<String>,
+    ) -> std::io::Result<Digest> {
+        let mut d = Digest {
+            against: against.clone(),
+            ..Digest::default()
+        };
+        let word = |w: &str| -> &'static str {
+            [
+                "new",
+                "resolved",
+                "changed",
+                "not_compared",
+                "account",
+                "user",
+                "access_key",
+                "finding",
+            ]
+            .into_iter()
+            .find(|k| *k == w)
+            .unwrap_or("changed")
+        };
+        if against.is_some() {
+            super::resume::for_each_row(&paths.changes, format, &CHANGE_COLUMNS, |r| {
+                let c = Change {
+                    change: word(&r[0]),
+                    kind: word(&r[1]),
+                    account_id: r[2].clone(),
+                    account_name: r[3].clone(),
+                    resource: r[4].clone(),
+                    detail: r[5].clone(),
+                    before: r[6].clone(),
+                    after: r[7].clone(),
+                    severity: r[8].clone(),
+                    finding_uid: r[9].clone(),
+                };
+                if c.kind == "finding" {
+                    match c.change {
+                        "new" => d.new_findings += 1,
+                        "resolved" => d.resolved_findings += 1,
+                        _ => {}
+                    }
+                }
+                d.add_row(&c);
+            })?;
+            return Ok(d);
+        }
+        use std::io::BufRead;
+        let file = std::fs::File::open(&paths.findings)?;
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line?) else {
+                continue;
+            };
+            if v["activity_id"] != 1 {
+                continue;
+            }
+            let s = |p: &str| {
+                v.pointer(p)
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let resource =
+                if v.pointer("/resources/0/type").and_then(|t| t.as_str()) == Some("AwsAccount") {
+                    s("/resources/0/uid")
+                } else {
+                    s("/resources/0/name")
+                };
+            d.new_findings += 1;
+            d.add_row(&Change {
+                change: "new",
+                kind: "finding",
+                account_id: s("/cloud/account/uid"),
+                account_name: s("/cloud/account/name"),
+                resource,
+                detail: s("/finding_info/title"),
+                before: String::new(),
+                after: String::new(),
+                severity: s("/severity"),
+                finding_uid: s("/finding_info/uid"),
+            });
+        }
+        Ok(d)
     }
 
     /// The kept new findings, the most severe first.

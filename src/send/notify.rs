@@ -99,12 +99,6 @@ pub fn compose(summary: &Summary, stamp: &str, min: Severity) -> Alert {
             lines.push(format!("and {more} more (see the changes report)"));
         }
     }
-    if summary.resumed > 0 {
-        lines.push(format!(
-            "This run was resumed: the findings of the {} accounts finished before the resume are in the changes report, not counted here.",
-            summary.resumed
-        ));
-    }
     if d.against.is_some() {
         lines.push(format!(
             "In all: {} new findings, {} resolved.",
