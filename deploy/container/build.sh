@@ -40,3 +40,23 @@ n=$(find "$work/reports/demo" -type f | wc -l)
 owner=$(stat -c %u "$work/reports/demo")
 echo "build.sh: demo in the image wrote $n files as uid $owner"
 [ "$n" -eq 7 ] && [ "$owner" -eq 10001 ]
+
+# SIGTERM (an ECS stop, a Kubernetes eviction) ends the run as exit 143, its files flushed.
+$b run --isolation chroot --mount type=tmpfs,destination=/tmp -v "$work/reports:/reports" "$c" -- \
+  /iam-audit demo --accounts 400 --output-dir /reports/stopped --no-progress >/dev/null 2>&1 &
+runner=$!
+pid=""
+for _ in $(seq 1 100); do
+  pid=$(pgrep -f "^/iam-audit demo --accounts 400" | head -1 || true)
+  [ -n "$pid" ] && [ -d "$work/reports/stopped" ] && break
+  sleep 0.1
+done
+sleep 2
+kill -TERM "$pid"
+set +e
+wait "$runner"
+rc=$?
+set -e
+n=$(find "$work/reports/stopped" -type f | wc -l)
+echo "build.sh: SIGTERM in the image: exit $rc, $n files"
+[ "$rc" -eq 143 ] && [ "$n" -eq 7 ]
