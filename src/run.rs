@@ -357,21 +357,15 @@ async fn audit_into(
         compare_disabled: !settings.keys.compare_runs,
         calls: stats.snapshot(),
         elapsed: started.elapsed(),
-        keys_file: paths.keys.clone(),
-        users_file: paths.users.clone(),
-        events_file: paths.events.clone(),
-        accounts_file: paths.accounts.clone(),
-        findings_file: paths.findings.clone(),
-        changes_file: paths.changes.clone(),
-        summary_file: paths.summary.clone(),
+        keys_file: paths.keys,
+        users_file: paths.users,
+        events_file: paths.events,
+        accounts_file: paths.accounts,
+        findings_file: paths.findings,
+        changes_file: paths.changes,
+        summary_file: paths.summary,
         ..counted
     };
-    // After a resume the writer saw only the accounts audited since: the alert counts the whole run.
-    if summary.resumed > 0 {
-        summary.changes =
-            crate::report::compare::Digest::of_run(&paths, format, summary.changes.against.clone())
-                .map_err(output_error)?;
-    }
     // The files are final: now what leaves the machine.
     let target = crate::send::AwsTarget::new(&aws);
     if settings.keys.security_hub {

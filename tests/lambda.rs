@@ -239,6 +239,18 @@ async fn an_organization_finishes_over_several_invocations() {
     assert!(high > 20);
     assert_eq!(alert["new_at_or_above"], high);
     assert_eq!(alert["coverage"]["accounts"], 300);
+    // The summary page of the last invocation counts the whole run too.
+    let page = std::fs::read_dir(got.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".html"))
+        .unwrap();
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(
+        page.contains(": 300 accounts in "),
+        "the page counts every account"
+    );
+    assert!(page.contains("accounts were finished before the resume"));
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         0,

@@ -437,9 +437,9 @@ impl Digest {
         }
     }
 
-    /// The digest of a whole run read back from its files: after a resume, the writer saw only the
-    /// accounts audited since. From the changes report when the run was compared with `against`, else
-    /// from the findings file (every finding new).
+    /// The digest of a run read back from its files (a resumed run's finished accounts, before the
+    /// writer goes on with the others). From the changes report when the run was compared with
+    /// `against`, else from the findings file (every finding new).
     pub fn of_run(
         paths: &super::OutputPaths,
         format: crate::config::Format,

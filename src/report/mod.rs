@@ -59,6 +59,15 @@ pub trait Output: Send {
     fn flush(&mut self) -> std::io::Result<()>;
     /// Its files, to be cut back to their last flush if the writer fails.
     fn files(&self) -> Vec<&File>;
+    /// An account a resumed run finished before it stopped (its rows are already in the files): for the
+    /// outputs that summarize the whole run.
+    fn earlier(
+        &mut self,
+        _row: &crate::record::AccountRow,
+        _snapshot: Option<&AccountSnapshot>,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
     /// The run is over: complete the output.
     fn finish(&mut self, _end: &RunEnd) -> std::io::Result<()> {
         self.flush()
@@ -161,7 +170,18 @@ impl Writer {
             };
             files.push((r, file, new));
         }
+        let (dir, format) = (spec.dir.clone(), spec.format);
         let mut w = Writer::open(spec, files, paths)?;
+        // What changed in the accounts finished before the resume, from their kept rows: the digest (the
+        // page, the alert) is of the whole run.
+        w.digest = Digest::of_run(paths, format, w.digest.against.clone())?;
+        let outputs = &mut w.outputs;
+        snapshot::replay_done(paths, format, &dir, |row, s| {
+            for o in outputs.iter_mut() {
+                o.earlier(row, s)?;
+            }
+            Ok(())
+        })?;
         w.flush()?;
         Ok(w)
     }

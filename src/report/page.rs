@@ -117,6 +117,15 @@ impl Output for PageOutput {
         Ok(())
     }
 
+    fn earlier(
+        &mut self,
+        row: &crate::record::AccountRow,
+        snapshot: Option<&AccountSnapshot>,
+    ) -> std::io::Result<()> {
+        self.write(&Record::Account(row.clone()))?;
+        snapshot.map_or(Ok(()), |s| self.account_closed(s, None))
+    }
+
     fn account_closed(
         &mut self,
         s: &AccountSnapshot,
@@ -216,7 +225,7 @@ impl PageOutput {
         if facts.resumed > 0 {
             let _ = write!(
                 h,
-                "<p class=\"bad\">This run was resumed: the {} accounts finished before the resume are in the reports, the findings and the changes files, but not on this page, which counts the accounts audited after it.</p>",
+                "<p class=\"meta\">This run was resumed: {} accounts were finished before the resume (they are counted here from the files; the run's duration and calls below are those after it).</p>",
                 facts.resumed
             );
         }

@@ -333,3 +333,48 @@ impl GroupedRun {
         self.index.keys()
     }
 }
+
+/// The accounts a resumed run finished before it stopped, from its files (kept by `prepare_resume`): each
+/// one's closing row as the accounts report has it (the cells the summary page shows) and its snapshot,
+/// one account at a time, for the outputs that summarize the whole run.
+pub fn replay_done(
+    paths: &OutputPaths,
+    format: Format,
+    scratch_in: &Path,
+    mut each: impl FnMut(&crate::record::AccountRow, Option<&AccountSnapshot>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use crate::record::{AccountRow, AuditStatus, Flag};
+    let mut grouped = GroupedRun::read(paths, format, scratch_in)?;
+    let mut fields = vec![
+        "account_id",
+        "account_name",
+        "account_status",
+        "audit_status",
+        "users",
+        "keys",
+        "error",
+        "duration_s",
+        "ou_path",
+    ];
+    fields.extend_from_slice(super::tables::flag_columns());
+    let mut rows = Vec::new();
+    super::resume::for_each_row(&paths.accounts, format, &fields, |r| rows.push(r))?;
+    for r in rows {
+        let status = match r[3].as_str() {
+            "audited" => AuditStatus::Audited,
+            "not_active" => AuditStatus::NotActive,
+            // prepare_resume kept only the finished accounts.
+            _ => continue,
+        };
+        let mut row = AccountRow::unaudited(&r[0], &r[1], &r[2], &r[8], status, r[6].clone());
+        row.users = r[4].parse().unwrap_or(0);
+        row.keys = r[5].parse().unwrap_or(0);
+        row.duration_s = r[7].parse().unwrap_or(0.0);
+        for (i, n) in row.flag_counts.iter_mut().enumerate().take(Flag::COUNT) {
+            *n = r[9 + i].parse().unwrap_or(0);
+        }
+        let snapshot = grouped.get(&row.account_id)?;
+        each(&row, snapshot.as_ref())?;
+    }
+    Ok(())
+}
