@@ -274,26 +274,9 @@ async fn a_failing_webhook_is_a_warning_and_its_url_stays_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sns_alert_reaches_the_topic() {
     let moto = Moto::start();
-    let py = |script: &str| {
-        let out = std::process::Command::new(python())
-            .args(["-c", script])
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_DEFAULT_REGION", "eu-west-1")
-            .env("MOTO_ENDPOINT", &moto.endpoint)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let py = |script: &str| moto.python(script, &[("AWS_DEFAULT_REGION", "eu-west-1")]);
     let topic = py(
-        "import boto3, os\n\
-         e = os.environ['MOTO_ENDPOINT']\n\
-         sns = boto3.client('sns', endpoint_url=e); sqs = boto3.client('sqs', endpoint_url=e)\n\
+        "sns = boto3.client('sns', endpoint_url=MOTO); sqs = boto3.client('sqs', endpoint_url=MOTO)\n\
          q = sqs.create_queue(QueueName='alerts')['QueueUrl']\n\
          qa = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
          t = sns.create_topic(Name='iam-audit')['TopicArn']\n\
@@ -334,8 +317,7 @@ async fn an_sns_alert_reaches_the_topic() {
         out.stderr
     );
     let delivered = py(
-        "import boto3, os, json\n\
-         sqs = boto3.client('sqs', endpoint_url=os.environ['MOTO_ENDPOINT'])\n\
+        "sqs = boto3.client('sqs', endpoint_url=MOTO)\n\
          q = sqs.get_queue_url(QueueName='alerts')['QueueUrl']\n\
          m = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10, WaitTimeSeconds=5).get('Messages', [])\n\
          print(json.dumps([json.loads(x['Body']) for x in m]))",

@@ -18,17 +18,10 @@ const INVOCATION_MS: u64 = 4000;
 #[tokio::test(flavor = "multi_thread")]
 async fn an_organization_finishes_over_several_invocations() {
     let moto = Moto::start();
-    let py = std::process::Command::new(python())
-        .args([
-            "-c",
-            "import boto3, os\nboto3.client('s3', endpoint_url=os.environ['MOTO'], region_name='us-east-1').create_bucket(Bucket='audit-reports')",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MOTO", &moto.endpoint)
-        .status()
-        .unwrap();
-    assert!(py.success());
+    moto.python(
+        "boto3.client('s3', endpoint_url=MOTO).create_bucket(Bucket='audit-reports')",
+        &[],
+    );
     let org = Scenario {
         seed: 51,
         accounts: 300,
@@ -201,23 +194,14 @@ async fn an_organization_finishes_over_several_invocations() {
 
     // The joined reports are one uninterrupted run's.
     let got = tempfile::tempdir().unwrap();
-    let fetch = std::process::Command::new(python())
-        .args([
-            "-c",
-            "import boto3, os\n\
-             s3 = boto3.client('s3', endpoint_url=os.environ['MOTO'], region_name='us-east-1')\n\
+    moto.python(
+        "s3 = boto3.client('s3', endpoint_url=MOTO)\n\
              for o in s3.list_objects_v2(Bucket='audit-reports', Prefix='lambda/')['Contents']:\n\
              \x20   name = o['Key'][len('lambda/'):]\n\
              \x20   if name != 'iam-audit-lambda.json':\n\
-             \x20       s3.download_file('audit-reports', o['Key'], os.path.join(os.environ['OUT'], name))",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MOTO", &moto.endpoint)
-        .env("OUT", got.path())
-        .status()
-        .unwrap();
-    assert!(fetch.success());
+         \x20       s3.download_file('audit-reports', o['Key'], os.path.join(os.environ['OUT'], name))",
+        &[("OUT", got.path().to_str().unwrap())],
+    );
     assert_eq!(report_rows(got.path()), expected);
     // One alert, of the whole run: every High or Critical finding of the joined findings file is new.
     let alerts = hook.got();

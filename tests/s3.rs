@@ -34,19 +34,10 @@ fn faults(o: &SimOrg) -> Faults {
 
 /// Run boto3 against moto with `script` (MOTO is the endpoint); its stdout.
 fn boto(moto: &Moto, script: &str) -> String {
-    let out = std::process::Command::new(python())
-        .args(["-c", &format!("import boto3, os, json\nMOTO = os.environ['MOTO']\ns3 = boto3.client('s3', endpoint_url=MOTO, region_name='us-east-1')\n{script}")])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MOTO", &moto.endpoint)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    moto.python(
+        &format!("s3 = boto3.client('s3', endpoint_url=MOTO)\n{script}"),
+        &[],
+    )
 }
 
 /// The objects under a prefix: name → (SSE, KMS key id).

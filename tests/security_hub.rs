@@ -298,11 +298,8 @@ async fn moto_security_hub_gives_back_what_was_imported() {
         .map(|f| f["finding_info"]["uid"].as_str().unwrap().to_string())
         .collect();
     // moto keeps every account's findings in the account of the caller's keys: read them back as such.
-    let got = std::process::Command::new(python())
-        .args([
-            "-c",
-            "import boto3, os, json\n\
-             c = boto3.client('securityhub', endpoint_url=os.environ['MOTO_ENDPOINT'], region_name='us-east-1')\n\
+    let got = moto.python(
+        "c = boto3.client('securityhub', endpoint_url=MOTO)\n\
              ids = []\n\
              kw = {'MaxResults': 100}\n\
              for _ in range(1000):\n\
@@ -310,19 +307,10 @@ async fn moto_security_hub_gives_back_what_was_imported() {
              \x20   ids += [(f['Id'], f['AwsAccountId'], f['RecordState']) for f in r['Findings']]\n\
              \x20   if not r.get('NextToken'): break\n\
              \x20   kw['NextToken'] = r['NextToken']\n\
-             print(json.dumps(ids))",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MOTO_ENDPOINT", &moto.endpoint)
-        .output()
-        .unwrap();
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
+         print(json.dumps(ids))",
+        &[],
     );
-    let got: Vec<(String, String, String)> = serde_json::from_slice(&got.stdout).unwrap();
+    let got: Vec<(String, String, String)> = serde_json::from_str(&got).unwrap();
     let got_ids: BTreeSet<String> = got.iter().map(|(id, _, _)| id.clone()).collect();
     assert!(!sent.is_empty());
     assert_eq!(got_ids, sent);

@@ -127,6 +127,32 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Run a Python script with boto3 against this moto (its endpoint in `MOTO`, test credentials,
+    /// region us-east-1 unless the script names another, `extra` variables); its stdout, trimmed. A script
+    /// that fails fails the test with its stderr.
+    pub fn python(&self, script: &str, extra: &[(&str, &str)]) -> String {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                &format!("import boto3, os, json\nMOTO = os.environ['MOTO']\n{script}"),
+            ])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("MOTO", &self.endpoint)
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run the test venv's python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

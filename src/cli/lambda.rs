@@ -129,9 +129,10 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
     let remote = iam_audit::store::Remote::open(&aws, &first, &location)
         .await
         .map_err(|e| e.to_string())?;
+    // Its staging directory is not needed: the run makes its own; this one reads and writes the state.
+    remote.remove_staging();
     let state = remote.get_text(STATE).await;
     let runs = remote.latest_run().await;
-    remote.remove_staging();
     let state: Option<Value> = state
         .map_err(|e| e.to_string())?
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -203,12 +204,10 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
         "stamp": stamp,
     });
     // The state object goes with the reports: the same bucket, owner and encryption.
-    let remote = iam_audit::store::Remote::open(&aws, &first, &location)
+    remote
+        .put_text(STATE, &state.to_string())
         .await
         .map_err(|e| e.to_string())?;
-    let written = remote.put_text(STATE, &state.to_string()).await;
-    remote.remove_staging();
-    written.map_err(|e| e.to_string())?;
     let counts = json!({
         "accounts": summary.accounts,
         "audited": summary.audited,

@@ -22,7 +22,7 @@ use key::{file_only, flag, keys, negated, switch};
 pub use key::{Exposure, Key, Kind};
 pub use names::{glob, iam_home_region, partition_of};
 pub use remote::S3Location;
-pub use secret::{Destination, Secret};
+pub use secret::{url_host, Destination, Secret};
 pub use window::{parse_date, resolve_window, LOOKUP_HISTORY_DAYS};
 
 /// The IAM lifecycle events the seed script tracked, in its order.

@@ -67,14 +67,18 @@ impl Destination {
     /// How messages name it: the webhook's host, never its path; the topic's ARN.
     pub fn label(&self) -> String {
         match self {
-            Destination::Webhook(url) => {
-                let rest = url.expose().split_once("://").map(|(_, r)| r).unwrap_or("");
-                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-                format!("webhook {}", host.rsplit('@').next().unwrap_or(""))
-            }
+            Destination::Webhook(url) => format!("webhook {}", url_host(url.expose())),
             Destination::Sns { arn, .. } => format!("SNS topic {arn}"),
         }
     }
+}
+
+/// The host (and port) of a URL, for messages: `hooks.slack.com`. Never the path or the user info,
+/// which may be the secret.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    host.rsplit('@').next().unwrap_or("")
 }
 
 /// The variable that may hold alert destinations (whitespace- or comma-separated), so a URL need not
@@ -153,8 +157,7 @@ fn parse(value: &str) -> Result<Destination, String> {
                 .into(),
         );
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or("");
+    let host = url_host(rest);
     let name = host
         .strip_prefix('[')
         .and_then(|h| h.split_once(']').map(|(h, _)| h))

@@ -152,47 +152,59 @@ impl Http {
         }
     }
 
-    /// The request with its retries: on a connection failure, 429 or 5xx it is sent again after
-    /// `Retry-After` (at most 30 s) or an exponential backoff with jitter, while attempts and time remain.
-    /// The last answer comes back whatever its status; `Err` when no attempt got one.
+    /// The request with its retries (backon, as the rest of the tool retries): on a connection failure,
+    /// 429 or 5xx it is sent again after `Retry-After` (at most 30 s) or an exponential backoff with
+    /// jitter, while attempts and time remain. The last answer comes back whatever its status; `Err` when
+    /// no attempt got one.
     pub async fn send(&self, req: &Request, patience: Patience) -> Result<Answer, String> {
+        use backon::{ExponentialBuilder, Retryable};
+        /// An attempt to try again: an answer asking for it, or none at all.
+        enum Again {
+            Answer(Answer),
+            NoAnswer(String),
+        }
         let started = Instant::now();
-        let mut backoff = patience.backoff;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let attempt = || async {
             let left = patience.total.saturating_sub(started.elapsed());
-            let result = self.once(req, patience.attempt.min(left)).await;
-            let wait = match &result {
-                Ok(a) if a.status == 429 || a.status >= 500 => {
-                    a.retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER)
-                }
-                Ok(_) => return result,
-                Err(_) => backoff,
-            };
-            let wait = if result
-                .as_ref()
-                .map(|a| a.retry_after.is_some())
-                .unwrap_or(false)
-            {
-                wait
-            } else {
-                jitter(wait, attempt)
-            };
-            if attempt >= patience.attempts || started.elapsed() + wait >= patience.total {
-                return result;
+            match self.once(req, patience.attempt.min(left)).await {
+                Ok(a) if a.status == 429 || a.status >= 500 => Err(Again::Answer(a)),
+                Ok(a) => Ok(a),
+                Err(e) => Err(Again::NoAnswer(e)),
             }
-            tracing::debug!(
-                "{} answered {}; retry {attempt} in {} ms",
-                host_of(&req.url),
-                match &result {
-                    Ok(a) => a.status.to_string(),
-                    Err(e) => e.clone(),
-                },
-                wait.as_millis()
-            );
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(MAX_RETRY_AFTER);
+        };
+        let result = attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(patience.backoff)
+                    .with_max_delay(MAX_RETRY_AFTER)
+                    .with_max_times(patience.attempts.saturating_sub(1) as usize)
+                    .with_jitter(),
+            )
+            // The server's `Retry-After` over our backoff; no retry that would end past the total.
+            .adjust(|e, backoff| {
+                // `None`: the attempts are spent.
+                let backoff = backoff?;
+                let wait = match e {
+                    Again::Answer(a) => a.retry_after.map_or(backoff, |r| r.min(MAX_RETRY_AFTER)),
+                    Again::NoAnswer(_) => backoff,
+                };
+                (started.elapsed() + wait < patience.total).then_some(wait)
+            })
+            .notify(|e, wait| {
+                let what = match e {
+                    Again::Answer(a) => a.status.to_string(),
+                    Again::NoAnswer(e) => e.clone(),
+                };
+                tracing::debug!(
+                    "{} answered {what}; retry in {} ms",
+                    host_of(&req.url),
+                    wait.as_millis()
+                );
+            })
+            .await;
+        match result {
+            Ok(a) | Err(Again::Answer(a)) => Ok(a),
+            Err(Again::NoAnswer(e)) => Err(e),
         }
     }
 }
@@ -208,22 +220,9 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs as u64))
 }
 
-/// Between 50 % and 100 % of `d`, from the attempt number and the clock (no shared random state).
-fn jitter(d: Duration, attempt: u32) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let spread = (nanos ^ attempt.wrapping_mul(2_654_435_761)) % 1000;
-    d / 2 + d / 2 * spread / 1000
-}
-
 /// The host of a URL, for messages: `hooks.slack.com`. Never the path, which may be the secret.
 pub fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // user:password@host
-    host.rsplit('@').next().unwrap_or("").to_string()
+    crate::config::url_host(url).to_string()
 }
 
 /// `text` without the URL or its path (an error message of a library may quote them).
@@ -262,10 +261,5 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
-        let d = Duration::from_millis(1000);
-        for a in 1..20 {
-            let j = jitter(d, a);
-            assert!(j >= d / 2 && j <= d, "{j:?}");
-        }
     }
 }

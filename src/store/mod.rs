@@ -67,6 +67,16 @@ where
     }
 }
 
+/// A failure with no S3 answer behind it: the local disk (`LocalIo`) or a body cut short (`ResponseError`).
+fn other(action: &'static str, url: &str, code: &str, e: impl std::fmt::Display) -> RemoteError {
+    RemoteError {
+        action,
+        url: url.to_string(),
+        code: code.to_string(),
+        message: e.to_string(),
+    }
+}
+
 fn s3_client(aws: &Aws, region: Option<String>) -> aws_sdk_s3::Client {
     let mut b = aws_sdk_s3::config::Builder::from(aws.base());
     // A custom endpoint (moto, MinIO, a VPC endpoint URL) addresses buckets by path.
@@ -166,11 +176,9 @@ impl Remote {
                 }
             }
         }
-        let staging = staging_dir().map_err(|e| RemoteError {
-            action: "staging",
-            url: url.clone(),
-            code: "LocalIo".into(),
-            message: format!("cannot create a private staging directory: {e}"),
+        let staging = staging_dir().map_err(|e| {
+            let why = format!("cannot create a private staging directory: {e}");
+            other("staging", &url, "LocalIo", why)
         })?;
         Ok(Remote {
             client,
@@ -244,22 +252,16 @@ impl Remote {
                 .send()
                 .await
                 .map_err(|e| failure("GetObject", url.clone(), &e))?;
-            let local_error = |e: std::io::Error| RemoteError {
-                action: "GetObject",
-                url: url.clone(),
-                code: "LocalIo".into(),
-                message: e.to_string(),
-            };
+            let local_error = |e: std::io::Error| other("GetObject", &url, "LocalIo", e);
             let path = self.staging.join(name);
             let file = crate::report::create_private(&path).map_err(local_error)?;
             let mut file = tokio::fs::File::from_std(file);
             let mut body = object.body;
-            while let Some(chunk) = body.try_next().await.map_err(|e| RemoteError {
-                action: "GetObject",
-                url: url.clone(),
-                code: "ResponseError".into(),
-                message: e.to_string(),
-            })? {
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .map_err(|e| other("GetObject", &url, "ResponseError", e))?
+            {
                 file.write_all(&chunk).await.map_err(local_error)?;
             }
             file.flush().await.map_err(local_error)?;
@@ -326,12 +328,11 @@ impl Remote {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(failure("GetObject", url, &e)),
         };
-        let bytes = object.body.collect().await.map_err(|e| RemoteError {
-            action: "GetObject",
-            url: url.clone(),
-            code: "ResponseError".into(),
-            message: e.to_string(),
-        })?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| other("GetObject", &url, "ResponseError", e))?;
         Ok(Some(
             String::from_utf8_lossy(&bytes.into_bytes()).into_owned(),
         ))
@@ -376,12 +377,7 @@ impl Remote {
             .unwrap_or_default();
         let url = self.location.url(&name);
         let key = self.location.key(&name);
-        let local_error = |e: std::io::Error| RemoteError {
-            action: "PutObject",
-            url: url.clone(),
-            code: "LocalIo".into(),
-            message: e.to_string(),
-        };
+        let local_error = |e: std::io::Error| other("PutObject", &url, "LocalIo", e);
         let size = std::fs::metadata(path).map_err(local_error)?.len();
         let (sse, kms) = self.encryption();
         if size <= self.multipart_above {
@@ -458,12 +454,7 @@ impl Remote {
         url: &str,
     ) -> Result<Vec<CompletedPart>, RemoteError> {
         use tokio::io::AsyncReadExt;
-        let local_error = |e: std::io::Error| RemoteError {
-            action: "UploadPart",
-            url: url.to_string(),
-            code: "LocalIo".into(),
-            message: e.to_string(),
-        };
+        let local_error = |e: std::io::Error| other("UploadPart", url, "LocalIo", e);
         let mut file = tokio::fs::File::open(path).await.map_err(local_error)?;
         let mut parts = Vec::new();
         for number in 1..=10_000 {
