@@ -13,7 +13,7 @@ use crate::aws::Aws;
 use crate::config::Settings;
 use crate::iam::IamOutcome;
 use crate::org::Account;
-use crate::record::{AccountRow, AuditStatus, PartStatus};
+use crate::record::{AccountRow, AuditStatus, PartStatus, Record};
 use crate::retry::Failure;
 use crate::session::{Part, Session};
 use crate::sink::Sink;
@@ -97,6 +97,27 @@ pub async fn audit(
     } else {
         AuditStatus::Partial
     };
+    // The key history: every key the window's key events name, once both parts are over.
+    if let Some(ledger) = sink.published_ledger() {
+        let keys_read = iam_status == PartStatus::Ok;
+        let rows = ledger.history(
+            &session.account().id,
+            &session.account().name,
+            session.settings().thresholds.short_lived_days,
+            |id| {
+                if sink.sent_key(id) {
+                    Some(true)
+                } else {
+                    keys_read.then_some(false)
+                }
+            },
+        );
+        for row in rows {
+            if !sink.send(Record::KeyHistory(row)).await {
+                break;
+            }
+        }
+    }
     let (users, keys, events) = sink.counts();
     let account = session.account();
     AccountRow {
@@ -121,5 +142,12 @@ pub async fn audit(
         ou_path: account.ou_path().to_string(),
         new_findings: None,
         resolved_findings: None,
+        credentials: sink.credentials(),
+        ssh_keys_listed: match session.settings().keys.ssh_keys.as_str() {
+            "all" => "all users",
+            "console" => "console users",
+            _ => "none (--ssh-keys)",
+        }
+        .to_string(),
     }
 }

@@ -23,6 +23,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod error;
 pub mod iam;
+pub mod ledger;
 pub mod limits;
 pub mod observe;
 pub mod org;

@@ -215,9 +215,18 @@ impl Failure {
                         "UnknownError".to_string()
                     }
                 });
+                let message = match e.message() {
+                    Some(m) if !m.trim().is_empty() => tidy(m),
+                    // A 5xx without an AWS error body (a proxy's page, a server that does not implement
+                    // the action): say so rather than leave the message blank.
+                    _ if status >= 500 => format!(
+                        "the server answered HTTP {status} without an AWS error (a proxy, or a server that does not implement the action)"
+                    ),
+                    _ => String::new(),
+                };
                 Failure {
                     code,
-                    message: tidy(e.message().unwrap_or("")),
+                    message,
                     status: Some(status),
                 }
             }

@@ -132,6 +132,7 @@ mod tests {
     const T: Thresholds = Thresholds {
         unused_days: 45,
         key_max_age_days: 90,
+        short_lived_days: 7,
     };
     fn console(mfa: Option<bool>) -> UserFacts {
         UserFacts {

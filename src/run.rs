@@ -353,6 +353,8 @@ async fn audit_into(
         ou_paths_unread,
         keys: written.keys,
         events: written.events,
+        credentials: written.credentials,
+        key_history: written.key_history,
         changes: written.digest,
         compare_disabled: !settings.keys.compare_runs,
         calls: stats.snapshot(),
@@ -364,6 +366,8 @@ async fn audit_into(
         findings_file: paths.findings,
         changes_file: paths.changes,
         summary_file: paths.summary,
+        credentials_file: paths.credentials,
+        key_history_file: paths.key_history,
         ..counted
     };
     // The files are final: now what leaves the machine.
@@ -422,6 +426,8 @@ async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError
         &mut summary.findings_file,
         &mut summary.changes_file,
         &mut summary.summary_file,
+        &mut summary.credentials_file,
+        &mut summary.key_history_file,
     ];
     let local: Vec<std::path::PathBuf> = files
         .iter()

@@ -4,8 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use std::collections::HashSet;
+use std::sync::Mutex;
 
+use tokio::sync::{mpsc, watch};
+
+use crate::ledger::KeyLedger;
 use crate::observe::UserCounts;
 use crate::record::{Flag, Record};
 
@@ -18,6 +22,12 @@ pub struct Sink {
     other_sources: AtomicU64,
     /// The account's users listed and sent, for whoever watches the run.
     watched: Arc<UserCounts>,
+    /// The account's key ledger, once the CloudTrail part has read the key events.
+    ledger: watch::Sender<Option<Arc<KeyLedger>>>,
+    /// The access key ids of the key rows sent (the key history's `in_inventory`).
+    key_ids: Mutex<HashSet<String>>,
+    /// Rows of the credentials file sent.
+    credentials: AtomicU64,
 }
 
 impl Sink {
@@ -35,14 +45,56 @@ impl Sink {
             flags: Default::default(),
             other_sources: AtomicU64::new(0),
             watched: users,
+            ledger: watch::channel(None).0,
+            key_ids: Mutex::default(),
+            credentials: AtomicU64::new(0),
         }
+    }
+
+    /// Publish the account's key ledger: the IAM part waiting for it goes on.
+    pub fn publish_ledger(&self, ledger: KeyLedger) {
+        self.ledger.send_replace(Some(Arc::new(ledger)));
+    }
+
+    /// The account's key ledger, waiting until the CloudTrail part has published it.
+    pub async fn ledger(&self) -> Arc<KeyLedger> {
+        let mut rx = self.ledger.subscribe();
+        // The sender lives in this sink, so the wait ends only with a ledger.
+        let got = rx
+            .wait_for(Option::is_some)
+            .await
+            .expect("the ledger's sender lives as long as the sink")
+            .clone();
+        got.expect("waited for Some")
+    }
+
+    /// The ledger if it was published.
+    pub fn published_ledger(&self) -> Option<Arc<KeyLedger>> {
+        self.ledger.borrow().clone()
+    }
+
+    /// Whether a key row of this id was sent.
+    pub fn sent_key(&self, id: &str) -> bool {
+        self.key_ids.lock().expect("not poisoned").contains(id)
+    }
+
+    /// Rows of the credentials file sent so far.
+    pub fn credentials(&self) -> u64 {
+        self.credentials.load(Ordering::Relaxed)
     }
 
     /// Send a row to the writer. `false` when the writer is gone (it failed; the run is ending).
     pub async fn send(&self, record: Record) -> bool {
         match &record {
-            Record::Key(_) => {
+            Record::Key(k) => {
                 self.keys.fetch_add(1, Ordering::Relaxed);
+                self.key_ids
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(k.access_key_id.clone());
+            }
+            Record::Credential(_) => {
+                self.credentials.fetch_add(1, Ordering::Relaxed);
             }
             Record::Event(_) => {
                 self.events.fetch_add(1, Ordering::Relaxed);
@@ -55,7 +107,7 @@ impl Sink {
                     self.watched.done.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Record::Account(_) | Record::End(_) => {}
+            Record::KeyHistory(_) | Record::Account(_) | Record::End(_) => {}
         }
         self.tx.send(record).await.is_ok()
     }

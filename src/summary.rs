@@ -37,6 +37,11 @@ pub struct Summary {
     pub findings_file: PathBuf,
     pub changes_file: PathBuf,
     pub summary_file: PathBuf,
+    pub credentials_file: PathBuf,
+    pub key_history_file: PathBuf,
+    /// Rows of the credentials file and of the key history.
+    pub credentials: u64,
+    pub key_history: u64,
     /// What changed since the earlier run.
     pub changes: Digest,
     /// `--no-compare`: the run was not compared with an earlier one on purpose.
@@ -97,6 +102,11 @@ impl std::fmt::Display for Summary {
             "users: {}, access keys: {}, CloudTrail events: {}",
             self.users, self.keys, self.events
         )?;
+        writeln!(
+            f,
+            "other long-term credentials: {}, keys in the window's key events: {}",
+            self.credentials, self.key_history
+        )?;
         write!(
             f,
             "API calls: {} ({} throttled, {} server errors, {} AssumeRole) in {:.1}s",
@@ -155,7 +165,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "accounts report: {}", self.accounts_file.display())?;
         writeln!(f, "findings (OCSF): {}", self.findings_file.display())?;
         writeln!(f, "changes report:  {}", self.changes_file.display())?;
-        write!(f, "summary page:    {}", self.summary_file.display())
+        writeln!(f, "summary page:    {}", self.summary_file.display())?;
+        writeln!(f, "credentials:     {}", self.credentials_file.display())?;
+        write!(f, "key history:     {}", self.key_history_file.display())
     }
 }
 

@@ -413,7 +413,7 @@ async fn audit_subcommand_prints_a_line_per_account() {
     assert!(out
         .stderr
         .contains("accounts: 3 (2 audited, 0 partial, 0 skipped, 1 not active)"));
-    assert_eq!(out.files.len(), 7);
+    assert_eq!(out.files.len(), 9);
     // No secret reaches the output: not the management secret, not the simulator's session secrets.
     assert!(
         !out.stderr.contains(FAKE_SECRET.1)
@@ -768,7 +768,7 @@ async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
         let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", d.display());
     }
-    assert_eq!(out.files.len(), 7);
+    assert_eq!(out.files.len(), 9);
     for f in &out.files {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
@@ -788,7 +788,7 @@ async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
                 .then(|| e.file_name().to_string_lossy().to_string())
         })
         .collect();
-    assert_eq!(reports.len(), 7, "{reports:?}");
+    assert_eq!(reports.len(), 9, "{reports:?}");
     assert!(
         reports.iter().all(|n| n.ends_with("_2.csv")
             || n.ends_with("_2.ocsf.jsonl")
@@ -1040,7 +1040,7 @@ async fn jsonl_has_the_rows_of_the_csv() {
         v.sort();
         v
     };
-    assert_eq!(json.files.len(), 7);
+    assert_eq!(json.files.len(), 9);
     assert_eq!(strip(&read("iam_audit_report_")), strip(&csv.keys));
     assert_eq!(strip(&read("users_")), strip(&csv.users));
     assert_eq!(strip(&read("cloudtrail_events_")), strip(&csv.events));
@@ -1140,7 +1140,7 @@ async fn a_full_disk_mid_run_exits_1_naming_every_account_not_written() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 9, "{files:?}");
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         let name = f.to_string_lossy();

@@ -155,7 +155,7 @@ async fn a_second_run_reports_what_changed_and_closes_what_was_fixed() {
     let first = fast_audit_in(&sim, dir.path(), &[]).await;
     drop(sim);
     assert_eq!(first.code, 3, "{}", first.stderr); // two accounts not fully audited
-    assert_eq!(first.files.len(), 7, "{:?}", first.files);
+    assert_eq!(first.files.len(), 9, "{:?}", first.files);
     assert!(first.changes.is_empty(), "nothing to compare with");
     assert!(
         first
@@ -177,7 +177,7 @@ async fn a_second_run_reports_what_changed_and_closes_what_was_fixed() {
     let second = fast_audit_in(&sim, dir.path(), &[]).await;
     drop(sim);
     assert_eq!(second.code, 3, "{}", second.stderr);
-    assert_eq!(second.files.len(), 14, "{:?}", second.files);
+    assert_eq!(second.files.len(), 18, "{:?}", second.files);
     let verdict = assert_valid_ocsf(second.findings_path.as_deref().unwrap());
     assert!(
         verdict.ends_with(" 0 invalid") || verdict.contains(" 0 invalid ("),
@@ -560,8 +560,10 @@ async fn demo_writes_every_file_and_a_second_demo_reports_changes() {
             "accounts.csv",
             "changes.csv",
             "cloudtrail.csv",
+            "credentials.csv",
             "findings.ocsf.jsonl",
             "iam.csv",
+            "key.csv",
             "summary.html",
             "users.csv"
         ]
@@ -570,6 +572,8 @@ async fn demo_writes_every_file_and_a_second_demo_reports_changes() {
         "findings (OCSF): ",
         "changes report:  ",
         "summary page:    ",
+        "credentials:     ",
+        "key history:     ",
     ] {
         assert!(first.stderr.contains(label), "{}", first.stderr);
     }
@@ -579,7 +583,7 @@ async fn demo_writes_every_file_and_a_second_demo_reports_changes() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let second = run_bin(&args, &[], dir.path()).await;
     assert_eq!(second.code, 3, "{}", second.stderr);
-    assert_eq!(second.files.len(), 14);
+    assert_eq!(second.files.len(), 18);
     let kinds: BTreeSet<(&str, &str)> = second
         .changes
         .iter()

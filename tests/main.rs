@@ -8,6 +8,7 @@ mod deploy;
 mod findings;
 mod lambda;
 mod moto_org;
+mod other_credentials;
 mod s3;
 mod security_hub;
 mod sim_engine;

@@ -1,5 +1,5 @@
 //! Reports to S3 as a scheduled task with no disk meets them: `--output-dir s3://…` against moto's S3
-//! leaves the seven files there, encrypted (SSE-S3, or SSE-KMS with `--s3-kms-key`), and nothing on the
+//! leaves the nine files there, encrypted (SSE-S3, or SSE-KMS with `--s3-kms-key`), and nothing on the
 //! local disk; the next run reads the first back for its comparison; a run killed mid-way is finished
 //! with `--resume s3://…` and has exactly the rows of an uninterrupted run; a bucket that does not exist
 //! stops the run before any account is read, and a bucket that refuses the upload keeps and names the
@@ -181,12 +181,12 @@ async fn reports_go_to_s3_encrypted_and_the_next_run_compares_with_them() {
         second.stderr
     );
     let both = objects(&moto, "audit-reports", "org-a/weekly/");
-    assert_eq!(both.len(), 14);
+    assert_eq!(both.len(), 18);
     let new: Vec<_> = both
         .iter()
         .filter(|(k, _)| !week1.contains_key(*k))
         .collect();
-    assert_eq!(new.len(), 7);
+    assert_eq!(new.len(), 9);
     assert!(
         new.iter().all(|(_, (sse, key))| sse == "aws:kms"
             && key.ends_with(key_arn.rsplit('/').next().unwrap())),
@@ -364,7 +364,7 @@ async fn a_run_killed_mid_way_is_resumed_from_s3() {
     let partial = objects(&moto, "audit-reports", "resumed/");
     assert_eq!(
         partial.len(),
-        7,
+        9,
         "the interrupted run's files are in S3: {partial:?}"
     );
 
@@ -377,8 +377,8 @@ async fn a_run_killed_mid_way_is_resumed_from_s3() {
     );
     assert_eq!(
         objects(&moto, "audit-reports", "resumed/").len(),
-        7,
-        "the same seven objects, completed"
+        9,
+        "the same nine objects, completed"
     );
     let got = tempfile::tempdir().unwrap();
     download(&moto, "audit-reports", "resumed/", got.path());

@@ -30,6 +30,9 @@ async fn lookup_events_reads_every_page_with_one_attribute_in_the_window() {
         access_key_id: None,
         source_ip: "192.0.2.1".into(),
         source: "iam.amazonaws.com".into(),
+        actor: None,
+        key_id: None,
+        key_user: None,
     };
     let mut events: Vec<SimEvent> = (0..130)
         .map(|i| ev(i, "CreateUser", 3600 + i as i64 * 60))

@@ -368,8 +368,8 @@ pub fn assert_same_rows(got: &[BTreeMap<String, String>], expected: &[BTreeMap<S
 // --- auditing the simulator ---
 
 /// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
-/// root access).
-pub const ALLOWED: [&str; 16] = [
+/// root access, the other long-term credentials).
+pub const ALLOWED: [&str; 19] = [
     "organizations:ListAccounts",
     "organizations:ListRoots",
     "organizations:ListOrganizationalUnitsForParent",
@@ -386,6 +386,9 @@ pub const ALLOWED: [&str; 16] = [
     "iam:GetAccountSummary",
     "iam:ListVirtualMFADevices",
     "iam:ListOrganizationsFeatures",
+    "iam:ListServiceSpecificCredentials",
+    "iam:ListSigningCertificates",
+    "iam:ListSSHPublicKeys",
 ];
 
 /// Design §1: the only writes, each opt-in (`--security-hub` in an audited account, `--notify sns:…` from
@@ -720,7 +723,7 @@ pub fn read_report(path: &Path, columns: &[&str]) -> Vec<BTreeMap<String, String
     }
 }
 
-/// The four tables of the one run in `dir` (seven files), sorted, without the cells that vary between
+/// The four tables of the one run in `dir` (nine files), sorted, without the cells that vary between
 /// two runs of the same organization (durations, report times); no finding written twice.
 pub fn report_rows(dir: &Path) -> Vec<Vec<BTreeMap<String, String>>> {
     let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
@@ -728,7 +731,7 @@ pub fn report_rows(dir: &Path) -> Vec<Vec<BTreeMap<String, String>>> {
         .map(|e| e.unwrap().path())
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 9, "{files:?}");
     // No finding twice: the resume rewrote the findings file with the done accounts' findings only.
     let findings = files
         .iter()
@@ -781,4 +784,18 @@ pub fn report_rows(dir: &Path) -> Vec<Vec<BTreeMap<String, String>>> {
             &iam_audit::report::ACCOUNT_COLUMNS,
         )),
     ]
+}
+
+/// The rows of one of a run's files other than the four reports (`credentials_`, `key_history_`), by
+/// prefix, checked against its columns.
+pub fn rows_of(out: &RunOutput, prefix: &str, columns: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let path = out
+        .files
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no {prefix} file among {:?}", out.files));
+    read_report(path, columns)
 }

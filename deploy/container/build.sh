@@ -46,7 +46,7 @@ fi
 n=$(find "$work/reports/demo" -type f | wc -l)
 owner=$(stat -c %u "$work/reports/demo")
 echo "build.sh: demo in the image wrote $n files as uid $owner"
-[ "$n" -eq 7 ] && [ "$owner" -eq 10001 ]
+[ "$n" -eq 9 ] && [ "$owner" -eq 10001 ]
 
 # SIGTERM (an ECS stop, a Kubernetes eviction) ends the run as exit 143, its files flushed.
 $b run --isolation chroot --mount type=tmpfs,destination=/tmp -v "$work/reports:/reports" "$c" -- \
@@ -66,4 +66,4 @@ rc=$?
 set -e
 n=$(find "$work/reports/stopped" -type f | wc -l)
 echo "build.sh: SIGTERM in the image: exit $rc, $n files"
-[ "$rc" -eq 143 ] && [ "$n" -eq 7 ]
+[ "$rc" -eq 143 ] && [ "$n" -eq 9 ]

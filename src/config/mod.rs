@@ -138,8 +138,14 @@ keys! {
     strategy: String = "auto", flag("STRATEGY").choices(&["auto", "api", "credential_report"]);
     /// Days after which an unused (or never used) password or active key is flagged
     unused_days: u32 = 45, flag("DAYS").positive();
-    /// Days after which an active access key is flagged for rotation
+    /// Days after which an active access key (or service-specific credential) is flagged for rotation
     key_max_age_days: u32 = 90, flag("DAYS").positive();
+    /// A key created and deleted within this many days inside the CloudTrail window is flagged
+    /// key_short_lived (key history)
+    short_lived_days: u32 = 7, flag("DAYS").positive();
+    /// CodeCommit SSH public keys: none, console (users with a console password) or all users. Costs one
+    /// iam:ListSSHPublicKeys call per user listed: there is no account-wide listing
+    ssh_keys: String = "none", flag("WHO").choices(&["none", "console", "all"]);
 
     // --- concurrency, quotas, retries and deadlines ---
     /// Accounts audited at once
@@ -270,6 +276,7 @@ pub enum Strategy {
 pub struct Thresholds {
     pub unused_days: i64,
     pub key_max_age_days: i64,
+    pub short_lived_days: i64,
 }
 
 /// What the engine runs with: the keys with their defaults (`keys`), validated, and what is derived from
@@ -490,6 +497,7 @@ impl Settings {
             thresholds: Thresholds {
                 unused_days: i64::from(keys.unused_days),
                 key_max_age_days: i64::from(keys.key_max_age_days),
+                short_lived_days: i64::from(keys.short_lived_days),
             },
             keys,
             roles,

@@ -1,6 +1,7 @@
 //! The `api` strategy: ListUsers (every page), then per user ListAccessKeys, ListMFADevices,
 //! GetLoginProfile and GetAccessKeyLastUsed per key, users side by side (`user_concurrency`); the root
-//! user from GetAccountSummary. 3 + keys calls per user, always current.
+//! user from GetAccountSummary. 3 + keys calls per user, always current; one ListSigningCertificates per
+//! user besides (and ListSSHPublicKeys with `ssh_keys`).
 
 use futures::StreamExt;
 
@@ -11,6 +12,7 @@ use crate::session::{utc, Part, Session};
 use crate::sink::Sink;
 
 use super::calls::{last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa};
+use super::credentials::{Certs, Others};
 use super::root;
 use super::rows::{send_user, Audited, IamOutcome};
 
@@ -22,6 +24,7 @@ pub(crate) async fn inventory(
     sink: &Sink,
     summary: &Summary,
     virtual_mfa: &VirtualMfa,
+    others: &Others,
 ) -> IamOutcome {
     let (access, mfa) = root::from_summary(session, sink, summary, virtual_mfa, Source::Api).await;
     let iam = session.iam();
@@ -54,7 +57,7 @@ pub(crate) async fn inventory(
         let users = page.users();
         sink.count_users(users.len() as u64);
         let alive = futures::stream::iter(users.iter().cloned())
-            .map(|u| audit_user(session, sink, u))
+            .map(|u| audit_user(session, sink, u, others))
             .buffer_unordered(session.settings().keys.user_concurrency)
             .all(|sent| async move { sent })
             .await;
@@ -71,7 +74,12 @@ pub(crate) async fn inventory(
 }
 
 /// Audit one user and send its rows. `false` when the writer is gone.
-async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::User) -> bool {
+async fn audit_user(
+    session: &Session,
+    sink: &Sink,
+    user: aws_sdk_iam::types::User,
+    others: &Others,
+) -> bool {
     let iam = session.iam();
     let name = user.user_name();
 
@@ -115,6 +123,10 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
     };
     let ((deleted, keys), (mfa, mfa_devices), (password, password_set)) =
         tokio::join!(keys_fut, mfa_fut, password_fut);
+    // After GetLoginProfile: `--ssh-keys console` needs to know who signs in to the console.
+    let other = others
+        .of_user(session, name, password, Certs::Unknown)
+        .await;
     if deleted {
         // Listed, then deleted before its keys were read: no row (noted in the accounts report).
         return true;
@@ -154,6 +166,7 @@ async fn audit_user(session: &Session, sink: &Sink, user: aws_sdk_iam::types::Us
             mfa_devices,
             source: Source::Api,
             note: String::new(),
+            other: Some(other),
         },
     )
     .await

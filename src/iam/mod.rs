@@ -7,13 +7,15 @@
 //!   report).
 //!
 //! Either way ListVirtualMFADevices and GetAccountSummary, once per account (`calls`), tell the root user's
-//! state and MFA types (`root`). Every call goes through the account's session, paced by its IAM bucket;
+//! state and MFA types (`root`), and `credentials` reads the users' other long-term credentials
+//! (service-specific credentials once per account; signing certificates and SSH keys per user). Every call goes through the account's session, paced by its IAM bucket;
 //! each user's rows are built and judged in `rows` and sent as soon as they are complete.
 //!
 //! Inside, the arrows go one way: this file → `api`, `report` → `root` → `rows` → `calls`.
 
 mod api;
 mod calls;
+mod credentials;
 mod report;
 mod report_csv;
 mod root;
@@ -29,6 +31,7 @@ use crate::session::{Part, Session};
 use crate::sink::Sink;
 
 use calls::{account_summary, list_virtual_mfa, note};
+use credentials::Others;
 
 /// Run the IAM inventory of one account; rows go to the writer as they are built.
 pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
@@ -40,11 +43,15 @@ pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
             Some(report::fetch(session).await)
         }
     };
-    let (report, virtual_mfa, summary) =
-        tokio::join!(report, list_virtual_mfa(session), account_summary(session));
+    let (report, virtual_mfa, summary, others) = tokio::join!(
+        report,
+        list_virtual_mfa(session),
+        account_summary(session),
+        Others::read(session)
+    );
     match report {
         Some(Ok(report)) => {
-            return report::inventory(session, sink, report, &summary, &virtual_mfa).await
+            return report::inventory(session, sink, report, &summary, &virtual_mfa, &others).await
         }
         Some(Err(f)) if strategy == Strategy::Auto => {
             let why = if is_denied(&f.failure) {
@@ -65,5 +72,5 @@ pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
         }
         None => {}
     }
-    api::inventory(session, sink, &summary, &virtual_mfa).await
+    api::inventory(session, sink, &summary, &virtual_mfa, &others).await
 }

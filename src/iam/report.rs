@@ -1,12 +1,13 @@
 //! The `credential_report` strategy: one generated CSV per account covers every IAM user and the root
-//! user. GenerateCredentialReport is called until the report is `COMPLETE` (AWS reuses a report younger
-//! than 4 hours, so this is often the first answer), then GetCredentialReport (parsed in `report_csv`).
+//! user. GenerateCredentialReport once (AWS reuses a report younger than 4 hours: then it answers
+//! `COMPLETE`), then GetCredentialReport (parsed in `report_csv`), asked when reports take to be ready.
 //! The report has neither access-key ids nor MFA device types, so two things are fetched besides:
 //! ListAccessKeys for the users whose report row shows a key, and (once per account, in `calls`)
 //! ListVirtualMFADevices. A key is matched to its report slot by the slot's `last_rotated` = the key's
 //! CreateDate; a key matching no slot was created after the report and goes through GetAccessKeyLastUsed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,15 +19,40 @@ use crate::session::{utc, Session};
 use crate::sink::Sink;
 
 use super::calls::{last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa};
+use super::credentials::{Certs, Others};
 use super::report_csv::{parse, Report, Row, Slot};
 use super::root;
 use super::rows::{send_user, Audited, IamOutcome};
 
-/// Polls of GenerateCredentialReport wait this long at first, doubling up to `POLL_MAX`.
-const POLL_FIRST: Duration = Duration::from_millis(500);
+/// While the report is being generated, GetCredentialReport is asked again after this long, doubling up to
+/// `POLL_MAX`.
+const POLL_FIRST: Duration = Duration::from_millis(250);
 const POLL_MAX: Duration = Duration::from_secs(8);
 /// A report not ready after this long is given up (`auto` then falls back to per-user calls).
 const REPORT_WAIT: Duration = Duration::from_secs(300);
+/// The first wait for a report being generated, before any account of the run has measured one.
+const FIRST_GUESS_MS: u64 = 2000;
+
+/// How long reports take to generate in this run, as the accounts measured it (milliseconds): after
+/// GenerateCredentialReport starts one, GetCredentialReport is asked once this long later, so that one
+/// call usually brings the report. A report ready at the first ask shortens the next wait by a hundredth
+/// (many accounts answer at once: the wait creeps down), one that was not sets it to what it took. Shared
+/// by the run's accounts (reports take about as long in each).
+static REPORT_MS: AtomicU64 = AtomicU64::new(FIRST_GUESS_MS);
+
+fn expected_generation() -> Duration {
+    Duration::from_millis(REPORT_MS.load(Ordering::Relaxed))
+}
+
+fn learn_generation(first_ask: bool, took: Duration) {
+    let now = REPORT_MS.load(Ordering::Relaxed);
+    let next = if first_ask {
+        (now * 99 / 100).max(200)
+    } else {
+        (took.as_millis() as u64 * 11 / 10).clamp(200, 60_000)
+    };
+    REPORT_MS.store(next, Ordering::Relaxed);
+}
 
 /// Why the report could not be had: the action and the AWS error.
 #[derive(Debug, Clone)]
@@ -45,7 +71,10 @@ fn err(action: &'static str, failure: Failure) -> ReportError {
     ReportError { action, failure }
 }
 
-/// Generate (or reuse) the account's report and read it.
+/// Generate (or reuse) the account's report and read it. GenerateCredentialReport once: `COMPLETE` (a
+/// report younger than 4 hours is reused) goes straight to GetCredentialReport; `STARTED` waits as long
+/// as reports take in this run, then asks GetCredentialReport, which answers `ReportInProgress` until the
+/// report is ready. Two calls for most accounts.
 pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
     let iam = session.iam();
     let started = tokio::time::Instant::now();
@@ -69,6 +98,8 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
     };
     // At most one regeneration when the report vanished or expired between the two calls.
     for _ in 0..2 {
+        // When this account's generation started, if it was not ready at once.
+        let mut generating: Option<tokio::time::Instant> = None;
         loop {
             let r = iam
                 .try_call("iam:GenerateCredentialReport", |c, o| {
@@ -84,8 +115,9 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                     match out.state() {
                         Some(S::Complete) => break,
                         Some(S::Started | S::Inprogress) | None => {
-                            let d = wait("being generated")?;
-                            tokio::time::sleep(d).await;
+                            generating = Some(tokio::time::Instant::now());
+                            tokio::time::sleep(expected_generation()).await;
+                            break;
                         }
                         Some(other) => {
                             return Err(err(
@@ -106,6 +138,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                 Err(f) => return Err(err("iam:GenerateCredentialReport", f)),
             }
         }
+        let mut first_ask = true;
         loop {
             let r = iam
                 .try_call("iam:GetCredentialReport", |c, o| {
@@ -117,6 +150,9 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                 .await;
             match r {
                 Ok(out) => {
+                    if let Some(g) = generating {
+                        learn_generation(first_ask, g.elapsed());
+                    }
                     let Some(content) = out.content() else {
                         return Err(err(
                             "iam:GetCredentialReport",
@@ -132,6 +168,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                     });
                 }
                 Err(f) if f.code == "ReportInProgress" => {
+                    first_ask = false;
                     let d = wait("in progress")?;
                     tokio::time::sleep(d).await;
                 }
@@ -274,6 +311,7 @@ pub async fn inventory(
     report: Report,
     summary: &Summary,
     virtual_mfa: &VirtualMfa,
+    others: &Others,
 ) -> IamOutcome {
     let resolved = resolve_mfa(session, &report, summary, virtual_mfa).await;
     let (root_access_keys, root_mfa) = match &report.root {
@@ -301,7 +339,7 @@ pub async fn inventory(
     let generated = report.generated;
     let resolved = &resolved;
     futures::stream::iter(report.users)
-        .map(|row| report_user(session, sink, row, virtual_mfa, resolved))
+        .map(|row| report_user(session, sink, row, virtual_mfa, resolved, others))
         .buffer_unordered(session.settings().keys.user_concurrency)
         .all(|sent| async move { sent })
         .await;
@@ -319,6 +357,7 @@ async fn report_user(
     row: Row,
     virtual_mfa: &VirtualMfa,
     resolved: &MfaResolution,
+    others: &Others,
 ) -> bool {
     let now = session.settings().started_at;
     let name = row.user.as_str();
@@ -343,10 +382,24 @@ async fn report_user(
         .iter()
         .filter(|s| s.last_rotated.is_some())
         .collect();
-    let keys = if slots.is_empty() {
-        Vec::new()
+    let certs = if row.has_certificate() {
+        Certs::Some
     } else {
-        match list_access_keys(session, name).await {
+        Certs::None
+    };
+    let (listed, other) = tokio::join!(
+        async {
+            if slots.is_empty() {
+                None
+            } else {
+                Some(list_access_keys(session, name).await)
+            }
+        },
+        others.of_user(session, name, row.password(), certs)
+    );
+    let keys = match listed {
+        None => Vec::new(),
+        Some(listed) => match listed {
             // Deleted since the report: no row (noted in the accounts report).
             ListedKeys { deleted: true, .. } => return true,
             ListedKeys {
@@ -398,7 +451,7 @@ async fn report_user(
                     )
                 })
                 .collect(),
-        }
+        },
     };
     send_user(
         session,
@@ -411,6 +464,7 @@ async fn report_user(
             mfa_devices,
             source: Source::CredentialReport,
             note: String::new(),
+            other: Some(other),
         },
     )
     .await

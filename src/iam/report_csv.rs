@@ -31,6 +31,9 @@ pub struct Row {
     pub password_last_changed: Option<DateTime<Utc>>,
     pub mfa_active: bool,
     pub keys: [Slot; 2],
+    /// Whether the `cert_*` columns show a signing certificate (active, or rotated once: an inactive
+    /// one); `None` when the report has no such columns.
+    pub certificates: Option<bool>,
 }
 
 /// A parsed report.
@@ -91,6 +94,14 @@ pub fn parse(csv_bytes: &[u8], generated: Option<DateTime<Utc>>) -> Result<Repor
             col(&format!("access_key_{n}_last_used_service"))?,
         ]);
     }
+    let certs: Vec<(usize, Option<usize>)> = (1..=2)
+        .filter_map(|n| {
+            Some((
+                col(&format!("cert_{n}_active")).ok()?,
+                col(&format!("cert_{n}_last_rotated")).ok(),
+            ))
+        })
+        .collect();
     let mut report = Report {
         generated,
         root: None,
@@ -122,6 +133,18 @@ pub fn parse(csv_bytes: &[u8], generated: Option<DateTime<Utc>>) -> Result<Repor
             },
             mfa_active: boolean(cell(mfa_active)).map_err(at)?.unwrap_or(false),
             keys: [slot(&slots[0])?, slot(&slots[1])?],
+            certificates: if certs.len() == 2 {
+                let mut any = false;
+                for (active, rotated) in &certs {
+                    any |= boolean(cell(*active)).map_err(at)?.unwrap_or(false);
+                    if let Some(r) = rotated {
+                        any |= time(cell(*r)).map_err(at)?.is_some();
+                    }
+                }
+                Some(any)
+            } else {
+                None
+            },
         };
         if row.user.is_empty() {
             return Err(at("a row without a user name".into()));
@@ -199,6 +222,11 @@ impl Slot {
 }
 
 impl Row {
+    /// Whether the user may hold a signing certificate (then ListSigningCertificates is asked).
+    pub fn has_certificate(&self) -> bool {
+        self.certificates != Some(false)
+    }
+
     pub fn password(&self) -> Password {
         match self.password_enabled {
             Some(true) => Password::Configured,

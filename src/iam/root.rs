@@ -118,6 +118,7 @@ pub(crate) async fn from_summary(
             keys: Vec::new(),
             mfa_devices: None,
             source,
+            other: None,
             note: note_text,
         },
     )
@@ -182,6 +183,7 @@ pub(crate) async fn from_report(
             keys,
             mfa_devices,
             source: Source::CredentialReport,
+            other: None,
             note: if centralized {
                 CENTRALIZED_NOTE.to_string()
             } else {

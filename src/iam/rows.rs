@@ -4,10 +4,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::record::{Flags, KeyRow, Record, Source, UserRow};
+use crate::ledger::creation_flags;
+use crate::record::{Creation, Flag, Flags, KeyRow, OtherCredentials, Record, Source, UserRow};
 use crate::risk::{key_flags, user_flags, KeyFacts, UserFacts};
 use crate::session::Session;
 use crate::sink::Sink;
+
+use super::credentials::UserOthers;
 
 /// What the IAM part tells the accounts report beyond its rows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,21 +33,50 @@ pub(crate) struct Audited<'a> {
     pub mfa_devices: Option<usize>,
     pub source: Source,
     pub note: String,
+    /// The user's other long-term credentials (`None` for the root user: not read).
+    pub other: Option<UserOthers>,
 }
 
-/// Send the user's key rows (with its user's flags) and its user row (with its keys' flags). `false` when
-/// the writer is gone.
+/// Send the user's key rows (with its user's flags), its other credentials' rows, and its user row (with
+/// its keys' and credentials' flags). Waits for the account's key ledger (who created each key). `false`
+/// when the writer is gone.
 pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) -> bool {
     let s = session.settings();
     let now = s.started_at;
+    let ledger = sink.ledger().await;
     let key_facts: Vec<KeyFacts> = a.keys.iter().map(|(_, k)| k.clone()).collect();
     let own = user_flags(&a.facts, &key_facts, now, s.thresholds);
     let mut all = own;
+    // Flags of credentials without a key row: the root user's keys, keys gone from the inventory, and the
+    // other long-term credentials. Their findings are about the user.
     let mut unlisted = Flags::default();
+    if ledger
+        .short_lived(a.name, s.thresholds.short_lived_days)
+        .next()
+        .is_some()
+    {
+        unlisted.insert(Flag::KeyShortLived);
+    }
+    let mut other_counts = OtherCredentials::default();
+    if let Some(other) = a.other {
+        unlisted = unlisted.union(other.flags);
+        other_counts = other.counts;
+        for row in other.rows {
+            if !sink.send(Record::Credential(row)).await {
+                return false;
+            }
+        }
+    }
+    all = all.union(unlisted);
     for (id, k) in &a.keys {
         // The root user's keys too: CIS's audit procedures read the whole credential report, so an old or
         // unused root key fails 1.14 and 1.12 besides 1.4.
-        let flags = key_flags(&a.facts, k, now, s.thresholds);
+        let mut flags = key_flags(&a.facts, k, now, s.thresholds);
+        let creation = match id {
+            Some(id) => ledger.creation(id, k.created),
+            None => Creation::Unknown,
+        };
+        flags = flags.union(creation_flags(a.name, &creation));
         all = all.union(flags);
         let Some(id) = id else {
             unlisted = unlisted.union(flags);
@@ -66,6 +98,7 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
             risk: flags.union(own),
             key_risk: flags,
             source: a.source,
+            creation,
         };
         if !sink.send(Record::Key(row)).await {
             return false;
@@ -104,6 +137,7 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
         unlisted_key_risk: unlisted,
         source: a.source,
         note: a.note,
+        other_credentials: other_counts,
     };
     sink.send(Record::User(row)).await
 }

@@ -26,10 +26,21 @@ pub enum Flag {
     TwoActiveKeys,
     /// 1.14 / 1.13: an active key older than the rotation threshold.
     KeyOlderThan90d,
+    /// Not CIS: an IAM user created this key for another user (CloudTrail's CreateAccessKey event).
+    KeyCreatedForOtherUser,
+    /// Not CIS: the root user created this key.
+    KeyCreatedByRoot,
+    /// Not CIS: a key of this user was created and deleted within `short_lived_days` (from the events
+    /// alone: the key is gone from the inventory).
+    KeyShortLived,
+    /// Not CIS: an active service-specific credential older than the rotation threshold.
+    ServiceCredentialOld,
+    /// Not CIS: a long-term Amazon Bedrock API key that never expires.
+    BedrockKeyWithoutExpiry,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 9] = [
+    pub const ALL: [Flag; 14] = [
         Flag::RootAccessKey,
         Flag::RootWithoutMfa,
         Flag::RootWithoutHardwareMfa,
@@ -39,6 +50,11 @@ impl Flag {
         Flag::KeyUnused,
         Flag::TwoActiveKeys,
         Flag::KeyOlderThan90d,
+        Flag::KeyCreatedForOtherUser,
+        Flag::KeyCreatedByRoot,
+        Flag::KeyShortLived,
+        Flag::ServiceCredentialOld,
+        Flag::BedrockKeyWithoutExpiry,
     ];
     pub const COUNT: usize = Flag::ALL.len();
 
@@ -53,6 +69,11 @@ impl Flag {
             Flag::KeyUnused => "key_unused_45d",
             Flag::TwoActiveKeys => "two_active_keys",
             Flag::KeyOlderThan90d => "key_older_than_90d",
+            Flag::KeyCreatedForOtherUser => "key_created_for_other_user",
+            Flag::KeyCreatedByRoot => "key_created_by_root",
+            Flag::KeyShortLived => "key_short_lived",
+            Flag::ServiceCredentialOld => "service_credential_older_than_90d",
+            Flag::BedrockKeyWithoutExpiry => "bedrock_api_key_without_expiry",
         }
     }
 
@@ -195,6 +216,10 @@ pub enum Subject {
     User,
     /// One access key.
     Key,
+    /// A credential without a row of its own in the user and key reports (a service-specific
+    /// credential, or a key no longer in the inventory): its finding is about its user, and the
+    /// credentials and key history files name it.
+    Credential,
 }
 
 impl Flag {
@@ -205,12 +230,20 @@ impl Flag {
                 Subject::Root
             }
             Flag::ConsoleWithoutMfa | Flag::PasswordUnused | Flag::TwoActiveKeys => Subject::User,
-            Flag::KeyCreatedWithUser | Flag::KeyUnused | Flag::KeyOlderThan90d => Subject::Key,
+            Flag::KeyCreatedWithUser
+            | Flag::KeyUnused
+            | Flag::KeyOlderThan90d
+            | Flag::KeyCreatedForOtherUser
+            | Flag::KeyCreatedByRoot => Subject::Key,
+            Flag::KeyShortLived | Flag::ServiceCredentialOld | Flag::BedrockKeyWithoutExpiry => {
+                Subject::Credential
+            }
         }
     }
 
-    /// The CIS requirement the flag fails.
-    pub fn cis(self) -> Cis {
+    /// The CIS requirement the flag fails; `None` for the flags CIS has no requirement for (who created
+    /// a key, and the other long-term credentials).
+    pub fn cis(self) -> Option<Cis> {
         let (v3, v5, title) = match self {
             Flag::RootAccessKey => ("1.4", "1.3", "Ensure no 'root' user account access key exists"),
             Flag::RootWithoutMfa => ("1.5", "1.4", "Ensure MFA is enabled for the 'root' user account"),
@@ -244,19 +277,28 @@ impl Flag {
                 "1.13",
                 "Ensure access keys are rotated every 90 days or less",
             ),
+            Flag::KeyCreatedForOtherUser
+            | Flag::KeyCreatedByRoot
+            | Flag::KeyShortLived
+            | Flag::ServiceCredentialOld
+            | Flag::BedrockKeyWithoutExpiry => return None,
         };
-        Cis { v3, v5, title }
+        Some(Cis { v3, v5, title })
     }
 
     /// How serious it is (docs/outputs.md says why).
     pub fn severity(self) -> Severity {
         match self {
             Flag::RootAccessKey | Flag::RootWithoutMfa => Severity::Critical,
-            Flag::ConsoleWithoutMfa => Severity::High,
+            Flag::ConsoleWithoutMfa | Flag::KeyCreatedByRoot => Severity::High,
             Flag::RootWithoutHardwareMfa
             | Flag::PasswordUnused
             | Flag::KeyUnused
-            | Flag::KeyOlderThan90d => Severity::Medium,
+            | Flag::KeyOlderThan90d
+            | Flag::KeyCreatedForOtherUser
+            | Flag::KeyShortLived
+            | Flag::ServiceCredentialOld
+            | Flag::BedrockKeyWithoutExpiry => Severity::Medium,
             Flag::KeyCreatedWithUser | Flag::TwoActiveKeys => Severity::Low,
         }
     }
@@ -275,6 +317,13 @@ impl Flag {
             Flag::KeyUnused => "An active access key has not been used for the unused threshold",
             Flag::TwoActiveKeys => "An IAM user has two active access keys",
             Flag::KeyOlderThan90d => "An active access key is older than the rotation threshold",
+            Flag::KeyCreatedForOtherUser => "An IAM user created an access key for another user",
+            Flag::KeyCreatedByRoot => "The root user created an access key",
+            Flag::KeyShortLived => "An access key was created and deleted within days",
+            Flag::ServiceCredentialOld => {
+                "An active service-specific credential is older than the rotation threshold"
+            }
+            Flag::BedrockKeyWithoutExpiry => "A long-term Amazon Bedrock API key never expires",
         }
     }
 
@@ -290,17 +339,31 @@ impl Flag {
             Flag::KeyUnused => "Deactivate, then delete, the unused access key.",
             Flag::TwoActiveKeys => "Keep one active access key per user: deactivate the key that is no longer used after rotating.",
             Flag::KeyOlderThan90d => "Rotate the access key: create a new key, move the program to it, then deactivate and delete the old key.",
+            Flag::KeyCreatedForOtherUser => "Confirm with the creator and the key's owner that the key is expected (CloudTrail's CreateAccessKey event names both); if not, deactivate and delete it, and review what the creator did.",
+            Flag::KeyCreatedByRoot => "Confirm why the root user was used; move the work to an IAM role or user, and review the root user's other actions in CloudTrail.",
+            Flag::KeyShortLived => "Review what the key did between its creation and deletion (CloudTrail events by its access key id): a key made and removed quickly is how an intruder avoids an inventory.",
+            Flag::ServiceCredentialOld => "Reset the service-specific credential (iam reset-service-specific-credential), move its clients to the new password, or delete it if unused.",
+            Flag::BedrockKeyWithoutExpiry => "Replace the key with short-term Bedrock API keys, or delete it and create one with an expiry (iam create-service-specific-credential --credential-age-days).",
         }
     }
 
     /// The AWS documentation the remediation rests on.
     pub fn reference(self) -> &'static str {
+        match self {
+            Flag::ServiceCredentialOld => {
+                return "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_service-specific-creds.html"
+            }
+            Flag::BedrockKeyWithoutExpiry => {
+                return "https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys.html"
+            }
+            _ => {}
+        }
         match self.subject() {
             Subject::Root => "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user.html",
             Subject::User => {
                 "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html"
             }
-            Subject::Key => {
+            Subject::Key | Subject::Credential => {
                 "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html"
             }
         }
@@ -328,10 +391,12 @@ mod tests {
     #[test]
     fn every_flag_has_one_subject_and_a_cis_place_in_both_versions() {
         for f in Flag::ALL {
-            let c = f.cis();
-            assert!(c.v3.starts_with("1.") && c.v5.starts_with("1."), "{f:?}");
+            if let Some(c) = f.cis() {
+                assert!(c.v3.starts_with("1.") && c.v5.starts_with("1."), "{f:?}");
+            }
             assert_eq!(Flag::from_code(f.code()), Some(f));
         }
+        assert_eq!(Flag::ALL.iter().filter(|f| f.cis().is_some()).count(), 9);
         let keys: Vec<Flag> = Flag::ALL
             .into_iter()
             .filter(|f| f.subject() == Subject::Key)
@@ -341,7 +406,9 @@ mod tests {
             [
                 Flag::KeyCreatedWithUser,
                 Flag::KeyUnused,
-                Flag::KeyOlderThan90d
+                Flag::KeyOlderThan90d,
+                Flag::KeyCreatedForOtherUser,
+                Flag::KeyCreatedByRoot,
             ]
         );
         assert_eq!(Severity::from_name("high"), Some(Severity::High));

@@ -116,6 +116,53 @@ impl LastUse {
     }
 }
 
+/// The principal that made a key's CreateAccessKey (or DeleteAccessKey) call, from the event's CloudTrail
+/// body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Actor {
+    /// `userIdentity.arn` (for the root user `arn:aws:iam::ACCOUNT:root`; for a role, the session ARN).
+    pub arn: String,
+    /// `userIdentity.type`: IAMUser, AssumedRole, Root, FederatedUser, AWSService, …
+    pub kind: String,
+    /// `userIdentity.userName` (IAM users; empty otherwise).
+    pub user_name: String,
+    /// `sourceIPAddress` (an IP, or a service name when a service called).
+    pub ip: String,
+    pub user_agent: String,
+    pub event_id: String,
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// Who created an access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    /// Its CreateAccessKey event.
+    Event(Actor),
+    /// Created before the CloudTrail window began: its event is out of reach.
+    BeforeWindow,
+    /// Created after the window ended (`--end-date` before today).
+    AfterWindow,
+    /// Created inside the window, and the window's CreateAccessKey events were all read, but none names
+    /// the key (CloudTrail delivers events up to about 15 minutes late; the key may be newer).
+    NotInEvents,
+    /// The CreateAccessKey events were not (all) read: CloudTrail was refused or failed (the accounts
+    /// report says why), or `event_names` leaves CreateAccessKey out.
+    Unknown,
+}
+
+impl Creation {
+    /// The `created_by` cell's marker when there is no event.
+    pub fn marker(&self) -> Option<&'static str> {
+        match self {
+            Creation::Event(_) => None,
+            Creation::BeforeWindow => Some("before_window"),
+            Creation::AfterWindow => Some("after_window"),
+            Creation::NotInEvents => Some("not_in_events"),
+            Creation::Unknown => Some("unknown"),
+        }
+    }
+}
+
 /// One access key: one row of the key report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRow {
@@ -137,6 +184,8 @@ pub struct KeyRow {
     /// The key's own flags (the findings about this key).
     pub key_risk: Flags,
     pub source: Source,
+    /// Who created it (`created_by`, `created_by_type`, `created_from_ip`, `created_event_id`).
+    pub creation: Creation,
 }
 
 /// One IAM user or the root user: one row of the users report.
@@ -170,6 +219,70 @@ pub struct UserRow {
     pub source: Source,
     /// Why a value is `unknown` (the AWS error), or what the row stands for.
     pub note: String,
+    /// The user's other long-term credentials, by type; `None` when they were not read.
+    pub other_credentials: OtherCredentials,
+}
+
+/// How many of each other long-term credential a user holds; `None` = not read (refused, failed, or not
+/// asked for: SSH keys are opt-in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherCredentials {
+    pub service_specific: Option<u32>,
+    pub ssh_public_keys: Option<u32>,
+    pub signing_certificates: Option<u32>,
+}
+
+/// The kind of a credential of the credentials file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialType {
+    ServiceSpecific,
+    SshPublicKey,
+    SigningCertificate,
+}
+
+impl CredentialType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialType::ServiceSpecific => "service_specific",
+            CredentialType::SshPublicKey => "ssh_public_key",
+            CredentialType::SigningCertificate => "signing_certificate",
+        }
+    }
+}
+
+/// One long-term credential that is not an access key: one row of the credentials file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub username: String,
+    pub kind: CredentialType,
+    /// The service of a service-specific credential (`codecommit.amazonaws.com`, …); empty otherwise.
+    pub service: String,
+    pub credential_id: String,
+    /// `Active`, `Inactive` (or `Expired`, as AWS may report a Bedrock key).
+    pub status: String,
+    pub created: Option<DateTime<Utc>>,
+    /// Bedrock API keys may carry one; `None`: never expires (or the type has none).
+    pub expires: Option<DateTime<Utc>>,
+    pub age_days: Option<i64>,
+    pub risk: Flags,
+    /// The API call it came from (`iam:ListServiceSpecificCredentials`, …).
+    pub source: &'static str,
+}
+
+/// One access key seen in the window's CreateAccessKey/DeleteAccessKey events: one row of the key history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyHistoryRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub username: String,
+    pub access_key_id: String,
+    pub created: Option<Actor>,
+    pub deleted: Option<Actor>,
+    /// Whether the key is in this run's inventory: `None` when the account's keys were not all read.
+    pub in_inventory: Option<bool>,
+    pub risk: Flags,
 }
 
 impl UserRow {
@@ -274,6 +387,11 @@ pub struct AccountRow {
     /// run was compared. Filled in by the writer as the account closes.
     pub new_findings: Option<u64>,
     pub resolved_findings: Option<u64>,
+    /// Rows of the credentials file (service-specific credentials, SSH keys, signing certificates).
+    pub credentials: u64,
+    /// Whose SSH public keys were listed: `none (--ssh-keys)`, `console users`, `all users`; empty when
+    /// the account was not audited.
+    pub ssh_keys_listed: String,
 }
 
 impl AccountRow {
@@ -308,6 +426,8 @@ impl AccountRow {
             ou_path: ou_path.to_string(),
             new_findings: None,
             resolved_findings: None,
+            credentials: 0,
+            ssh_keys_listed: String::new(),
         }
     }
 }
@@ -318,6 +438,8 @@ pub enum Record {
     Key(KeyRow),
     User(UserRow),
     Event(EventRow),
+    Credential(CredentialRow),
+    KeyHistory(KeyHistoryRow),
     /// Closes its account: every row of the account was sent before it.
     Account(AccountRow),
     /// The run's last record: how it went, for the outputs that summarize it.

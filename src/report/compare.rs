@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use crate::record::snapshot::{AccountSnapshot, Finding, FindingKind};
 use crate::record::{Severity, ROOT_USER};
 
+pub use super::columns::CHANGE_COLUMNS;
 use super::snapshot::GroupedRun;
-pub use super::tables::CHANGE_COLUMNS;
 
 /// One change between two runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,6 +63,8 @@ pub struct OutputPaths {
     pub findings: PathBuf,
     pub changes: PathBuf,
     pub summary: PathBuf,
+    pub credentials: PathBuf,
+    pub key_history: PathBuf,
 }
 
 impl OutputPaths {
@@ -81,6 +83,8 @@ impl OutputPaths {
             findings: path(Report::Findings),
             changes: path(Report::Changes),
             summary: path(Report::Summary),
+            credentials: path(Report::Credentials),
+            key_history: path(Report::KeyHistory),
         }
     }
 
@@ -94,6 +98,8 @@ impl OutputPaths {
             Report::Findings => &self.findings,
             Report::Changes => &self.changes,
             Report::Summary => &self.summary,
+            Report::Credentials => &self.credentials,
+            Report::KeyHistory => &self.key_history,
         }
     }
 

@@ -226,6 +226,18 @@ fn resource(ctx: &FindingsContext, f: &Finding<'_>) -> Value {
     r
 }
 
+/// The finding's type, in Security Hub's type taxonomy: a CIS check, or (for the checks CIS has no
+/// requirement for) an AWS security best practice, or for who created a key, a TTP.
+fn finding_type(f: &Finding<'_>) -> &'static str {
+    match f.kind {
+        FindingKind::Flag(flag) if flag.cis().is_none() => match flag {
+            Flag::KeyCreatedForOtherUser | Flag::KeyShortLived => "TTPs/Persistence",
+            _ => "Software and Configuration Checks/AWS Security Best Practices",
+        },
+        _ => "Software and Configuration Checks/Industry and Regulatory Standards/CIS AWS Foundations Benchmark",
+    }
+}
+
 /// One OCSF finding event.
 fn event(ctx: &FindingsContext, f: &Finding<'_>, activity: Activity) -> Value {
     let class = ctx.class;
@@ -239,20 +251,24 @@ fn event(ctx: &FindingsContext, f: &Finding<'_>, activity: Activity) -> Value {
         Activity::Close => ("Close", 4, "Resolved"),
     };
     let (desc, remediation, reference) = match f.kind {
-        FindingKind::Flag(flag) => {
-            let cis = flag.cis();
-            (
-                format!(
+        FindingKind::Flag(flag) => (
+            match flag.cis() {
+                Some(cis) => format!(
                     "{} CIS AWS Foundations Benchmark v3.0.0 {} / v5.0.0 {}: {}.",
                     f.title(),
                     cis.v3,
                     cis.v5,
                     cis.title
                 ),
-                flag.remediation().to_string(),
-                flag.reference(),
-            )
-        }
+                None => format!(
+                    "{}. Not a CIS requirement: iam-audit's own check `{}` (its README says why it matters).",
+                    f.title(),
+                    flag.code()
+                ),
+            },
+            flag.remediation().to_string(),
+            flag.reference(),
+        ),
         FindingKind::Coverage => (
             format!(
                 "The audit could not fully read account {} ({}): its credentials are unknown there. {}",
@@ -266,7 +282,7 @@ fn event(ctx: &FindingsContext, f: &Finding<'_>, activity: Activity) -> Value {
         "uid": uid,
         "title": f.title(),
         "desc": desc,
-        "types": ["Software and Configuration Checks/Industry and Regulatory Standards/CIS AWS Foundations Benchmark"],
+        "types": [finding_type(f)],
     });
     if let Some(t) = first_seen(f, ctx.thresholds) {
         finding_info["first_seen_time"] = json!(millis(t));
@@ -315,17 +331,21 @@ fn event(ctx: &FindingsContext, f: &Finding<'_>, activity: Activity) -> Value {
     });
     if class == OcsfClass::Compliance {
         let (standards, requirements, control) = match f.kind {
-            FindingKind::Flag(flag) => {
-                let cis = flag.cis();
-                (
+            FindingKind::Flag(flag) => match flag.cis() {
+                Some(cis) => (
                     json!([
                         "CIS AWS Foundations Benchmark v3.0.0",
                         "CIS AWS Foundations Benchmark v5.0.0"
                     ]),
                     json!([format!("v3.0.0 {}", cis.v3), format!("v5.0.0 {}", cis.v5)]),
                     format!("{} {}", cis.v5, cis.title),
-                )
-            }
+                ),
+                None => (
+                    json!(["iam-audit credential checks"]),
+                    json!([flag.code()]),
+                    flag.title().to_string(),
+                ),
+            },
             FindingKind::Coverage => (
                 json!(["iam-audit coverage"]),
                 json!(["every ACTIVE account fully audited"]),

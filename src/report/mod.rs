@@ -11,7 +11,9 @@
 //! files to be continued. This room knows records and settings, never services or rules.
 
 pub mod changes;
+pub mod columns;
 pub mod compare;
+pub mod credentials;
 pub mod files;
 pub mod findings;
 pub mod html;
@@ -31,13 +33,17 @@ use crate::config::{Format, Values};
 use crate::record::snapshot::AccountSnapshot;
 use crate::record::{Record, RunFacts};
 
+pub use columns::{
+    ACCOUNT_COLUMNS, CREDENTIAL_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, KEY_HISTORY_COLUMNS,
+    USER_COLUMNS,
+};
 pub use compare::CHANGE_COLUMNS;
 use compare::{AccountChanges, Comparison, Digest};
 pub use files::{create_private, latest_run, stamp_time, OutputPaths};
 pub use findings::{FindingsContext, OcsfClass};
 pub use resume::{prepare_resume, Resumed};
 pub use table::escape_formula;
-pub use tables::{Report, ACCOUNT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, USER_COLUMNS};
+pub use tables::Report;
 
 /// One output of the run. It receives every record in arrival order, each account's snapshot and changes
 /// as the account closes, and the end of the run, and writes what it wants of them. A new output (a
@@ -89,6 +95,9 @@ pub struct Written {
     pub users: u64,
     pub events: u64,
     pub accounts: u64,
+    /// Rows of the credentials file and of the key history.
+    pub credentials: u64,
+    pub key_history: u64,
     pub digest: Digest,
 }
 
@@ -195,7 +204,12 @@ impl Writer {
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
         for (report, file, new) in files {
             match report {
-                Report::Keys | Report::Users | Report::Events | Report::Accounts => {
+                Report::Keys
+                | Report::Users
+                | Report::Events
+                | Report::Accounts
+                | Report::Credentials
+                | Report::KeyHistory => {
                     let t =
                         table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
                     outputs.push(Box::new(
@@ -324,6 +338,8 @@ impl Writer {
                 Record::Key(_) => written.keys += 1,
                 Record::User(_) => written.users += 1,
                 Record::Event(_) => written.events += 1,
+                Record::Credential(_) => written.credentials += 1,
+                Record::KeyHistory(_) => written.key_history += 1,
                 Record::Account(_) => written.accounts += 1,
                 Record::End(f) => {
                     facts = f.clone();

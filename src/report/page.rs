@@ -564,11 +564,10 @@ impl PageOutput {
         let mut rows: Vec<(String, u64)> = Flag::ALL
             .iter()
             .map(|f| {
-                let cis = f.cis();
-                (
-                    format!("{} (v3.0 {} / v5.0 {})", f.code(), cis.v3, cis.v5),
-                    self.findings_by_flag[*f as usize],
-                )
+                let label = f.cis().map_or(format!("{} (not CIS)", f.code()), |cis| {
+                    format!("{} (v3.0 {} / v5.0 {})", f.code(), cis.v3, cis.v5)
+                });
+                (label, self.findings_by_flag[*f as usize])
             })
             .collect();
         rows.push(("audit_incomplete (coverage)".into(), self.coverage_findings));

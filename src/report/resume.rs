@@ -38,7 +38,11 @@ pub fn prepare_resume(paths: &OutputPaths, format: Format) -> std::io::Result<Re
             resumed.done.insert(row[0].clone());
         },
     )?;
-    for path in paths.all().into_iter().chain([paths.changes.as_path()]) {
+    for path in paths.all().into_iter().chain([
+        paths.changes.as_path(),
+        paths.credentials.as_path(),
+        paths.key_history.as_path(),
+    ]) {
         keep_rows(path, format, &resumed.done, "/account_id")?;
     }
     // The findings are JSON lines whatever the format; a finding names its account in `cloud.account`.

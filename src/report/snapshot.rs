@@ -48,7 +48,9 @@ impl Builder {
                 entry.0.push(user_snapshot(u, self.values));
                 None
             }
-            Record::Event(_) | Record::End(_) => None,
+            Record::Event(_) | Record::Credential(_) | Record::KeyHistory(_) | Record::End(_) => {
+                None
+            }
             Record::Account(a) => {
                 let (users, keys) = self.open.remove(&a.account_id).unwrap_or_default();
                 Some(AccountSnapshot::from_rows(a, users, keys))
@@ -356,7 +358,7 @@ pub fn replay_done(
         "duration_s",
         "ou_path",
     ];
-    fields.extend_from_slice(super::tables::flag_columns());
+    fields.extend_from_slice(super::columns::flag_columns());
     let mut rows = Vec::new();
     super::resume::for_each_row(&paths.accounts, format, &fields, |r| rows.push(r))?;
     for r in rows {

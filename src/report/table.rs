@@ -2,11 +2,14 @@
 //! It knows cells, not records: `tables` turns each record into its cells. Formula escaping (OWASP CSV
 //! injection) is applied here, to CSV only: it is for spreadsheets.
 
-use std::fmt::{Display, Write as _};
+use std::fmt::{self, Display, Write as _};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
+use chrono::{DateTime, Utc};
+
 use crate::config::Format;
+use crate::record::Rfc3339;
 
 /// An open report file. Its rows are formatted through two buffers it keeps, so a row costs no
 /// allocation once the buffers have grown to the longest cell and line.
@@ -156,6 +159,30 @@ pub fn escape_formula(cell: &str) -> std::borrow::Cow<'_, str> {
         format!("'{cell}").into()
     } else {
         cell.into()
+    }
+}
+
+/// An optional value: empty when absent.
+pub struct Opt<T>(pub Option<T>);
+
+impl<T: Display> Display for Opt<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A timestamp, or `absent` when there is none.
+pub struct Time<'a>(pub Option<&'a DateTime<Utc>>, pub &'static str);
+
+impl Display for Time<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(t) => Rfc3339(t).fmt(f),
+            None => f.write_str(self.1),
+        }
     }
 }
 

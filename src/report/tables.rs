@@ -3,123 +3,18 @@
 
 use std::fmt::{self, Display};
 
-use chrono::{DateTime, Utc};
-
 use crate::config::Values;
 use crate::record::{
-    AccountRow, EventRow, Flag, KeyRow, LastUse, Password, Record, Rfc3339, Source, UserRow,
+    AccountRow, EventRow, KeyRow, LastUse, Password, Record, Rfc3339, Source, UserRow,
 };
 
-use super::table::Table;
+use super::columns::{
+    ACCOUNT_COLUMNS, CHANGE_COLUMNS, CREDENTIAL_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS,
+    KEY_HISTORY_COLUMNS, USER_COLUMNS,
+};
+use super::credentials::{credential_row, history_row, Count, CreatedBy};
+use super::table::{Opt, Table, Time};
 use super::Output;
-
-/// Columns of `iam_audit_report_<stamp>.csv`: the seed's first, in its order, then ours.
-pub const KEY_COLUMNS: [&str; 17] = [
-    "account_id",
-    "account_name",
-    "username",
-    "password_status",
-    "password_last_used",
-    "access_key_id",
-    "status",
-    "created_date",
-    "last_used_date",
-    "service_name",
-    "mfa_status",
-    "last_used_region",
-    "key_age_days",
-    "days_since_last_use",
-    "mfa_devices",
-    "risk",
-    "source",
-];
-
-/// Columns of `cloudtrail_events_<stamp>.csv`.
-pub const EVENT_COLUMNS: [&str; 11] = [
-    "eventTime",
-    "eventName",
-    "username",
-    "account_id",
-    "account_name",
-    "resources",
-    "region",
-    "event_id",
-    "access_key_id",
-    "source_ip_address",
-    "event_source",
-];
-
-/// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
-/// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 30] = [
-    "account_id",
-    "account_name",
-    "account_status",
-    "audit_status",
-    "iam_status",
-    "cloudtrail_status",
-    "users",
-    "keys",
-    "events",
-    "error",
-    "duration_s",
-    "role_used",
-    "ou_path",
-    "strategy",
-    "credential_report_time",
-    "root_access_keys",
-    "root_mfa",
-    "root_access_key",
-    "root_without_mfa",
-    "root_without_hardware_mfa",
-    "console_without_mfa",
-    "key_created_with_user",
-    "password_unused_45d",
-    "key_unused_45d",
-    "two_active_keys",
-    "key_older_than_90d",
-    "events_other_sources",
-    "new_findings",
-    "resolved_findings",
-    "security_hub",
-];
-
-/// Columns of `changes_<stamp>.csv`.
-pub const CHANGE_COLUMNS: [&str; 10] = [
-    "change",
-    "kind",
-    "account_id",
-    "account_name",
-    "resource",
-    "detail",
-    "before",
-    "after",
-    "severity",
-    "finding_uid",
-];
-
-/// Where the flag counts start among the accounts report's columns.
-const FLAG_COLUMNS_AT: usize = 17;
-
-/// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
-pub const USER_COLUMNS: [&str; 16] = [
-    "account_id",
-    "account_name",
-    "username",
-    "arn",
-    "created",
-    "password_enabled",
-    "password_last_used",
-    "mfa_active",
-    "mfa_type",
-    "mfa_devices",
-    "active_keys",
-    "oldest_active_key_age_days",
-    "last_activity",
-    "risk",
-    "source",
-    "note",
-];
 
 /// The files of a run: the four reports, then the findings, the changes and the summary page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +26,8 @@ pub enum Report {
     Findings,
     Changes,
     Summary,
+    Credentials,
+    KeyHistory,
 }
 
 impl Report {
@@ -142,7 +39,7 @@ impl Report {
         Report::Accounts,
     ];
     /// Every file of a run.
-    pub const FILES: [Report; 7] = [
+    pub const FILES: [Report; 9] = [
         Report::Keys,
         Report::Users,
         Report::Events,
@@ -150,6 +47,8 @@ impl Report {
         Report::Findings,
         Report::Changes,
         Report::Summary,
+        Report::Credentials,
+        Report::KeyHistory,
     ];
 
     /// The file name's prefix, before the stamp.
@@ -162,6 +61,8 @@ impl Report {
             Report::Findings => "findings_",
             Report::Changes => "changes_",
             Report::Summary => "summary_",
+            Report::Credentials => "credentials_",
+            Report::KeyHistory => "key_history_",
         }
     }
 
@@ -191,6 +92,8 @@ impl Report {
             Report::Events => &EVENT_COLUMNS,
             Report::Accounts => &ACCOUNT_COLUMNS,
             Report::Changes => &CHANGE_COLUMNS,
+            Report::Credentials => &CREDENTIAL_COLUMNS,
+            Report::KeyHistory => &KEY_HISTORY_COLUMNS,
             Report::Findings | Report::Summary => &[],
         }
     }
@@ -229,6 +132,8 @@ impl Output for TableOutput {
             (Report::Keys, Record::Key(k)) => key_row(&mut self.table, self.values, k),
             (Report::Users, Record::User(u)) => user_row(&mut self.table, self.values, u),
             (Report::Events, Record::Event(e)) => event_row(&mut self.table, e),
+            (Report::Credentials, Record::Credential(c)) => credential_row(&mut self.table, c),
+            (Report::KeyHistory, Record::KeyHistory(h)) => history_row(&mut self.table, h),
             (Report::Accounts, Record::Account(a)) => {
                 account_row(&mut self.table, a, self.hub_cell)
             }
@@ -265,30 +170,6 @@ impl Values {
         match self {
             Values::English => "Never used",
             Values::LegacySpanish => "Nunca utilizada",
-        }
-    }
-}
-
-/// An optional value: empty when absent.
-struct Opt<T>(Option<T>);
-
-impl<T: Display> Display for Opt<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => Ok(()),
-        }
-    }
-}
-
-/// A timestamp, or `absent` when there is none.
-struct Time<'a>(Option<&'a DateTime<Utc>>, &'static str);
-
-impl Display for Time<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(t) => Rfc3339(t).fmt(f),
-            None => f.write_str(self.1),
         }
     }
 }
@@ -378,6 +259,10 @@ fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
         &Opt(k.mfa_devices),
         &k.risk,
         &k.source.as_str(),
+        &CreatedBy(&k.creation, |a| &a.arn),
+        &CreatedBy(&k.creation, |a| &a.kind),
+        &CreatedBy(&k.creation, |a| &a.ip),
+        &CreatedBy(&k.creation, |a| &a.event_id),
     ])
 }
 
@@ -411,6 +296,9 @@ fn user_row(t: &mut Table, v: Values, u: &UserRow) -> std::io::Result<()> {
         &u.risk,
         &u.source.as_str(),
         &u.note,
+        &Count(u.other_credentials.service_specific, u),
+        &Count(u.other_credentials.ssh_public_keys, u),
+        &Count(u.other_credentials.signing_certificates, u),
     ])
 }
 
@@ -475,26 +363,17 @@ fn account_row(t: &mut Table, a: &AccountRow, hub_cell: &str) -> std::io::Result
     let (new, resolved) = (Opt(a.new_findings), Opt(a.resolved_findings));
     cells.push(&new);
     cells.push(&resolved);
+    cells.push(&a.credentials);
+    cells.push(&a.ssh_keys_listed);
     cells.push(&hub_cell);
     t.row(&cells)
-}
-
-/// The flag columns of the accounts report, named by the flags' codes (checked by a test).
-pub fn flag_columns() -> &'static [&'static str] {
-    &ACCOUNT_COLUMNS[FLAG_COLUMNS_AT..FLAG_COLUMNS_AT + Flag::COUNT]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Format;
-    use crate::record::{Flags, Mfa};
-
-    #[test]
-    fn the_accounts_report_counts_each_flag_under_its_code() {
-        let codes: Vec<&str> = Flag::ALL.iter().map(|f| f.code()).collect();
-        assert_eq!(flag_columns(), codes.as_slice());
-    }
+    use crate::record::{Actor, Creation, Flags, Mfa};
 
     fn key() -> KeyRow {
         KeyRow {
@@ -513,6 +392,15 @@ mod tests {
             risk: Flags::default(),
             key_risk: Flags::default(),
             source: Source::Api,
+            creation: Creation::Event(Actor {
+                arn: "arn:aws:sts::111111111111:assumed-role/Admin/=alice".into(),
+                kind: "AssumedRole".into(),
+                user_name: String::new(),
+                ip: "198.51.100.7".into(),
+                user_agent: "aws-cli/2".into(),
+                event_id: "ev-1".into(),
+                time: None,
+            }),
         }
     }
 
@@ -539,7 +427,7 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert_eq!(
             row,
-            "111111111111,\"'=Prod, \"\"main\"\"\",'-bob,Configured,Never,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Never used,N/A,Hardware,N/A,63,,2,,api"
+            "111111111111,\"'=Prod, \"\"main\"\"\",'-bob,Configured,Never,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Never used,N/A,Hardware,N/A,63,,2,,api,arn:aws:sts::111111111111:assumed-role/Admin/=alice,AssumedRole,198.51.100.7,ev-1"
         );
         assert!(text.starts_with("account_id,account_name,username,password_status,password_last_used,access_key_id,status,created_date,last_used_date,service_name,mfa_status,"));
     }
@@ -550,7 +438,7 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert_eq!(
             row,
-            "111111111111,\"=Prod, \"\"main\"\"\",-bob,Configurada,Nunca,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Nunca utilizada,N/A,Hardware,N/A,63,,2,,api"
+            "111111111111,\"=Prod, \"\"main\"\"\",-bob,Configurada,Nunca,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Nunca utilizada,N/A,Hardware,N/A,63,,2,,api,arn:aws:sts::111111111111:assumed-role/Admin/=alice,AssumedRole,198.51.100.7,ev-1"
         );
     }
 }

@@ -37,6 +37,41 @@ pub struct SimUser {
     /// MFA device serials: `arn:aws:iam::ACCOUNT:mfa/NAME` (virtual), `arn:aws:iam::ACCOUNT:u2f/...` (FIDO) or
     /// a plain hardware serial.
     pub mfa: Vec<String>,
+    /// Long-term credentials other than access keys.
+    pub credentials: Vec<SimCredential>,
+}
+
+/// What kind of other long-term credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimCredentialKind {
+    /// A service-specific credential of `service` (CodeCommit, Keyspaces, Bedrock API key).
+    Service,
+    SshPublicKey,
+    SigningCertificate,
+}
+
+/// One long-term credential that is not an access key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimCredential {
+    pub kind: SimCredentialKind,
+    pub id: String,
+    /// `codecommit.amazonaws.com`, `cassandra.amazonaws.com`, `bedrock.amazonaws.com`; empty otherwise.
+    pub service: String,
+    pub active: bool,
+    pub created: i64,
+    /// Bedrock API keys may expire (epoch seconds).
+    pub expires: Option<i64>,
+}
+
+/// Who made a call, as its CloudTrail event's `userIdentity` names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimActor {
+    /// IAMUser, AssumedRole, Root, …
+    pub kind: String,
+    pub arn: String,
+    /// IAM users only.
+    pub user_name: Option<String>,
+    pub user_agent: String,
 }
 
 /// One CloudTrail event of the account's event history.
@@ -53,6 +88,12 @@ pub struct SimEvent {
     /// The service that recorded it: `iam.amazonaws.com`, or another service sharing the event name
     /// (Identity Center, ElastiCache, MemoryDB, MQ, Transfer, WorkMail also have CreateUser/DeleteUser).
     pub source: String,
+    /// The caller in the event's body (`userIdentity`); `None`: an IAM user named `username`.
+    pub actor: Option<SimActor>,
+    /// CreateAccessKey / DeleteAccessKey: the key (`responseElements.accessKey.accessKeyId`,
+    /// `requestParameters.accessKeyId`) and the `userName` parameter (`None`: the caller's own key).
+    pub key_id: Option<String>,
+    pub key_user: Option<String>,
 }
 
 /// Services whose CreateUser/DeleteUser events LookupEvents returns beside IAM's.
@@ -150,6 +191,12 @@ pub struct Faults {
     pub deny_credential_report: Vec<String>,
     /// Accounts whose audit role lacks iam:GetAccountSummary and iam:ListVirtualMFADevices.
     pub deny_root_checks: Vec<String>,
+    /// Accounts whose audit role lacks iam:ListServiceSpecificCredentials, iam:ListSigningCertificates and
+    /// iam:ListSSHPublicKeys.
+    pub deny_other_credentials: Vec<String>,
+    /// ListServiceSpecificCredentials refuses `AllUsers` without a `ServiceName` (ValidationError), as a
+    /// stricter IAM might.
+    pub service_name_required: bool,
     /// How long a credential report takes to generate, milliseconds.
     pub report_delay_ms: u64,
     /// Every account starts with a report generated this many seconds ago (0: none). AWS reuses a report
@@ -203,6 +250,8 @@ impl Default for Faults {
             seed: 1,
             deny_credential_report: Vec::new(),
             deny_root_checks: Vec::new(),
+            deny_other_credentials: Vec::new(),
+            service_name_required: false,
             report_delay_ms: 1000,
             report_age_secs: 0,
             report_limit_exceeded: 0,
@@ -408,10 +457,11 @@ impl Scenario {
                             login_profile,
                             keys,
                             mfa,
+                            credentials: Vec::new(),
                         }
                     })
                     .collect::<Vec<_>>();
-                let events = (0..self.events_per_account)
+                let events: Vec<SimEvent> = (0..self.events_per_account)
                     .map(|e| {
                         let name = EVENT_NAMES[rng.random_range(0..EVENT_NAMES.len())];
                         let subject = format!("user-{:03}", rng.random_range(0..50));
@@ -438,6 +488,9 @@ impl Scenario {
                             } else {
                                 "iam.amazonaws.com".to_string()
                             },
+                            actor: None,
+                            key_id: None,
+                            key_user: None,
                         }
                     })
                     .collect();
@@ -472,6 +525,11 @@ impl Scenario {
                 let mut users = users;
                 for e in 1..=self.epoch {
                     drift(&mut users, &id, n, e, self.seed, now);
+                }
+                let mut events = events;
+                if !suspended {
+                    other_credentials(&mut users, n, self.seed, now);
+                    events.extend(key_events(&users, &id, n, self.seed, now));
                 }
                 SimAccount {
                     id,
@@ -514,6 +572,7 @@ fn drift(users: &mut Vec<SimUser>, id: &str, n: usize, e: u32, seed: u64, now: i
                 last_used: None,
             }],
             mfa: vec![],
+            credentials: Vec::new(),
         });
     }
     if n % 5 == 2 {
@@ -544,6 +603,161 @@ fn drift(users: &mut Vec<SimUser>, id: &str, n: usize, e: u32, seed: u64, now: i
             });
         }
     }
+}
+
+/// Service-specific credentials, SSH public keys and signing certificates of a generated account's users,
+/// from a generator of their own (every other draw stays as it was): one user in ten has a CodeCommit Git
+/// password, one in twenty a Keyspaces password, one in ten a Bedrock API key (half of them without
+/// expiry), one in twenty a signing certificate and one in ten an SSH public key.
+fn other_credentials(users: &mut [SimUser], n: usize, seed: u64, now: i64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0C2E_D000 ^ (n as u64).wrapping_mul(0x2545_F491));
+    let day = 86_400;
+    for (u, user) in users.iter_mut().enumerate() {
+        let mut add = |kind, prefix: &str, service: &str, created: i64, expires: Option<i64>| {
+            user.credentials.push(SimCredential {
+                kind,
+                id: format!("{prefix}{n:06}{u:04}{:04}", user.credentials.len()),
+                service: service.to_string(),
+                active: true,
+                created,
+                expires,
+            });
+        };
+        if rng.random_range(0..10) == 0 {
+            let age = rng.random_range(1..300) * day;
+            add(
+                SimCredentialKind::Service,
+                "ACCA",
+                "codecommit.amazonaws.com",
+                now - age,
+                None,
+            );
+        }
+        if rng.random_range(0..20) == 0 {
+            let age = rng.random_range(1..300) * day;
+            add(
+                SimCredentialKind::Service,
+                "ACCA",
+                "cassandra.amazonaws.com",
+                now - age,
+                None,
+            );
+        }
+        if rng.random_range(0..10) == 0 {
+            let age = rng.random_range(1..60) * day;
+            let expires = rng.random_bool(0.5).then_some(now - age + 30 * day);
+            add(
+                SimCredentialKind::Service,
+                "ACCA",
+                "bedrock.amazonaws.com",
+                now - age,
+                expires,
+            );
+        }
+        if rng.random_range(0..20) == 0 {
+            let age = rng.random_range(1..900) * day;
+            add(
+                SimCredentialKind::SigningCertificate,
+                "CERT",
+                "",
+                now - age,
+                None,
+            );
+        }
+        if rng.random_range(0..10) == 0 {
+            let age = rng.random_range(1..900) * day;
+            add(SimCredentialKind::SshPublicKey, "APKA", "", now - age, None);
+        }
+    }
+}
+
+/// The CreateAccessKey events of a generated account's keys created in the last 88 days (inside the
+/// default 90-day window), each naming its creator: mostly the user itself, else an admin's assumed
+/// role, another IAM user, or the root user. Every fifth account also has a key created and deleted three
+/// days apart, gone from the inventory (`key_short_lived`).
+fn key_events(users: &[SimUser], id: &str, n: usize, seed: u64, now: i64) -> Vec<SimEvent> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x00CE_A7ED ^ (n as u64).wrapping_mul(0x9FB2_1C65));
+    let day = 86_400;
+    let mut out = Vec::new();
+    let event =
+        |no: usize, name: &str, time: i64, actor: SimActor, key: &str, user: Option<&str>| {
+            SimEvent {
+                id: format!("{n:08x}-{no:04x}-4000-9000-00000000cafe"),
+                name: name.to_string(),
+                region: "us-east-1".to_string(),
+                time,
+                username: Some(
+                    actor.user_name.clone().unwrap_or_else(|| {
+                        actor.arn.rsplit('/').next().unwrap_or("root").to_string()
+                    }),
+                ),
+                resources: vec![key.to_string()],
+                access_key_id: Some(format!("ASIA{n:08}{no:08}")),
+                source_ip: format!("198.51.100.{}", no % 250),
+                source: "iam.amazonaws.com".to_string(),
+                actor: Some(actor),
+                key_id: Some(key.to_string()),
+                key_user: user.map(str::to_string),
+            }
+        };
+    let user_actor = |name: &str| SimActor {
+        kind: "IAMUser".into(),
+        arn: format!("arn:aws:iam::{id}:user/{name}"),
+        user_name: Some(name.to_string()),
+        user_agent: "aws-cli/2.22.0 Python/3.12.6 Linux/6.8".into(),
+    };
+    let mut no = 0;
+    for u in users {
+        for k in u.keys.iter().filter(|k| k.created >= now - 88 * day) {
+            no += 1;
+            let (actor, user) = match rng.random_range(0..10) {
+                0..=5 => (user_actor(&u.name), None),
+                6 | 7 => (
+                    SimActor {
+                        kind: "AssumedRole".into(),
+                        arn: format!("arn:aws:sts::{id}:assumed-role/AdminRole/alice@example.com"),
+                        user_name: None,
+                        user_agent: "console.amazonaws.com".into(),
+                    },
+                    Some(u.name.as_str()),
+                ),
+                8 => (user_actor("ops-admin"), Some(u.name.as_str())),
+                _ => (
+                    SimActor {
+                        kind: "Root".into(),
+                        arn: format!("arn:aws:iam::{id}:root"),
+                        user_name: None,
+                        user_agent: "console.amazonaws.com".into(),
+                    },
+                    Some(u.name.as_str()),
+                ),
+            };
+            out.push(event(no, "CreateAccessKey", k.created, actor, &k.id, user));
+        }
+    }
+    if n % 5 == 1 {
+        if let Some(u) = users.first() {
+            let key = format!("AKIASHORT{n:011}");
+            let created = now - 20 * day;
+            out.push(event(
+                9998,
+                "CreateAccessKey",
+                created,
+                user_actor(&u.name),
+                &key,
+                None,
+            ));
+            out.push(event(
+                9999,
+                "DeleteAccessKey",
+                created + 3 * day,
+                user_actor(&u.name),
+                &key,
+                None,
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -921,6 +921,87 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         "GetAccountSummary" | "ListVirtualMFADevices" if f.deny_root_checks.contains(&ctx.account) => {
             denied(&ctx.action)
         }
+        "ListServiceSpecificCredentials" | "ListSigningCertificates" | "ListSSHPublicKeys"
+            if f.deny_other_credentials.contains(&ctx.account) =>
+        {
+            denied(&ctx.action)
+        }
+        "ListServiceSpecificCredentials" => {
+            let all = p.get("AllUsers").is_some_and(|v| v == "true");
+            let user = p.get("UserName");
+            let service = p.get("ServiceName");
+            if all && user.is_some() {
+                return refuse(ctx, 400, "ValidationError", "AllUsers cannot be specified together with UserName.");
+            }
+            if all && service.is_none() && f.service_name_required {
+                return refuse(ctx, 400, "ValidationError", "ServiceName is required when AllUsers is true.");
+            }
+            let users: Vec<&super::SimUser> = match (all, user) {
+                (true, _) => acct.users.iter().filter(|u| user_of(&u.name).is_some()).collect(),
+                (false, Some(name)) => match user_of(name) {
+                    Some(u) => vec![u],
+                    None => return no_user(name),
+                },
+                (false, None) => return no_user("(the caller)"),
+            };
+            let creds: Vec<(&super::SimUser, &super::SimCredential)> = users
+                .into_iter()
+                .flat_map(|u| u.credentials.iter().map(move |c| (u, c)))
+                .filter(|(_, c)| c.kind == super::SimCredentialKind::Service)
+                .filter(|(_, c)| service.is_none_or(|s| *s == c.service))
+                .collect();
+            let max: usize = p.get("MaxItems").and_then(|m| m.parse().ok()).unwrap_or(100).clamp(1, 1000);
+            let start: usize = p.get("Marker").and_then(|m| m.strip_prefix("s")).and_then(|m| m.parse().ok()).unwrap_or(0);
+            let end = (start + max).min(creds.len());
+            let mut xml = String::from("<ServiceSpecificCredentials>");
+            for (u, c) in &creds[start.min(end)..end] {
+                xml.push_str(&format!(
+                    "<member><UserName>{n}</UserName><Status>{st}</Status><ServiceUserName>{n}-at-{a}</ServiceUserName><CreateDate>{cd}</CreateDate>{ex}<ServiceSpecificCredentialId>{id}</ServiceSpecificCredentialId><ServiceName>{sv}</ServiceName></member>",
+                    n = xml_escape(&u.name),
+                    st = match c.expires {
+                        Some(t) if t * 1000 < now_ms() => "Expired",
+                        _ if c.active => "Active",
+                        _ => "Inactive",
+                    },
+                    a = acct.id,
+                    cd = iso(c.created),
+                    ex = c.expires.map(|t| format!("<ExpirationDate>{}</ExpirationDate>", iso(t))).unwrap_or_default(),
+                    id = c.id,
+                    sv = c.service,
+                ));
+            }
+            xml.push_str("</ServiceSpecificCredentials>");
+            if end < creds.len() {
+                xml.push_str(&format!("<IsTruncated>true</IsTruncated><Marker>s{end}</Marker>"));
+            } else {
+                xml.push_str("<IsTruncated>false</IsTruncated>");
+            }
+            ok(xml_ok(ctx, &xml))
+        }
+        "ListSigningCertificates" | "ListSSHPublicKeys" => {
+            let name = p.get("UserName").cloned().unwrap_or_default();
+            let Some(u) = user_of(&name) else { return no_user(&name) };
+            let (kind, tag) = if ctx.action == "ListSigningCertificates" {
+                (super::SimCredentialKind::SigningCertificate, "Certificates")
+            } else {
+                (super::SimCredentialKind::SshPublicKey, "SSHPublicKeys")
+            };
+            let members = u.credentials.iter().filter(|c| c.kind == kind).map(|c| {
+                let status = if c.active { "Active" } else { "Inactive" };
+                if kind == super::SimCredentialKind::SigningCertificate {
+                    format!(
+                        "<UserName>{}</UserName><CertificateId>{}</CertificateId><CertificateBody>-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----</CertificateBody><Status>{status}</Status><UploadDate>{}</UploadDate>",
+                        xml_escape(&u.name), c.id, iso(c.created)
+                    )
+                } else {
+                    format!(
+                        "<UserName>{}</UserName><SSHPublicKeyId>{}</SSHPublicKeyId><Status>{status}</Status><UploadDate>{}</UploadDate>",
+                        xml_escape(&u.name), c.id, iso(c.created)
+                    )
+                }
+            });
+            ok(xml_ok(ctx, &complete_list(tag, members)))
+        }
         "GenerateCredentialReport" => {
             let now = now_ms();
             let mut reports = state.reports.lock().expect("reports");
@@ -1206,12 +1287,26 @@ fn credential_report_csv(acct: &super::SimAccount, generated: i64) -> String {
             ("false", "N/A".to_string(), "N/A".to_string())
         };
         out.push_str(&format!(
-            "{name},arn:aws:iam::{id}:user/{name},{created},{enabled},{used},{changed},N/A,{mfa},{slots},false,N/A,false,N/A\n",
+            "{name},arn:aws:iam::{id}:user/{name},{created},{enabled},{used},{changed},N/A,{mfa},{slots},{certs}\n",
             name = q(&u.name),
             id = acct.id,
             created = t(u.created),
             mfa = !u.mfa.is_empty(),
             slots = slots(&u.keys),
+            certs = {
+                let certs: Vec<&super::SimCredential> = u
+                    .credentials
+                    .iter()
+                    .filter(|c| c.kind == super::SimCredentialKind::SigningCertificate && c.created <= generated)
+                    .collect();
+                (0..2)
+                    .map(|i| match certs.get(i) {
+                        Some(c) => format!("{},{}", c.active, t(c.created)),
+                        None => "false,N/A".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
         ));
     }
     out
@@ -1315,7 +1410,7 @@ fn lookup_events(state: &State, ctx: &Ctx, body: &Value) -> Answer {
     let events: Vec<Value> = matching[offset.min(end_i)..end_i]
         .iter()
         .map(|e| {
-            let detail = json!({
+            let mut detail = json!({
                 "eventVersion": "1.08",
                 "userIdentity": {"type": "IAMUser", "userName": e.username, "accessKeyId": e.access_key_id, "accountId": acct.id},
                 "eventTime": iso(e.time),
@@ -1326,6 +1421,39 @@ fn lookup_events(state: &State, ctx: &Ctx, body: &Value) -> Answer {
                 "eventID": e.id,
                 "readOnly": false,
             });
+            if let Some(a) = &e.actor {
+                let mut who = json!({
+                    "type": a.kind,
+                    "arn": a.arn,
+                    "principalId": format!("AIDA{}", acct.id),
+                    "accountId": acct.id,
+                    "accessKeyId": e.access_key_id,
+                });
+                if let Some(u) = &a.user_name {
+                    who["userName"] = json!(u);
+                }
+                detail["userIdentity"] = who;
+                detail["userAgent"] = json!(a.user_agent);
+            }
+            if let Some(key) = &e.key_id {
+                let mut request = json!({});
+                if let Some(u) = &e.key_user {
+                    request["userName"] = json!(u);
+                }
+                if e.name == "DeleteAccessKey" {
+                    request["accessKeyId"] = json!(key);
+                    detail["responseElements"] = Value::Null;
+                } else {
+                    let owner = e.key_user.clone().or_else(|| e.actor.as_ref().and_then(|a| a.user_name.clone()));
+                    detail["responseElements"] = json!({"accessKey": {
+                        "accessKeyId": key,
+                        "status": "Active",
+                        "userName": owner,
+                        "createDate": iso(e.time),
+                    }});
+                }
+                detail["requestParameters"] = request;
+            }
             let mut v = json!({
                 "EventId": e.id,
                 "EventName": e.name,

@@ -1,0 +1,394 @@
+//! The other long-term credentials of IAM users: service-specific credentials (CodeCommit Git passwords,
+//! Amazon Keyspaces passwords, long-term Amazon Bedrock API keys), X.509 signing certificates and
+//! CodeCommit SSH public keys. All three actions are optional: refused, the account is still audited and
+//! the accounts report says what was not read and what to allow (once per action, and the action is not
+//! asked again in that account).
+//!
+//! - ListServiceSpecificCredentials with `AllUsers=true`, paged with `Marker`: one call per account (per
+//!   page), not one per user. `ServiceName` is optional with `AllUsers` in the API reference; should IAM
+//!   still refuse the request without it (ValidationError naming ServiceName), the known services are
+//!   asked one at a time.
+//! - ListSigningCertificates per user, only for the users the credential report shows a certificate
+//!   for (`cert_1_*`, `cert_2_*`); per user under the `api` strategy.
+//! - ListSSHPublicKeys per user, opt-in (`ssh_keys`): there is no account-wide listing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use aws_sdk_iam::types::ServiceSpecificCredentialMetadata;
+
+use crate::pages::{Fetched, Pager};
+use crate::record::{CredentialRow, CredentialType, Flag, Flags, OtherCredentials, Password};
+use crate::retry::{is_denied, Failure};
+use crate::session::{utc, Session};
+
+use super::calls::note;
+
+/// The services with service-specific credentials, asked one at a time only when `AllUsers` alone is
+/// refused.
+const SERVICES: [&str; 3] = [
+    "codecommit.amazonaws.com",
+    "cassandra.amazonaws.com",
+    "bedrock.amazonaws.com",
+];
+
+const BEDROCK: &str = "bedrock.amazonaws.com";
+
+const LIST_SERVICE: &str = "iam:ListServiceSpecificCredentials";
+const LIST_CERTS: &str = "iam:ListSigningCertificates";
+const LIST_SSH: &str = "iam:ListSSHPublicKeys";
+
+/// One account's other credentials: the account-wide listing, and the per-user actions refused so far.
+pub(crate) struct Others {
+    service: Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, ()>,
+    refused: Mutex<HashSet<&'static str>>,
+}
+
+/// A user's other credentials, read and judged: the rows of the credentials file, the counts of the
+/// users report, and the flags (their findings are about the user).
+pub(crate) struct UserOthers {
+    pub rows: Vec<CredentialRow>,
+    pub counts: OtherCredentials,
+    pub flags: Flags,
+}
+
+/// Whether the user may hold signing certificates: from the credential report's `cert_*` columns, or
+/// unknown (the `api` strategy).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Certs {
+    None,
+    Some,
+    Unknown,
+}
+
+impl Others {
+    /// Read the account's service-specific credentials (one listing for every user).
+    pub(crate) async fn read(session: &Session) -> Others {
+        let service = match list_all(session, None).await {
+            Ok(all) => Ok(all),
+            Err(f) if asks_for_service_name(&f) => {
+                let mut all: HashMap<String, Vec<ServiceSpecificCredentialMetadata>> =
+                    HashMap::new();
+                let mut failed = None;
+                for service in SERVICES {
+                    match list_all(session, Some(service)).await {
+                        Ok(found) => {
+                            for (user, creds) in found {
+                                all.entry(user).or_default().extend(creds);
+                            }
+                        }
+                        Err(f) => failed = Some(f),
+                    }
+                }
+                match failed {
+                    None => Ok(all),
+                    Some(f) => Err(f),
+                }
+            }
+            Err(f) => Err(f),
+        };
+        let service = service.map_err(|f| {
+            note(
+                session,
+                LIST_SERVICE,
+                &f,
+                &format!(
+                    "service-specific credentials (CodeCommit, Keyspaces, Bedrock API keys) were not read; {}",
+                    grant(&f, LIST_SERVICE)
+                ),
+            );
+        });
+        Others {
+            service,
+            refused: Mutex::default(),
+        }
+    }
+
+    /// The other credentials of user `name`.
+    pub(crate) async fn of_user(
+        &self,
+        session: &Session,
+        name: &str,
+        password: Password,
+        certs: Certs,
+    ) -> UserOthers {
+        let s = session.settings();
+        let now = s.started_at;
+        let account = session.account();
+        type Time = Option<chrono::DateTime<chrono::Utc>>;
+        let row =
+            |kind, service: &str, id: &str, status: &str, created: Time, expires: Time, source| {
+                let age_days = created.map(|c| (now - c).num_days());
+                CredentialRow {
+                    account_id: account.id.clone(),
+                    account_name: account.name.clone(),
+                    username: name.to_string(),
+                    kind,
+                    service: service.to_string(),
+                    credential_id: id.to_string(),
+                    status: status.to_string(),
+                    created,
+                    expires,
+                    age_days,
+                    risk: Flags::default(),
+                    source,
+                }
+            };
+        let mut rows = Vec::new();
+        let mut counts = OtherCredentials::default();
+        if let Ok(by_user) = &self.service {
+            let mine = by_user.get(name).map_or(&[][..], Vec::as_slice);
+            counts.service_specific = Some(mine.len() as u32);
+            for c in mine {
+                let mut r = row(
+                    CredentialType::ServiceSpecific,
+                    c.service_name(),
+                    c.service_specific_credential_id(),
+                    c.status().as_str(),
+                    utc(c.create_date()),
+                    c.expiration_date().and_then(utc),
+                    LIST_SERVICE,
+                );
+                let active = r.status == "Active";
+                if active
+                    && r.age_days
+                        .is_some_and(|d| d > s.thresholds.key_max_age_days)
+                {
+                    r.risk.insert(Flag::ServiceCredentialOld);
+                }
+                if active && r.service == BEDROCK && r.expires.is_none() {
+                    r.risk.insert(Flag::BedrockKeyWithoutExpiry);
+                }
+                rows.push(r);
+            }
+        }
+        let want_certs = certs != Certs::None;
+        let want_ssh = match s.keys.ssh_keys.as_str() {
+            "all" => true,
+            "console" => password == Password::Configured,
+            _ => false,
+        };
+        let (cert_list, ssh_list) = tokio::join!(
+            async {
+                if want_certs {
+                    self.certificates(session, name).await
+                } else {
+                    Some(Vec::new())
+                }
+            },
+            async {
+                if want_ssh {
+                    self.ssh_keys(session, name).await
+                } else {
+                    None
+                }
+            }
+        );
+        if let Some(certs) = cert_list {
+            counts.signing_certificates = Some(certs.len() as u32);
+            for (id, status, created) in certs {
+                rows.push(row(
+                    CredentialType::SigningCertificate,
+                    "",
+                    &id,
+                    &status,
+                    created,
+                    None,
+                    LIST_CERTS,
+                ));
+            }
+        }
+        if let Some(keys) = ssh_list {
+            counts.ssh_public_keys = Some(keys.len() as u32);
+            for (id, status, created) in keys {
+                rows.push(row(
+                    CredentialType::SshPublicKey,
+                    "codecommit.amazonaws.com",
+                    &id,
+                    &status,
+                    created,
+                    None,
+                    LIST_SSH,
+                ));
+            }
+        }
+        let flags = rows.iter().fold(Flags::default(), |f, r| f.union(r.risk));
+        UserOthers {
+            rows,
+            counts,
+            flags,
+        }
+    }
+
+    /// Whether `action` was refused in this account before (then it is not asked again).
+    fn refused(&self, action: &'static str) -> bool {
+        self.refused.lock().expect("not poisoned").contains(action)
+    }
+
+    /// Note an optional per-user action's failure; a refusal is noted once and stops the asking.
+    fn failed(&self, session: &Session, action: &'static str, what: &str, f: &Failure) {
+        if is_denied(f) && !self.refused.lock().expect("not poisoned").insert(action) {
+            return;
+        }
+        note(
+            session,
+            action,
+            f,
+            &format!("{what} were not read; {}", grant(f, action)),
+        );
+    }
+
+    async fn certificates(&self, session: &Session, name: &str) -> Option<Vec<Listed>> {
+        let iam = session.iam();
+        let fetch = |marker: Option<String>| async move {
+            iam.try_call(LIST_CERTS, |c, o| {
+                c.list_signing_certificates()
+                    .user_name(name)
+                    .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await
+            .map(|p| {
+                let items = p.certificates().iter().map(|c| {
+                    let created = c.upload_date().and_then(utc);
+                    (
+                        c.certificate_id().into(),
+                        c.status().as_str().into(),
+                        created,
+                    )
+                });
+                (
+                    items.collect(),
+                    p.is_truncated(),
+                    p.marker().map(str::to_string),
+                )
+            })
+        };
+        self.per_user(session, LIST_CERTS, "signing certificates", name, fetch)
+            .await
+    }
+
+    async fn ssh_keys(&self, session: &Session, name: &str) -> Option<Vec<Listed>> {
+        let iam = session.iam();
+        let fetch = |marker: Option<String>| async move {
+            iam.try_call(LIST_SSH, |c, o| {
+                c.list_ssh_public_keys()
+                    .user_name(name)
+                    .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await
+            .map(|p| {
+                let items = p.ssh_public_keys().iter().map(|k| {
+                    let created = utc(k.upload_date());
+                    (
+                        k.ssh_public_key_id().into(),
+                        k.status().as_str().into(),
+                        created,
+                    )
+                });
+                (
+                    items.collect(),
+                    p.is_truncated(),
+                    p.marker().map(str::to_string),
+                )
+            })
+        };
+        self.per_user(session, LIST_SSH, "SSH public keys", name, fetch)
+            .await
+    }
+
+    /// Every page of one user's listing of `action`; `None` when it was refused here before, or fails
+    /// now (noted). A user deleted during the audit has none left.
+    async fn per_user<Fut>(
+        &self,
+        session: &Session,
+        action: &'static str,
+        what: &str,
+        name: &str,
+        fetch: impl Fn(Option<String>) -> Fut,
+    ) -> Option<Vec<Listed>>
+    where
+        Fut: std::future::Future<Output = Result<Fetched<Vec<Listed>>, Failure>>,
+    {
+        if self.refused(action) {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut pager = Pager::new(session.settings().keys.max_pages);
+        while let Some(page) = pager.next(&fetch).await {
+            match page {
+                Ok(items) => out.extend(items),
+                Err(e) => {
+                    let listing = action.trim_start_matches("iam:");
+                    let f = e.into_failure(&format!("{listing} for user {name}"));
+                    if f.code == "NoSuchEntity" {
+                        return Some(Vec::new());
+                    }
+                    self.failed(session, action, what, &f);
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// (id, status, created) of a listed certificate or SSH key.
+type Listed = (String, String, Option<chrono::DateTime<chrono::Utc>>);
+
+/// What to do about a failed optional action.
+fn grant(f: &Failure, action: &str) -> String {
+    if is_denied(f) {
+        format!("allow {action} to the audit role")
+    } else {
+        "the audit goes on without them".to_string()
+    }
+}
+
+/// IAM refused `AllUsers` without a `ServiceName`.
+fn asks_for_service_name(f: &Failure) -> bool {
+    (f.code == "ValidationError" || f.code == "InvalidInput") && f.message.contains("ServiceName")
+}
+
+/// Every service-specific credential of the account (of one service, or all), by user.
+async fn list_all(
+    session: &Session,
+    service: Option<&'static str>,
+) -> Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, Failure> {
+    let iam = session.iam();
+    let mut by_user: HashMap<String, Vec<ServiceSpecificCredentialMetadata>> = HashMap::new();
+    let mut pager = Pager::new(session.settings().keys.max_pages);
+    while let Some(page) = pager
+        .next(|marker| async move {
+            iam.try_call(LIST_SERVICE, |c, o| {
+                c.list_service_specific_credentials()
+                    .all_users(true)
+                    .set_service_name(service.map(str::to_string))
+                    .set_marker(marker.clone())
+                    .customize()
+                    .config_override(o)
+                    .send()
+            })
+            .await
+            .map(|p| {
+                let (more, next) = (p.is_truncated(), p.marker().map(str::to_string));
+                (p, more, next)
+            })
+        })
+        .await
+    {
+        let page = page.map_err(|e| e.into_failure("ListServiceSpecificCredentials"))?;
+        for c in page.service_specific_credentials() {
+            by_user
+                .entry(c.user_name().to_string())
+                .or_default()
+                .push(c.clone());
+        }
+    }
+    Ok(by_user)
+}
