@@ -163,7 +163,9 @@ fn first_seen(f: &Finding<'_>, t: Thresholds) -> Option<DateTime<Utc>> {
     let created = cell_time(&k.created)?;
     let days = chrono::Duration::days;
     match f.kind {
-        FindingKind::Flag(Flag::KeyCreatedWithUser) => Some(created),
+        FindingKind::Flag(
+            Flag::KeyCreatedWithUser | Flag::KeyCreatedForOtherUser | Flag::KeyCreatedByRoot,
+        ) => Some(created),
         FindingKind::Flag(Flag::KeyOlderThan90d) => Some(created + days(t.key_max_age_days)),
         FindingKind::Flag(Flag::KeyUnused) => {
             Some(cell_time(&k.last_used).unwrap_or(created) + days(t.unused_days))
