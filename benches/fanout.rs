@@ -19,6 +19,12 @@ struct Case {
     users: usize,
     events: usize,
     latency_ms: u64,
+    /// Uniform extra latency per answer, 0..=jitter_ms.
+    jitter_ms: u64,
+    /// How long a credential report takes to generate, milliseconds.
+    report_ms: u64,
+    /// The simulator serves at most this many requests at once (0: no limit), like a busy endpoint.
+    serve_at_once: usize,
     /// Server quotas per account: IAM req/s, LookupEvents req/s (0 = none).
     quota: (f64, f64),
     concurrency: usize,
@@ -150,11 +156,15 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
         epoch,
         faults: Faults {
             latency_ms: case.latency_ms,
+            jitter_ms: case.jitter_ms,
+            report_delay_ms: case.report_ms,
+            serve_at_once: case.serve_at_once,
             iam_rate: case.quota.0,
             iam_burst: case.quota.0,
             cloudtrail_rate: case.quota.1,
             cloudtrail_burst: case.quota.1,
-            log_calls: false,
+            // IAM_AUDIT_BENCH_LOG=FILE: keep the call log and write it there (timelines of accounts).
+            log_calls: std::env::var_os("IAM_AUDIT_BENCH_LOG").is_some(),
             ..Faults::default()
         },
     };
@@ -227,6 +237,23 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
     let (wall, code, usage, max_rss_kb, max_anon_kb) =
         (m.wall, m.code, m.usage, m.max_rss_kb, m.max_anon_kb);
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    if let Some(path) = std::env::var_os("IAM_AUDIT_BENCH_LOG") {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("call log file"));
+        writeln!(
+            f,
+            "at_ms\taccount\taction\tregion\toutcome\tin_flight\tdetail"
+        )
+        .unwrap();
+        for c in sim.calls() {
+            writeln!(
+                f,
+                "{:.1}\t{}\t{}\t{}\t{}\t{}\t{}",
+                c.at_ms, c.account, c.action, c.region, c.outcome, c.in_flight, c.detail
+            )
+            .unwrap();
+        }
+    }
     let (calls, throttled) = sim.counts();
     let (peak_in_flight, connections) = sim.concurrency();
     let sim_cpu = self_cpu() - sim_cpu_before;
@@ -319,6 +346,9 @@ fn main() {
         users: 12,
         events: 60,
         latency_ms: 15,
+        jitter_ms: 0,
+        report_ms: 1000,
+        serve_at_once: 0,
         quota: (10.0, 2.0),
         concurrency,
         strategy,
@@ -331,6 +361,9 @@ fn main() {
         users: 500,
         events: 60,
         latency_ms: 15,
+        jitter_ms: 0,
+        report_ms: 1000,
+        serve_at_once: 0,
         quota: (10.0, 2.0),
         concurrency: 1,
         strategy,
@@ -343,6 +376,9 @@ fn main() {
         users: 20,
         events: 10,
         latency_ms: 0,
+        jitter_ms: 0,
+        report_ms: 1000,
+        serve_at_once: 0,
         quota: (0.0, 0.0),
         concurrency: 64,
         strategy: "api",
@@ -365,9 +401,26 @@ fn main() {
         users: 5,
         events: 10,
         latency_ms: 0,
+        jitter_ms: 0,
+        report_ms: 1000,
+        serve_at_once: 0,
         quota: (10.0, 2.0),
         concurrency,
         strategy: "api",
+        flags: &[],
+    };
+    let moonshot = |name, latency_ms, jitter_ms| Case {
+        name,
+        accounts: 10_000,
+        users: 5,
+        events: 10,
+        latency_ms,
+        jitter_ms,
+        report_ms: 2000,
+        serve_at_once: 0,
+        quota: (10.0, 2.0),
+        concurrency: 500,
+        strategy: "auto",
         flags: &[],
     };
     let mut cases = vec![
@@ -379,6 +432,9 @@ fn main() {
             users: 12,
             events: 60,
             latency_ms: 150,
+            jitter_ms: 0,
+            report_ms: 1000,
+            serve_at_once: 0,
             quota: (10.0, 2.0),
             concurrency: 100,
             strategy: "api",
@@ -403,6 +459,20 @@ fn main() {
         Case {
             flags: &["--security-hub"],
             ..small("hub-2k-c500", 2_000, 500)
+        },
+        // The moonshot (design §6): 10,000 accounts of 5 users far from us-east-1 (jittered latency), at
+        // AWS's quotas, reports taking 2 s to generate, with the default strategy; and the same at 250 ms.
+        moonshot("moonshot", 100, 20),
+        moonshot("moonshot-250", 250, 50),
+        // A slow server: the simulator serves 50 requests at once and queues the rest, as a busy endpoint
+        // does; memory must not follow the queue.
+        Case {
+            name: "slow-server",
+            accounts: 2_000,
+            latency_ms: 50,
+            jitter_ms: 10,
+            serve_at_once: 50,
+            ..moonshot("slow-server", 50, 10)
         },
         // The credential report (`IAM_AUDIT_BENCH=report`): the same shapes both ways.
         quota_bound("quota-bound-report", 64, "credential_report"),

@@ -20,7 +20,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::config::Settings;
-use crate::limits::{Cap, InFlight, MarkRetries, PacedHttpClient};
+use crate::limits::{Cap, InFlight, MarkRetries, PacedHttpClient, ReadyEstimate};
 use crate::stats::{CallStats, CountCalls};
 
 /// A setup failure while loading credentials.
@@ -45,7 +45,12 @@ pub struct Aws {
     partition: &'static str,
     /// The organization manages its member accounts' root credentials (RootCredentialsManagement).
     root_credentials_managed: bool,
+    /// How long credential reports take to generate in this run, as its accounts measure it.
+    report_ready: Arc<ReadyEstimate>,
 }
+
+/// How long a credential report is first thought to take, before any account has measured one.
+const REPORT_GUESS: Duration = Duration::from_secs(2);
 
 /// An error and its sources, `: `-joined, on one line (no Debug dumps).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -208,6 +213,7 @@ impl Aws {
             base,
             stats,
             root_credentials_managed: false,
+            report_ready: Arc::new(ReadyEstimate::new(REPORT_GUESS)),
         })
     }
 
@@ -264,6 +270,11 @@ impl Aws {
 
     pub fn stats(&self) -> &Arc<CallStats> {
         &self.stats
+    }
+
+    /// The run's estimate of how long credential reports take.
+    pub fn report_ready(&self) -> &Arc<ReadyEstimate> {
+        &self.report_ready
     }
 
     pub fn partition(&self) -> &'static str {

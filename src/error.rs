@@ -19,6 +19,13 @@ pub enum AuditError {
     ListAccounts { failure: Failure },
     #[error("cannot read the organization's OU tree for the OU filters ({error}). Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent (see docs/setup.md), or filter by account instead")]
     OuTree { error: ListingError },
+    #[error("the organization's listing failed part-way ({error}), after {found} accounts were found. The reports in {} are complete for the {audited} accounts audited; the organization's other accounts are unknown. Finish the run with --resume {} once the listing answers", dir.display(), dir.display())]
+    ListingCut {
+        error: ListingError,
+        found: usize,
+        audited: u64,
+        dir: PathBuf,
+    },
     #[error(
         "cannot write the reports to {dir}: {source}. Pass --output-dir with a writable directory"
     )]
@@ -54,6 +61,7 @@ impl AuditError {
             AuditError::Credentials(_) => 1,
             AuditError::ListAccounts { .. } => 1,
             AuditError::OuTree { .. } => 1,
+            AuditError::ListingCut { .. } => 1,
             AuditError::Output { .. } => 1,
             AuditError::Compare { .. } => 2,
             AuditError::WriterFailed { .. } => 1,

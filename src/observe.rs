@@ -18,8 +18,13 @@ pub struct UserCounts {
 
 /// Notified by the engine as the audit advances. All methods have empty defaults.
 pub trait Observer: Send + Sync {
-    /// The organization has been listed; `stats` counts the run's calls as they happen.
-    fn accounts_listed(&self, _active: usize, _total: usize, _stats: &Arc<CallStats>) {}
+    /// The audit starts (the first accounts are being listed); `stats` counts the run's calls as they
+    /// happen.
+    fn audit_started(&self, _stats: &Arc<CallStats>) {}
+    /// Accounts to audit found so far, while the organization is being listed (auditing has begun).
+    fn accounts_found(&self, _found: usize) {}
+    /// The organization has been listed: `total` accounts to report, `active` of them to audit.
+    fn accounts_listed(&self, _active: usize, _total: usize) {}
     /// An account's audit starts; `users` fills in as its users are read.
     fn account_started(&self, _id: &str, _name: &str, _users: &Arc<UserCounts>) {}
     /// An account has been closed (audited, partial, skipped or not active).

@@ -36,11 +36,13 @@ impl Shutdown {
     }
 }
 
-/// Audit every account with `audit` (non-ACTIVE ones are only reported), send each account's closing row
-/// to the writer after its other rows, and tell the observer as each closes, in completion order.
-/// `audit(account, sink, abort)` sends the account's rows through `sink` and returns its closing row.
-pub async fn run<A, Fut>(
-    accounts: Vec<Account>,
+/// Audit every account `accounts` yields, as it comes, with `audit` (non-ACTIVE ones are only reported),
+/// send each account's closing row to the writer after its other rows, and tell the observer as each
+/// closes, in completion order. `audit(account, sink, abort)` sends the account's rows through `sink` and
+/// returns its closing row. A slot is taken from the stream the moment one frees: no account waits for
+/// a wave of others.
+pub async fn run<S, A, Fut>(
+    accounts: S,
     concurrency: usize,
     tx: mpsc::Sender<Record>,
     shutdown: Shutdown,
@@ -48,63 +50,61 @@ pub async fn run<A, Fut>(
     stats: Arc<CallStats>,
     audit: A,
 ) where
+    S: futures::Stream<Item = Account>,
     A: Fn(Account, Arc<Sink>, CancellationToken) -> Fut,
     Fut: Future<Output = AccountRow> + Send + 'static,
 {
-    let (active, inactive): (Vec<Account>, Vec<Account>) =
-        accounts.into_iter().partition(Account::is_active);
-    let close = |row: AccountRow| {
-        let (tx, observer, stats) = (tx.clone(), observer.clone(), stats.clone());
-        async move {
-            observer.account_finished(&row, stats.snapshot());
-            tx.send(Record::Account(row)).await.is_ok()
-        }
-    };
-    // Accounts that are not ACTIVE are reported, never audited.
-    for a in &inactive {
-        if !close(a.unaudited(AuditStatus::NotActive, String::new())).await {
-            break;
-        }
-    }
-    let results = futures::stream::iter(active)
+    let results = accounts
         .map(|a| {
-            let unstarted = if tx.is_closed() {
-                Some("WriterFailed: the reports could not be written; no more accounts are started")
+            let unstarted = if !a.is_active() {
+                // Reported, never audited.
+                Some((AuditStatus::NotActive, ""))
+            } else if tx.is_closed() {
+                Some((
+                    AuditStatus::Skipped,
+                    "WriterFailed: the reports could not be written; no more accounts are started",
+                ))
             } else if shutdown.stop_starting.is_cancelled() {
-                Some("Cancelled: the run was interrupted before the account was started")
+                Some((
+                    AuditStatus::Skipped,
+                    "Cancelled: the run was interrupted before the account was started",
+                ))
             } else {
                 None
             };
-            let started = unstarted.is_none().then(|| {
-                let users = Arc::new(UserCounts::default());
-                observer.account_started(&a.id, &a.name, &users);
-                let sink = Arc::new(Sink::watched(tx.clone(), users));
-                let task = tokio::spawn(audit(a.clone(), sink.clone(), shutdown.abort.clone()));
-                (sink, task)
-            });
+            let started = match unstarted {
+                Some(why) => Err(why),
+                None => {
+                    let users = Arc::new(UserCounts::default());
+                    observer.account_started(&a.id, &a.name, &users);
+                    let sink = Arc::new(Sink::watched(tx.clone(), users));
+                    let task =
+                        tokio::spawn(audit(a.clone(), sink.clone(), shutdown.abort.clone()));
+                    Ok((sink, task))
+                }
+            };
             async move {
-                match (unstarted, started) {
-                    (_, Some((sink, task))) => match task.await {
-                        Ok(row) => row,
-                        Err(e) => {
-                            // A bug must not make an account vanish, nor hide what it wrote.
-                            tracing::error!(account = %a.id, "the account's audit task failed: {e}");
-                            let (users, keys, events) = sink.counts();
-                            AccountRow {
-                                users,
-                                keys,
-                                events,
-                                flag_counts: sink.flag_counts(),
-                                events_other_sources: sink.other_sources(),
-                                ..a.unaudited(
-                                    AuditStatus::Partial,
-                                    format!("InternalError: the audit task failed: {e}; the rows counted here were written"),
-                                )
-                            }
+                let (sink, task) = match started {
+                    Ok(started) => started,
+                    Err((status, reason)) => return a.unaudited(status, reason.into()),
+                };
+                match task.await {
+                    Ok(row) => row,
+                    Err(e) => {
+                        // A bug must not make an account vanish, nor hide what it wrote.
+                        tracing::error!(account = %a.id, "the account's audit task failed: {e}");
+                        let (users, keys, events) = sink.counts();
+                        AccountRow {
+                            users,
+                            keys,
+                            events,
+                            flag_counts: sink.flag_counts(),
+                            events_other_sources: sink.other_sources(),
+                            ..a.unaudited(
+                                AuditStatus::Partial,
+                                format!("InternalError: the audit task failed: {e}; the rows counted here were written"),
+                            )
                         }
-                    },
-                    (reason, None) => {
-                        a.unaudited( AuditStatus::Skipped, reason.unwrap_or("").into())
                     }
                 }
             }
@@ -112,7 +112,9 @@ pub async fn run<A, Fut>(
         .buffer_unordered(concurrency);
     let mut results = std::pin::pin!(results);
     while let Some(row) = results.next().await {
-        close(row).await;
+        observer.account_finished(&row, stats.snapshot());
+        // Once the writer is gone the send fails; the rows are still counted for the summary.
+        let _ = tx.send(Record::Account(row)).await;
     }
 }
 
@@ -165,7 +167,7 @@ mod tests {
             }
         };
         run(
-            vec![account(1), account(2)],
+            futures::stream::iter(vec![account(1), account(2)]),
             2,
             tx,
             Shutdown::default(),

@@ -2,16 +2,17 @@
 //! and their OU paths, the writer, the pool of account audits, and the summary. This is what the binary
 //! and the tests call; everything below it is a room of its own.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::collections::HashSet;
+use futures::StreamExt;
 
 use crate::aws::Aws;
 use crate::config::{iam_home_region, Settings};
 use crate::error::AuditError;
 use crate::observe::Observer;
-use crate::org::{self, ListingError};
+use crate::org;
 use crate::pool::{self, Shutdown};
 use crate::record::{Record, RunFacts};
 use crate::report::compare::Comparison;
@@ -19,42 +20,6 @@ use crate::report::snapshot::GroupedRun;
 use crate::report::{self, FindingsContext, OcsfClass, Writer};
 use crate::store::Remote;
 use crate::summary::Summary;
-
-/// The organization's accounts and, unless `ou_paths` is off, where each sits in the OU tree, both read at
-/// once. The OU tree is optional: when it cannot be read the accounts keep an empty `ou_path` and the
-/// error comes back (`Some`) for the summary, unless an OU filter needs it.
-async fn read_organization(
-    aws: &Aws,
-    settings: &Settings,
-) -> Result<(Vec<org::Account>, Option<ListingError>), AuditError> {
-    let client = aws.organizations();
-    let max_pages = settings.keys.max_pages;
-    let tree = async {
-        if settings.keys.ou_paths {
-            org::ou_places(&client, max_pages).await.map(Some)
-        } else {
-            Ok(None)
-        }
-    };
-    let (accounts, tree) = tokio::join!(org::list_accounts(&client, max_pages), tree);
-    let mut accounts = accounts.map_err(|e| AuditError::ListAccounts { failure: e.failure })?;
-    match tree {
-        Ok(Some(mut places)) => {
-            for a in &mut accounts {
-                a.place = places.remove(&a.id);
-            }
-            Ok((accounts, None))
-        }
-        Ok(None) => Ok((accounts, None)),
-        Err(error) if settings.ou_filters() => Err(AuditError::OuTree { error }),
-        Err(error) => {
-            tracing::warn!(
-                "cannot read the OU tree ({error}); the accounts report's ou_path stays empty (the summary says what to grant)"
-            );
-            Ok((accounts, Some(error)))
-        }
-    }
-}
 
 /// The run `--compare DIR` names, looked up before anything is written: naming a directory without a
 /// run is a usage error.
@@ -202,16 +167,25 @@ async fn audit_into(
         source,
     };
     report::files::prepare_dir(&dir).map_err(output_error)?;
-    let (accounts, ou_paths_unread) = read_organization(&aws, &settings).await?;
-    aws.read_root_credentials_management().await;
-
-    // Every account of the organization, those the filters leave out too: an earlier run's account that
-    // is not among them left the organization.
-    let in_org: HashSet<String> = accounts.iter().map(|a| a.id.clone()).collect();
-    let org_id = accounts
-        .iter()
-        .map(|a| a.org_id.clone())
-        .find(|o| !o.is_empty());
+    // The listing starts now and goes on while accounts are audited: its first answers decide whether
+    // the organization can be listed at all, before anything is written.
+    let mut listing = org::Listing::start(
+        aws.organizations(),
+        settings.keys.max_pages,
+        settings.keys.ou_paths,
+        settings.ou_filters(),
+        shutdown.abort.clone(),
+    );
+    let (first, ()) = tokio::join!(listing.first(), aws.read_root_credentials_management());
+    let org_id = first.map_err(|error| {
+        if error.action == "organizations:ListAccounts" {
+            AuditError::ListAccounts {
+                failure: error.failure,
+            }
+        } else {
+            AuditError::OuTree { error }
+        }
+    })?;
     let format = settings.format;
     let stamp = settings
         .resume_stamp
@@ -251,7 +225,6 @@ async fn audit_into(
             thresholds: settings.thresholds,
         },
         comparison,
-        in_org: Some(in_org.clone()),
         security_hub: settings.keys.security_hub,
     };
     // A resumed run continues its files: accounts already audited keep their rows and are not audited
@@ -272,31 +245,55 @@ async fn audit_into(
             (writer, paths, report::Resumed::default())
         }
     };
-    let listed = accounts.len();
-    let accounts: Vec<org::Account> = accounts
-        .into_iter()
-        .filter(|a| a.selected(&settings))
-        .collect();
-    let filtered_out = (listed - accounts.len()) as u64;
-    let accounts: Vec<org::Account> = accounts
-        .into_iter()
-        .filter(|a| !resumed.done.contains(&a.id))
-        .collect();
     let interrupted = shutdown.stop_starting.clone();
     let (tx, written) = writer
         .spawn(settings.keys.channel_capacity)
         .map_err(output_error)?;
     let end = tx.clone();
 
-    let active = accounts.iter().filter(|a| a.is_active()).count();
     let stats = aws.stats().clone();
-    observer.accounts_listed(active, accounts.len(), &stats);
-    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
     let settings = Arc::new(settings);
     // Every account's closing row is counted as it is written (see `CountingObserver`).
     let counter = Arc::new(CountingObserver {
         inner: observer,
         summary: std::sync::Mutex::new(Summary::default()),
+    });
+    counter.audit_started(&stats);
+    // The accounts as the listing finds them, less those the filters leave out and those a resumed run
+    // has done; the listing's end when it comes.
+    let picked = RefCell::new(Picked::default());
+    let listed: RefCell<Option<org::Listed>> = RefCell::new(None);
+    let pick = |a: org::Account| -> Option<org::Account> {
+        let mut p = picked.borrow_mut();
+        if !a.selected(&settings) {
+            p.filtered_out += 1;
+            return None;
+        }
+        if resumed.done.contains(&a.id) {
+            return None;
+        }
+        p.ids.push(a.id.clone());
+        p.active += usize::from(a.is_active());
+        counter.accounts_found(p.ids.len());
+        Some(a)
+    };
+    let accounts = listing.into_stream().flat_map(|found| {
+        let now: Vec<org::Account> = match found {
+            org::Found::Account(a) => pick(a).into_iter().collect(),
+            org::Found::Complete(mut done) => {
+                let inactive: Vec<org::Account> = std::mem::take(&mut done.inactive)
+                    .into_iter()
+                    .filter_map(pick)
+                    .collect();
+                {
+                    let p = picked.borrow();
+                    counter.accounts_listed(p.active, p.ids.len());
+                }
+                *listed.borrow_mut() = Some(done);
+                inactive
+            }
+        };
+        futures::stream::iter(now)
     });
     let audit = {
         let (aws, settings) = (aws.clone(), settings.clone());
@@ -315,6 +312,17 @@ async fn audit_into(
         audit,
     )
     .await;
+    let Picked {
+        ids, filtered_out, ..
+    } = picked.into_inner();
+    let filtered_out = filtered_out as u64;
+    let mut listed = listed.into_inner().unwrap_or(org::Listed {
+        interrupted: true,
+        ..org::Listed::default()
+    });
+    // Only a whole listing tells which accounts of an earlier run left the organization.
+    let whole = listed.cut.is_none() && !listed.interrupted;
+    let found = listed.ids.len();
     // The last record: how the run went, for the summary page.
     let calls = stats.snapshot();
     let _ = end
@@ -326,6 +334,7 @@ async fn audit_into(
             assume_role: calls.assume_role,
             filtered_out,
             resumed: resumed.audited + resumed.not_active,
+            in_org: whole.then(|| std::mem::take(&mut listed.ids)),
         }))
         .await;
     drop(end);
@@ -350,7 +359,7 @@ async fn audit_into(
         not_active: counted.not_active + resumed.not_active,
         resumed: resumed.audited + resumed.not_active,
         filtered_out,
-        ou_paths_unread,
+        ou_paths_unread: listed.tree_error.clone(),
         keys: written.keys,
         events: written.events,
         credentials: written.credentials,
@@ -370,6 +379,22 @@ async fn audit_into(
         key_history_file: paths.key_history,
         ..counted
     };
+    // A listing that failed part-way: the reports are whole for the accounts found, but the run is not.
+    if let Some(error) = listed.cut {
+        let dir = match remote {
+            Some(r) => {
+                upload(r, &mut summary).await?;
+                std::path::PathBuf::from(r.location().url(""))
+            }
+            None => dir.clone(),
+        };
+        return Err(AuditError::ListingCut {
+            error,
+            found,
+            audited: summary.audited,
+            dir,
+        });
+    }
     // The files are final: now what leaves the machine.
     let target = crate::send::AwsTarget::new(&aws);
     if settings.keys.security_hub {
@@ -451,6 +476,16 @@ async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError
     Ok(())
 }
 
+/// The accounts the run takes from the listing, as it goes.
+#[derive(Default)]
+struct Picked {
+    /// Their ids, for the writer's failure message.
+    ids: Vec<String>,
+    active: usize,
+    /// Left out by the account and OU filters.
+    filtered_out: usize,
+}
+
 /// Counts each account's closing row for the summary, and passes every notification on.
 struct CountingObserver {
     inner: Arc<dyn Observer>,
@@ -458,8 +493,14 @@ struct CountingObserver {
 }
 
 impl Observer for CountingObserver {
-    fn accounts_listed(&self, active: usize, total: usize, stats: &Arc<crate::stats::CallStats>) {
-        self.inner.accounts_listed(active, total, stats);
+    fn audit_started(&self, stats: &Arc<crate::stats::CallStats>) {
+        self.inner.audit_started(stats);
+    }
+    fn accounts_found(&self, found: usize) {
+        self.inner.accounts_found(found);
+    }
+    fn accounts_listed(&self, active: usize, total: usize) {
+        self.inner.accounts_listed(active, total);
     }
     fn account_started(&self, id: &str, name: &str, users: &Arc<crate::observe::UserCounts>) {
         self.inner.account_started(id, name, users);

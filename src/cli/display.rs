@@ -175,9 +175,7 @@ impl Progress {
 }
 
 impl Observer for Progress {
-    fn accounts_listed(&self, active: usize, total: usize, stats: &Arc<CallStats>) {
-        self.total
-            .store(total, std::sync::atomic::Ordering::Relaxed);
+    fn audit_started(&self, stats: &Arc<CallStats>) {
         self.show_live(stats.clone());
         if let Some((_, bar)) = &self.bars {
             bar.set_style(
@@ -187,6 +185,20 @@ impl Observer for Progress {
                 .expect("static template")
                 .progress_chars("=> "),
             );
+            bar.set_message("listing and auditing");
+        }
+    }
+
+    fn accounts_found(&self, found: usize) {
+        self.total.store(found, Ordering::Relaxed);
+        if let Some((_, bar)) = &self.bars {
+            bar.set_length(found as u64);
+        }
+    }
+
+    fn accounts_listed(&self, active: usize, total: usize) {
+        self.total.store(total, Ordering::Relaxed);
+        if let Some((_, bar)) = &self.bars {
             bar.set_length(total as u64);
             bar.set_message("auditing");
         } else if !self.quiet {

@@ -7,7 +7,6 @@
 //! CreateDate; a key matching no slot was created after the report and goes through GetAccessKeyLastUsed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,35 +23,12 @@ use super::report_csv::{parse, Report, Row, Slot};
 use super::root;
 use super::rows::{send_user, Audited, IamOutcome};
 
-/// While the report is being generated, GetCredentialReport is asked again after this long, doubling up to
-/// `POLL_MAX`.
+/// Refused with LimitExceeded (too many generations at once in the account), GenerateCredentialReport is
+/// asked again after this long, doubling up to `POLL_MAX`.
 const POLL_FIRST: Duration = Duration::from_millis(250);
 const POLL_MAX: Duration = Duration::from_secs(8);
 /// A report not ready after this long is given up (`auto` then falls back to per-user calls).
 const REPORT_WAIT: Duration = Duration::from_secs(300);
-/// The first wait for a report being generated, before any account of the run has measured one.
-const FIRST_GUESS_MS: u64 = 2000;
-
-/// How long reports take to generate in this run, as the accounts measured it (milliseconds): after
-/// GenerateCredentialReport starts one, GetCredentialReport is asked once this long later, so that one
-/// call usually brings the report. A report ready at the first ask shortens the next wait by a hundredth
-/// (many accounts answer at once: the wait creeps down), one that was not sets it to what it took. Shared
-/// by the run's accounts (reports take about as long in each).
-static REPORT_MS: AtomicU64 = AtomicU64::new(FIRST_GUESS_MS);
-
-fn expected_generation() -> Duration {
-    Duration::from_millis(REPORT_MS.load(Ordering::Relaxed))
-}
-
-fn learn_generation(first_ask: bool, took: Duration) {
-    let now = REPORT_MS.load(Ordering::Relaxed);
-    let next = if first_ask {
-        (now * 99 / 100).max(200)
-    } else {
-        (took.as_millis() as u64 * 11 / 10).clamp(200, 60_000)
-    };
-    REPORT_MS.store(next, Ordering::Relaxed);
-}
 
 /// Why the report could not be had: the action and the AWS error.
 #[derive(Debug, Clone)]
@@ -73,29 +49,26 @@ fn err(action: &'static str, failure: Failure) -> ReportError {
 
 /// Generate (or reuse) the account's report and read it. GenerateCredentialReport once: `COMPLETE` (a
 /// report younger than 4 hours is reused) goes straight to GetCredentialReport; `STARTED` waits as long
-/// as reports take in this run, then asks GetCredentialReport, which answers `ReportInProgress` until the
-/// report is ready. Two calls for most accounts.
+/// as reports take in this run (`Session::report_ready`, learned from every account's answers), then asks
+/// GetCredentialReport, which answers `ReportInProgress` until the report is ready. Two calls for most
+/// accounts.
 pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
     let iam = session.iam();
+    let ready = session.report_ready();
     let started = tokio::time::Instant::now();
-    let mut delay = POLL_FIRST;
-    let mut wait = |what: &str| -> Result<Duration, ReportError> {
-        if started.elapsed() + delay > REPORT_WAIT {
-            return Err(err(
-                "iam:GenerateCredentialReport",
-                Failure::new(
-                    "ReportNotReady",
-                    format!(
-                        "the credential report was still {what} after {} s",
-                        REPORT_WAIT.as_secs()
-                    ),
+    let given_up = |what: &str| {
+        err(
+            "iam:GenerateCredentialReport",
+            Failure::new(
+                "ReportNotReady",
+                format!(
+                    "the credential report was still {what} after {} s",
+                    REPORT_WAIT.as_secs()
                 ),
-            ));
-        }
-        let d = delay;
-        delay = (delay * 2).min(POLL_MAX);
-        Ok(d)
+            ),
+        )
     };
+    let mut refused_delay = POLL_FIRST;
     // At most one regeneration when the report vanished or expired between the two calls.
     for _ in 0..2 {
         // When this account's generation started, if it was not ready at once.
@@ -116,7 +89,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                         Some(S::Complete) => break,
                         Some(S::Started | S::Inprogress) | None => {
                             generating = Some(tokio::time::Instant::now());
-                            tokio::time::sleep(expected_generation()).await;
+                            tokio::time::sleep(ready.wait()).await;
                             break;
                         }
                         Some(other) => {
@@ -132,14 +105,19 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                 }
                 // Too many generations at once in this account: wait like a throttle.
                 Err(f) if f.code == "LimitExceeded" || f.code == "LimitExceededException" => {
-                    let d = wait("refused with LimitExceeded")?;
-                    tokio::time::sleep(d).await;
+                    if started.elapsed() + refused_delay > REPORT_WAIT {
+                        return Err(given_up("refused with LimitExceeded"));
+                    }
+                    tokio::time::sleep(refused_delay).await;
+                    refused_delay = (refused_delay * 2).min(POLL_MAX);
                 }
                 Err(f) => return Err(err("iam:GenerateCredentialReport", f)),
             }
         }
-        let mut first_ask = true;
+        let mut early_asks = 0;
         loop {
+            // How long after its generation started this ask goes out.
+            let waited = generating.map(|g| g.elapsed());
             let r = iam
                 .try_call("iam:GetCredentialReport", |c, o| {
                     c.get_credential_report()
@@ -150,8 +128,10 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                 .await;
             match r {
                 Ok(out) => {
-                    if let Some(g) = generating {
-                        learn_generation(first_ask, g.elapsed());
+                    match (waited, early_asks) {
+                        (Some(w), 0) => ready.ready_at_first_ask(w),
+                        (Some(w), _) => ready.ready_after(w),
+                        (None, _) => {}
                     }
                     let Some(content) = out.content() else {
                         return Err(err(
@@ -168,9 +148,15 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
                     });
                 }
                 Err(f) if f.code == "ReportInProgress" => {
-                    first_ask = false;
-                    let d = wait("in progress")?;
-                    tokio::time::sleep(d).await;
+                    if let Some(w) = waited {
+                        ready.not_ready_after(w);
+                    }
+                    let again = ready.again(early_asks);
+                    early_asks += 1;
+                    if started.elapsed() + again > REPORT_WAIT {
+                        return Err(given_up("in progress"));
+                    }
+                    tokio::time::sleep(again).await;
                 }
                 Err(f) if f.code == "ReportNotPresent" || f.code == "ReportExpired" => break,
                 Err(f) => return Err(err("iam:GetCredentialReport", f)),

@@ -1,6 +1,7 @@
 //! Client-side rate limits: one governor token bucket per account for IAM (IAM's quota is account-wide) and
-//! one per account and region for CloudTrail LookupEvents (2 requests/s per region and account), and a cap
-//! on the HTTP requests in flight across the run.
+//! one per account and region for CloudTrail LookupEvents (2 requests/s per region and account), a cap
+//! on the HTTP requests in flight across the run, and (`ready`) when to ask for a report the server is
+//! generating.
 //!
 //! Where the waiting happens decides what an account costs. A call waits for its first token in
 //! `session::Api::call`, *before* the SDK builds the request: a waiting call then holds a few bytes instead
@@ -36,6 +37,10 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::stats::CallStats;
+
+mod ready;
+
+pub use ready::ReadyEstimate;
 
 /// Spacing of calls relative to the configured rate (see `Bucket::new`).
 pub const HEADROOM: f64 = 1.05;

@@ -1,14 +1,18 @@
 //! The organization's accounts, from Organizations ListAccounts in the management account (or a delegated
 //! administrator), and where each sits in the OU tree (ListRoots, ListOrganizationalUnitsForParent,
-//! ListAccountsForParent). Every page is read: these APIs return at most 20 items a page and may return an
-//! empty page with a NextToken, which is not the end. Each page is retried on throttling
-//! (`TooManyRequestsException`) and transient faults beyond the SDK's own retries.
+//! ListAccountsForParent); `listing` finds them as a stream, both sources side by side, so that the audit
+//! starts with the first page. Every page is read: these APIs return at most 20 items a page and may
+//! return an empty page with a NextToken, which is not the end. Each page is retried on throttling
+//! (`TooManyRequestsException`) and transient faults beyond the SDK's own retries. Here: the account,
+//! its place, the account filters, and the plain listing `check` uses.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+mod listing;
+
+pub use listing::{Found, Listed, Listing};
 
 use crate::config::{glob, Settings};
 use crate::pages::Pager;
@@ -16,13 +20,7 @@ use crate::record::{AccountRow, AuditStatus};
 use crate::retry::{retry_step, Failure};
 
 /// The Organizations listings' largest page.
-const PAGE: i32 = 20;
-
-/// Parents whose children are listed at once while walking the OU tree.
-const TREE_CONCURRENCY: usize = 4;
-
-/// Levels below a root walked at most (AWS allows five levels of OUs).
-const TREE_DEPTH: usize = 8;
+pub(crate) const PAGE: i32 = 20;
 
 /// One account of the organization.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,8 +36,8 @@ pub struct Account {
     pub partition: String,
     /// The organization's id (`o-…`), from the ARN; empty if the ARN is missing.
     pub org_id: String,
-    /// Where the account sits, when the OU tree was read.
-    pub place: Option<Place>,
+    /// Where the account sits, when the OU tree was read (shared by the accounts of one OU).
+    pub place: Option<Arc<Place>>,
 }
 
 /// An account's place in the OU tree.
@@ -218,72 +216,6 @@ fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure
     })
 }
 
-/// Where every account sits: the OU tree walked from each root, `TREE_CONCURRENCY` parents at a time.
-/// Accounts moved during the walk may be missing (their `ou_path` is then empty).
-pub async fn ou_places(
-    client: &aws_sdk_organizations::Client,
-    max_pages: usize,
-) -> Result<HashMap<String, Place>, ListingError> {
-    let roots = every_page("organizations:ListRoots", max_pages, |token| async move {
-        let page = client
-            .list_roots()
-            .max_results(PAGE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| Failure::from_sdk(&e))?;
-        let roots = page
-            .roots()
-            .iter()
-            .map(|r| id_and_name("ListRoots", r.id(), r.name()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((roots, page.next_token))
-    })
-    .await?;
-    let mut places = HashMap::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut level: Vec<Place> = roots
-        .into_iter()
-        .filter(|(id, _)| seen.insert(id.clone()))
-        .map(|(id, name)| Place {
-            // AWS names every root "Root"; keep that name if an answer leaves it out.
-            path: if name.is_empty() { "Root".into() } else { name },
-            ids: vec![id],
-        })
-        .collect();
-    for _ in 0..TREE_DEPTH {
-        if level.is_empty() {
-            break;
-        }
-        let read: Vec<(Place, Children)> =
-            futures::stream::iter(level.into_iter().map(|parent| async move {
-                let children = children(client, &parent, max_pages).await?;
-                Ok::<_, ListingError>((parent, children))
-            }))
-            .buffer_unordered(TREE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        level = Vec::new();
-        for (parent, (ous, accounts)) in read {
-            for id in accounts {
-                places.insert(id, parent.clone());
-            }
-            for (id, name) in ous {
-                // A cycle would be a garbled answer; never walk an OU twice.
-                if seen.insert(id.clone()) {
-                    let mut ids = parent.ids.clone();
-                    ids.push(id);
-                    level.push(Place {
-                        path: format!("{}/{name}", parent.path),
-                        ids,
-                    });
-                }
-            }
-        }
-    }
-    Ok(places)
-}
-
 /// A root's or an OU's id and name; one without an id is a garbled answer.
 fn id_and_name(
     listing: &str,
@@ -297,59 +229,6 @@ fn id_and_name(
             format!("{listing} returned an entry without an Id"),
         )),
     }
-}
-
-/// The OUs (id, name) and the account ids directly under one parent.
-type Children = (Vec<(String, String)>, Vec<String>);
-
-async fn children(
-    client: &aws_sdk_organizations::Client,
-    parent: &Place,
-    max_pages: usize,
-) -> Result<Children, ListingError> {
-    let parent_id = parent.ids.last().map(String::as_str).unwrap_or("");
-    let ous = every_page(
-        "organizations:ListOrganizationalUnitsForParent",
-        max_pages,
-        |token| async move {
-            let page = client
-                .list_organizational_units_for_parent()
-                .parent_id(parent_id)
-                .max_results(PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| Failure::from_sdk(&e))?;
-            let ous = page
-                .organizational_units()
-                .iter()
-                .map(|ou| id_and_name("ListOrganizationalUnitsForParent", ou.id(), ou.name()))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((ous, page.next_token))
-        },
-    );
-    let accounts = every_page(
-        "organizations:ListAccountsForParent",
-        max_pages,
-        |token| async move {
-            let page = client
-                .list_accounts_for_parent()
-                .parent_id(parent_id)
-                .max_results(PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| Failure::from_sdk(&e))?;
-            let ids = page
-                .accounts()
-                .iter()
-                .filter_map(|a| a.id().map(str::to_string))
-                .collect();
-            Ok((ids, page.next_token))
-        },
-    );
-    // Both listings of a parent at once: a level of the tree costs one round trip, not two.
-    futures::try_join!(ous, accounts)
 }
 
 #[cfg(test)]
@@ -379,9 +258,11 @@ mod tests {
             id: id.into(),
             name: name.into(),
             status: "ACTIVE".into(),
-            place: (!path.is_empty()).then(|| Place {
-                path: path.into(),
-                ids: ids.iter().map(|x| x.to_string()).collect(),
+            place: (!path.is_empty()).then(|| {
+                Arc::new(Place {
+                    path: path.into(),
+                    ids: ids.iter().map(|x| x.to_string()).collect(),
+                })
             }),
             ..Default::default()
         }

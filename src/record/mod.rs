@@ -458,6 +458,10 @@ pub struct RunFacts {
     pub filtered_out: u64,
     /// Accounts done before a resume.
     pub resumed: u64,
+    /// Every account of the organization, those left out by a filter too (`None` when the listing did
+    /// not end: cut short or interrupted): an earlier run's account that is not among them left the
+    /// organization.
+    pub in_org: Option<std::collections::HashSet<String>>,
 }
 
 #[cfg(test)]

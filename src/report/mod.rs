@@ -121,9 +121,6 @@ pub struct Spec {
     pub findings: FindingsContext,
     /// The earlier run this one is compared with.
     pub comparison: Option<Comparison>,
-    /// Every account of the organization, those left out by a filter too: an earlier run's account that
-    /// is not among them left the organization.
-    pub in_org: Option<HashSet<String>>,
     /// `--security-hub`: the accounts report's `security_hub` cells wait for the import.
     pub security_hub: bool,
 }
@@ -133,7 +130,6 @@ pub struct Writer {
     outputs: Vec<Box<dyn Output>>,
     snapshots: snapshot::Builder,
     comparison: Option<Comparison>,
-    in_org: Option<HashSet<String>>,
     digest: Digest,
 }
 
@@ -144,7 +140,6 @@ impl Writer {
             outputs,
             snapshots: snapshot::Builder::new(values),
             comparison: None,
-            in_org: None,
             digest: Digest::default(),
         }
     }
@@ -244,7 +239,6 @@ impl Writer {
             outputs,
             snapshots: snapshot::Builder::new(spec.values),
             comparison: spec.comparison,
-            in_org: spec.in_org,
             digest,
         })
     }
@@ -291,7 +285,7 @@ impl Writer {
     /// The run is over: the earlier run's accounts this one did not close, then every output's end.
     fn end(&mut self, facts: &RunFacts) -> std::io::Result<()> {
         let removed = match self.comparison.take() {
-            Some(c) => c.finish(self.in_org.as_ref())?,
+            Some(c) => c.finish(facts.in_org.as_ref())?,
             None => Vec::new(),
         };
         for r in &removed {

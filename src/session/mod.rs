@@ -18,7 +18,7 @@ pub use credentials::AccountCredentials;
 
 use crate::aws::Aws;
 use crate::config::Settings;
-use crate::limits::{Bucket, InFlight, PacedHttpClient};
+use crate::limits::{Bucket, InFlight, PacedHttpClient, ReadyEstimate};
 use crate::org::Account;
 use crate::record::PartStatus;
 use crate::retry::Failure;
@@ -111,6 +111,8 @@ pub struct Session {
     /// The organization manages this member account's root credentials (RootCredentialsManagement).
     centralized_root: bool,
     partition: &'static str,
+    /// The run's estimate of how long credential reports take.
+    report_ready: Arc<ReadyEstimate>,
 }
 
 impl Session {
@@ -187,7 +189,13 @@ impl Session {
             problems: Mutex::new(Problems::default()),
             centralized_root,
             partition,
+            report_ready: aws.report_ready().clone(),
         }
+    }
+
+    /// How long credential reports take in this run, learned from every account's answers.
+    pub fn report_ready(&self) -> &ReadyEstimate {
+        &self.report_ready
     }
 
     /// Whether the organization manages this account's root credentials centrally: then root MFA is not

@@ -222,6 +222,10 @@ pub struct Faults {
     /// Regions whose requests are accepted and never answered (a black hole: a proxy dropping packets, a
     /// region that hangs).
     pub black_hole_regions: Vec<String>,
+    /// Serve at most this many requests at once (0: no limit); the others wait their turn, first come
+    /// first served, as at a busy endpoint: a client's answers then take its queueing time on top of
+    /// `latency_ms`.
+    pub serve_at_once: usize,
 }
 
 impl Default for Faults {
@@ -258,6 +262,7 @@ impl Default for Faults {
             root_credentials_management: false,
             us_gov_accounts: Vec::new(),
             black_hole_regions: Vec::new(),
+            serve_at_once: 0,
             account_roles: Default::default(),
             vanished_users: Vec::new(),
             deny_ou_tree: false,

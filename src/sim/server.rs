@@ -74,6 +74,11 @@ struct State {
     reports: Mutex<HashMap<String, (Option<i64>, u32)>>,
     /// The simulated Security Hub of every account.
     hub: super::hub::Hub,
+    /// `serve_at_once` turns: a request is served only while it holds one.
+    turns: Option<tokio::sync::Semaphore>,
+    /// Requests waiting for a turn now, and the most that ever waited.
+    queued: AtomicUsize,
+    peak_queued: AtomicUsize,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -144,6 +149,7 @@ impl Sim {
                 (a.id.clone(), (existing, faults.report_limit_exceeded))
             })
             .collect::<HashMap<_, _>>();
+        let faults_turns = faults.serve_at_once;
         let state = Arc::new(State {
             org,
             faults,
@@ -164,6 +170,9 @@ impl Sim {
             next_key: AtomicU64::new(0),
             reports: Mutex::new(reports),
             hub: super::hub::Hub::default(),
+            turns: (faults_turns > 0).then(|| tokio::sync::Semaphore::new(faults_turns)),
+            queued: AtomicUsize::new(0),
+            peak_queued: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
         let (st, stop2) = (state.clone(), stop.clone());
@@ -223,7 +232,11 @@ impl Sim {
         )
     }
 
-    /// The organization being served.
+    /// The most requests that waited at once for a turn to be served (`serve_at_once`).
+    pub fn peak_queued(&self) -> usize {
+        self.state.peak_queued.load(Ordering::Relaxed)
+    }
+
     /// The findings imported into an account's Security Hub, by `Id`.
     pub fn security_hub(&self, account: &str) -> std::collections::BTreeMap<String, Value> {
         self.state.hub.findings(account)
@@ -235,6 +248,7 @@ impl Sim {
         self.state.hub.restore(from.state.hub.all());
     }
 
+    /// The organization being served.
     pub fn org(&self) -> &SimOrg {
         &self.state.org
     }
@@ -478,6 +492,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
         akid,
     };
     let arrived_ms = state.started.elapsed().as_secs_f64() * 1000.0;
+    // A busy endpoint: wait for a turn (first come, first served) before being served.
+    let _turn = match &state.turns {
+        Some(turns) => {
+            let waiting = state.queued.fetch_add(1, Ordering::Relaxed) + 1;
+            state.peak_queued.fetch_max(waiting, Ordering::Relaxed);
+            let turn = turns.acquire().await.expect("never closed");
+            state.queued.fetch_sub(1, Ordering::Relaxed);
+            Some(turn)
+        }
+        None => None,
+    };
     let in_flight = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     state.peak_in_flight.fetch_max(in_flight, Ordering::Relaxed);
     let resp = serve(&state, &ctx, &params, &json_body, token_header).await;
