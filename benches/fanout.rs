@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use iam_audit::sim::{Faults, Scenario, Sim, SimOrg};
 
+#[path = "reference.rs"]
+mod reference;
+
 struct Case {
     name: &'static str,
     accounts: usize,
@@ -56,6 +59,9 @@ struct Outcome {
     cpu_user: f64,
     cpu_sys: f64,
     code: i32,
+    /// The bare-SDK reference's CPU seconds per call against the same organization in this run (see
+    /// `reference`), and the calls it made; `None` when it was not run.
+    reference: Option<(f64, usize)>,
 }
 
 /// The quota floor of design §6, for the strategy. Per account, IAM calls at `iam_rate`:
@@ -163,8 +169,8 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
             iam_burst: case.quota.0,
             cloudtrail_rate: case.quota.1,
             cloudtrail_burst: case.quota.1,
-            // IAM_AUDIT_BENCH_LOG=FILE: keep the call log and write it there (timelines of accounts).
-            log_calls: std::env::var_os("IAM_AUDIT_BENCH_LOG").is_some(),
+            // The call log: the reference replays it; IAM_AUDIT_BENCH_LOG=FILE also writes it there.
+            log_calls: true,
             ..Faults::default()
         },
     };
@@ -182,7 +188,7 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
     );
     let sim_cpu_before = self_cpu();
     let sim = rt
-        .block_on(Sim::start(org, scenario.faults.clone()))
+        .block_on(Sim::start(org.clone(), scenario.faults.clone()))
         .expect("simulator");
     let home = tempfile::tempdir().expect("home");
     std::fs::write(home.path().join("config"), "").unwrap();
@@ -201,6 +207,9 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
         case.strategy,
     ];
     args.extend_from_slice(case.flags);
+    // IAM_AUDIT_BENCH_FLAGS="--max-in-flight 256": more flags for every case (an experiment).
+    let extra = std::env::var("IAM_AUDIT_BENCH_FLAGS").unwrap_or_default();
+    args.extend(extra.split_whitespace());
     let started = Instant::now();
     // IAM_AUDIT_BENCH_WRAPPER="valgrind --tool=callgrind": profile the auditor (the numbers are then the
     // profiler's).
@@ -237,6 +246,12 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
     let (wall, code, usage, max_rss_kb, max_anon_kb) =
         (m.wall, m.code, m.usage, m.max_rss_kb, m.max_anon_kb);
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (calls, throttled) = sim.counts();
+    let (peak_in_flight, connections) = sim.concurrency();
+    let sim_cpu = self_cpu() - sim_cpu_before;
+    let log = sim.calls();
+    let iam_calls = sim.iam_calls();
+    drop(sim);
     if let Some(path) = std::env::var_os("IAM_AUDIT_BENCH_LOG") {
         use std::io::Write;
         let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("call log file"));
@@ -245,7 +260,7 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
             "at_ms\taccount\taction\tregion\toutcome\tin_flight\tdetail"
         )
         .unwrap();
-        for c in sim.calls() {
+        for c in &log {
             writeln!(
                 f,
                 "{:.1}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -254,16 +269,16 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
             .unwrap();
         }
     }
-    let (calls, throttled) = sim.counts();
-    let (peak_in_flight, connections) = sim.concurrency();
-    let sim_cpu = self_cpu() - sim_cpu_before;
+    let reference = std::env::var_os("IAM_AUDIT_BENCH_NO_REFERENCE")
+        .is_none()
+        .then(|| run_reference(case, rt, org, &scenario.faults, &log, home.path()));
     Outcome {
         generated,
         sim_cpu,
         wall,
         floor,
         calls,
-        iam_calls: sim.iam_calls(),
+        iam_calls,
         users,
         throttled,
         peak_in_flight,
@@ -273,7 +288,68 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
         cpu_user: cpu(usage.ru_utime),
         cpu_sys: cpu(usage.ru_stime),
         code,
+        reference,
     }
+}
+
+/// The bare-SDK reference (see `reference`): the auditor's calls of up to
+/// `IAM_AUDIT_BENCH_REFERENCE_ACCOUNTS` accounts (2,000) made again by plain SDK clients in a child
+/// process, against a simulator of the same organization and latency without quotas. Its CPU seconds
+/// per call, and the calls.
+fn run_reference(
+    case: &Case,
+    rt: &tokio::runtime::Runtime,
+    org: SimOrg,
+    faults: &Faults,
+    log: &[iam_audit::sim::Call],
+    home: &Path,
+) -> (f64, usize) {
+    let accounts = std::env::var("IAM_AUDIT_BENCH_REFERENCE_ACCOUNTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let dir = tempfile::tempdir().expect("plan dir");
+    let plan = dir.path().join("plan.tsv");
+    reference::write_plan(&plan, log, accounts);
+    let unpaced = Faults {
+        iam_rate: 0.0,
+        cloudtrail_rate: 0.0,
+        log_calls: false,
+        serve_at_once: 0,
+        ..faults.clone()
+    };
+    let sim = rt.block_on(Sim::start(org, unpaced)).expect("simulator");
+    #[allow(clippy::zombie_processes)] // reaped by wait4 in `measure`
+    let child = Command::new(std::env::current_exe().expect("the bench binary"))
+        .env_clear()
+        .env("IAM_AUDIT_BENCH_REFERENCE", &plan)
+        .env(
+            "IAM_AUDIT_BENCH_REFERENCE_CONCURRENCY",
+            case.concurrency.min(500).to_string(),
+        )
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
+        .env("AWS_ENDPOINT_URL", sim.endpoint())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the reference");
+    let mut child = child;
+    let out = child.stdout.take();
+    let m = measure(child, Instant::now());
+    let mut text = String::new();
+    if let Some(mut o) = out {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut text);
+    }
+    let made: usize = text.trim().parse().unwrap_or(0);
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let seconds = cpu(m.usage.ru_utime) + cpu(m.usage.ru_stime);
+    (seconds / made.max(1) as f64, made)
 }
 
 /// What a child cost until it exited.
@@ -334,6 +410,15 @@ fn measure(child: std::process::Child, started: Instant) -> Measured {
 }
 
 fn main() {
+    // The bare-SDK reference, run by the bench itself as a child (see `reference`).
+    if let Some(plan) = std::env::var_os("IAM_AUDIT_BENCH_REFERENCE") {
+        let concurrency = std::env::var("IAM_AUDIT_BENCH_REFERENCE_CONCURRENCY")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(64);
+        reference::run(Path::new(&plan), concurrency);
+        return;
+    }
     // `cargo bench` passes --bench; nothing else to parse.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -464,6 +549,11 @@ fn main() {
         // AWS's quotas, reports taking 2 s to generate, with the default strategy; and the same at 250 ms.
         moonshot("moonshot", 100, 20),
         moonshot("moonshot-250", 250, 50),
+        // The moonshot's shape on 2,000 accounts (by name: for profiling).
+        Case {
+            accounts: 2_000,
+            ..moonshot("moonshot-2k", 100, 20)
+        },
         // A slow server: the simulator serves 50 requests at once and queues the rest, as a busy endpoint
         // does; memory must not follow the queue.
         Case {
@@ -501,9 +591,9 @@ fn main() {
         Some(names) => cases.retain(|c| names.split(',').any(|n| n == c.name)),
     }
     println!(
-        "| scenario | accounts × users | strategy | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | IAM calls per user | throttled | peak RSS | peak anon | CPU user + sys | calls per CPU-s | exit |"
+        "| scenario | accounts × users | strategy | latency | quotas (IAM, LookupEvents /s) | concurrency | wall | floor | efficiency | calls | IAM calls per user | throttled | peak RSS | peak anon | CPU user + sys | calls per CPU-s | CPU per call vs bare SDK | exit |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut sim_lines = Vec::new();
     // IAM_AUDIT_BENCH_REPEAT=3: each scenario three times, every run's row then the median of each column.
     let repeat: usize = std::env::var("IAM_AUDIT_BENCH_REPEAT")
@@ -623,6 +713,11 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
         cpu_user: m!(cpu_user),
         cpu_sys: m!(cpu_sys),
         code: runs.iter().map(|o| o.code).max().unwrap_or(0),
+        reference: {
+            let mut r: Vec<(f64, usize)> = runs.iter().filter_map(|o| o.reference).collect();
+            r.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+            r.get(r.len() / 2).copied()
+        },
     };
     runs.clear();
     o
@@ -643,7 +738,7 @@ fn print_row(case: &Case, o: &Outcome, note: &str) {
         None => ("—".into(), "—".into()),
     };
     println!(
-            "| {}{note} | {} × {} | {} | {} ms | {} | {} | {:.1} s | {} | {} | {} | {:.2} | {} ({:.2}%) | {:.1} MB | {:.1} MB | {:.1} s + {:.1} s | {:.0} | {} |",
+            "| {}{note} | {} × {} | {} | {} ms | {} | {} | {:.1} s | {} | {} | {} | {:.2} | {} ({:.2}%) | {:.1} MB | {:.1} MB | {:.1} s + {:.1} s | {:.0} | {} | {} |",
             case.name,
             case.accounts,
             case.users,
@@ -663,6 +758,15 @@ fn print_row(case: &Case, o: &Outcome, note: &str) {
             o.cpu_user,
             o.cpu_sys,
             o.calls as f64 / (o.cpu_user + o.cpu_sys).max(1e-9),
+            match o.reference {
+                Some((per_call, made)) if per_call > 0.0 => format!(
+                    "{:.2} ({:.0} µs / {:.0} µs a call; reference: {made} calls)",
+                    (o.cpu_user + o.cpu_sys) / o.calls.max(1) as f64 / per_call,
+                    (o.cpu_user + o.cpu_sys) / o.calls.max(1) as f64 * 1e6,
+                    per_call * 1e6
+                ),
+                _ => "—".into(),
+            },
             o.code,
         );
 }

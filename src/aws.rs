@@ -347,12 +347,17 @@ fn in_flight_cap(settings: &Settings) -> Cap {
     }
 }
 
-/// The most requests in flight the adaptive cap allows: 500 accounts × 12 requests/s at 250 ms need 1,500;
-/// beyond this the connections alone would hold hundreds of MB.
-const MAX_IN_FLIGHT_CEILING: usize = 4096;
+/// The most requests in flight the adaptive cap allows, whatever the latency and the concurrency: the
+/// memory bound by design. Each request on the wire holds an HTTP/1.1 connection (about 45 KB of hyper's
+/// buffers and request channel, more with TLS) and its built SDK operation (about 20 KB): 400 of them are
+/// about 26 MB (heap profiles, docs/performance.md). Throughput is then at most 400 / latency: 3,600 calls
+/// per second at 110 ms, 1,450 at 275 ms, so that 10,000 accounts of 5 users (155,000 calls) take under
+/// two minutes even 250 ms from the region; `max_in_flight` raises it for more.
+const MAX_IN_FLIGHT_CEILING: usize = 400;
 
-/// Idle connections kept per host (IAM, STS, each region's CloudTrail).
-const MAX_IDLE_CONNECTIONS: usize = 64;
+/// Idle connections kept per host (IAM, STS, each region's CloudTrail): beyond these, a connection freed
+/// is closed rather than kept for the rest of the run.
+const MAX_IDLE_CONNECTIONS: usize = 16;
 
 /// One HTTPS client (one connection pool) for every SDK client of the run: without it each of the
 /// thousands of per-account clients would build its own pool. HTTPS_PROXY/NO_PROXY are honoured.

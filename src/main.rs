@@ -5,10 +5,11 @@ mod cli;
 /// glibc's malloc was a third of the auditor's CPU time (perf, 1,000 accounts: `_int_malloc`, `_int_free`,
 /// `malloc_consolidate` and arena-lock futex waits): the SDK allocates a great deal per request, from
 /// two threads at once. mimalloc's thread-local free lists take most of that away.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[cfg(mimalloc_options)]
+#[cfg(all(mimalloc_options, not(feature = "system-alloc")))]
 extern "C" {
     /// Sets mimalloc's options by their names in mimalloc.h (src/mimalloc_options.c, built by build.rs).
     fn iam_audit_tune_mimalloc();
@@ -23,7 +24,7 @@ fn tune_allocator() {
     unsafe {
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-        #[cfg(mimalloc_options)]
+        #[cfg(all(mimalloc_options, not(feature = "system-alloc")))]
         iam_audit_tune_mimalloc();
     }
 }

@@ -289,7 +289,7 @@ async fn audit_into(
                     let p = picked.borrow();
                     counter.accounts_listed(p.active, p.ids.len());
                 }
-                *listed.borrow_mut() = Some(done);
+                *listed.borrow_mut() = Some(*done);
                 inactive
             }
         };
@@ -323,6 +323,11 @@ async fn audit_into(
     // Only a whole listing tells which accounts of an earlier run left the organization.
     let whole = listed.cut.is_none() && !listed.interrupted;
     let found = listed.ids.len();
+    if listed.interrupted {
+        tracing::warn!(
+            "the run was stopped before the organization was listed to its end: {found} accounts found; --resume lists it again"
+        );
+    }
     // The last record: how the run went, for the summary page.
     let calls = stats.snapshot();
     let _ = end

@@ -7,6 +7,7 @@ mod credentials;
 mod deploy;
 mod findings;
 mod lambda;
+mod listing;
 mod moto_org;
 mod other_credentials;
 mod s3;

@@ -992,15 +992,16 @@ async fn ou_filters_and_ou_paths_follow_the_ou_tree() {
     let calls = sim.calls();
     let count = |action: &str| calls.iter().filter(|c| c.action == action).count();
     assert_eq!(count("organizations:ListRoots"), 1);
+    // The tree is read twice: the second walk confirms the first (docs/operations.md).
     assert_eq!(
         count("organizations:ListOrganizationalUnitsForParent"),
-        6,
-        "the root and each of the five OUs"
+        2 * 6,
+        "the root and each of the five OUs, twice"
     );
     assert_eq!(
         count("organizations:ListAccountsForParent"),
-        11,
-        "two pages for each parent holding 24 accounts, one for Workloads"
+        2 * 11,
+        "two pages for each parent holding 24 accounts, one for Workloads, twice"
     );
 
     // Without filters every account gets its path, the root's own accounts `Root`.
@@ -1112,4 +1113,101 @@ async fn an_endless_listing_stops_at_the_page_limit_and_says_so() {
     assert_eq!(list_users, 5);
     assert_eq!(accounts[&org.accounts[1].id]["audit_status"], "audited");
     assert_eq!(got_keys(&out), expected_keys(&org, &[]));
+}
+
+// Story: with the credential report, MFA types come from the report, the virtual devices and the account
+// summary's MFADevicesInUse, and ListMFADevices is asked only where a user may hold a hardware key beside
+// a virtual device. AWS counts the root user's devices in MFADevicesInUse; an IAM that leaves them out
+// costs no call either, and the types are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_types_from_the_summary_whether_it_counts_the_root_user_or_not() {
+    let mut org = Scenario::sized(61, 6, 10, 0).generate();
+    for (n, a) in org.accounts.iter_mut().enumerate() {
+        let id = a.id.clone();
+        // No user mixes a virtual and a hardware device, but in the last account's first MFA user.
+        for u in &mut a.users {
+            u.mfa.retain(|s| s.contains(":mfa/"));
+        }
+        a.users[1].mfa = vec![format!("arn:aws:iam::{id}:mfa/{}", a.users[1].name)];
+        a.users[2].mfa = vec!["GAHT00000001".into()];
+        if n == 5 {
+            let fido = format!("arn:aws:iam::{id}:u2f/user/{}/fido", a.users[1].name);
+            a.users[1].mfa.push(fido);
+        }
+        a.root.mfa = match n % 3 {
+            0 => vec!["GAHT99999999".into()],
+            1 => vec![format!("arn:aws:iam::{id}:mfa/root-account-mfa-device")],
+            _ => vec![],
+        };
+    }
+    let mixed = org.accounts[5].id.clone();
+    let expected: BTreeSet<(String, String, String)> = org
+        .accounts
+        .iter()
+        .flat_map(|a| {
+            let root = (
+                a.id.clone(),
+                "<root_account>".to_string(),
+                match a.root.mfa.first() {
+                    None => "None",
+                    Some(s) if s.contains(":mfa/") => "Virtual",
+                    Some(_) => "Hardware",
+                }
+                .to_string(),
+            );
+            a.users
+                .iter()
+                .map(|u| {
+                    let t = if u.mfa.iter().any(|s| !s.contains(":mfa/")) {
+                        "Hardware"
+                    } else if u.mfa.is_empty() {
+                        "None"
+                    } else {
+                        "Virtual"
+                    };
+                    let name = if u.name.starts_with(['+', '@']) {
+                        format!("'{}", u.name)
+                    } else {
+                        u.name.clone()
+                    };
+                    (a.id.clone(), name, t.to_string())
+                })
+                .chain([root])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for without_root in [false, true] {
+        let faults = Faults {
+            report_delay_ms: 0,
+            summary_without_root_mfa: without_root,
+            ..Faults::default()
+        };
+        let (sim, out, _d) = fast_audit(&org, faults, &["--strategy", "credential_report"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let got: BTreeSet<(String, String, String)> = out
+            .users
+            .iter()
+            .map(|u| {
+                (
+                    u["account_id"].clone(),
+                    u["username"].clone(),
+                    u["mfa_type"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "root counted out: {without_root}");
+        let asked: BTreeMap<String, usize> = sim
+            .calls()
+            .iter()
+            .filter(|c| c.action == "iam:ListMFADevices")
+            .fold(BTreeMap::new(), |mut m, c| {
+                *m.entry(c.account.clone()).or_default() += 1;
+                m
+            });
+        assert_eq!(
+            asked.keys().collect::<Vec<_>>(),
+            vec![&mixed],
+            "root counted out: {without_root}: only the account with a mixed user is asked: {asked:?}"
+        );
+    }
 }

@@ -170,7 +170,7 @@ keys! {
     max_backoff_ms: u64 = 20_000, flag("MS").positive();
     /// A fixed cap on the HTTP requests in flight across all accounts
     max_in_flight: usize, flag("N").positive()
-        .default_text("twice what the rates need at the observed network latency, at most 4096");
+        .default_text("twice what the rates need at the observed network latency, at most 400");
     /// Longest one AWS call may take, its SDK retries included (each attempt gets a third)
     call_timeout_secs: u64 = 60, flag("SECS").positive();
     /// Longest one account's audit may take; past it the account is partial, with a Timeout error

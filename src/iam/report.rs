@@ -183,10 +183,15 @@ struct MfaResolution {
 /// The report says whether a user has MFA; ListVirtualMFADevices names the virtual devices. A user with
 /// MFA and no virtual device has a hardware or FIDO one. What they cannot tell is whether a user with a
 /// virtual device also has a hardware one (then Hardware is the strongest). GetAccountSummary's
-/// `MFADevicesInUse` counts every assigned device: when it equals the virtual devices plus one per
-/// hardware-only user, no user mixes the two and nothing more is called. Otherwise the users with a
-/// virtual device are asked with ListMFADevices (and every user with MFA when the virtual devices are
-/// unknown).
+/// `MFADevicesInUse` counts every assigned device, the root user's included ("the number of MFA devices
+/// that have been assigned to an IAM user or to the root account", in the IAM API's own description of
+/// the summary keys): when it equals the virtual devices plus one per hardware-only user, no user mixes
+/// the two and nothing more is called. Otherwise the users with a virtual device are asked with
+/// ListMFADevices (and every user with MFA when the virtual devices are unknown).
+///
+/// A count exactly the root user's devices short of that cannot be AWS's (what is explained is a lower
+/// bound of the devices assigned): it is read as a count that leaves the root user out, so that an IAM
+/// that counts so costs no call either.
 async fn resolve_mfa(
     session: &Session,
     report: &Report,
@@ -202,7 +207,8 @@ async fn resolve_mfa(
         })
         .map(|n| n.max(0) as usize);
     let rows = || report.users.iter().chain(report.root.iter());
-    let (ask, hardware_only, virtual_total): (Vec<&Row>, usize, usize) = match virtual_mfa {
+    // The users to ask, and the devices the report and the virtual devices explain (`None`: unknown).
+    let (ask, explained): (Vec<&Row>, Option<usize>) = match virtual_mfa {
         Ok(by_user) => {
             let count = |r: &Row| {
                 let key = if r.user == ROOT_USER {
@@ -212,10 +218,18 @@ async fn resolve_mfa(
                 };
                 by_user.get(key).map_or(0, Vec::len)
             };
+            // Every assigned virtual device (users created since the report too), and one device for
+            // each user with MFA and no virtual one.
             let hardware_only = rows().filter(|r| r.mfa_active && count(r) == 0).count();
-            let virtual_total = by_user.values().map(Vec::len).sum();
-            let clean = in_use == Some(virtual_total + hardware_only);
-            let ask = if clean {
+            let all = by_user.values().map(Vec::len).sum::<usize>() + hardware_only;
+            let root = by_user.get("root").map_or(0, Vec::len)
+                + usize::from(report.root.iter().any(|r| r.mfa_active && count(r) == 0));
+            let explained = if root > 0 && in_use == Some(all - root) {
+                all - root
+            } else {
+                all
+            };
+            let ask = if in_use == Some(explained) {
                 Vec::new()
             } else {
                 report
@@ -224,14 +238,14 @@ async fn resolve_mfa(
                     .filter(|r| r.mfa_active && count(r) > 0)
                     .collect()
             };
-            (ask, hardware_only, virtual_total)
+            (ask, Some(explained))
         }
-        Err(_) => (report.users.iter().filter(|r| r.mfa_active).collect(), 0, 0),
+        Err(_) => (report.users.iter().filter(|r| r.mfa_active).collect(), None),
     };
     // Devices beyond the virtual ones and one per hardware-only user: on the users with a virtual device
     // (or on a hardware-only user with several). Ask until they are all found, a chunk at a time.
-    let unexplained = match (virtual_mfa, in_use) {
-        (Ok(_), Some(n)) => n.checked_sub(virtual_total + hardware_only),
+    let unexplained = match (explained, in_use) {
+        (Some(e), Some(n)) => n.checked_sub(e),
         _ => None,
     };
     let extra_of = |arn: &str, devices: Option<usize>| -> usize {

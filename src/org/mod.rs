@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod listing;
+mod merger;
+mod tree;
 
 pub use listing::{Found, Listed, Listing};
 
@@ -125,6 +127,15 @@ impl std::fmt::Display for ListingError {
     }
 }
 
+/// Each page of a listing is retried on throttling (`TooManyRequestsException`) and transient faults
+/// beyond the SDK's own retries.
+pub(super) async fn page<T, Fut>(fetch: impl Fn() -> Fut) -> Result<T, Failure>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, fetch).await
+}
+
 /// Every item of one paginated Organizations listing. `fetch(token)` reads one page: its items and its
 /// NextToken. Each page is retried on throttling and transient faults beyond the SDK's own retries.
 async fn every_page<T, F, Fut>(
@@ -141,11 +152,7 @@ where
     let mut items = Vec::new();
     while let Some(page) = pager
         .next(|token: Option<String>| async move {
-            let (items, next) =
-                retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, || {
-                    fetch(token.clone())
-                })
-                .await?;
+            let (items, next) = page(|| fetch(token.clone())).await?;
             Ok((items, next.is_some(), next))
         })
         .await

@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod files;
 pub mod findings;
 pub mod html;
+mod ous;
 pub mod page;
 pub mod resume;
 pub mod snapshot;

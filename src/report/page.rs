@@ -17,6 +17,7 @@ use crate::record::{Flag, Record, RunFacts, Severity, ROOT_USER};
 use super::compare::{AccountChanges, Digest};
 use super::files::create_private;
 use super::html::{clip, esc, STYLE};
+use super::ous::{AccountLine, Accounts};
 use super::{Output, RunEnd};
 
 /// Rows of a long table shown at most.
@@ -25,17 +26,6 @@ const ROWS: usize = 50;
 const ACCOUNTS_PER_OU: usize = 25;
 /// The oldest active keys shown.
 const OLDEST_KEYS: usize = 20;
-
-#[derive(Debug, Clone)]
-struct AccountLine {
-    id: String,
-    name: String,
-    status: String,
-    users: u64,
-    keys: u64,
-    flags: [u64; Flag::COUNT],
-    error: String,
-}
 
 /// An active key, ordered by age for the heap of the oldest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,7 +43,7 @@ struct OldKey {
 pub struct PageOutput {
     path: PathBuf,
     stamp: String,
-    accounts: BTreeMap<String, Vec<AccountLine>>,
+    accounts: Accounts,
     by_status: BTreeMap<String, u64>,
     findings_by_flag: [u64; Flag::COUNT],
     coverage_findings: u64,
@@ -72,7 +62,7 @@ impl PageOutput {
         PageOutput {
             path,
             stamp,
-            accounts: BTreeMap::new(),
+            accounts: Accounts::new(ROWS, ACCOUNTS_PER_OU),
             by_status: BTreeMap::new(),
             findings_by_flag: [0; Flag::COUNT],
             coverage_findings: 0,
@@ -99,15 +89,18 @@ impl Output for PageOutput {
             } else {
                 a.ou_path.clone()
             };
-            self.accounts.entry(ou).or_default().push(AccountLine {
-                id: a.account_id.clone(),
-                name: a.account_name.clone(),
-                status: a.audit_status.as_str().to_string(),
-                users: a.users,
-                keys: a.keys,
-                flags: a.flag_counts,
-                error: a.error.clone(),
-            });
+            self.accounts.add(
+                ou,
+                AccountLine {
+                    id: a.account_id.clone(),
+                    name: a.account_name.clone(),
+                    status: a.audit_status.as_str().to_string(),
+                    users: a.users,
+                    keys: a.keys,
+                    flags: a.flag_counts,
+                    error: a.error.clone(),
+                },
+            );
             self.slowest
                 .push((a.duration_s, a.account_id.clone(), a.account_name.clone()));
             self.slowest
@@ -206,7 +199,7 @@ impl Output for PageOutput {
 }
 
 impl PageOutput {
-    fn render(&self, digest: &Digest, facts: &RunFacts) -> String {
+    fn render(&mut self, digest: &Digest, facts: &RunFacts) -> String {
         let mut h = String::with_capacity(64 * 1024);
         let total: u64 = self.by_status.values().sum();
         let count = |s: &str| self.by_status.get(s).copied().unwrap_or(0);
@@ -248,18 +241,8 @@ impl PageOutput {
         if blind > 0 {
             h.push_str("<p class=\"bad\">Accounts not fully audited are blind spots: what the audit could not read there is unknown.</p>\
                 <div class=\"wide\"><table><tr><th>account</th><th>OU</th><th>status</th><th>error</th></tr>");
-            let mut lines: Vec<(&String, &AccountLine)> = self
-                .accounts
-                .iter()
-                .flat_map(|(ou, v)| v.iter().map(move |a| (ou, a)))
-                .filter(|(_, a)| a.status == "partial" || a.status == "skipped")
-                .collect();
-            lines.sort_by(|x, y| {
-                (&x.1.status, &x.1.id)
-                    .cmp(&(&y.1.status, &y.1.id))
-                    .reverse()
-            });
-            for (ou, a) in lines.iter().take(ROWS) {
+            let (lines, blind_total) = self.accounts.blind();
+            for (ou, a) in lines {
                 let class = if a.status == "skipped" { "bad" } else { "warn" };
                 let error = clip(&a.error, 300);
                 let _ = write!(
@@ -273,11 +256,11 @@ impl PageOutput {
                 );
             }
             h.push_str("</table></div>");
-            if lines.len() > ROWS {
+            if blind_total as usize > lines.len() {
                 let _ = write!(
                     h,
                     "<p class=\"more\">and {} more in the accounts report</p>",
-                    lines.len() - ROWS
+                    blind_total as usize - lines.len()
                 );
             }
         }
@@ -424,23 +407,7 @@ impl PageOutput {
         }
         // Per OU, then per account.
         h.push_str("<h2>Flags per OU and account</h2><p class=\"meta\">Users carrying each flag, root included. One row per OU, the OUs with the most flags first; open an OU below for its accounts.</p>");
-        let ous: Vec<(&String, &Vec<AccountLine>, [u64; Flag::COUNT])> = {
-            let mut v: Vec<_> = self
-                .accounts
-                .iter()
-                .map(|(ou, accounts)| {
-                    let mut totals = [0u64; Flag::COUNT];
-                    for a in accounts {
-                        for (t, n) in totals.iter_mut().zip(a.flags) {
-                            *t += n;
-                        }
-                    }
-                    (ou, accounts, totals)
-                })
-                .collect();
-            v.sort_by_key(|(ou, _, t)| (std::cmp::Reverse(t.iter().sum::<u64>()), *ou));
-            v
-        };
+        let ous = self.accounts.ous();
         h.push_str("<div class=\"wide\"><table class=\"small\"><tr><th>OU</th><th class=\"n\">accounts</th><th class=\"n\">not fully audited</th><th class=\"n\">users</th>");
         for f in Flag::ALL {
             let _ = write!(
@@ -451,20 +418,17 @@ impl PageOutput {
             );
         }
         h.push_str("</tr>");
-        for (ou, accounts, totals) in ous.iter().take(ROWS * 2) {
-            let blind = accounts
-                .iter()
-                .filter(|a| a.status == "partial" || a.status == "skipped")
-                .count();
+        for (ou, o) in ous.iter().take(ROWS * 2) {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n{}\">{blind}</td><td class=\"n\">{}</td>",
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td>",
                 esc(ou),
-                accounts.len(),
-                if blind > 0 { " bad" } else { "" },
-                accounts.iter().map(|a| a.users).sum::<u64>()
+                o.accounts,
+                if o.blind > 0 { " bad" } else { "" },
+                o.blind,
+                o.users
             );
-            for n in totals {
+            for n in o.totals {
                 let _ = write!(h, "<td class=\"n\">{n}</td>");
             }
             h.push_str("</tr>");
@@ -477,13 +441,13 @@ impl PageOutput {
                 ous.len() - ROWS * 2
             );
         }
-        for (ou, accounts, totals) in ous.iter().take(ROWS * 2) {
+        for (ou, o) in ous.iter().take(ROWS * 2) {
             let _ = write!(
                 h,
                 "<details><summary>{} — {} accounts, {} flags</summary><div class=\"wide\"><table class=\"small\"><tr><th>account</th><th>status</th><th class=\"n\">users</th><th class=\"n\">keys</th>",
                 esc(ou),
-                accounts.len(),
-                totals.iter().sum::<u64>()
+                o.accounts,
+                o.totals.iter().sum::<u64>()
             );
             for f in Flag::ALL {
                 let _ = write!(
@@ -494,9 +458,9 @@ impl PageOutput {
                 );
             }
             h.push_str("<th>error</th></tr>");
-            let mut sorted: Vec<&AccountLine> = accounts.iter().collect();
-            sorted.sort_by_key(|a| std::cmp::Reverse(a.flags.iter().sum::<u64>()));
-            for a in sorted.iter().take(ACCOUNTS_PER_OU) {
+            let mut shown = 0;
+            for a in o.shown() {
+                shown += 1;
                 let class = match a.status.as_str() {
                     "partial" => " class=\"warn\"",
                     "skipped" => " class=\"bad\"",
@@ -518,11 +482,11 @@ impl PageOutput {
                 let _ = write!(h, "<td>{}</td></tr>", esc(&error));
             }
             h.push_str("</table></div>");
-            if accounts.len() > ACCOUNTS_PER_OU {
+            if o.accounts as usize > shown {
                 let _ = write!(
                     h,
                     "<p class=\"more\">and {} more accounts in this OU (the accounts report has them all)</p>",
-                    accounts.len() - ACCOUNTS_PER_OU
+                    o.accounts as usize - shown
                 );
             }
             h.push_str("</details>");

@@ -222,6 +222,15 @@ pub struct Faults {
     /// Regions whose requests are accepted and never answered (a black hole: a proxy dropping packets, a
     /// region that hangs).
     pub black_hole_regions: Vec<String>,
+    /// Accounts that ListAccountsForParent leaves out (moved between OUs while the tree was walked):
+    /// only ListAccounts names them.
+    pub hidden_from_tree: Vec<String>,
+    /// ListAccounts answers this many pages, then `InvalidInputException` (its token expired): a listing
+    /// that fails part-way (0: every page).
+    pub list_accounts_pages: usize,
+    /// GetAccountSummary's `MFADevicesInUse` leaves out the root user's devices (AWS counts them: "assigned
+    /// to an IAM user or to the root account"), as an IAM that counts otherwise might.
+    pub summary_without_root_mfa: bool,
     /// Serve at most this many requests at once (0: no limit); the others wait their turn, first come
     /// first served, as at a busy endpoint: a client's answers then take its queueing time on top of
     /// `latency_ms`.
@@ -263,6 +272,9 @@ impl Default for Faults {
             us_gov_accounts: Vec::new(),
             black_hole_regions: Vec::new(),
             serve_at_once: 0,
+            summary_without_root_mfa: false,
+            hidden_from_tree: Vec::new(),
+            list_accounts_pages: 0,
             account_roles: Default::default(),
             vanished_users: Vec::new(),
             deny_ou_tree: false,

@@ -742,25 +742,18 @@ fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
         ));
     }
     let end = (start + max).min(state.org.accounts.len());
+    let listed = state.faults.list_accounts_pages;
+    if listed > 0 && start > 0 && start / max >= listed {
+        return refuse(
+            ctx,
+            400,
+            "InvalidInputException",
+            "The NextToken has expired",
+        );
+    }
     let accounts: Vec<Value> = state.org.accounts[start..end]
         .iter()
-        .map(|a| {
-            json!({
-                "Id": a.id,
-                "Arn": format!(
-                    "arn:{}:organizations::{}:account/o-sim/{}",
-                    if state.faults.us_gov_accounts.contains(&a.id) { "aws-us-gov" } else { "aws" },
-                    state.org.management_account,
-                    a.id
-                ),
-                "Email": format!("{}@example.com", a.id),
-                "Name": a.name,
-                "Status": a.status,
-                "State": a.status,
-                "JoinedMethod": "CREATED",
-                "JoinedTimestamp": 1_700_000_000,
-            })
-        })
+        .map(|a| account_json(state, a))
         .collect();
     let mut out = json!({ "Accounts": accounts });
     if end < state.org.accounts.len() {
@@ -773,6 +766,25 @@ fn list_accounts(state: &State, ctx: &Ctx, body: &Value) -> Answer {
         out["NextToken"] = Value::String(next);
     }
     ok(json_ok(out))
+}
+
+/// An account as ListAccounts and ListAccountsForParent answer it.
+fn account_json(state: &State, a: &super::SimAccount) -> Value {
+    json!({
+        "Id": a.id,
+        "Arn": format!(
+            "arn:{}:organizations::{}:account/o-sim/{}",
+            if state.faults.us_gov_accounts.contains(&a.id) { "aws-us-gov" } else { "aws" },
+            state.org.management_account,
+            a.id
+        ),
+        "Email": format!("{}@example.com", a.id),
+        "Name": a.name,
+        "Status": a.status,
+        "State": a.status,
+        "JoinedMethod": "CREATED",
+        "JoinedTimestamp": 1_700_000_000,
+    })
 }
 
 /// ListRoots, ListOrganizationalUnitsForParent and ListAccountsForParent over the OU tree, 20 at most a
@@ -814,8 +826,8 @@ fn ou_tree(state: &State, ctx: &Ctx, body: &Value) -> Answer {
             "Accounts",
             org.accounts
                 .iter()
-                .filter(|a| under(&a.parent))
-                .map(|a| json!({"Id": a.id, "Name": a.name, "Status": a.status, "State": a.status}))
+                .filter(|a| under(&a.parent) && !state.faults.hidden_from_tree.contains(&a.id))
+                .map(|a| account_json(state, a))
                 .collect(),
         ),
     };
@@ -1085,7 +1097,8 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
                 ("Users", acct.users.len() as i64),
                 (
                     "MFADevicesInUse",
-                    (acct.users.iter().map(|u| u.mfa.len()).sum::<usize>() + acct.root.mfa.len()) as i64,
+                    (acct.users.iter().map(|u| u.mfa.len()).sum::<usize>()
+                        + if f.summary_without_root_mfa { 0 } else { acct.root.mfa.len() }) as i64,
                 ),
             ];
             let map: String = entries
