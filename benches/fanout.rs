@@ -2,10 +2,12 @@
 //! process; the auditor is the real `iam-audit` binary in a child process, so its peak RSS and CPU time are
 //! its own (from wait4's rusage). Prints one table row per scenario.
 //!
-//! `cargo bench` runs the ten scenarios of the README's table, then `compare-10k` (two audits of 10,000 ×
-//! 20 a week apart and `iam-audit diff` of them; about 16 minutes in all); `IAM_AUDIT_BENCH=quick cargo
-//! bench` the first six; `IAM_AUDIT_BENCH=far,small-2k-c500 cargo bench` those alone (the names after
-//! the first ten are only run by name).
+//! `cargo bench` runs the thirteen scenarios of docs/performance.md's table (the last three the moonshot
+//! at 100 and 250 ms and the slow server), then `compare-10k` (two audits of 10,000 × 20 a week apart and
+//! `iam-audit diff` of them; about 25 minutes in all); `IAM_AUDIT_BENCH=quick cargo bench` the first six;
+//! `IAM_AUDIT_BENCH=far,small-2k-c500 cargo bench` those alone (the names after the first thirteen are only
+//! run by name). Each row states the auditor's CPU per call as a ratio to a bare-SDK reference's, measured
+//! in the same run (`reference`; `IAM_AUDIT_BENCH_NO_REFERENCE=1` skips it).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -59,17 +61,22 @@ struct Outcome {
     cpu_user: f64,
     cpu_sys: f64,
     code: i32,
+    /// Per ACTIVE account, from the call log: GenerateCredentialReport, GetCredentialReport and
+    /// ListMFADevices calls.
+    report_calls: (f64, f64, f64),
     /// The bare-SDK reference's CPU seconds per call against the same organization in this run (see
     /// `reference`), and the calls it made; `None` when it was not run.
     reference: Option<(f64, usize)>,
 }
 
 /// The quota floor of design §6, for the strategy. Per account, IAM calls at `iam_rate`:
-/// - `api`: 2 + 3U + K (ListVirtualMFADevices and GetAccountSummary, then ListUsers, and per user
-///   ListAccessKeys, ListMFADevices, GetLoginProfile, and GetAccessKeyLastUsed per key);
-/// - `credential_report`: the report's generation (`report_delay`), then GetCredentialReport, ListAccessKeys
-///   per user with keys and ListMFADevices per user with both a virtual and another MFA device (the
-///   virtual MFA devices and the summary are read meanwhile).
+/// - `api`: 4 + 4U + K (GetAccountSummary, ListVirtualMFADevices, ListServiceSpecificCredentials and
+///   ListUsers, then per user ListAccessKeys, ListMFADevices, GetLoginProfile and ListSigningCertificates,
+///   and GetAccessKeyLastUsed per key);
+/// - `credential_report` (and `auto`): the report's generation (`report_delay`), then GetCredentialReport,
+///   ListAccessKeys per user with keys, ListSigningCertificates per user with a certificate and
+///   ListMFADevices per user with both a virtual and another MFA device (the virtual MFA devices, the
+///   summary and the service-specific credentials are read meanwhile).
 ///
 /// Beside them, ceil(events of a name / 50) pages per event name at the LookupEvents rate. With enough
 /// concurrency the org takes as long as its slowest account; with fewer slots than accounts, at least the
@@ -108,10 +115,19 @@ fn floor(
                         && u.mfa.iter().any(|s| !s.contains(":mfa/"))
                 })
                 .count() as f64;
+            let certified = a
+                .users
+                .iter()
+                .filter(|u| {
+                    u.credentials
+                        .iter()
+                        .any(|c| c.kind == iam_audit::sim::SimCredentialKind::SigningCertificate)
+                })
+                .count() as f64;
             let iam = if strategy == "api" {
-                (2.0 + 3.0 * u + k as f64) / iam_rate
+                (4.0 + 4.0 * u + k as f64) / iam_rate
             } else {
-                report_delay + (1.0 + keyed + mixed) / iam_rate
+                report_delay + (1.0 + keyed + mixed + certified) / iam_rate
             };
             let pages: usize = names
                 .iter()
@@ -145,11 +161,17 @@ fn self_cpu() -> f64 {
 
 fn run(case: &Case, rt: &tokio::runtime::Runtime) -> Outcome {
     let out = tempfile::tempdir().expect("output dir");
-    run_in(case, rt, 0, out.path())
+    run_in(case, rt, 0, out.path(), true)
 }
 
 /// One audit of the scenario's organization as it is in week `epoch`, into `out`.
-fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> Outcome {
+fn run_in(
+    case: &Case,
+    rt: &tokio::runtime::Runtime,
+    epoch: u32,
+    out: &Path,
+    with_reference: bool,
+) -> Outcome {
     let scenario = Scenario {
         seed: 42,
         accounts: case.accounts,
@@ -251,6 +273,19 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
     let sim_cpu = self_cpu() - sim_cpu_before;
     let log = sim.calls();
     let iam_calls = sim.iam_calls();
+    let active = org
+        .accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE")
+        .count()
+        .max(1) as f64;
+    let per_account =
+        |action: &str| log.iter().filter(|c| c.action == action).count() as f64 / active;
+    let report_calls = (
+        per_account("iam:GenerateCredentialReport"),
+        per_account("iam:GetCredentialReport"),
+        per_account("iam:ListMFADevices"),
+    );
     drop(sim);
     if let Some(path) = std::env::var_os("IAM_AUDIT_BENCH_LOG") {
         use std::io::Write;
@@ -269,8 +304,7 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
             .unwrap();
         }
     }
-    let reference = std::env::var_os("IAM_AUDIT_BENCH_NO_REFERENCE")
-        .is_none()
+    let reference = (with_reference && std::env::var_os("IAM_AUDIT_BENCH_NO_REFERENCE").is_none())
         .then(|| run_reference(case, rt, org, &scenario.faults, &log, home.path()));
     Outcome {
         generated,
@@ -289,6 +323,7 @@ fn run_in(case: &Case, rt: &tokio::runtime::Runtime, epoch: u32, out: &Path) -> 
         cpu_sys: cpu(usage.ru_stime),
         code,
         reference,
+        report_calls,
     }
 }
 
@@ -533,7 +568,26 @@ fn main() {
         small("small-10k-c64", 10_000, 64),
         scale("scale-10k", 10_000),
         quota_bound("sequential", 1, "api"),
+        // The moonshot (design §6): 10,000 accounts of 5 users far from us-east-1 (jittered latency), at
+        // AWS's quotas, reports taking 2 s to generate, with the default strategy; and the same at 250 ms.
+        moonshot("moonshot", 100, 20),
+        moonshot("moonshot-250", 250, 50),
+        // A slow server: the simulator serves 50 requests at once and queues the rest, as a busy endpoint
+        // does; memory must not follow the queue.
+        Case {
+            name: "slow-server",
+            accounts: 2_000,
+            latency_ms: 50,
+            jitter_ms: 10,
+            serve_at_once: 50,
+            ..moonshot("slow-server", 50, 10)
+        },
         // Only by name, for profiling and for showing the growth curve.
+        // The moonshot's shape on 2,000 accounts (by name: for profiling).
+        Case {
+            accounts: 2_000,
+            ..moonshot("moonshot-2k", 100, 20)
+        },
         scale("scale-100", 100),
         scale("scale-300", 300),
         scale("scale-3k", 3_000),
@@ -544,25 +598,6 @@ fn main() {
         Case {
             flags: &["--security-hub"],
             ..small("hub-2k-c500", 2_000, 500)
-        },
-        // The moonshot (design §6): 10,000 accounts of 5 users far from us-east-1 (jittered latency), at
-        // AWS's quotas, reports taking 2 s to generate, with the default strategy; and the same at 250 ms.
-        moonshot("moonshot", 100, 20),
-        moonshot("moonshot-250", 250, 50),
-        // The moonshot's shape on 2,000 accounts (by name: for profiling).
-        Case {
-            accounts: 2_000,
-            ..moonshot("moonshot-2k", 100, 20)
-        },
-        // A slow server: the simulator serves 50 requests at once and queues the rest, as a busy endpoint
-        // does; memory must not follow the queue.
-        Case {
-            name: "slow-server",
-            accounts: 2_000,
-            latency_ms: 50,
-            jitter_ms: 10,
-            serve_at_once: 50,
-            ..moonshot("slow-server", 50, 10)
         },
         // The credential report (`IAM_AUDIT_BENCH=report`): the same shapes both ways.
         quota_bound("quota-bound-report", 64, "credential_report"),
@@ -575,7 +610,7 @@ fn main() {
         Some(names) => names.split(',').any(|n| n == "compare-10k"),
     };
     match selection.as_deref() {
-        None => cases.truncate(10),
+        None => cases.truncate(13),
         // The shapes of the targets, without the long 10,000-account and sequential runs.
         Some("quick") => cases.truncate(6),
         Some("report") => cases.retain(|c| {
@@ -620,6 +655,13 @@ fn main() {
                 if share <= 1.0 { "met" } else { "NOT met" }
             ));
         }
+        if case.strategy != "api" {
+            let (generate, get, mfa) = o.report_calls;
+            sim_lines.push(format!(
+                "{}: per account {generate:.2} GenerateCredentialReport (target: at most 1.5), {get:.2} GetCredentialReport, {mfa:.2} ListMFADevices",
+                case.name
+            ));
+        }
         sim_lines.push(format!(
             "{}: organization generated in {:.2} s; simulator served {:.0} calls per CPU-second; at most {} calls at once over {} connections",
             case.name,
@@ -635,10 +677,10 @@ fn main() {
     if compare {
         let case = scale("compare-10k", 10_000);
         let dir = tempfile::tempdir().expect("output dir");
-        let week1 = run_in(&case, &rt, 0, dir.path());
+        let week1 = run_in(&case, &rt, 0, dir.path(), false);
         print_row(&case, &week1, " (week 1)");
         std::thread::sleep(Duration::from_millis(1100));
-        let week2 = run_in(&case, &rt, 1, dir.path());
+        let week2 = run_in(&case, &rt, 1, dir.path(), false);
         print_row(&case, &week2, " (week 2, compared with week 1)");
         let mut accounts: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -713,6 +755,7 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
         cpu_user: m!(cpu_user),
         cpu_sys: m!(cpu_sys),
         code: runs.iter().map(|o| o.code).max().unwrap_or(0),
+        report_calls: runs[runs.len() / 2].report_calls,
         reference: {
             let mut r: Vec<(f64, usize)> = runs.iter().filter_map(|o| o.reference).collect();
             r.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());

@@ -123,7 +123,7 @@ pub async fn audit(
     AccountRow {
         account_id: account.id.clone(),
         account_name: account.name.clone(),
-        account_status: account.status.clone(),
+        account_status: account.status.to_string(),
         audit_status,
         iam_status,
         cloudtrail_status,

@@ -146,8 +146,8 @@ pub async fn check(settings: Settings, only: Option<String>) -> Result<Vec<Check
                     name: String::new(),
                     status: "UNKNOWN".into(),
                     management: false,
-                    partition: String::new(),
-                    org_id: String::new(),
+                    partition: "",
+                    org_id: "".into(),
                     place: None,
                 }]
             }

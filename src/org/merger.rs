@@ -56,7 +56,7 @@ pub(super) struct Merger {
     pub(super) inactive: Vec<Account>,
     pub(super) active: usize,
     pub(super) first: Option<oneshot::Sender<First>>,
-    pub(super) org_id: Option<String>,
+    pub(super) org_id: Option<Arc<str>>,
     /// Each source's first answer has come (`tree_first` is true when there is no tree).
     pub(super) tree_first: bool,
     pub(super) list_first: bool,
@@ -96,10 +96,8 @@ impl Merger {
     }
 
     /// An account ListAccounts named.
-    pub(super) fn listed(&mut self, a: Account) {
-        if self.org_id.is_none() && !a.org_id.is_empty() {
-            self.org_id = Some(a.org_id.clone());
-        }
+    pub(super) fn listed(&mut self, mut a: Account) {
+        self.share_org_id(&mut a);
         if !self.seen.insert(a.id.clone()) {
             // The tree placed it first: it is under way.
             return;
@@ -112,9 +110,19 @@ impl Merger {
         }
     }
 
+    /// The organization's id, one copy for every account (the first account's).
+    fn share_org_id(&mut self, a: &mut Account) {
+        match &self.org_id {
+            Some(shared) if *shared == a.org_id => a.org_id = shared.clone(),
+            None if !a.org_id.is_empty() => self.org_id = Some(a.org_id.clone()),
+            _ => {}
+        }
+    }
+
     /// An account the tree placed; whether the tree had not placed it before (ListAccounts may have
     /// named it).
     pub(super) fn placed(&mut self, mut a: Account, place: &Arc<Place>) -> bool {
+        self.share_org_id(&mut a);
         if let Some((_, mut held)) = self.held.remove(&a.id) {
             held.place = Some(place.clone());
             self.send(held);
@@ -155,7 +163,7 @@ impl Merger {
         }
         if outcome.is_err() || (self.tree_first && self.list_first) {
             if let Some(first) = self.first.take() {
-                let _ = first.send(outcome.map(|()| self.org_id.clone()));
+                let _ = first.send(outcome.map(|()| self.org_id.as_deref().map(str::to_string)));
             }
         }
     }
@@ -165,7 +173,7 @@ impl Merger {
         if let Some(first) = self.first.take() {
             let _ = first.send(match &listed.cut {
                 Some(e) => Err(e.clone()),
-                None => Ok(self.org_id.clone()),
+                None => Ok(self.org_id.as_deref().map(str::to_string)),
             });
         }
         listed.ids = std::mem::take(&mut self.seen);

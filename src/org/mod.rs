@@ -6,6 +6,7 @@
 //! (`TooManyRequestsException`) and transient faults beyond the SDK's own retries. Here: the account,
 //! its place, the account filters, and the plain listing `check` uses.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +30,18 @@ pub(crate) const PAGE: i32 = 20;
 pub struct Account {
     pub id: String,
     pub name: String,
-    /// ACTIVE, SUSPENDED, PENDING_CLOSURE, ... (the newer `State` when present, else `Status`).
-    pub status: String,
+    /// ACTIVE, SUSPENDED, PENDING_CLOSURE, ... (the newer `State` when present, else `Status`). The
+    /// states AWS documents are static strings: thousands of accounts may wait in the listing's queue.
+    pub status: Cow<'static, str>,
     /// The organization's management account: its ARN
     /// (`arn:PARTITION:organizations::MANAGEMENT:account/o-…/ID`) names itself as the management account.
     pub management: bool,
-    /// The account's partition, from its ARN (`aws`, `aws-cn`, `aws-us-gov`); empty if the ARN is missing.
-    pub partition: String,
-    /// The organization's id (`o-…`), from the ARN; empty if the ARN is missing.
-    pub org_id: String,
+    /// The account's partition, from its ARN (`aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, `aws-iso-b`);
+    /// empty if the ARN is missing or names another.
+    pub partition: &'static str,
+    /// The organization's id (`o-…`), from the ARN; empty if the ARN is missing. One copy shared by
+    /// the accounts the listing sends on.
+    pub org_id: Arc<str>,
     /// Where the account sits, when the OU tree was read (shared by the accounts of one OU).
     pub place: Option<Arc<Place>>,
 }
@@ -199,18 +203,32 @@ fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure
             "ListAccounts returned an account without an Id",
         ));
     };
-    let status = a
+    let status = match a
         .state()
-        .map(|s| s.as_str().to_string())
-        .or_else(|| a.status().map(|s| s.as_str().to_string()))
-        .unwrap_or_else(|| "UNKNOWN".to_string());
+        .map(|s| s.as_str())
+        .or_else(|| a.status().map(|s| s.as_str()))
+    {
+        None => Cow::Borrowed("UNKNOWN"),
+        Some(s) => ["ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"]
+            .into_iter()
+            .find(|known| *known == s)
+            .map_or_else(|| Cow::Owned(s.to_string()), Cow::Borrowed),
+    };
     let arn = a.arn().unwrap_or("");
+    let partition = match arn.split(':').nth(1).unwrap_or("") {
+        "aws" => "aws",
+        "aws-cn" => "aws-cn",
+        "aws-us-gov" => "aws-us-gov",
+        "aws-iso" => "aws-iso",
+        "aws-iso-b" => "aws-iso-b",
+        _ => "",
+    };
     Ok(Account {
         id: id.to_string(),
         name: a.name().unwrap_or("").to_string(),
         status,
         management: arn.split(':').nth(4) == Some(id),
-        partition: arn.split(':').nth(1).unwrap_or("").to_string(),
+        partition,
         // arn:PARTITION:organizations::MANAGEMENT:account/o-xxxxxxxxxx/ACCOUNT
         org_id: arn
             .split(":account/")
@@ -218,7 +236,7 @@ fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure
             .and_then(|rest| rest.split('/').next())
             .filter(|o| o.starts_with("o-"))
             .unwrap_or("")
-            .to_string(),
+            .into(),
         place: None,
     })
 }

@@ -119,13 +119,9 @@ impl Session {
     /// The session of one account: nothing is called yet.
     pub fn new(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
         // The account's own partition (from its ARN), else the run's (from its region).
-        let partition: &'static str = match account.partition.as_str() {
-            "aws" => "aws",
-            "aws-cn" => "aws-cn",
-            "aws-us-gov" => "aws-us-gov",
-            "aws-iso" => "aws-iso",
-            "aws-iso-b" => "aws-iso-b",
-            _ => aws.partition(),
+        let partition: &'static str = match account.partition {
+            "" => aws.partition(),
+            known => known,
         };
         let role_arns = settings.role_arns(&account.id, partition);
         let caller = (account.management && settings.keys.management_as_caller)
