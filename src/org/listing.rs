@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::merger::{lock, First, Merger};
 use super::tree::walk;
-use super::{account, page, ListingError, PAGE};
+use super::{account, next_listing_page, ListingError, PAGE};
 use crate::pages::Pager;
 use crate::retry::Failure;
 
@@ -123,38 +123,27 @@ async fn list(
     max_pages: usize,
     merger: &Mutex<Merger>,
 ) -> Result<(), ListingError> {
-    const ACTION: &str = "organizations:ListAccounts";
     let mut pager = Pager::new(max_pages);
     let mut first = true;
-    while let Some(p) = pager
-        .next(|token: Option<String>| async move {
-            let (accounts, next) = page(|| async {
-                let p = client
-                    .list_accounts()
-                    .max_results(PAGE)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Failure::from_sdk(&e))?;
-                let accounts = p
-                    .accounts()
-                    .iter()
-                    .map(account)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((accounts, p.next_token))
-            })
-            .await?;
-            Ok((accounts, next.is_some(), next))
-        })
-        .await
-    {
+    let fetch = |token: Option<String>| async move {
+        let p = client
+            .list_accounts()
+            .max_results(PAGE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| Failure::from_sdk(&e))?;
+        let accounts = p
+            .accounts()
+            .iter()
+            .map(account)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((accounts, p.next_token))
+    };
+    while let Some(p) = next_listing_page(&mut pager, "organizations:ListAccounts", &fetch).await {
         let accounts = match p {
             Ok(accounts) => accounts,
             Err(e) => {
-                let e = ListingError {
-                    action: ACTION,
-                    failure: e.into_failure("ListAccounts"),
-                };
                 lock(merger).answered(false, Err(e.clone()));
                 return Err(e);
             }

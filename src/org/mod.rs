@@ -140,9 +140,33 @@ where
     retry_step(Duration::from_secs(1), Duration::from_secs(30), 5, fetch).await
 }
 
-/// Every item of one paginated Organizations listing. `fetch(token)` reads one page: its items and its
-/// NextToken. Each page is retried on throttling and transient faults beyond the SDK's own retries.
-async fn every_page<T, F, Fut>(
+/// The next page of one paginated Organizations listing, through `pager`: `fetch(token)` reads a page (its
+/// items and its NextToken), retried by `page`; the error that ends the listing names `action`; `None` once
+/// the listing has ended.
+pub(super) async fn next_listing_page<T, F, Fut>(
+    pager: &mut Pager,
+    action: &'static str,
+    fetch: F,
+) -> Option<Result<Vec<T>, ListingError>>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), Failure>>,
+{
+    let fetch = &fetch;
+    let read = pager
+        .next(|token: Option<String>| async move {
+            let (items, next) = page(|| fetch(token.clone())).await?;
+            Ok((items, next.is_some(), next))
+        })
+        .await?;
+    Some(read.map_err(|e| ListingError {
+        action,
+        failure: e.into_failure(action.trim_start_matches("organizations:")),
+    }))
+}
+
+/// Every item of one paginated Organizations listing (see `next_listing_page`).
+pub(super) async fn every_page<T, F, Fut>(
     action: &'static str,
     max_pages: usize,
     fetch: F,
@@ -151,20 +175,10 @@ where
     F: Fn(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), Failure>>,
 {
-    let fetch = &fetch;
     let mut pager = Pager::new(max_pages);
     let mut items = Vec::new();
-    while let Some(page) = pager
-        .next(|token: Option<String>| async move {
-            let (items, next) = page(|| fetch(token.clone())).await?;
-            Ok((items, next.is_some(), next))
-        })
-        .await
-    {
-        items.extend(page.map_err(|e| ListingError {
-            action,
-            failure: e.into_failure(action.trim_start_matches("organizations:")),
-        })?);
+    while let Some(page) = next_listing_page(&mut pager, action, &fetch).await {
+        items.extend(page?);
     }
     Ok(items)
 }

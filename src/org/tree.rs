@@ -11,7 +11,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
 use super::merger::{lock, Merger};
-use super::{account, id_and_name, page, Account, ListingError, Place, PAGE};
+use super::{
+    account, every_page, id_and_name, next_listing_page, Account, ListingError, Place, PAGE,
+};
 use crate::pages::Pager;
 use crate::retry::Failure;
 
@@ -94,41 +96,22 @@ async fn roots(
     client: &aws_sdk_organizations::Client,
     max_pages: usize,
 ) -> Result<Vec<(String, String)>, ListingError> {
-    let mut pager = Pager::new(max_pages);
-    let mut roots = Vec::new();
-    while let Some(p) = pager
-        .next(|token: Option<String>| async move {
-            let (roots, next) = page(|| async {
-                let p = client
-                    .list_roots()
-                    .max_results(PAGE)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Failure::from_sdk(&e))?;
-                let roots = p
-                    .roots()
-                    .iter()
-                    .map(|r| id_and_name("ListRoots", r.id(), r.name()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((roots, p.next_token))
-            })
-            .await?;
-            Ok((roots, next.is_some(), next))
-        })
-        .await
-    {
-        match p {
-            Ok(page) => roots.extend(page),
-            Err(e) => {
-                return Err(ListingError {
-                    action: "organizations:ListRoots",
-                    failure: e.into_failure("ListRoots"),
-                })
-            }
-        }
-    }
-    Ok(roots)
+    every_page("organizations:ListRoots", max_pages, |token| async move {
+        let p = client
+            .list_roots()
+            .max_results(PAGE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| Failure::from_sdk(&e))?;
+        let roots = p
+            .roots()
+            .iter()
+            .map(|r| id_and_name("ListRoots", r.id(), r.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((roots, p.next_token))
+    })
+    .await
 }
 
 /// One walk of the tree: every parent's OUs and accounts, page by page, at most `TREE_CONCURRENCY`
@@ -206,69 +189,55 @@ async fn walk_once(
 async fn read(client: &aws_sdk_organizations::Client, job: Job) -> Read {
     match job {
         Job::Ous(parent, mut pager, depth) => {
-            let parent_id = parent.ids.last().cloned().unwrap_or_default();
-            let r = pager
-                .next(|token: Option<String>| async move {
-                    let (ous, next) = page(|| async {
-                        let p = client
-                            .list_organizational_units_for_parent()
-                            .parent_id(&parent_id)
-                            .max_results(PAGE)
-                            .set_next_token(token.clone())
-                            .send()
-                            .await
-                            .map_err(|e| Failure::from_sdk(&e))?;
-                        let ous = p
-                            .organizational_units()
-                            .iter()
-                            .map(|ou| {
-                                id_and_name("ListOrganizationalUnitsForParent", ou.id(), ou.name())
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Ok((ous, p.next_token))
-                    })
-                    .await?;
-                    Ok((ous, next.is_some(), next))
-                })
-                .await
-                .map(|r| {
-                    r.map_err(|e| ListingError {
-                        action: "organizations:ListOrganizationalUnitsForParent",
-                        failure: e.into_failure("ListOrganizationalUnitsForParent"),
-                    })
-                });
+            let parent_id = parent.ids.last().map(String::as_str).unwrap_or_default();
+            let r = next_listing_page(
+                &mut pager,
+                "organizations:ListOrganizationalUnitsForParent",
+                |token| async move {
+                    let p = client
+                        .list_organizational_units_for_parent()
+                        .parent_id(parent_id)
+                        .max_results(PAGE)
+                        .set_next_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| Failure::from_sdk(&e))?;
+                    let ous = p
+                        .organizational_units()
+                        .iter()
+                        .map(|ou| {
+                            id_and_name("ListOrganizationalUnitsForParent", ou.id(), ou.name())
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((ous, p.next_token))
+                },
+            )
+            .await;
             Read::Ous(parent, pager, depth, r)
         }
         Job::Accounts(parent, mut pager) => {
-            let parent_id = parent.ids.last().cloned().unwrap_or_default();
-            let r = pager
-                .next(|token: Option<String>| async move {
-                    let (accounts, next) = page(|| async {
-                        let p = client
-                            .list_accounts_for_parent()
-                            .parent_id(&parent_id)
-                            .max_results(PAGE)
-                            .set_next_token(token.clone())
-                            .send()
-                            .await
-                            .map_err(|e| Failure::from_sdk(&e))?;
-                        let accounts = p
-                            .accounts()
-                            .iter()
-                            .map(account)
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Ok((accounts, p.next_token))
-                    })
-                    .await?;
-                    Ok((accounts, next.is_some(), next))
-                })
-                .await
-                .map(|r| {
-                    r.map_err(|e| ListingError {
-                        action: "organizations:ListAccountsForParent",
-                        failure: e.into_failure("ListAccountsForParent"),
-                    })
-                });
+            let parent_id = parent.ids.last().map(String::as_str).unwrap_or_default();
+            let r = next_listing_page(
+                &mut pager,
+                "organizations:ListAccountsForParent",
+                |token| async move {
+                    let p = client
+                        .list_accounts_for_parent()
+                        .parent_id(parent_id)
+                        .max_results(PAGE)
+                        .set_next_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| Failure::from_sdk(&e))?;
+                    let accounts = p
+                        .accounts()
+                        .iter()
+                        .map(account)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((accounts, p.next_token))
+                },
+            )
+            .await;
             Read::Accounts(parent, pager, r)
         }
     }
