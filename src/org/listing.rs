@@ -21,9 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::merger::{lock, First, Merger};
 use super::tree::walk;
-use super::{account, next_listing_page, ListingError, PAGE};
+use super::{accounts_page, next_listing_page, ListingError, LIST_ACCOUNTS};
 use crate::pages::Pager;
-use crate::retry::Failure;
 
 pub use super::merger::{Found, Listed};
 
@@ -125,22 +124,8 @@ async fn list(
 ) -> Result<(), ListingError> {
     let mut pager = Pager::new(max_pages);
     let mut first = true;
-    let fetch = |token: Option<String>| async move {
-        let p = client
-            .list_accounts()
-            .max_results(PAGE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| Failure::from_sdk(&e))?;
-        let accounts = p
-            .accounts()
-            .iter()
-            .map(account)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((accounts, p.next_token))
-    };
-    while let Some(p) = next_listing_page(&mut pager, "organizations:ListAccounts", &fetch).await {
+    let fetch = |token| accounts_page(client, token);
+    while let Some(p) = next_listing_page(&mut pager, LIST_ACCOUNTS, &fetch).await {
         let accounts = match p {
             Ok(accounts) => accounts,
             Err(e) => {

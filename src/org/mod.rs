@@ -188,26 +188,32 @@ pub async fn list_accounts(
     client: &aws_sdk_organizations::Client,
     max_pages: usize,
 ) -> Result<Vec<Account>, ListingError> {
-    every_page(
-        "organizations:ListAccounts",
-        max_pages,
-        |token| async move {
-            let page = client
-                .list_accounts()
-                .max_results(PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| Failure::from_sdk(&e))?;
-            let accounts = page
-                .accounts()
-                .iter()
-                .map(account)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((accounts, page.next_token))
-        },
-    )
+    every_page(LIST_ACCOUNTS, max_pages, |token| {
+        accounts_page(client, token)
+    })
     .await
+}
+
+pub(super) const LIST_ACCOUNTS: &str = "organizations:ListAccounts";
+
+/// One page of ListAccounts: its accounts and its NextToken.
+pub(super) async fn accounts_page(
+    client: &aws_sdk_organizations::Client,
+    token: Option<String>,
+) -> Result<(Vec<Account>, Option<String>), Failure> {
+    let page = client
+        .list_accounts()
+        .max_results(PAGE)
+        .set_next_token(token)
+        .send()
+        .await
+        .map_err(|e| Failure::from_sdk(&e))?;
+    let accounts = page
+        .accounts()
+        .iter()
+        .map(account)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((accounts, page.next_token))
 }
 
 fn account(a: &aws_sdk_organizations::types::Account) -> Result<Account, Failure> {
