@@ -13,6 +13,9 @@ use crate::session::{utc, Part, Session};
 /// The serial of the root user's virtual MFA device ends so.
 const ROOT_VIRTUAL_MFA: &str = ":mfa/root-account-mfa-device";
 
+/// The key of the root user's devices in the virtual MFA devices by user (`VirtualMfa`).
+pub const ROOT_OWNER: &str = "root";
+
 /// MFA type from a device serial: an `arn:…:mfa/…` serial is a virtual device; a `u2f` ARN (FIDO security
 /// key) or a plain serial (a hardware TOTP token such as `GAHT12345678`) is hardware.
 pub fn mfa_type(serial: &str) -> Mfa {
@@ -93,8 +96,8 @@ async fn read_virtual_mfa(session: &Session) -> VirtualMfa {
             let serial = d.serial_number();
             let owner = match d.user() {
                 Some(u) if !u.arn().ends_with(":root") => u.arn().to_string(),
-                Some(_) => "root".to_string(),
-                None if serial.ends_with(ROOT_VIRTUAL_MFA) => "root".to_string(),
+                Some(_) => ROOT_OWNER.to_string(),
+                None if serial.ends_with(ROOT_VIRTUAL_MFA) => ROOT_OWNER.to_string(),
                 None => continue,
             };
             by_user.entry(owner).or_default().push(serial.to_string());

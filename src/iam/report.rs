@@ -17,7 +17,9 @@ use crate::risk::{KeyFacts, UserFacts};
 use crate::session::{utc, Session};
 use crate::sink::Sink;
 
-use super::calls::{last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa};
+use super::calls::{
+    last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa, ROOT_OWNER,
+};
 use super::credentials::{Certs, Others};
 use super::report_csv::{parse, Report, Row, Slot};
 use super::root;
@@ -212,7 +214,7 @@ async fn resolve_mfa(
         Ok(by_user) => {
             let count = |r: &Row| {
                 let key = if r.user == ROOT_USER {
-                    "root"
+                    ROOT_OWNER
                 } else {
                     r.arn.as_str()
                 };
@@ -222,7 +224,7 @@ async fn resolve_mfa(
             // each user with MFA and no virtual one.
             let hardware_only = rows().filter(|r| r.mfa_active && count(r) == 0).count();
             let all = by_user.values().map(Vec::len).sum::<usize>() + hardware_only;
-            let root = by_user.get("root").map_or(0, Vec::len)
+            let root = by_user.get(ROOT_OWNER).map_or(0, Vec::len)
                 + usize::from(report.root.iter().any(|r| r.mfa_active && count(r) == 0));
             let explained = if root > 0 && in_use == Some(all - root) {
                 all - root
@@ -319,7 +321,7 @@ pub async fn inventory(
             let virtual_devices = virtual_mfa
                 .as_ref()
                 .ok()
-                .map(|m| m.get("root").map_or(0, Vec::len));
+                .map(|m| m.get(ROOT_OWNER).map_or(0, Vec::len));
             let mfa = user_mfa(row, virtual_devices, &resolved);
             root::from_report(session, sink, row, mfa).await
         }

@@ -7,7 +7,7 @@ use crate::risk::{KeyFacts, UserFacts};
 use crate::session::Session;
 use crate::sink::Sink;
 
-use super::calls::{Summary, VirtualMfa};
+use super::calls::{Summary, VirtualMfa, ROOT_OWNER};
 use super::report_csv::Row;
 use super::rows::{send_user, Audited};
 
@@ -64,7 +64,7 @@ pub(crate) async fn from_summary(
             let virtual_devices = virtual_mfa
                 .as_ref()
                 .ok()
-                .map(|m| m.get("root").map_or(0, Vec::len));
+                .map(|m| m.get(ROOT_OWNER).map_or(0, Vec::len));
             let password = match get(K::AccountPasswordPresent) {
                 Some(0) => Password::NotConfigured,
                 Some(_) => Password::Configured,
