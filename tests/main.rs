@@ -10,6 +10,7 @@ mod lambda;
 mod listing;
 mod moto_org;
 mod other_credentials;
+mod policies;
 mod s3;
 mod security_hub;
 mod sim_engine;

@@ -98,11 +98,38 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let server = test_venv().join("bin").join("moto_server");
+        Moto::start_with(&[], &[])
+    }
+
+    /// A moto that records every request it gets (method, URL, headers, body) as JSON lines in `path`:
+    /// moto's own recorder, so what our requests carried is read by a tool we did not write.
+    /// (tests/tools/moto_recording.py: moto_server, its recorder writing one request at a time.)
+    pub fn start_recording(path: &Path) -> Moto {
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/moto_recording.py");
+        Moto::start_with(
+            &[launcher.to_str().expect("a UTF-8 path")],
+            &[
+                ("MOTO_ENABLE_RECORDING", "True"),
+                (
+                    "MOTO_RECORDER_FILEPATH",
+                    path.to_str().expect("a UTF-8 path"),
+                ),
+            ],
+        )
+    }
+
+    /// moto_server, or the test venv's python running `launcher` with moto_server's arguments.
+    fn start_with(launcher: &[&str], env: &[(&str, &str)]) -> Moto {
+        let server = match launcher {
+            [] => test_venv().join("bin").join("moto_server"),
+            _ => python(),
+        };
         for _ in 0..3 {
             let port = free_port();
             let mut child = Command::new(&server)
+                .args(launcher)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -30,6 +30,9 @@ pub struct Call {
     pub at_ms: f64,
     /// The caller's account (the management account for Organizations and STS).
     pub account: String,
+    /// Signed with the caller's own credentials (the management identity), not a role the simulator's
+    /// AssumeRole handed out: which identity's policy AWS would evaluate.
+    pub by_caller: bool,
     /// `service:Action`, e.g. `iam:ListUsers`.
     pub action: String,
     /// Region of the request's signature.
@@ -39,7 +42,7 @@ pub struct Call {
     /// Calls being served at the moment this one arrived, itself included.
     pub in_flight: usize,
     /// What the call asked about: LookupEvents' attributes (`EventName=CreateUser`, `;`-joined), the
-    /// RoleArn of AssumeRole, the UserName or AccessKeyId of IAM calls.
+    /// RoleArn of AssumeRole, the UserName or AccessKeyId of IAM calls, the ParentId of the OU tree's.
     pub detail: String,
 }
 
@@ -288,6 +291,8 @@ struct Ctx {
     account: String,
     region: String,
     akid: String,
+    /// Signed with the caller's credentials rather than an assumed role's.
+    by_caller: bool,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -398,6 +403,7 @@ impl State {
             self.log.lock().expect("log").push(Call {
                 at_ms: arrived_ms,
                 account: ctx.account.clone(),
+                by_caller: ctx.by_caller,
                 action: format!("{}:{}", ctx.service, ctx.action),
                 region: ctx.region.clone(),
                 outcome: outcome.to_string(),
@@ -475,13 +481,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
         }
     };
     // Keys from the simulated AssumeRole are ASIA + 12-digit account + 4 digits.
-    let account = if akid.len() == 20
+    let by_caller = !(akid.len() == 20
         && akid.starts_with("ASIA")
-        && state.accounts.contains_key(&akid[4..16])
-    {
-        akid[4..16].to_string()
-    } else {
+        && state.accounts.contains_key(&akid[4..16]));
+    let account = if by_caller {
         state.org.management_account.clone()
+    } else {
+        akid[4..16].to_string()
     };
     let ctx = Ctx {
         proto,
@@ -490,6 +496,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
         account,
         region,
         akid,
+        by_caller,
     };
     let arrived_ms = state.started.elapsed().as_secs_f64() * 1000.0;
     // A busy endpoint: wait for a turn (first come, first served) before being served.
@@ -542,6 +549,9 @@ fn call_detail(params: &HashMap<String, String>, body: &Value) -> String {
             })
             .collect::<Vec<_>>()
             .join(";");
+    }
+    if let Some(parent) = body.get("ParentId").and_then(Value::as_str) {
+        return parent.to_string();
     }
     ["RoleArn", "UserName", "AccessKeyId"]
         .iter()
