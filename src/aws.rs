@@ -47,6 +47,8 @@ pub struct Aws {
     root_credentials_managed: bool,
     /// How long credential reports take to generate in this run, as its accounts measure it.
     report_ready: Arc<ReadyEstimate>,
+    /// The caller's own account (sts:GetCallerIdentity), asked once when first needed.
+    caller_account: Arc<tokio::sync::OnceCell<Result<String, crate::retry::Failure>>>,
 }
 
 /// How long a credential report is first thought to take, before any account has measured one.
@@ -214,7 +216,31 @@ impl Aws {
             stats,
             root_credentials_managed: false,
             report_ready: Arc::new(ReadyEstimate::new(REPORT_GUESS)),
+            caller_account: Arc::default(),
         })
+    }
+
+    /// The caller's own account, from `sts:GetCallerIdentity` (which needs no permission), asked once per
+    /// run: the bucket owner the reports expect, and whose IAM users the caller's credentials would read.
+    pub async fn caller_account(&self) -> Result<String, crate::retry::Failure> {
+        self.caller_account
+            .get_or_init(|| async {
+                let out = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| crate::retry::Failure::from_sdk(&e))?;
+                match out.account() {
+                    Some(a) if !a.is_empty() => Ok(a.to_string()),
+                    _ => Err(crate::retry::Failure::new(
+                        "MalformedResponse",
+                        "GetCallerIdentity answered without an Account",
+                    )),
+                }
+            })
+            .await
+            .clone()
     }
 
     /// Whether the organization manages its member accounts' root credentials centrally, read once with

@@ -35,7 +35,7 @@ pub enum AuditError {
     },
     #[error("--compare {}: {reason}. Name a directory that holds an earlier run's reports (or one of its report files, or DIR/STAMP), or leave --compare out to compare with the latest run in --output-dir", dir.display())]
     Compare { dir: PathBuf, reason: String },
-    #[error("cannot use {} for the reports: {error}. Check that the bucket exists and belongs to the expected account (--s3-expected-owner, else the caller's), and that the caller may s3:ListBucket, s3:GetObject and s3:PutObject there (README, Reports to S3)", error.url)]
+    #[error("cannot use {} for the reports: {error}. Check that the bucket exists and belongs to the expected account (--s3-expected-owner, else the caller's), and that the caller may s3:ListBucket under the prefix, s3:GetObject and s3:PutObject there (docs/unattended.md, Permissions)", error.url)]
     Remote { error: crate::store::RemoteError },
     #[error("the reports could not be uploaded: {error}. They are kept, complete, in {}: copy them yourself (aws s3 cp --recursive --sse AES256 …), or fix the bucket and run again", kept.display())]
     Upload {

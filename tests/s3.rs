@@ -213,7 +213,7 @@ async fn a_refused_bucket_is_a_clear_error_and_loses_nothing() {
     .await;
     assert_eq!(missing.code, 1, "{}", missing.stderr);
     assert!(
-        missing.stderr.contains("error: cannot use s3://no-such-bucket/x/ for the reports: s3:HeadBucket on s3://no-such-bucket/x/ failed (NoSuchBucket: the bucket does not exist). Check that the bucket exists"),
+        missing.stderr.contains("error: cannot use s3://no-such-bucket/x/ for the reports: s3:ListObjectsV2 on s3://no-such-bucket/x/ failed (NoSuchBucket: The specified bucket does not exist). Check that the bucket exists"),
         "{}",
         missing.stderr
     );

@@ -752,7 +752,8 @@ async fn a_black_holed_region_cannot_hold_the_run() {
 
 // Story: a mixed organization (Control Tower accounts, accounts with the dedicated role, one with neither)
 // is audited in one run: each account tries the roles in order and reports the one that worked; the
-// management account, which has neither, is audited with the caller's own credentials unless told not to.
+// management account, which has neither, is audited with the caller's own credentials unless told not to,
+// and never when those credentials are another account's (a delegated administrator's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_are_tried_in_order_and_the_management_account_is_audited_as_the_caller() {
     let mut org = Scenario::sized(79, 3, 3, 5).generate();
@@ -778,8 +779,12 @@ async fn roles_are_tried_in_order_and_the_management_account_is_audited_as_the_c
     };
     let roles = "IAMAuditRole,AWSControlTowerExecution";
     let run = |extra: Vec<&'static str>| {
-        let (org, faults) = (org.clone(), faults.clone());
+        let (org, mut faults) = (org.clone(), faults.clone());
         async move {
+            if extra.contains(&"--delegated") {
+                faults.caller_account = "888888888888".into();
+            }
+            let extra: Vec<&str> = extra.into_iter().filter(|a| *a != "--delegated").collect();
             let sim = Sim::start(org, faults).await.unwrap();
             let dir = tempfile::tempdir().unwrap();
             let endpoint = sim.endpoint();
@@ -848,6 +853,35 @@ async fn roles_are_tried_in_order_and_the_management_account_is_audited_as_the_c
     assert_eq!(
         (m["audit_status"].as_str(), m["role_used"].as_str()),
         ("skipped", "")
+    );
+
+    // Run from a delegated administrator, the caller's credentials would read its own users: the
+    // management account is skipped with the reason and the fix, and none of its IAM is read.
+    let (out, calls) = run(vec!["--delegated"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let m = out
+        .accounts
+        .iter()
+        .find(|a| a["account_id"] == ids[3])
+        .unwrap();
+    assert_eq!(
+        (m["audit_status"].as_str(), m["role_used"].as_str()),
+        ("skipped", "")
+    );
+    assert!(
+        m["error"].starts_with(&format!(
+            "CallerIsNotTheAccount: no audit role could be assumed here, and the caller's own credentials belong to account 888888888888, not {}: deploy the audit role in this account",
+            ids[3]
+        )),
+        "{}",
+        m["error"]
+    );
+    assert!(!out.keys.iter().any(|k| k["account_id"] == ids[3]));
+    assert!(
+        !calls.iter().any(|c| c.by_caller
+            && c.action.starts_with("iam:")
+            && c.action != "iam:ListOrganizationsFeatures"),
+        "the caller read IAM"
     );
 }
 

@@ -418,19 +418,6 @@ pub const ALLOWED: [&str; 19] = [
     "iam:ListSSHPublicKeys",
 ];
 
-/// Design §1: the only writes, each opt-in (`--security-hub` in an audited account, `--notify sns:…` from
-/// the caller). No audit without those flags calls them (`assert_read_only`).
-pub const OPT_IN_WRITES: [&str; 2] = ["securityhub:BatchImportFindings", "sns:Publish"];
-
-/// The caller's own bucket (and key) for `--output-dir s3://…`: never an audited account's.
-pub const CALLER_STORAGE: [&str; 5] = [
-    "s3:PutObject",
-    "s3:GetObject",
-    "s3:ListBucket",
-    "kms:GenerateDataKey",
-    "kms:Decrypt",
-];
-
 pub async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {
     let out_dir = tempfile::tempdir().unwrap();
     let out = audit_in(sim, out_dir.path(), extra).await;

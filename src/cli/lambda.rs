@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 /// The state object under the prefix: the run the next invocation resumes, if incomplete.
 const STATE: &str = "iam-audit-lambda.json";
 
-/// Keys an invocation may not set: they hold secrets, which belong in the function's environment.
+/// Keys an invocation may not set: they hold secrets, which belong in the function's environment. An
+/// SNS topic (`notify` entries `sns:arn:…`) is not one: the Lambda template's schedules name theirs.
 const SECRET_KEYS: [&str; 2] = ["notify", "notify_file"];
 
 /// The one key of an invocation that is not a config key: `"resume_only": true` continues an incomplete
@@ -92,9 +93,18 @@ fn config_of(event: &Value) -> Result<Config, String> {
         Value::Null => Default::default(),
         _ => return Err("the invocation's payload must be a JSON object of config keys".into()),
     };
-    if let Some(k) = SECRET_KEYS.iter().find(|k| obj.contains_key(**k)) {
+    let only_topics = |v: &Value| {
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|d| d.as_str().is_some_and(|d| d.starts_with("sns:arn:")))
+        })
+    };
+    if let Some(k) = SECRET_KEYS.iter().find(|k| {
+        obj.get(**k)
+            .is_some_and(|v| **k != "notify" || !only_topics(v))
+    }) {
         return Err(format!(
-            "the invocation may not set `{k}`: alert destinations are secrets; give them in the function's environment (IAM_AUDIT_NOTIFY) or its config file"
+            "the invocation may not set `{k}` but to SNS topics (sns:arn:…): a webhook URL is a secret; give it in the function's environment (IAM_AUDIT_NOTIFY) or its config file"
         ));
     }
     let mut obj = obj;
@@ -131,15 +141,21 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     // Its staging directory is not needed: the run makes its own; this one reads and writes the state.
     remote.remove_staging();
-    let state = remote.get_text(STATE).await;
-    let runs = remote.latest_run().await;
-    let state: Option<Value> = state
-        .map_err(|e| e.to_string())?
-        .and_then(|t| serde_json::from_str(&t).ok());
+    // Whether the state object exists comes from the listing: a GetObject of a missing key is a 403, not
+    // a 404, under a policy that may list only the prefix.
+    let names = remote.names().await.map_err(|e| e.to_string())?;
+    let state = match names.iter().any(|n| n == STATE) {
+        true => remote.get_text(STATE).await.map_err(|e| e.to_string())?,
+        false => None,
+    };
+    let latest = iam_audit::report::files::runs_among(&names)
+        .into_iter()
+        .next();
+    let state: Option<Value> = state.and_then(|t| serde_json::from_str(&t).ok());
     let mut resume = None;
     if let Some(s) = state.filter(|s| s["status"] == "incomplete") {
         let stamp = s["stamp"].as_str().unwrap_or("").to_string();
-        match runs.map_err(|e| e.to_string())? {
+        match latest {
             Some((latest, format)) if latest == stamp => {
                 config.format = Some(format.as_str().to_string());
                 resume = Some(stamp);
@@ -242,6 +258,11 @@ mod tests {
         );
         let e = config_of(&json!({ "notify": ["https://hooks.slack.com/x"] })).unwrap_err();
         assert!(e.starts_with("the invocation may not set `notify`"), "{e}");
+        let e = config_of(&json!({ "notify": ["sns:arn:aws:sns:eu-west-1:1:t", "https://x"] }))
+            .unwrap_err();
+        assert!(e.starts_with("the invocation may not set `notify`"), "{e}");
+        let topic = config_of(&json!({ "notify": ["sns:arn:aws:sns:eu-west-1:111111111111:t"] }));
+        assert!(topic.is_ok(), "{topic:?}");
         let e = config_of(&json!({ "concurency": 8 })).unwrap_err();
         assert!(e.contains("unknown field `concurency`"), "{e}");
         assert!(config_of(&json!([1])).is_err());

@@ -20,7 +20,7 @@ use crate::config::{Format, Settings};
 use crate::limits::Bucket;
 use crate::report::files::create_private;
 use crate::report::table::unescape_formula;
-use crate::session::AccountCredentials;
+use crate::session::{AccountCredentials, CallerFallback};
 
 use super::http::{Http, Patience, Request};
 use super::{asff, aws_error, AwsTarget};
@@ -214,7 +214,14 @@ async fn import_account(
     let aws = target.aws();
     let partition = aws.partition();
     let (roles, caller) = match role_used {
-        "caller" => (Vec::new(), aws.caller_credentials()),
+        "caller" => (
+            Vec::new(),
+            aws.caller_credentials().map(|provider| CallerFallback {
+                provider,
+                account: account.to_string(),
+                aws: aws.clone(),
+            }),
+        ),
         "" => (settings.role_arns(account, partition), None),
         name => (
             vec![format!("arn:{partition}:iam::{account}:role/{name}")],

@@ -24,7 +24,7 @@ pub struct AccountCredentials {
     /// Which way in worked: `Some(i)` the i-th role, `Some(usize::MAX)` the caller's own credentials.
     chosen: std::sync::atomic::AtomicUsize,
     /// The caller's credentials, for the management account when no role can be assumed there.
-    caller: Option<SharedCredentialsProvider>,
+    caller: Option<CallerFallback>,
     session_name: String,
     external_id: Option<String>,
     duration: Duration,
@@ -38,7 +38,7 @@ impl AccountCredentials {
     pub fn new(
         aws: &Aws,
         role_arns: Vec<String>,
-        caller: Option<SharedCredentialsProvider>,
+        caller: Option<CallerFallback>,
         settings: &Settings,
     ) -> Arc<AccountCredentials> {
         Arc::new(AccountCredentials {
@@ -100,7 +100,22 @@ impl AccountCredentials {
                 }
             }
         }
-        if self.caller.is_some() {
+        if let Some(fallback) = &self.caller {
+            // The caller's credentials read the caller's own account: run from a delegated
+            // administrator, they would report its users as the management account's.
+            let own = fallback.aws.caller_account().await.map_err(|f| {
+                Failure::new(f.code, format!("{} (sts:GetCallerIdentity)", f.message))
+            })?;
+            if own != fallback.account {
+                let mut message = format!(
+                    "no audit role could be assumed here, and the caller's own credentials belong to account {own}, not {}: deploy the audit role in this account (deploy/aws/member-role-stackset.yaml as a plain stack, docs/setup.md)",
+                    fallback.account
+                );
+                for (code, m) in &refused {
+                    message.push_str(&format!(" | {code}: {m}"));
+                }
+                return Err(Failure::new("CallerIsNotTheAccount", message));
+            }
             let creds = self.caller_credentials().await?;
             self.chosen.store(CALLER, Ordering::Relaxed);
             *self.cached.lock().await = Some((creds, SystemTime::now()));
@@ -130,10 +145,11 @@ impl AccountCredentials {
     }
 
     async fn caller_credentials(&self) -> Result<Credentials, Failure> {
-        let Some(provider) = &self.caller else {
+        let Some(fallback) = &self.caller else {
             return Err(Failure::new("CredentialsError", "no caller credentials"));
         };
-        provider
+        fallback
+            .provider
             .provide_credentials()
             .await
             .map_err(|e| Failure::new("CredentialsError", crate::aws::error_chain(&e)))
@@ -172,6 +188,22 @@ impl AccountCredentials {
             expiry,
             "iam-audit-assume-role",
         ))
+    }
+}
+
+/// The caller's own credentials as the way into the management account, where no role can be assumed.
+pub struct CallerFallback {
+    pub provider: SharedCredentialsProvider,
+    /// The account they would audit: they may only if it is the caller's own.
+    pub account: String,
+    pub aws: Aws,
+}
+
+impl std::fmt::Debug for CallerFallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerFallback")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
     }
 }
 

@@ -14,7 +14,7 @@ mod api;
 mod credentials;
 
 pub use api::Api;
-pub use credentials::AccountCredentials;
+pub use credentials::{AccountCredentials, CallerFallback};
 
 use crate::aws::Aws;
 use crate::config::Settings;
@@ -126,7 +126,12 @@ impl Session {
         let role_arns = settings.role_arns(&account.id, partition);
         let caller = (account.management && settings.keys.management_as_caller)
             .then(|| aws.caller_credentials())
-            .flatten();
+            .flatten()
+            .map(|provider| CallerFallback {
+                provider,
+                account: account.id.clone(),
+                aws: aws.clone(),
+            });
         let credentials = AccountCredentials::new(aws, role_arns, caller, &settings);
         // Root MFA is not a finding where the organization manages root credentials; never in the
         // management account.

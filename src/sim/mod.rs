@@ -235,6 +235,9 @@ pub struct Faults {
     /// first served, as at a busy endpoint: a client's answers then take its queueing time on top of
     /// `latency_ms`.
     pub serve_at_once: usize,
+    /// The account GetCallerIdentity names for the caller's own credentials (empty: the management
+    /// account), as for a delegated administrator running the audit.
+    pub caller_account: String,
 }
 
 impl Default for Faults {
@@ -279,6 +282,7 @@ impl Default for Faults {
             vanished_users: Vec::new(),
             deny_ou_tree: false,
             endless_users: Vec::new(),
+            caller_account: String::new(),
         }
     }
 }

@@ -646,9 +646,12 @@ async fn serve(
         ) => ou_tree(state, ctx, body),
         ("sts", "AssumeRole") => assume_role(state, ctx, params),
         ("sts", "GetCallerIdentity") => {
+            let a = match &f.caller_account {
+                other if ctx.by_caller && !other.is_empty() => other,
+                _ => &ctx.account,
+            };
             let inner = format!(
-                "<Arn>arn:aws:iam::{a}:user/auditor</Arn><UserId>AIDASIMAUDITOR</UserId><Account>{a}</Account>",
-                a = ctx.account
+                "<Arn>arn:aws:iam::{a}:user/auditor</Arn><UserId>AIDASIMAUDITOR</UserId><Account>{a}</Account>"
             );
             ok(xml_ok(ctx, &inner))
         }

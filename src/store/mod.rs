@@ -79,16 +79,46 @@ fn other(action: &'static str, url: &str, code: &str, e: impl std::fmt::Display)
 
 fn s3_client(aws: &Aws, region: Option<String>) -> aws_sdk_s3::Client {
     let mut b = aws_sdk_s3::config::Builder::from(aws.base());
+    let s3_endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+        .ok()
+        .filter(|v| !v.is_empty());
+    // `AWS_ENDPOINT_URL_S3` wins over an endpoint set in code (`demo` points every other service at its
+    // simulator, which serves no S3), as it wins over `AWS_ENDPOINT_URL` in the SDK's own order.
+    if let Some(url) = &s3_endpoint {
+        b = b.endpoint_url(url);
+    }
     // A custom endpoint (moto, MinIO, a VPC endpoint URL) addresses buckets by path.
-    if aws.base().endpoint_url().is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty())
-    {
+    if aws.base().endpoint_url().is_some() || s3_endpoint.is_some() {
         b = b.force_path_style(true);
     }
     if let Some(r) = region {
         b = b.region(aws_config::Region::new(r));
     }
     aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// The first request of a run: one key of the prefix (`ListObjectsV2` with `max-keys` 1), which a policy
+/// scoped to the prefix allows (`s3:ListBucket` with an `s3:prefix` condition). `HeadBucket` would need
+/// `s3:ListBucket` on the whole bucket: a request without a prefix never meets such a condition.
+async fn probe(
+    client: &aws_sdk_s3::Client,
+    location: &S3Location,
+    owner: &str,
+) -> Result<
+    aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output,
+    SdkError<
+        aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error,
+        aws_smithy_runtime_api::http::Response,
+    >,
+> {
+    client
+        .list_objects_v2()
+        .bucket(&location.bucket)
+        .prefix(&location.prefix)
+        .max_keys(1)
+        .expected_bucket_owner(owner)
+        .send()
+        .await
 }
 
 /// A private directory of our own for the run's files.
@@ -109,8 +139,8 @@ fn staging_dir() -> std::io::Result<PathBuf> {
 }
 
 impl Remote {
-    /// Check the bucket (it exists, its owner is the expected one, the caller may list it) and make the
-    /// staging directory. A bucket in another region is followed there.
+    /// Check the bucket (it exists, its owner is the expected one, the caller may list the prefix) and
+    /// make the staging directory. A bucket in another region is followed there.
     pub async fn open(
         aws: &Aws,
         settings: &Settings,
@@ -119,24 +149,15 @@ impl Remote {
         let url = format!("s3://{}/{}", location.bucket, location.prefix);
         let owner = match &settings.keys.s3_expected_owner {
             Some(o) => o.clone(),
-            None => aws
-                .sts()
-                .get_caller_identity()
-                .send()
-                .await
-                .map_err(|e| failure("GetCallerIdentity (sts)", url.clone(), &e))?
-                .account()
-                .unwrap_or_default()
-                .to_string(),
+            None => aws.caller_account().await.map_err(|f| RemoteError {
+                action: "GetCallerIdentity (sts)",
+                url: url.clone(),
+                code: f.code,
+                message: f.message,
+            })?,
         };
         let mut client = s3_client(aws, None);
-        let head = client
-            .head_bucket()
-            .bucket(&location.bucket)
-            .expected_bucket_owner(&owner)
-            .send()
-            .await;
-        if let Err(e) = head {
+        if let Err(e) = probe(&client, location, &owner).await {
             // S3 answers a bucket of another region with a 301 that names the region.
             let region = e
                 .raw_response()
@@ -146,17 +167,13 @@ impl Remote {
             match (status, region) {
                 (Some(301), Some(region)) => {
                     client = s3_client(aws, Some(region));
-                    client
-                        .head_bucket()
-                        .bucket(&location.bucket)
-                        .expected_bucket_owner(&owner)
-                        .send()
+                    probe(&client, location, &owner)
                         .await
-                        .map_err(|e| failure("HeadBucket", url.clone(), &e))?;
+                        .map_err(|e| failure("ListObjectsV2", url.clone(), &e))?;
                 }
                 (status, _) => {
-                    let mut err = failure("HeadBucket", url.clone(), &e);
-                    // HEAD answers carry no body: name the status.
+                    let mut err = failure("ListObjectsV2", url.clone(), &e);
+                    // An answer without a body (a proxy, a redirect) says only its status.
                     if err.message.is_empty() || err.code == "Unknown" {
                         err.code = match status {
                             Some(404) => "NoSuchBucket".into(),
@@ -164,13 +181,14 @@ impl Remote {
                             Some(s) => format!("HTTP {s}"),
                             None => err.code,
                         };
-                        err.message = match status {
-                            Some(404) => "the bucket does not exist".into(),
-                            Some(403) => format!(
-                                "the caller may not list the bucket, or it is not owned by {owner}"
-                            ),
-                            _ => err.message,
-                        };
+                    }
+                    if err.code == "AccessDenied" {
+                        err.message = format!(
+                            "{}{}the caller may not list the bucket under {}, or it is not owned by {owner}",
+                            err.message,
+                            if err.message.is_empty() { "" } else { ": " },
+                            if location.prefix.is_empty() { "its root" } else { &location.prefix }
+                        );
                     }
                     return Err(err);
                 }
@@ -312,7 +330,9 @@ impl Remote {
         Ok(crate::report::files::runs_among(&names).into_iter().next())
     }
 
-    /// A small object of the prefix as text (`None`: there is none).
+    /// A small object of the prefix as text (`None`: there is none). Ask only for a name `names` listed:
+    /// S3 answers a missing key with 404 only to a caller allowed `s3:ListBucket` on the whole bucket
+    /// (else 403), which a prefix-scoped policy is not.
     pub async fn get_text(&self, name: &str) -> Result<Option<String>, RemoteError> {
         let url = self.location.url(name);
         let answer = self

@@ -283,14 +283,14 @@ def main():
             if "template" in src:
                 role = templates[src["template"]].role(src["role"])
                 principals[who] = {"arn": role["arn"], "policies": role["policies"]}
-                if who == "member":
-                    resource_policies.append(
-                        {
-                            "name": f"{templates[src['template']].path}#{src['role']}.AssumeRolePolicyDocument",
-                            "applies_to": [role["arn"]],
-                            "policy": role["trust"],
-                        }
-                    )
+                # Who may take the role is a resource policy of its own (its trust policy).
+                resource_policies.append(
+                    {
+                        "name": f"{templates[src['template']].path}#{src['role']}.AssumeRolePolicyDocument",
+                        "applies_to": [role["arn"]],
+                        "policy": role["trust"],
+                    }
+                )
             else:
                 policies = []
                 for name in src["docs"]:
@@ -299,20 +299,25 @@ def main():
                     policies.append(docs[name])
                 principals[who] = {"arn": src["arn"], "policies": policies}
         for rp in p.get("resource_policies", []):
-            if "template" in rp:
+            if "literal" in rp:
+                resource_policies.append({"name": rp["name"], "applies_to": rp["applies_to"], "policy": rp["literal"]})
+            elif "template" in rp:
                 resource_policies.append(
                     templates[rp["template"]].resource_policy(rp["resource"], rp["key"], rp["applies_to"])
                 )
             else:
                 doc = docs[rp["docs"]]
                 resource_policies.append({"name": doc["name"], "applies_to": rp["applies_to"], "policy": doc["policy"]})
+        def shared(key, default):
+            value = p.get(key, default)
+            return spec[value] if isinstance(value, str) else value
+
         platform = []
-        for r in p.get("platform_requests", []):
+        for r in shared("platform_requests", []):
+            r = dict(r)
             t = templates[r.pop("template")]
             platform.append({k: t.resolve(v) for k, v in r.items()})
-        optional = p.get("optional", {})
-        if isinstance(optional, str):
-            optional = spec[optional]
+        optional = shared("optional", {})
         place = {
             "name": p["name"],
             "vars": p["vars"],
@@ -321,7 +326,8 @@ def main():
             "resource_policies": resource_policies,
             "platform_requests": platform,
             "optional": optional,
-            "unused_ok": p.get("unused_ok", {}),
+            "unused_ok": shared("unused_ok", {}),
+            "derived": shared("derived", {}),
         }
         # The docs' example values stand for the place's own (MANAGEMENT_ACCOUNT_ID → ${mgmt}, ...).
         for old, new in p.get("doc_values", {}).items():

@@ -1,11 +1,18 @@
-"""The facts of the deployment recipes that tests/deploy.rs checks, as JSON: each CloudFormation role's
-actions by role, and the CronJob's grace period and security settings. Reads YAML with CloudFormation's
-short tags (!Sub, !Ref, ...) kept as plain values."""
+"""The facts of the deployment recipes that tests/deploy.rs checks, as JSON: the CronJob's grace period and
+security settings, the GitHub workflow's steps, and what each CloudFormation template keeps and alerts on.
+Reads YAML with CloudFormation's short tags (!Sub, !Ref, ...) kept as their long forms. (What the roles may
+do is judged by an IAM policy evaluator: tests/policies.rs.)
+
+    python recipe_facts.py REPO_ROOT
+"""
 
 import json
 import sys
+from pathlib import Path
 
 import yaml
+
+ROOT = Path(sys.argv[1])
 
 
 class Loader(yaml.SafeLoader):
@@ -13,40 +20,74 @@ class Loader(yaml.SafeLoader):
 
 
 def _tag(loader, suffix, node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
 
 
 Loader.add_multi_constructor("!", _tag)
 
 
-def actions(doc):
-    out = set()
-    for st in doc.get("Statement", []):
-        a = st.get("Action", [])
-        out.update([a] if isinstance(a, str) else a)
-    return out
+def refs(node):
+    """The logical ids a value refers to (Ref, GetAtt)."""
+    if isinstance(node, dict):
+        if "Ref" in node:
+            yield node["Ref"]
+        if "Fn::GetAtt" in node:
+            yield node["Fn::GetAtt"][0]
+        for v in node.values():
+            yield from refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from refs(v)
 
 
-def cfn(path):
-    t = yaml.load(open(path), Loader=Loader)
-    roles = {}
-    for name, r in t["Resources"].items():
-        if r["Type"] == "AWS::IAM::Role":
-            acts = set()
-            for p in r["Properties"].get("Policies", []):
-                acts |= actions(p["PolicyDocument"])
-            roles[name] = sorted(acts)
-        if r["Type"] == "AWS::IAM::RolePolicy":
-            roles[name] = sorted(actions(r["Properties"]["PolicyDocument"]))
-    return roles
+def template(path):
+    t = yaml.load((ROOT / path).read_text(), Loader=Loader)
+    res = t["Resources"]
+    buckets = {n: r for n, r in res.items() if r["Type"] == "AWS::S3::Bucket"}
+    # Keys that encrypt a bucket must live as long as it.
+    bucket_keys = sorted({k for b in buckets.values() for k in refs(b.get("Properties", {}).get("BucketEncryption", {}))})
+    kept = lambda n: res[n].get("DeletionPolicy") == "Retain" and res[n].get("UpdateReplacePolicy") == "Retain"
+    rules = [
+        r["Properties"]["EventPattern"]
+        for r in res.values()
+        if r["Type"] == "AWS::Events::Rule" and r["Properties"].get("Targets")
+    ]
+    alarms = sorted(
+        f'{r["Properties"]["Namespace"]}/{r["Properties"]["MetricName"]}'
+        for r in res.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("AlarmActions")
+    )
+    tasks = {}
+    for n, r in res.items():
+        if r["Type"] == "AWS::ECS::TaskDefinition":
+            c = r["Properties"]["ContainerDefinitions"][0]
+            tasks[n] = {
+                "user": c.get("User"),
+                "readonly_root": c.get("ReadonlyRootFilesystem"),
+                "mounts": [m["ContainerPath"] for m in c.get("MountPoints", [])],
+            }
+    return {
+        "buckets_kept": all(kept(n) for n in buckets),
+        "bucket_keys": {k: kept(k) for k in bucket_keys},
+        "task_stopped_rules": [
+            p for p in rules if p.get("detail-type") == ["ECS Task State Change"]
+        ],
+        "alarms": alarms,
+        "tasks": tasks,
+    }
 
 
 def cronjob(path):
-    for d in yaml.safe_load_all(open(path)):
+    for d in yaml.safe_load_all((ROOT / path).read_text()):
         if d["kind"] == "CronJob":
             spec = d["spec"]
             pod = spec["jobTemplate"]["spec"]["template"]["spec"]
@@ -61,9 +102,20 @@ def cronjob(path):
             }
 
 
+def workflow(path):
+    w = yaml.safe_load((ROOT / path).read_text())
+    (job,) = w["jobs"].values()
+    return {
+        "steps": [
+            {"name": s.get("name", ""), "uses": s.get("uses", ""), "run": s.get("run", ""), "env": sorted(s.get("env", {}))}
+            for s in job["steps"]
+        ],
+        "env": sorted((w.get("env") or {}) | (job.get("env") or {})),
+    }
+
+
 print(json.dumps({
-    "ecs": cfn(sys.argv[1]),
-    "member": cfn(sys.argv[2]),
-    "cronjob": cronjob(sys.argv[3]),
-    "lambda": cfn(sys.argv[4]),
+    "templates": {p.name: template(p.relative_to(ROOT)) for p in sorted((ROOT / "deploy/aws").glob("*.yaml"))},
+    "cronjob": cronjob("deploy/kubernetes/cronjob.yaml"),
+    "workflow": workflow("deploy/github/iam-audit.yml"),
 }))

@@ -75,8 +75,10 @@ const report = (line) => {
 for (const rawPlace of input.places) {
   const place = rawPlace
   const features = new Set(place.features)
+  // What a request makes AWS ask in turn for this place (a publish to its encrypted topic asks KMS).
   const requests = input.requests
     .filter((r) => features.has(r.feature))
+    .flatMap((r) => [r, ...(place.derived?.[r.action] ?? []).map((d) => ({ ...r, ...d, what: `${d.what} (${r.what})` }))])
     .concat((place.platform_requests ?? []).map((r) => ({ ...r, feature: 'platform' })))
   // Which statement actions some allowed request used: `policy name|statement index|action pattern`.
   const used = new Set()
