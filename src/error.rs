@@ -37,6 +37,8 @@ pub enum AuditError {
     Compare { dir: PathBuf, reason: String },
     #[error("cannot use {} for the reports: {error}. Check that the bucket exists and belongs to the expected account (--s3-expected-owner, else the caller's), and that the caller may s3:ListBucket under the prefix, s3:GetObject and s3:PutObject there (docs/unattended.md, Permissions)", error.url)]
     Remote { error: crate::store::RemoteError },
+    #[error("{error}. An S3 run writes its reports there first: make TMPDIR (or /tmp) a directory this user may write. In a container: a writable /tmp (Kubernetes: an emptyDir; docker run: -v /tmp); on ECS Fargate the image must declare /tmp a VOLUME, as this repository's Dockerfile does, or Fargate mounts the task volume owned by root")]
+    Staging { error: crate::store::OpenError },
     #[error("the reports could not be uploaded: {error}. They are kept, complete, in {}: copy them yourself (aws s3 cp --recursive --sse AES256 …), or fix the bucket and run again", kept.display())]
     Upload {
         error: crate::store::RemoteError,
@@ -66,7 +68,17 @@ impl AuditError {
             AuditError::Compare { .. } => 2,
             AuditError::WriterFailed { .. } => 1,
             AuditError::Remote { .. } => 1,
+            AuditError::Staging { .. } => 1,
             AuditError::Upload { .. } => 1,
+        }
+    }
+}
+
+impl From<crate::store::OpenError> for AuditError {
+    fn from(e: crate::store::OpenError) -> Self {
+        match e {
+            crate::store::OpenError::Remote(error) => AuditError::Remote { error },
+            staging => AuditError::Staging { error: staging },
         }
     }
 }

@@ -111,7 +111,7 @@ async fn run_audit(
     };
     let remote = Remote::open(&aws, &settings, &location)
         .await
-        .map_err(|error| AuditError::Remote { error })?;
+        .map_err(AuditError::from)?;
     settings.keys.output_dir = remote.staging().to_path_buf();
     // Boxed: the audit's future is large, and nested in the binary's it would overflow the compiler's
     // layout depth.
@@ -145,7 +145,7 @@ pub async fn latest_remote_run(
     let aws = Aws::connect(settings).await?;
     let remote = Remote::open(&aws, settings, location)
         .await
-        .map_err(|error| AuditError::Remote { error })?;
+        .map_err(AuditError::from)?;
     let found = remote.latest_run().await;
     remote.remove_staging();
     found.map_err(|error| AuditError::Remote { error })

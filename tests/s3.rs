@@ -223,6 +223,28 @@ async fn a_refused_bucket_is_a_clear_error_and_loses_nothing() {
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 
+    // A TMPDIR the run cannot write its staging directory in (a container's read-only or root-owned /tmp)
+    // stops it before any account, and says what to mount.
+    boto(&moto, "s3.create_bucket(Bucket='audit-reports')");
+    let nowhere = tmp.path().join("not-there");
+    let stuck = run_to(
+        &sim,
+        &moto.endpoint,
+        &nowhere,
+        &["--output-dir", "s3://audit-reports/x/"],
+    )
+    .await;
+    assert_eq!(stuck.code, 1, "{}", stuck.stderr);
+    assert!(
+        stuck.stderr.contains(&format!(
+            "error: cannot create a private staging directory in {} (TMPDIR): No such file or directory (os error 2). An S3 run writes its reports there first: make TMPDIR (or /tmp) a directory this user may write.",
+            nowhere.display()
+        )) && stuck.stderr.contains("on ECS Fargate the image must declare /tmp a VOLUME"),
+        "{}",
+        stuck.stderr
+    );
+    assert!(!sim.calls().iter().any(|c| c.action == "sts:AssumeRole"));
+
     let refusing = Receiver::start_with(std::sync::Arc::new(|_, r: &Received| {
         match r.method.as_str() {
             "HEAD" => (200, vec![("x-amz-bucket-region".into(), "us-east-1".into())], String::new()),

@@ -25,7 +25,7 @@ async fn lookup_events_reads_every_page_with_one_attribute_in_the_window() {
         name: name.into(),
         region: "us-east-1".into(),
         time: now - age,
-        username: (i % 7 != 0).then(|| "root-admin".into()),
+        username: (!i.is_multiple_of(7)).then(|| "root-admin".into()),
         resources: vec![format!("user-{i}")],
         access_key_id: None,
         source_ip: "192.0.2.1".into(),

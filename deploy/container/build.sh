@@ -7,7 +7,7 @@
 # 127.0.0.1), the same S3 run against a /tmp without the declaration (it must fail, and say why), and
 # SIGTERM ending a run as exit 143 with its files. What CI runs (.ci/run), from the repository's root:
 #
-#   deploy/container/build.sh
+#   deploy/container/build.sh              # --run-only: run the image built last time again
 #
 # Where the Dockerfile's base image cannot be pulled (CI machines reach package registries only), the
 # Dockerfile is built as written from a stand-in for that base: Debian bookworm from Debian's own mirror
@@ -37,7 +37,9 @@ mkdir -p "$registry"
 # The crates come from this machine's cargo cache where it has them (crates.io otherwise).
 build_flags="--isolation chroot --layers=false -v $registry:/usr/local/cargo/registry -f Dockerfile -t localhost/iam-audit:ci"
 
-if $b pull "docker.io/library/$base" >"$work/pull.log" 2>&1; then
+if [ "${1:-}" = --run-only ] && $b inspect localhost/iam-audit:ci >/dev/null 2>&1; then
+  echo "build.sh: running the image built before (--run-only)"
+elif $b pull "docker.io/library/$base" >"$work/pull.log" 2>&1; then
   # shellcheck disable=SC2086
   $b bud $build_flags .
   echo "build.sh: the Dockerfile built as written, from $base"
@@ -94,14 +96,22 @@ task_volume() {
   echo "$vol"
 }
 
-# Run the image's entrypoint with ARGS: PID 1 of its own PID and mount namespaces, the root read-only, VOL
-# at /tmp, user 10001, only the image's environment and EXTRA variables.
+# Run the image's entrypoint with ARGS as a container runtime does: PID 1 of its own PID and mount
+# namespaces, /proc and a /dev of the usual devices (null, zero, random, urandom) mounted, the root
+# read-only, VOL at /tmp, user 10001, only the image's environment and EXTRA variables.
+mkdir -p "$rootfs/dev" "$rootfs/proc"
 run_in_image() {
   vol=$1; extra=$2; shift 2
   # shellcheck disable=SC2086
   unshare --mount --pid --fork --kill-child sh -c '
     rootfs=$1; vol=$2; shift 2
-    mount --bind "$rootfs" "$rootfs" && mount -o remount,bind,ro "$rootfs" &&
+    mount --bind "$rootfs" "$rootfs" &&
+      mount -t tmpfs -o mode=0755,nosuid tmpfs "$rootfs/dev" &&
+      for d in null zero random urandom; do
+        touch "$rootfs/dev/$d" && mount --bind "/dev/$d" "$rootfs/dev/$d" || exit 1
+      done &&
+      mount -t proc proc "$rootfs/proc" &&
+      mount -o remount,bind,ro "$rootfs" &&
       mount --bind "$vol" "$rootfs/tmp" && exec "$@"' \
     sh "$rootfs" "$vol" env -i $env $extra chroot --userspec=10001:10001 "$rootfs" /iam-audit "$@"
 }
@@ -159,7 +169,8 @@ run_in_image "$vol" "$to_s3" demo --accounts 12 --output-dir s3://image-reports/
 rc=$?
 set -e
 echo "build.sh: with a root-owned /tmp: exit $rc: $(grep -m1 'error:' "$work/undeclared.log" || true)"
-[ "$rc" -eq 1 ] && grep -q "staging directory" "$work/undeclared.log" || { cat "$work/undeclared.log" >&2; exit 1; }
+[ "$rc" -eq 1 ] && grep -q "cannot create a private staging directory in /tmp (TMPDIR): Permission denied" "$work/undeclared.log" \
+  && grep -q "declare /tmp a VOLUME" "$work/undeclared.log" || { cat "$work/undeclared.log" >&2; exit 1; }
 
 # SIGTERM (an ECS stop, a Kubernetes eviction) ends the run as exit 143, its files flushed.
 vol=$(task_volume declared)

@@ -576,7 +576,7 @@ impl Scenario {
 fn drift(users: &mut Vec<SimUser>, id: &str, n: usize, e: u32, seed: u64, now: i64) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xD21F_7000 ^ (n as u64) << 8 ^ u64::from(e));
     let day = 86_400;
-    if n % 3 == 0 && users.len() > 2 {
+    if n.is_multiple_of(3) && users.len() > 2 {
         let i = rng.random_range(0..users.len());
         users.remove(i);
     }
@@ -605,7 +605,7 @@ fn drift(users: &mut Vec<SimUser>, id: &str, n: usize, e: u32, seed: u64, now: i
             k.active = false;
         }
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         if let Some(u) = users
             .iter_mut()
             .find(|u| u.login_profile && u.mfa.is_empty())

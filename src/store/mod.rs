@@ -35,6 +35,20 @@ pub struct RemoteError {
     pub message: String,
 }
 
+/// Why the reports' S3 location could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// S3 refused or failed the first request.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The local staging directory could not be made (a read-only or root-owned TMPDIR).
+    #[error("cannot create a private staging directory in {} (TMPDIR): {source}", dir.display())]
+    Staging {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// The run's S3 prefix, and the staging directory its files are written in.
 pub struct Remote {
     client: aws_sdk_s3::Client,
@@ -122,7 +136,7 @@ async fn probe(
 }
 
 /// A private directory of our own for the run's files.
-fn staging_dir() -> std::io::Result<PathBuf> {
+fn staging_dir() -> Result<PathBuf, OpenError> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -134,7 +148,10 @@ fn staging_dir() -> std::io::Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(&dir)?;
+    builder.create(&dir).map_err(|source| OpenError::Staging {
+        dir: std::env::temp_dir(),
+        source,
+    })?;
     Ok(dir)
 }
 
@@ -145,7 +162,7 @@ impl Remote {
         aws: &Aws,
         settings: &Settings,
         location: &S3Location,
-    ) -> Result<Remote, RemoteError> {
+    ) -> Result<Remote, OpenError> {
         let url = format!("s3://{}/{}", location.bucket, location.prefix);
         let owner = match &settings.keys.s3_expected_owner {
             Some(o) => o.clone(),
@@ -190,14 +207,11 @@ impl Remote {
                             if location.prefix.is_empty() { "its root" } else { &location.prefix }
                         );
                     }
-                    return Err(err);
+                    return Err(err.into());
                 }
             }
         }
-        let staging = staging_dir().map_err(|e| {
-            let why = format!("cannot create a private staging directory: {e}");
-            other("staging", &url, "LocalIo", why)
-        })?;
+        let staging = staging_dir()?;
         Ok(Remote {
             client,
             location: location.clone(),
