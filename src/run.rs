@@ -15,7 +15,7 @@ use crate::observe::Observer;
 use crate::org;
 use crate::pool::{self, Shutdown};
 use crate::record::{Record, RunFacts};
-use crate::report::compare::Comparison;
+use crate::report::compare::{Comparison, NotCompared};
 use crate::report::snapshot::GroupedRun;
 use crate::report::{self, FindingsContext, OcsfClass, Writer};
 use crate::store::Remote;
@@ -45,21 +45,37 @@ fn named_earlier_run(settings: &Settings) -> Result<Option<report::files::Run>, 
 
 /// The earlier run this one is compared with: the one `--compare` named, or the latest run in the output
 /// directory older than this one (`stamp`), read back and grouped by account. `None` when there is none.
+/// The earlier run to compare with, read whole; or, when it is there but cannot be read whole (a file cut
+/// short, a row that does not parse, a download that failed), no comparison and why: a run compared with
+/// part of another would call everything it could not read resolved or deleted.
 fn earlier_run(
     settings: &Settings,
     named: Option<report::files::Run>,
     stamp: &str,
-) -> std::io::Result<Option<Comparison>> {
+    unreadable: Option<NotCompared>,
+) -> std::io::Result<(Option<Comparison>, Option<NotCompared>)> {
+    if unreadable.is_some() {
+        return Ok((None, unreadable));
+    }
     let dir = &settings.keys.output_dir;
     let found = match named {
         Some(run) => Some(run),
         None => report::files::latest_run_before(dir, stamp)?,
     };
     let Some((label, format, paths)) = found else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    let grouped = GroupedRun::read(&paths, format, dir)?;
-    Ok(Some(Comparison::new(grouped, label)))
+    match GroupedRun::read(&paths, format, dir) {
+        Ok(grouped) => Ok((Some(Comparison::new(grouped, label)), None)),
+        Err(e) => {
+            let n = NotCompared {
+                label,
+                reason: e.to_string(),
+            };
+            tracing::warn!("{}", n.line());
+            Ok((None, Some(n)))
+        }
+    }
 }
 
 /// Run one audit of the whole organization and write its reports.
@@ -113,6 +129,17 @@ async fn run_audit(
         .await
         .map_err(AuditError::from)?;
     settings.keys.output_dir = remote.staging().to_path_buf();
+    // A new run takes its stamp under the prefix first: two runs starting in the same second get two.
+    if settings.resume_stamp.is_none() {
+        let claimed = remote.claim_stamp(&settings.stamp()).await;
+        match claimed {
+            Ok(stamp) => settings.claimed_stamp = Some(stamp),
+            Err(error) => {
+                remote.remove_staging();
+                return Err(AuditError::Remote { error });
+            }
+        }
+    }
     // Boxed: the audit's future is large, and nested in the binary's it would overflow the compiler's
     // layout depth.
     let result = Box::pin(audit_into(
@@ -190,21 +217,24 @@ async fn audit_into(
     let stamp = settings
         .resume_stamp
         .clone()
+        .or_else(|| settings.claimed_stamp.clone())
         .unwrap_or_else(|| settings.stamp());
     // From S3: the run --resume continues and the earlier run to compare with, read back first.
-    if let Some(r) = remote {
-        r.fetch_for_run(
-            settings.resume_stamp.as_deref(),
-            settings.keys.compare_runs && named.is_none(),
-            &stamp,
-        )
-        .await
-        .map_err(|error| AuditError::Remote { error })?;
-    }
-    let comparison = if settings.keys.compare_runs {
-        earlier_run(&settings, named, &stamp).map_err(output_error)?
+    let unreadable = match remote {
+        Some(r) => r
+            .fetch_for_run(
+                settings.resume_stamp.as_deref(),
+                settings.keys.compare_runs && named.is_none(),
+                &stamp,
+            )
+            .await
+            .map_err(|error| AuditError::Remote { error })?,
+        None => None,
+    };
+    let (comparison, not_compared) = if settings.keys.compare_runs {
+        earlier_run(&settings, named, &stamp, unreadable).map_err(output_error)?
     } else {
-        None
+        (None, None)
     };
     let spec = |comparison| report::Spec {
         dir: dir.clone(),
@@ -225,6 +255,7 @@ async fn audit_into(
             thresholds: settings.thresholds,
         },
         comparison,
+        not_compared: not_compared.clone(),
         security_hub: settings.keys.security_hub,
     };
     // A resumed run continues its files: accounts already audited keep their rows and are not audited
@@ -446,31 +477,38 @@ async fn audit_into(
 }
 
 /// Upload the run's files (after the Security Hub import, which fills the accounts report's last
-/// column); the summary then names them in S3.
+/// column); the summary then names them in S3. The accounts report goes last, and only once every other
+/// file has arrived: it is what `--resume` (and the next Lambda invocation) trusts to tell which accounts
+/// are done, so it never names an account whose rows are not in S3 beside it.
 async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError> {
+    let accounts = summary.accounts_file.clone();
     let mut files = [
         &mut summary.keys_file,
         &mut summary.users_file,
         &mut summary.events_file,
-        &mut summary.accounts_file,
         &mut summary.findings_file,
         &mut summary.changes_file,
         &mut summary.summary_file,
         &mut summary.credentials_file,
         &mut summary.key_history_file,
+        &mut summary.accounts_file,
     ];
-    let local: Vec<std::path::PathBuf> = files
+    let others: Vec<std::path::PathBuf> = files
         .iter()
         .map(|f| f.to_path_buf())
-        .filter(|f| f.is_file())
+        .filter(|f| f.is_file() && *f != accounts)
         .collect();
-    remote
-        .upload(&local)
-        .await
-        .map_err(|error| AuditError::Upload {
-            error,
-            kept: remote.staging().to_path_buf(),
-        })?;
+    let kept = |error| AuditError::Upload {
+        error,
+        kept: remote.staging().to_path_buf(),
+    };
+    remote.upload(&others).await.map_err(kept)?;
+    if accounts.is_file() {
+        remote
+            .upload(std::slice::from_ref(&accounts))
+            .await
+            .map_err(kept)?;
+    }
     for f in files.iter_mut() {
         let name = f
             .file_name()

@@ -137,6 +137,11 @@ impl std::fmt::Display for Summary {
             writeln!(f, "risk flags (users): {}", flags.join(", "))?;
         }
         match &self.changes.against {
+            None if self.changes.not_compared.is_some() => writeln!(
+                f,
+                "{} (changes report)",
+                self.changes.not_compared.as_ref().expect("some").line()
+            )?,
             Some(run) => writeln!(
                 f,
                 "since {run}: {} new findings, {} resolved (changes report)",

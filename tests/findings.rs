@@ -608,3 +608,101 @@ async fn demo_writes_every_file_and_a_second_demo_reports_changes() {
     let verdict = assert_valid_ocsf(second.findings_path.as_deref().unwrap());
     assert!(verdict.contains(" 0 invalid"), "{verdict}");
 }
+
+// Story: the earlier run's files are damaged (a users report cut short mid-row, or a key row garbled in the
+// middle): the second run is not compared with it at all, and says so everywhere a person looks (the
+// summary, the changes report, the page), rather than calling every row it could not read resolved or
+// deleted; the findings file closes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_earlier_run_is_not_compared_and_nothing_is_resolved() {
+    let (week1, week2) = (scenario(6, 0), scenario(6, 1));
+    for damage in ["truncated", "corrupted"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Sim::start(week1.clone(), faults(&[], &[])).await.unwrap();
+        let first = fast_audit_in(&sim, dir.path(), &[]).await;
+        assert_eq!(first.code, 0, "{}", first.stderr);
+        let stamp = first
+            .files
+            .iter()
+            .find_map(|p| {
+                let n = p.file_name()?.to_string_lossy().to_string();
+                n.strip_prefix("accounts_")?
+                    .strip_suffix(".csv")
+                    .map(str::to_string)
+            })
+            .unwrap();
+        let (file, reason) = match damage {
+            "truncated" => {
+                let users = dir.path().join(format!("users_{stamp}.csv"));
+                let text = std::fs::read_to_string(&users).unwrap();
+                // Cut inside the last row: no line break at the end.
+                std::fs::write(&users, &text[..text.len() - 7]).unwrap();
+                (
+                    users,
+                    "the last row has no line break: the file was cut short",
+                )
+            }
+            _ => {
+                let keys = dir.path().join(format!("iam_audit_report_{stamp}.csv"));
+                let text = std::fs::read_to_string(&keys).unwrap();
+                let mut lines: Vec<&str> = text.split("\r\n").collect();
+                lines[2] = "garbled,row";
+                std::fs::write(&keys, lines.join("\r\n")).unwrap();
+                (keys, "line 3: 2 cells where the header has")
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let sim = Sim::start(week2.clone(), faults(&[], &[])).await.unwrap();
+        let hook = Receiver::start(&[(200, None)]).await;
+        let url = format!("{}/hook", hook.url_base);
+        let second = fast_audit_in(&sim, dir.path(), &["--notify", &url]).await;
+        assert_eq!(second.code, 0, "{damage}: {}", second.stderr);
+        // The alert says it too.
+        let got = hook.got();
+        assert_eq!(got.len(), 1, "{damage}");
+        let alert: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+        assert_eq!(alert["not_compared"]["run"], stamp.as_str(), "{alert}");
+        assert!(
+            alert["text"]
+                .as_str()
+                .is_some_and(|t| t.contains(&format!("(not compared with {stamp}: "))),
+            "{alert}"
+        );
+        let line = second
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("not compared with "))
+            .unwrap_or_else(|| panic!("{damage}: {}", second.stderr));
+        assert!(
+            line.starts_with(&format!("not compared with {stamp}: {}", file.display()))
+                && line.contains(reason)
+                && line.ends_with(
+                    "; nothing is resolved or deleted, and every finding counts as new (changes report)"
+                ),
+            "{damage}: {line}"
+        );
+        assert_eq!(second.changes.len(), 1, "{damage}: {:?}", second.changes);
+        let row = &second.changes[0];
+        assert_eq!(
+            (
+                row["change"].as_str(),
+                row["kind"].as_str(),
+                row["resource"].as_str()
+            ),
+            ("not_compared", "run", stamp.as_str())
+        );
+        assert!(row["detail"].contains(reason), "{row:?}");
+        assert!(
+            second
+                .summary_html
+                .contains(&format!("not compared with {stamp}")),
+            "the page says it"
+        );
+        let closed = uids_by_activity(&second.findings);
+        assert_eq!(
+            closed.keys().collect::<Vec<_>>(),
+            ["Create"],
+            "{damage}: no finding closed"
+        );
+    }
+}

@@ -196,8 +196,8 @@ async fn reports_go_to_s3_encrypted_and_the_next_run_compares_with_them() {
 }
 
 /// A bucket that does not exist stops the run before any account is read; a bucket that refuses the
-/// upload (a fake S3 of ours: it lists, then answers PutObject with AccessDenied) ends the run with exit
-/// 1 and keeps the complete local copy, named in the error.
+/// upload (a fake S3 of ours: it lists and takes the stamp's claim, then answers PutObject with
+/// AccessDenied) ends the run with exit 1 and keeps the complete local copy, named in the error.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_bucket_is_a_clear_error_and_loses_nothing() {
     let moto = Moto::start();
@@ -247,7 +247,7 @@ async fn a_refused_bucket_is_a_clear_error_and_loses_nothing() {
 
     let refusing = Receiver::start_with(std::sync::Arc::new(|_, r: &Received| {
         match r.method.as_str() {
-            "HEAD" => (200, vec![("x-amz-bucket-region".into(), "us-east-1".into())], String::new()),
+            "PUT" if r.path.contains(".claim") => (200, vec![], String::new()),
             "GET" => (
                 200,
                 vec![("content-type".into(), "application/xml".into())],
@@ -456,4 +456,162 @@ async fn a_large_file_is_uploaded_in_parts_and_arrives_whole() {
         "print(s3.head_object(Bucket='audit-reports', Key='big/findings_20261201_000000.ocsf.jsonl', PartNumber=1)['PartsCount'])",
     );
     assert_eq!(parts, "3");
+}
+
+/// One of the nine reports of an upload (not the stamp's claim, not a listing).
+fn is_report_upload(r: &Received) -> bool {
+    matches!(r.method.as_str(), "PUT" | "POST") && !r.path.contains(".claim")
+}
+
+const ACCESS_DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>1</RequestId></Error>";
+
+// Story: a resumed run whose upload fails at any one of its nine files, or whose process is killed between
+// two uploads, loses nothing: the accounts report (what the next resume trusts) goes up last, so the next
+// `--resume s3://…` re-audits exactly the accounts whose rows may be missing, and the result is an
+// uninterrupted run's rows, none twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_fails_or_dies_part_way_loses_nothing() {
+    let moto = Moto::start();
+    boto(&moto, "s3.create_bucket(Bucket='audit-reports')");
+    let o = Scenario {
+        seed: 47,
+        accounts: 8,
+        users_min: 2,
+        users_max: 5,
+        events_per_account: 2,
+        ..Scenario::default()
+    }
+    .generate();
+    let clean = Faults {
+        report_delay_ms: 20,
+        ..Faults::default()
+    };
+    // The first run cannot enter three accounts: they are left for the resumes.
+    let denying = Faults {
+        deny_assume_role: o.accounts[..3].iter().map(|a| a.id.clone()).collect(),
+        ..clean.clone()
+    };
+    let sim = Sim::start(o.clone(), clean).await.unwrap();
+    let first_sim = Sim::start(o.clone(), denying).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = run_to(
+        &sim,
+        &moto.endpoint,
+        tmp.path(),
+        &["--output-dir", reference_dir.path().to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(reference.code, 0, "{}", reference.stderr);
+    let expected = report_rows(reference_dir.path());
+
+    // (case, the n-th report upload it fails or holds): a refusal at each of the nine, a kill at two.
+    let mut cases: Vec<(&str, usize)> = (1..=9).map(|n| ("refused", n)).collect();
+    cases.extend([("killed", 4), ("killed", 9)]);
+    for (i, (case, n)) in cases.into_iter().enumerate() {
+        let prefix = format!("case-{i}/");
+        let url = format!("s3://audit-reports/{prefix}");
+        let first = run_to(
+            &first_sim,
+            &moto.endpoint,
+            tmp.path(),
+            &["--output-dir", &url],
+        )
+        .await;
+        assert_eq!(first.code, 3, "{}", first.stderr);
+
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let plan: FaultPlan = {
+            let seen = seen.clone();
+            std::sync::Arc::new(move |_, r: &Received| {
+                if !is_report_upload(r) {
+                    return Fault::Forward;
+                }
+                let k = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                match (case, k == n) {
+                    ("refused", true) => Fault::Answer(403, ACCESS_DENIED.into()),
+                    ("killed", true) => Fault::Hang,
+                    _ => Fault::Forward,
+                }
+            })
+        };
+        let proxy = FaultProxy::start(&moto.endpoint, plan).await;
+        if case == "refused" {
+            let broken = run_to(&sim, &proxy.url_base, tmp.path(), &["--resume", &url]).await;
+            assert_eq!(broken.code, 1, "case {i}: {}", broken.stderr);
+            assert!(
+                broken.stderr.contains("the reports could not be uploaded"),
+                "{}",
+                broken.stderr
+            );
+            // The accounts report goes up only after the eight others have arrived.
+            let sent: Vec<String> = proxy
+                .got()
+                .iter()
+                .filter(|r| is_report_upload(r))
+                .map(|r| r.path.clone())
+                .collect();
+            assert_eq!(
+                sent.iter().any(|p| p.contains("/accounts_")),
+                n == 9,
+                "case {i}: {sent:?}"
+            );
+        } else {
+            let home = tempfile::tempdir().unwrap();
+            let endpoint = sim.endpoint();
+            let mut child = bin_command(
+                &[
+                    "--role",
+                    "IAMAuditRole",
+                    "--no-progress",
+                    "--iam-rate",
+                    "200",
+                    "--resume",
+                    &url,
+                ],
+                &[
+                    FAKE_KEY,
+                    FAKE_SECRET,
+                    ("AWS_ENDPOINT_URL", &endpoint),
+                    ("AWS_ENDPOINT_URL_S3", &proxy.url_base),
+                    ("TMPDIR", tmp.path().to_str().unwrap()),
+                ],
+                home.path(),
+            )
+            .spawn()
+            .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while seen.load(std::sync::atomic::Ordering::SeqCst) < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "case {i}: upload {n} never came"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            // Killed outright while that upload waits: nothing runs after it.
+            child.start_kill().unwrap();
+            let _ = child.wait().await;
+        }
+        drop(proxy);
+        let resumed = run_to(&sim, &moto.endpoint, tmp.path(), &["--resume", &url]).await;
+        assert_eq!(
+            resumed.code, 0,
+            "case {i} ({case} at {n}): {}",
+            resumed.stderr
+        );
+        let got = tempfile::tempdir().unwrap();
+        download(&moto, "audit-reports", &prefix, got.path());
+        // The stamp's claim is not a report.
+        for e in std::fs::read_dir(got.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".claim") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        assert_eq!(
+            report_rows(got.path()),
+            expected,
+            "case {i}: {case} at upload {n}"
+        );
+    }
 }

@@ -813,3 +813,141 @@ pub fn rows_of(out: &RunOutput, prefix: &str, columns: &[&str]) -> Vec<BTreeMap<
         .unwrap_or_else(|| panic!("no {prefix} file among {:?}", out.files));
     read_report(path, columns)
 }
+
+/// What a `FaultProxy` does with one request.
+pub enum Fault {
+    /// Forward it to the server as it came.
+    Forward,
+    /// Answer it instead: status and body (S3's XML error, say).
+    Answer(u16, String),
+    /// Never answer (a network that dropped the request, a process killed while it waited).
+    Hang,
+}
+
+/// How a `FaultProxy` treats its n-th request (from 1).
+pub type FaultPlan = std::sync::Arc<dyn Fn(usize, &Received) -> Fault + Send + Sync>;
+
+/// A proxy of our own on 127.0.0.1 in front of a server (moto): each request is forwarded byte for byte
+/// (one connection each), unless the plan answers or holds it. Keeps the requests it got, in order.
+pub struct FaultProxy {
+    pub url_base: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str, plan: FaultPlan) -> FaultProxy {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url_base = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let got2 = got.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (got, plan, upstream) = (got2.clone(), plan.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    let mut head = String::new();
+                    if reader.read_line(&mut head).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut headers = BTreeMap::new();
+                    let mut raw_headers = Vec::new();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = h.trim_end().to_string();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':') {
+                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                        }
+                        raw_headers.push(line);
+                    }
+                    assert!(
+                        !headers.contains_key("transfer-encoding"),
+                        "the fault proxy forwards bodies of a known length only: {head}"
+                    );
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if reader.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let received = Received {
+                        method: head.split_whitespace().next().unwrap_or("").to_string(),
+                        path: head.split_whitespace().nth(1).unwrap_or("").to_string(),
+                        headers,
+                        body: String::new(),
+                    };
+                    let n = {
+                        let mut g = got.lock().unwrap();
+                        g.push(received.clone());
+                        g.len()
+                    };
+                    let client = reader.get_mut();
+                    match plan(n, &received) {
+                        Fault::Hang => {
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                        }
+                        Fault::Answer(status, text) => {
+                            let answer = format!(
+                                "HTTP/1.1 {status} X\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                                text.len()
+                            );
+                            let _ = client.write_all(answer.as_bytes()).await;
+                        }
+                        Fault::Forward => {
+                            let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                                return;
+                            };
+                            let mut request = head.into_bytes();
+                            for h in raw_headers
+                                .iter()
+                                .filter(|h| !h.to_ascii_lowercase().starts_with("connection:"))
+                            {
+                                request.extend_from_slice(h.as_bytes());
+                                request.extend_from_slice(b"\r\n");
+                            }
+                            request.extend_from_slice(b"connection: close\r\n\r\n");
+                            request.extend_from_slice(&body);
+                            if up.write_all(&request).await.is_err() {
+                                return;
+                            }
+                            let mut answer = Vec::new();
+                            if up.read_to_end(&mut answer).await.is_err() {
+                                return;
+                            }
+                            let _ = client.write_all(&answer).await;
+                        }
+                    }
+                    let _ = client.shutdown().await;
+                });
+            }
+        });
+        FaultProxy {
+            url_base,
+            got,
+            task,
+        }
+    }
+
+    pub fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

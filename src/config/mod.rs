@@ -302,6 +302,9 @@ pub struct Settings {
     pub endpoint_override: Option<EndpointOverride>,
     /// Continue the interrupted run of this stamp in `output_dir` (`--resume`). Not a config key.
     pub resume_stamp: Option<String>,
+    /// The stamp a new run writes under when it was taken before the run (an S3 prefix's claim: the
+    /// start time, or its next free suffix). Not a config key.
+    pub claimed_stamp: Option<String>,
     /// Where the alert goes: `notify`, `IAM_AUDIT_NOTIFY` and the lines of `notify_file`, checked.
     pub notify: Vec<Destination>,
     /// `output_dir` is `s3://…`: the reports are written in a local staging directory, then uploaded.
@@ -510,6 +513,7 @@ impl Settings {
             started_at: now,
             endpoint_override: None,
             resume_stamp: None,
+            claimed_stamp: None,
             notify,
             remote,
             alert_when_stopped: true,

@@ -50,6 +50,12 @@ impl Output for ChangesOutput {
     }
 
     fn finish(&mut self, end: &RunEnd) -> std::io::Result<()> {
+        if let Some(n) = &end.digest.not_compared {
+            self.rows(&AccountChanges {
+                changes: vec![n.change()],
+                ..AccountChanges::default()
+            })?;
+        }
         for gone in end.removed {
             self.rows(gone)?;
         }

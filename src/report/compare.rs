@@ -392,6 +392,9 @@ impl Comparison {
 pub struct Digest {
     /// Against which run (its stamp); `None` when nothing was compared.
     pub against: Option<String>,
+    /// The earlier run that could not be read (its stamp) and why: nothing was compared, resolved or
+    /// deleted, and every finding counts as new.
+    pub not_compared: Option<NotCompared>,
     pub new_findings: u64,
     pub resolved_findings: u64,
     /// Rows of the changes report by (change, kind).
@@ -400,6 +403,40 @@ pub struct Digest {
     pub new: Vec<Change>,
     /// New findings of each severity, all of them.
     pub new_by_severity: std::collections::BTreeMap<Severity, u64>,
+}
+
+/// An earlier run that was there but could not be read whole (a truncated or corrupted file, a download
+/// that failed): the run is not compared with it rather than compared with part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCompared {
+    pub label: String,
+    pub reason: String,
+}
+
+impl NotCompared {
+    /// One line for the summary, the alert and the page.
+    pub fn line(&self) -> String {
+        format!(
+            "not compared with {}: {}; nothing is resolved or deleted, and every finding counts as new",
+            self.label, self.reason
+        )
+    }
+
+    /// The changes report's row for it.
+    pub fn change(&self) -> Change {
+        Change {
+            change: "not_compared",
+            kind: "run",
+            account_id: String::new(),
+            account_name: String::new(),
+            resource: self.label.clone(),
+            detail: self.reason.clone(),
+            before: String::new(),
+            after: String::new(),
+            severity: String::new(),
+            finding_uid: String::new(),
+        }
+    }
 }
 
 /// New findings kept of each severity, for alerts and the summary page.
@@ -465,7 +502,8 @@ impl Digest {
             .unwrap_or("changed")
         };
         if against.is_some() {
-            super::resume::for_each_row(&paths.changes, format, &CHANGE_COLUMNS, |r| {
+            let rows = super::resume::Rows::Whole;
+            super::resume::for_each_row(&paths.changes, format, &CHANGE_COLUMNS, rows, |r| {
                 let c = Change {
                     change: word(&r[0]),
                     kind: word(&r[1]),
@@ -486,6 +524,7 @@ impl Digest {
                     }
                 }
                 d.add_row(&c);
+                Ok(())
             })?;
             return Ok(d);
         }

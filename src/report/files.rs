@@ -124,7 +124,7 @@ impl OutputPaths {
 
 /// Stamps tried after the run's own, when its files exist already (a second run in the same second): the
 /// stamp gets `_2`, `_3`, … A file is never overwritten.
-const MAX_STAMP_SUFFIX: u32 = 100;
+pub const MAX_STAMP_SUFFIX: u32 = 100;
 
 /// Create the files `names(stamp)` of the run's stamp, all new and private. When one of the names is taken
 /// (or a symlink squats it), every file takes the stamp's next free suffix together; the files created

@@ -122,6 +122,8 @@ pub struct Spec {
     pub findings: FindingsContext,
     /// The earlier run this one is compared with.
     pub comparison: Option<Comparison>,
+    /// The earlier run that was there but could not be read whole, and why.
+    pub not_compared: Option<compare::NotCompared>,
     /// `--security-hub`: the accounts report's `security_hub` cells wait for the import.
     pub security_hub: bool,
 }
@@ -232,10 +234,11 @@ impl Writer {
                 }
             }
         }
-        let digest = match &spec.comparison {
+        let mut digest = match &spec.comparison {
             Some(c) => Digest::against(&c.label),
             None => Digest::default(),
         };
+        digest.not_compared = spec.not_compared;
         Ok(Writer {
             outputs,
             snapshots: snapshot::Builder::new(spec.values),

@@ -284,6 +284,10 @@ impl PageOutput {
         // Changes.
         h.push_str("<h2>Since the last run</h2>");
         match &digest.against {
+            None if digest.not_compared.is_some() => {
+                let n = digest.not_compared.as_ref().expect("some");
+                let _ = write!(h, "<p class=\"warn\"><b>{}</b></p>", esc(&n.line()));
+            }
             None => h.push_str("<p>No earlier run was compared: every finding is new.</p>"),
             Some(run) => {
                 let _ = write!(

@@ -1,8 +1,9 @@
 //! Resuming an interrupted run (`--resume DIR`): the accounts its accounts report shows `audited` (or
 //! `not_active`) are done and keep their rows; every row of the other accounts is removed from the four
 //! reports, to be written again when they are audited again. A row torn by a kill is dropped: the last row
-//! of a file that does not end with a line break was cut short, even if its cell count looks whole. Files
-//! are read as streams and rewritten into new private files renamed over the old ones.
+//! of a file that does not end with a line break was cut short, even if its cell count looks whole. Any
+//! other row that does not read is an error, never a row silently left out. Files are read as streams and
+//! rewritten into new private files renamed over the old ones.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -29,13 +30,15 @@ pub fn prepare_resume(paths: &OutputPaths, format: Format) -> std::io::Result<Re
         &paths.accounts,
         format,
         &["account_id", "audit_status"],
+        Rows::Interrupted,
         |row| {
             match row[1].as_str() {
                 "audited" => resumed.audited += 1,
                 "not_active" => resumed.not_active += 1,
-                _ => return,
+                _ => return Ok(()),
             }
             resumed.done.insert(row[0].clone());
+            Ok(())
         },
     )?;
     for path in paths.all().into_iter().chain([
@@ -60,10 +63,23 @@ fn invalid_data(m: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, m)
 }
 
-/// The file up to its last line break: the rows a kill did not cut short.
-fn complete_rows(path: &Path) -> std::io::Result<std::io::Take<File>> {
+/// How much of a report's file to trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// A finished run's file (the run compared with, a run replayed): every row must read, the last one
+    /// with its line break. A file that does not is truncated or corrupted, and nothing may be concluded
+    /// from it.
+    Whole,
+    /// An interrupted run's file (`--resume`): a last row that a kill cut short (no line break) is dropped;
+    /// every other row must read.
+    Interrupted,
+}
+
+/// The file up to its last line break (the rows a kill did not cut short), and whether that is all of it.
+fn complete_rows(path: &Path) -> std::io::Result<(std::io::Take<File>, bool)> {
     let mut file = File::open(path)?;
-    let mut end = file.seek(SeekFrom::End(0))?;
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut end = len;
     let mut chunk = [0u8; 4096];
     let complete = loop {
         if end == 0 {
@@ -79,15 +95,29 @@ fn complete_rows(path: &Path) -> std::io::Result<std::io::Take<File>> {
         end = start;
     };
     file.seek(SeekFrom::Start(0))?;
-    Ok(file.take(complete))
+    Ok((file.take(complete), complete == len))
 }
 
-/// A CSV report's complete rows (of any length: a row of the wrong length is dropped by the callers) and
-/// its header.
-fn csv_rows(path: &Path) -> std::io::Result<(csv::Reader<std::io::Take<File>>, csv::StringRecord)> {
+/// The rows of a report file as `rows` trusts them: fails on a torn last row of a `Whole` file.
+fn trusted_rows(path: &Path, rows: Rows) -> std::io::Result<std::io::Take<File>> {
+    let (file, whole) = complete_rows(path)?;
+    if rows == Rows::Whole && !whole {
+        return Err(invalid_data(format!(
+            "{}: the last row has no line break: the file was cut short",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// A CSV report's trusted rows (of any length: the callers check each row's) and its header.
+fn csv_rows(
+    path: &Path,
+    rows: Rows,
+) -> std::io::Result<(csv::Reader<std::io::Take<File>>, csv::StringRecord)> {
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_reader(complete_rows(path)?);
+        .from_reader(trusted_rows(path, rows)?);
     let header = r
         .headers()
         .map_err(|e| invalid_data(format!("{}: {e}", path.display())))?
@@ -95,16 +125,40 @@ fn csv_rows(path: &Path) -> std::io::Result<(csv::Reader<std::io::Take<File>>, c
     Ok((r, header))
 }
 
-/// The `fields` of every complete row of a report.
+/// The `n`-th (from 0) CSV record after the header, if it reads and has the header's length, or why not
+/// (the file and line; rows of one line each, as iam-audit writes them).
+fn whole_record(
+    path: &Path,
+    n: usize,
+    rec: csv::Result<csv::StringRecord>,
+    header: &csv::StringRecord,
+) -> std::io::Result<csv::StringRecord> {
+    let line = n + 2;
+    let rec = rec.map_err(|e| invalid_data(format!("{} line {line}: {e}", path.display())))?;
+    if rec.len() != header.len() {
+        return Err(invalid_data(format!(
+            "{} line {line}: {} cells where the header has {}",
+            path.display(),
+            rec.len(),
+            header.len()
+        )));
+    }
+    Ok(rec)
+}
+
+/// The `fields` of every row of a report, each handed to `each`. A row that does not read (a CSV row of
+/// the wrong length, a line that is not a JSON object with those fields) is an error naming the file and
+/// line: a report is read whole or not at all, never with rows silently left out.
 pub(super) fn for_each_row(
     path: &Path,
     format: Format,
     fields: &[&str],
-    mut each: impl FnMut(Vec<String>),
+    rows: Rows,
+    mut each: impl FnMut(Vec<String>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     match format {
         Format::Csv => {
-            let (mut r, header) = csv_rows(path)?;
+            let (mut r, header) = csv_rows(path, rows)?;
             let at: Vec<usize> = fields
                 .iter()
                 .map(|f| header.iter().position(|h| h == *f))
@@ -116,29 +170,44 @@ pub(super) fn for_each_row(
                         fields.join(", ")
                     ))
                 })?;
-            for rec in r.records() {
-                let Ok(rec) = rec else { continue };
-                if rec.len() == header.len() {
-                    each(
-                        at.iter()
-                            .map(|&i| super::table::unescape_formula(&rec[i]).to_string())
-                            .collect(),
-                    );
-                }
+            for (n, rec) in r.records().enumerate() {
+                let rec = whole_record(path, n, rec, &header)?;
+                each(
+                    at.iter()
+                        .map(|&i| super::table::unescape_formula(&rec[i]).to_string())
+                        .collect(),
+                )?;
             }
         }
         Format::Jsonl => {
-            for line in BufReader::new(complete_rows(path)?).lines() {
-                let Ok(serde_json::Value::Object(row)) = serde_json::from_str(&line?) else {
-                    continue;
+            for (n, line) in BufReader::new(trusted_rows(path, rows)?)
+                .lines()
+                .enumerate()
+            {
+                let line = line?;
+                let row = match serde_json::from_str(&line) {
+                    Ok(serde_json::Value::Object(row)) => row,
+                    _ => {
+                        return Err(invalid_data(format!(
+                            "{} line {}: not a JSON object",
+                            path.display(),
+                            n + 1
+                        )))
+                    }
                 };
                 let cells: Option<Vec<String>> = fields
                     .iter()
                     .map(|f| row.get(*f).and_then(|v| v.as_str()).map(str::to_string))
                     .collect();
-                if let Some(cells) = cells {
-                    each(cells);
-                }
+                let Some(cells) = cells else {
+                    return Err(invalid_data(format!(
+                        "{} line {}: a row without {}",
+                        path.display(),
+                        n + 1,
+                        fields.join(", ")
+                    )));
+                };
+                each(cells)?;
             }
         }
     }
@@ -164,7 +233,7 @@ fn keep_rows(
     let _ = std::fs::remove_file(&tmp);
     match format {
         Format::Csv => {
-            let (mut r, header) = csv_rows(path)?;
+            let (mut r, header) = csv_rows(path, Rows::Interrupted)?;
             let id = header
                 .iter()
                 .position(|h| h == "account_id")
@@ -175,9 +244,9 @@ fn keep_rows(
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(BufWriter::new(create_private(&tmp)?));
             w.write_record(&header)?;
-            for rec in r.records() {
-                let Ok(rec) = rec else { continue };
-                if rec.len() == header.len() && rec.get(id).is_some_and(|a| done.contains(a)) {
+            for (n, rec) in r.records().enumerate() {
+                let rec = whole_record(path, n, rec, &header)?;
+                if rec.get(id).is_some_and(|a| done.contains(a)) {
                     w.write_record(&rec)?;
                 }
             }
@@ -185,16 +254,17 @@ fn keep_rows(
         }
         Format::Jsonl => {
             let mut w = BufWriter::new(create_private(&tmp)?);
-            for line in BufReader::new(complete_rows(path)?).lines() {
+            for (n, line) in BufReader::new(trusted_rows(path, Rows::Interrupted)?)
+                .lines()
+                .enumerate()
+            {
                 let line = line?;
-                let keep = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|row| {
-                        row.pointer(pointer)
-                            .and_then(|v| v.as_str())
-                            .map(|a| done.contains(a))
-                    })
-                    .unwrap_or(false);
+                let row: serde_json::Value = serde_json::from_str(&line)
+                    .map_err(|e| invalid_data(format!("{} line {}: {e}", path.display(), n + 1)))?;
+                let keep = row
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|a| done.contains(a));
                 if keep {
                     w.write_all(line.as_bytes())?;
                     w.write_all(b"\n")?;

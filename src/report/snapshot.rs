@@ -19,6 +19,7 @@ use crate::record::snapshot::{AccountSnapshot, KeySnapshot, UserSnapshot};
 use crate::record::{Flags, KeyRow, Record, UserRow};
 
 use super::files::{create_private, OutputPaths};
+use super::resume::Rows;
 use super::tables::{key_cells, user_cells};
 
 /// Collects each account's users and keys until its closing row, then hands over its snapshot.
@@ -180,6 +181,7 @@ impl GroupedRun {
                 "ou_path",
                 "error",
             ],
+            Rows::Whole,
             |c| {
                 let a = AccountSnapshot {
                     id: c[0].clone(),
@@ -190,7 +192,7 @@ impl GroupedRun {
                     error: c[5].clone(),
                     ..AccountSnapshot::default()
                 };
-                let _ = put(&c[0].clone(), &Line::Account(a));
+                put(&c[0].clone(), &Line::Account(a))
             },
         )?;
         super::resume::for_each_row(
@@ -205,6 +207,7 @@ impl GroupedRun {
                 "last_activity",
                 "risk",
             ],
+            Rows::Whole,
             |c| {
                 let user = UserSnapshot {
                     name: c[1].clone(),
@@ -214,14 +217,14 @@ impl GroupedRun {
                     last_activity: c[5].clone(),
                     flags: Flags::default(),
                 };
-                let _ = put(
+                put(
                     &c[0],
                     &Line::User {
                         account: c[0].clone(),
                         user,
                         risk: Flags::parse(&c[6]),
                     },
-                );
+                )
             },
         )?;
         super::resume::for_each_row(
@@ -237,6 +240,7 @@ impl GroupedRun {
                 "key_age_days",
                 "risk",
             ],
+            Rows::Whole,
             |c| {
                 let key = KeySnapshot {
                     id: c[1].clone(),
@@ -247,13 +251,13 @@ impl GroupedRun {
                     key_age_days: c[6].clone(),
                     flags: KeySnapshot::own_flags(Flags::parse(&c[7])),
                 };
-                let _ = put(
+                put(
                     &c[0],
                     &Line::Key {
                         account: c[0].clone(),
                         key,
                     },
-                );
+                )
             },
         )?;
         for b in &mut buckets {
@@ -360,7 +364,10 @@ pub fn replay_done(
     ];
     fields.extend_from_slice(super::columns::flag_columns());
     let mut rows = Vec::new();
-    super::resume::for_each_row(&paths.accounts, format, &fields, |r| rows.push(r))?;
+    super::resume::for_each_row(&paths.accounts, format, &fields, Rows::Whole, |r| {
+        rows.push(r);
+        Ok(())
+    })?;
     for r in rows {
         let status = match r[3].as_str() {
             "audited" => AuditStatus::Audited,

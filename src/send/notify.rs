@@ -63,9 +63,10 @@ pub fn compose(summary: &Summary, stamp: &str, min: Severity) -> Alert {
         .filter(|c| severity_of(&c.severity) >= min)
         .take(LISTED)
         .collect();
-    let since = match &d.against {
-        Some(run) => format!("since {run}"),
-        None => "(no earlier run compared: every finding is new)".to_string(),
+    let since = match (&d.against, &d.not_compared) {
+        (Some(run), _) => format!("since {run}"),
+        (None, Some(n)) => format!("({})", n.line()),
+        (None, None) => "(no earlier run compared: every finding is new)".to_string(),
     };
     let mut lines = Vec::new();
     if at_or_above == 0 {
@@ -128,6 +129,7 @@ pub fn compose(summary: &Summary, stamp: &str, min: Severity) -> Alert {
         "tool": "iam-audit",
         "run": stamp,
         "compared_with": d.against,
+        "not_compared": d.not_compared.as_ref().map(|n| json!({"run": n.label, "reason": n.reason})),
         "coverage": {
             "accounts": summary.accounts,
             "audited": summary.audited,

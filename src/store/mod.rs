@@ -24,6 +24,72 @@ use crate::config::{S3Location, Settings};
 const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
 /// The size of each part (S3: at least 5 MiB, at most 10,000 parts).
 const PART_SIZE: usize = 16 * 1024 * 1024;
+/// S3's limits of a multipart upload: parts, and the size of one part.
+const MAX_PARTS: u64 = 10_000;
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The part size for a file of `size` bytes: `preferred`, or more (whole MiB) where 10,000 parts of it
+/// would not hold the file; `None` past what S3 takes.
+fn part_size_for(size: u64, preferred: u64) -> Option<u64> {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    let part = preferred.max(needed);
+    (part <= MAX_PART_SIZE).then_some(part)
+}
+
+/// The claim object of a stamp (`Remote::claim_stamp`).
+fn claim_name(stamp: &str) -> String {
+    format!("iam-audit-run-{stamp}.claim")
+}
+
+/// A name listed under the prefix that is a plain file name: it becomes a path in the staging directory,
+/// so a key such as `PREFIX/..` or one with a backslash or a control character is never used.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+}
+
+/// A multipart upload under way: aborted when dropped before it completed (a failed part, or the upload's
+/// future dropped by a run that stops), so no parts are left billed in the bucket. The bucket's lifecycle
+/// rule covers a process that is killed outright.
+struct Pending {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    owner: String,
+    open: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let abort = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .expected_bucket_owner(&self.owner);
+        let key = self.key.clone();
+        // Dropped on a runtime (always, here): the abort goes on after the upload's future is gone.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = abort.send().await {
+                    tracing::warn!(
+                        "the multipart upload of {key} could not be aborted ({}); the bucket's lifecycle rule for incomplete uploads removes its parts",
+                        crate::aws::error_chain(&e)
+                    );
+                }
+            });
+        }
+    }
+}
 
 /// An S3 request that failed: which, on what, and AWS's code and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -259,7 +325,14 @@ impl Remote {
                 .map_err(|e| failure("ListObjectsV2", url.clone(), &e))?;
             for o in page.contents() {
                 if let Some(name) = o.key().and_then(|k| k.strip_prefix(&self.location.prefix)) {
-                    names.push(name.to_string());
+                    if plain_name(name) {
+                        names.push(name.to_string());
+                    } else {
+                        tracing::warn!(
+                            "{}: an object whose name is not a plain file name ({name:?}) is left alone",
+                            url
+                        );
+                    }
                 }
             }
             match page.next_continuation_token() {
@@ -301,41 +374,54 @@ impl Remote {
         Ok(())
     }
 
-    /// Read back what a run needs from the prefix: the files of the run `resume` continues, and the four
-    /// tables of the latest run before `stamp` when it is compared with one.
+    /// Read back what a run needs from the prefix: the files of the run `resume` continues (a failure
+    /// stops the run), and the four tables of the latest run before `stamp` when it is compared with one
+    /// (a failure is why that run is not compared, and its files are removed again).
     pub async fn fetch_for_run(
         &self,
         resume: Option<&str>,
         compare: bool,
         stamp: &str,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<Option<crate::report::compare::NotCompared>, RemoteError> {
         use crate::report::files::{runs_among, stamp_before};
         use crate::report::Report;
         let names = self.names().await?;
         let runs = runs_among(&names);
-        let mut wanted: Vec<String> = Vec::new();
+        let mut resumed: Vec<String> = Vec::new();
         if let Some((s, f)) = resume.and_then(|r| runs.iter().find(|(s, _)| s == r)) {
-            wanted.extend(
+            resumed.extend(
                 Report::file_names(s, *f)
                     .into_iter()
                     .filter(|n| names.contains(n)),
             );
+            self.fetch(&resumed).await?;
         }
-        if compare {
-            if let Some((s, f)) = runs.iter().find(|(s, _)| stamp_before(s, stamp)) {
-                for r in [
-                    Report::Keys,
-                    Report::Users,
-                    Report::Events,
-                    Report::Accounts,
-                ] {
-                    wanted.push(r.file_name(s, *f));
+        let earlier = runs.iter().find(|(s, _)| compare && stamp_before(s, stamp));
+        let Some((s, f)) = earlier else {
+            return Ok(None);
+        };
+        let wanted: Vec<String> = [
+            Report::Keys,
+            Report::Users,
+            Report::Events,
+            Report::Accounts,
+        ]
+        .iter()
+        .map(|r| r.file_name(s, *f))
+        .filter(|n| !resumed.contains(n))
+        .collect();
+        match self.fetch(&wanted).await {
+            Ok(()) => Ok(None),
+            Err(e) => {
+                for n in &wanted {
+                    let _ = std::fs::remove_file(self.staging.join(n));
                 }
+                Ok(Some(crate::report::compare::NotCompared {
+                    label: s.clone(),
+                    reason: e.to_string(),
+                }))
             }
         }
-        wanted.sort();
-        wanted.dedup();
-        self.fetch(&wanted).await
     }
 
     /// The latest run under the prefix: its stamp and format (what `--resume s3://…` continues).
@@ -391,10 +477,12 @@ impl Remote {
         Ok(())
     }
 
-    /// Upload these files of the staging directory under the prefix, each under its own name.
+    /// Upload these files of the staging directory under the prefix, each under its own name, side by
+    /// side. Every upload runs to its end (a failed one does not cut the others short, which would leave
+    /// multipart uploads behind); the first failure is the answer.
     pub async fn upload(&self, files: &[PathBuf]) -> Result<Vec<String>, RemoteError> {
-        let uploads = files.iter().map(|f| self.upload_one(f));
-        futures::future::try_join_all(uploads).await
+        let done = futures::future::join_all(files.iter().map(|f| self.upload_one(f))).await;
+        done.into_iter().collect()
     }
 
     fn encryption(&self) -> (ServerSideEncryption, Option<String>) {
@@ -402,6 +490,69 @@ impl Remote {
             Some(k) => (ServerSideEncryption::AwsKms, Some(k.clone())),
             None => (ServerSideEncryption::Aes256, None),
         }
+    }
+
+    /// Take the run's stamp under the prefix before anything is written: a small claim object created
+    /// only where none exists (`If-None-Match: *`, S3's conditional write), so two runs that start in the
+    /// same second never write the same keys. A stamp another run holds gives way to its next suffix
+    /// (`_2`, `_3`, …), as two local runs in one directory do. The claim names the run (a random id and
+    /// the host's process) and stays (it is a few bytes; the bucket's lifecycle rule expires it).
+    pub async fn claim_stamp(&self, stamp: &str) -> Result<String, RemoteError> {
+        let run_id = format!(
+            "{:016x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+                ^ (u64::from(std::process::id()) << 32)
+        );
+        let (sse, kms) = self.encryption();
+        for n in 1..=crate::report::files::MAX_STAMP_SUFFIX {
+            let candidate = if n == 1 {
+                stamp.to_string()
+            } else {
+                format!("{stamp}_{n}")
+            };
+            let name = claim_name(&candidate);
+            let body =
+                serde_json::json!({ "run": run_id, "stamp": candidate, "pid": std::process::id() });
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.location.bucket)
+                .key(self.location.key(&name))
+                .expected_bucket_owner(&self.owner)
+                .if_none_match("*")
+                .server_side_encryption(sse.clone())
+                .set_ssekms_key_id(kms.clone())
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .content_type("application/json")
+                .body(ByteStream::from(body.to_string().into_bytes()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(candidate),
+                // Another run holds this stamp (412), or claims it this moment (409).
+                Err(e)
+                    if matches!(
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        Some(412 | 409)
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(failure("PutObject", self.location.url(&name), &e)),
+            }
+        }
+        Err(other(
+            "PutObject",
+            &self.location.url(&claim_name(stamp)),
+            "StampTaken",
+            format!(
+                "the stamp {stamp} is held by other runs with every suffix up to _{}",
+                crate::report::files::MAX_STAMP_SUFFIX
+            ),
+        ))
     }
 
     async fn upload_one(&self, path: &Path) -> Result<String, RemoteError> {
@@ -432,6 +583,15 @@ impl Remote {
                 .map_err(|e| failure("PutObject", url.clone(), &e))?;
             return Ok(url);
         }
+        // S3 takes at most 10,000 parts: a larger file gets larger parts (whole MiB).
+        let part_size = part_size_for(size, self.part_size as u64).ok_or_else(|| {
+            other(
+                "CreateMultipartUpload",
+                &url,
+                "EntityTooLarge",
+                format!("{size} bytes are more than S3's 10,000 parts of at most 5 GiB"),
+            )
+        })?;
         let started = self
             .client
             .create_multipart_upload()
@@ -444,66 +604,64 @@ impl Remote {
             .send()
             .await
             .map_err(|e| failure("CreateMultipartUpload", url.clone(), &e))?;
-        let upload_id = started.upload_id().unwrap_or_default().to_string();
-        let parts = self.upload_parts(path, &key, &upload_id, &url).await;
-        let completed = match parts {
-            Ok(parts) => self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.location.bucket)
-                .key(&key)
-                .upload_id(&upload_id)
-                .expected_bucket_owner(&self.owner)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| failure("CompleteMultipartUpload", url.clone(), &e)),
-            Err(e) => Err(e),
+        // From here the upload is aborted however it ends but completed: failed, or its future dropped
+        // (a run stopped mid-upload).
+        let mut pending = Pending {
+            client: self.client.clone(),
+            bucket: self.location.bucket.clone(),
+            key: key.clone(),
+            upload_id: started.upload_id().unwrap_or_default().to_string(),
+            owner: self.owner.clone(),
+            open: true,
         };
-        if let Err(e) = completed {
-            // Nothing is left half-uploaded: the parts are dropped.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.location.bucket)
-                .key(&key)
-                .upload_id(&upload_id)
-                .expected_bucket_owner(&self.owner)
-                .send()
-                .await;
-            return Err(e);
-        }
+        let parts = self
+            .upload_parts(path, size, part_size, &pending, &url)
+            .await?;
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.location.bucket)
+            .key(&key)
+            .upload_id(&pending.upload_id)
+            .expected_bucket_owner(&self.owner)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failure("CompleteMultipartUpload", url.clone(), &e))?;
+        pending.open = false;
         Ok(url)
     }
 
     async fn upload_parts(
         &self,
         path: &Path,
-        key: &str,
-        upload_id: &str,
+        size: u64,
+        part_size: u64,
+        pending: &Pending,
         url: &str,
     ) -> Result<Vec<CompletedPart>, RemoteError> {
         use tokio::io::AsyncReadExt;
         let local_error = |e: std::io::Error| other("UploadPart", url, "LocalIo", e);
         let mut file = tokio::fs::File::open(path).await.map_err(local_error)?;
         let mut parts = Vec::new();
-        for number in 1..=10_000 {
-            let mut buf = Vec::with_capacity(self.part_size);
-            let mut taken = (&mut file).take(self.part_size as u64);
+        let mut sent = 0u64;
+        for number in 1..=MAX_PARTS as i32 {
+            let mut buf = Vec::with_capacity(part_size as usize);
+            let mut taken = (&mut file).take(part_size);
             taken.read_to_end(&mut buf).await.map_err(local_error)?;
             if buf.is_empty() {
                 break;
             }
+            sent += buf.len() as u64;
             let part = self
                 .client
                 .upload_part()
                 .bucket(&self.location.bucket)
-                .key(key)
-                .upload_id(upload_id)
+                .key(&pending.key)
+                .upload_id(&pending.upload_id)
                 .part_number(number)
                 .expected_bucket_owner(&self.owner)
                 .checksum_algorithm(ChecksumAlgorithm::Sha256)
@@ -519,11 +677,43 @@ impl Remote {
                     .build(),
             );
         }
+        // The file grew while it was read, past what the parts hold: never a short object.
+        if sent != size || file.read_u8().await.is_ok() {
+            return Err(other(
+                "UploadPart",
+                url,
+                "LocalIo",
+                format!("the file changed while it was uploaded ({sent} of {size} bytes sent)"),
+            ));
+        }
         Ok(parts)
     }
 
     /// The run is uploaded: the staging directory goes.
     pub fn remove_staging(&self) {
         let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_to_fit_ten_thousand() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(part_size_for(100 * MIB, 16 * MIB), Some(16 * MIB));
+        // 160 GiB in 16 MiB parts would be 10,240 parts: the parts grow to 17 MiB.
+        assert_eq!(part_size_for(160 * 1024 * MIB, 16 * MIB), Some(17 * MIB));
+        assert_eq!(part_size_for(10_000 * 16 * MIB, 16 * MIB), Some(16 * MIB));
+        assert_eq!(part_size_for(MAX_PARTS * MAX_PART_SIZE + 1, 16 * MIB), None);
+    }
+
+    #[test]
+    fn only_plain_names_become_local_files() {
+        assert!(plain_name("accounts_20261206_050000.csv"));
+        for bad in ["", ".", "..", "a/b", "..\\x", "x\ny", "x\u{7}"] {
+            assert!(!plain_name(bad), "{bad:?}");
+        }
     }
 }
