@@ -387,3 +387,84 @@ async fn a_failed_run_is_alerted_too() {
     );
     assert_secret_nowhere(&out);
 }
+
+// Story: a member account named with a format's markup (a Slack mention, a disguised link, an ampersand)
+// reaches each format as text, never as markup: Slack gets it escaped, Teams as a plain-text TextRun, JSON
+// as a string; the SNS subject stays under SNS's 100 characters.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_account_name_is_text_in_every_format() {
+    let hostile = "<!channel> [pay here](https://evil.example) & *now*";
+    let mut org = org();
+    org.accounts[1].name = hostile.to_string();
+    let only = org.accounts[1].id.clone();
+    let sim = Sim::start(org, faults("000000000000")).await.unwrap();
+    let endpoint = sim.endpoint();
+    for format in ["slack", "teams", "json"] {
+        let hook = Receiver::start(&[(200, None)]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("{}/hook", hook.url_base);
+        let out = run_bin(
+            &[
+                "--role",
+                "IAMAuditRole",
+                "--output-dir",
+                dir.path().to_str().unwrap(),
+                "--no-progress",
+                "--iam-rate",
+                "200",
+                "--notify",
+                &url,
+                "--notify-format",
+                format,
+                "--notify-min-severity",
+                "low",
+                "--include-accounts",
+                &only,
+            ],
+            &[FAKE_KEY, FAKE_SECRET, ("AWS_ENDPOINT_URL", &endpoint)],
+            dir.path(),
+        )
+        .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let got = hook.got();
+        assert_eq!(got.len(), 1, "{format}");
+        let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+        match format {
+            "slack" => {
+                let text = body["text"].as_str().unwrap();
+                assert!(
+                    text.contains("&lt;!channel&gt; [pay here](https://evil.example) &amp; *now*"),
+                    "{text}"
+                );
+                assert!(!text.contains('<') && !text.contains('>'), "{text}");
+            }
+            "teams" => {
+                let blocks = body["attachments"][0]["content"]["body"]
+                    .as_array()
+                    .unwrap();
+                assert!(
+                    blocks.iter().all(|b| b["type"] == "RichTextBlock"
+                        && b["inlines"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .all(|i| i["type"] == "TextRun")),
+                    "{body}"
+                );
+                assert!(
+                    blocks
+                        .iter()
+                        .any(|b| b["inlines"][0]["text"].as_str().unwrap().contains(hostile)),
+                    "{body}"
+                );
+            }
+            _ => {
+                let listed = body["listed"].as_array().unwrap();
+                assert!(
+                    listed.iter().any(|f| f["account_name"] == hostile),
+                    "{body}"
+                );
+            }
+        }
+    }
+}

@@ -241,3 +241,123 @@ async fn an_organization_finishes_over_several_invocations() {
         "no staging directory is left"
     );
 }
+
+// Story: whoever may invoke the function may not make it audit with defaults, or send the inventory to a
+// host of their choosing: a payload that is not a JSON object, an unknown key, a region that is not a
+// region of the partition, are each answered as an invocation error before anything is audited; an
+// invocation without a request id ends the runtime with a logged error; and the Runtime API is reached
+// directly even where HTTP_PROXY names a proxy (one that answers nothing here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_invocation_is_refused_before_anything_is_audited() {
+    let org = Scenario {
+        seed: 53,
+        accounts: 3,
+        ..Scenario::default()
+    }
+    .generate();
+    let sim = Sim::start(org, Faults::default()).await.unwrap();
+    let payloads: Vec<(&str, &str)> = vec![
+        ("not json", "the invocation's payload is not JSON"),
+        (
+            "[1, 2]",
+            "must be a JSON object of config keys (an array given)",
+        ),
+        ("null", "must be a JSON object of config keys (null given)"),
+        (
+            r#"{"role": "IAMAuditRole", "output_dir": "s3://audit-reports/x/", "concurency": 8}"#,
+            "unknown field `concurency`",
+        ),
+        (
+            r#"{"role": "IAMAuditRole", "output_dir": "s3://audit-reports/x/", "security_hub": true, "security_hub_region": "attacker.example"}"#,
+            "security_hub_region: 'attacker.example' is not a region of the aws partition",
+        ),
+        (
+            r#"{"role": "IAMAuditRole", "output_dir": "s3://audit-reports/x/", "regions": ["us-east-1", "cn-north-1"]}"#,
+            "must be a non-empty list of region names of the aws partition",
+        ),
+    ];
+    let count = payloads.len();
+    let bodies: Vec<String> = payloads.iter().map(|(p, _)| p.to_string()).collect();
+    let api = Receiver::start_with(Arc::new(move |_, r: &Received| {
+        if r.method != "GET" {
+            return (202, vec![], String::new());
+        }
+        // The n-th GET (from 1) hands out payload n; then one without a request id.
+        static GETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = GETS.fetch_add(1, Ordering::SeqCst);
+        let deadline = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            + 60_000)
+            .to_string();
+        if n < bodies.len() {
+            return (
+                200,
+                vec![
+                    ("lambda-runtime-aws-request-id".into(), format!("req-{n}")),
+                    ("lambda-runtime-deadline-ms".into(), deadline),
+                ],
+                bodies[n].clone(),
+            );
+        }
+        (
+            200,
+            vec![("lambda-runtime-deadline-ms".into(), deadline)],
+            "{}".into(),
+        )
+    }))
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = sim.endpoint();
+    let runtime_api = api.url_base.trim_start_matches("http://").to_string();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        bin_command(
+            &[],
+            &[
+                FAKE_KEY,
+                FAKE_SECRET,
+                ("AWS_ENDPOINT_URL", &endpoint),
+                ("AWS_LAMBDA_RUNTIME_API", &runtime_api),
+                ("HTTP_PROXY", "http://127.0.0.1:9"),
+                ("http_proxy", "http://127.0.0.1:9"),
+            ],
+            home.path(),
+        )
+        .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "an invocation without a usable Lambda-Runtime-Aws-Request-Id; nothing was audited"
+        ),
+        "{stderr}"
+    );
+    let answers: Vec<Received> = api
+        .got()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(answers.len(), count, "{answers:?}");
+    for (i, (a, (_, said))) in answers.iter().zip(&payloads).enumerate() {
+        assert_eq!(
+            a.path,
+            format!("/2018-06-01/runtime/invocation/req-{i}/error")
+        );
+        let e: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        assert!(
+            e["errorMessage"].as_str().unwrap().contains(said),
+            "payload {i}: {}",
+            e["errorMessage"]
+        );
+    }
+    assert!(
+        sim.calls().iter().all(|c| c.action != "sts:AssumeRole"),
+        "nothing was audited"
+    );
+}

@@ -30,7 +30,8 @@ const RESUME_ONLY: &str = "resume_only";
 
 /// Serve invocations until the Runtime API stops answering; the exit code then.
 pub async fn serve(api: String) -> i32 {
-    let http = Http::new();
+    // The Runtime API is on the machine: never through a proxy (HTTP_PROXY may be set for the audit).
+    let http = Http::direct();
     let base = format!("http://{api}/2018-06-01/runtime");
     loop {
         let next = Request {
@@ -54,17 +55,32 @@ pub async fn serve(api: String) -> i32 {
                 return 1;
             }
         };
-        let id = answer
+        // Without its request id an invocation cannot be answered, even with an error: say so and stop,
+        // and Lambda starts the runtime again.
+        let Some(id) = answer
             .header("lambda-runtime-aws-request-id")
-            .unwrap_or("")
-            .to_string();
+            .filter(|id| {
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+            .map(str::to_string)
+        else {
+            eprintln!(
+                "error: the Lambda Runtime API handed out an invocation without a usable Lambda-Runtime-Aws-Request-Id; nothing was audited; exiting"
+            );
+            return 1;
+        };
         let deadline = answer
             .header("lambda-runtime-deadline-ms")
             .and_then(|d| d.parse::<u64>().ok())
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
             .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(900));
-        let event: Value = serde_json::from_slice(&answer.body).unwrap_or(json!({}));
-        let (path, body) = match invoke(event, deadline).await {
+        let invoked = match serde_json::from_slice::<Value>(&answer.body) {
+            Ok(event) => invoke(event, deadline).await,
+            Err(e) => Err(format!(
+                "the invocation's payload is not JSON ({e}); it must be a JSON object of config keys; nothing was audited"
+            )),
+        };
+        let (path, body) = match invoked {
             Ok(v) => (format!("{base}/invocation/{id}/response"), v),
             Err(message) => {
                 eprintln!("error: {message}");
@@ -88,11 +104,20 @@ pub async fn serve(api: String) -> i32 {
 
 /// The settings an invocation asks for: its keys over the function's config file.
 fn config_of(event: &Value) -> Result<Config, String> {
-    let obj = match event {
-        Value::Object(m) => m.clone(),
-        Value::Null => Default::default(),
-        _ => return Err("the invocation's payload must be a JSON object of config keys".into()),
+    let Value::Object(obj) = event else {
+        return Err(
+            "the invocation's payload must be a JSON object of config keys ({} given); nothing was audited"
+                .replace("{}", match event {
+                    Value::Null => "null",
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    Value::Object(_) => "an object",
+                }),
+        );
     };
+    let obj = obj.clone();
     let only_topics = |v: &Value| {
         v.as_array().is_some_and(|a| {
             a.iter()

@@ -88,11 +88,38 @@ pub fn iam_home_region(partition: &str) -> &'static str {
     }
 }
 
+/// The partition a region name belongs to, by the region patterns of the SDK's partition table
+/// (`^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$` for aws, `^cn-\w+-\d+$` for aws-cn, `^us-gov-\w+-\d+$`
+/// for aws-us-gov, and the ISO partitions'); `None` for anything else. A region becomes part of host names
+/// (`securityhub.REGION.amazonaws.com`), so nothing but a region's shape passes.
+pub fn region_partition(r: &str) -> Option<&'static str> {
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let number = |s: &str| !s.is_empty() && s.len() <= 3 && s.chars().all(|c| c.is_ascii_digit());
+    let parts: Vec<&str> = r.split('-').collect();
+    match parts.as_slice() {
+        ["us", "gov", w, n] if word(w) && number(n) => Some("aws-us-gov"),
+        ["us", "iso", w, n] if word(w) && number(n) => Some("aws-iso"),
+        ["us", "isob", w, n] if word(w) && number(n) => Some("aws-iso-b"),
+        ["us", "isof", w, n] if word(w) && number(n) => Some("aws-iso-f"),
+        ["eu", "isoe", w, n] if word(w) && number(n) => Some("aws-iso-e"),
+        ["cn", w, n] if word(w) && number(n) => Some("aws-cn"),
+        [p, w, n]
+            if ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"].contains(p)
+                && word(w)
+                && number(n) =>
+        {
+            Some("aws")
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn valid_region(r: &str) -> bool {
-    !r.is_empty()
-        && r.len() <= 32
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    region_partition(r).is_some()
 }
 
 #[cfg(test)]
@@ -110,5 +137,33 @@ mod tests {
         assert_eq!(partition_of("us-east-1"), "aws");
         assert_eq!(partition_of("cn-north-1"), "aws-cn");
         assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+
+    #[test]
+    fn only_region_names_are_regions() {
+        for (r, p) in [
+            ("us-east-1", "aws"),
+            ("eu-central-2", "aws"),
+            ("mx-central-1", "aws"),
+            ("cn-northwest-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-isob-east-1", "aws-iso-b"),
+        ] {
+            assert_eq!(region_partition(r), Some(p), "{r}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "attacker.example",
+            "127.attacker.example",
+            "us-east-1.evil.com",
+            "us-east-1#",
+            "xx-east-1",
+            "us-east-1/x",
+            "US-EAST-1",
+            "us--1",
+        ] {
+            assert_eq!(region_partition(bad), None, "{bad:?}");
+        }
     }
 }

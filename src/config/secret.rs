@@ -165,7 +165,11 @@ fn parse(value: &str) -> Result<Destination, String> {
     if name.is_empty() {
         return Err("the URL has no host".into());
     }
-    let loopback = matches!(name, "localhost" | "::1") || name.starts_with("127.");
+    // Loopback by the address itself: `127.attacker.example` is a host name, not 127.0.0.0/8.
+    let loopback = name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     match scheme {
         "https" => Ok(Destination::Webhook(Secret::new(value))),
         "http" if loopback => Ok(Destination::Webhook(Secret::new(value))),
@@ -190,6 +194,18 @@ mod destination_tests {
         );
         let e = parse("http://example.com/services/SECRET").unwrap_err();
         assert!(e.contains("use https") && !e.contains("SECRET"), "{e}");
+        // Loopback is an address, not a name that starts like one.
+        for not_loopback in ["http://127.attacker.example/x", "http://127.0.0.1.nip.io/x"] {
+            let e = parse(not_loopback).unwrap_err();
+            assert!(e.contains("use https"), "{not_loopback}: {e}");
+        }
+        for loopback in [
+            "http://127.0.0.2:8/x",
+            "http://[::1]:8/x",
+            "http://localhost:8/x",
+        ] {
+            assert!(parse(loopback).is_ok(), "{loopback}");
+        }
         let e = parse("hooks.slack.com/services/SECRET").unwrap_err();
         assert!(!e.contains("SECRET"), "{e}");
         assert_eq!(

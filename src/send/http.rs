@@ -83,12 +83,26 @@ impl Default for Http {
     }
 }
 
+/// The most of an answer's body kept: a receiver that streams without end costs this much, no more.
+const MAX_BODY: usize = 1024 * 1024;
+
 impl Http {
+    /// Through the proxy the environment names (`HTTPS_PROXY`, `NO_PROXY`), as the SDK goes.
     pub fn new() -> Http {
+        Http::with_proxy(ProxyConfig::from_env())
+    }
+
+    /// Never through a proxy, whatever the environment says: for an endpoint of the machine itself (AWS
+    /// Lambda's Runtime API), which a proxy would at best not reach and at worst read.
+    pub fn direct() -> Http {
+        Http::with_proxy(ProxyConfig::disabled())
+    }
+
+    fn with_proxy(proxy: ProxyConfig) -> Http {
         let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ));
-        builder.set_proxy_config(Some(ProxyConfig::from_env()));
+        builder.set_proxy_config(Some(proxy));
         Http {
             connector: builder.build(),
         }
@@ -128,17 +142,20 @@ impl Http {
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
                 .collect();
-            let body = ByteStream::new(response.into_body())
-                .collect()
-                .await
-                .map_err(|e| {
+            // At most MAX_BODY bytes are read; the rest of a longer answer is left unread.
+            let mut stream = ByteStream::new(response.into_body());
+            let mut body = Vec::new();
+            while body.len() < MAX_BODY {
+                let chunk = stream.try_next().await.map_err(|e| {
                     format!(
                         "the answer was cut short: {}",
                         scrub(&e.to_string(), &req.url)
                     )
-                })?
-                .into_bytes()
-                .to_vec();
+                })?;
+                let Some(chunk) = chunk else { break };
+                let room = MAX_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
             Ok(Answer {
                 status,
                 retry_after,

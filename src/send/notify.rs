@@ -182,15 +182,24 @@ impl Format {
         }
     }
 
+    /// The message for this format. Account, user and resource names are the organization's, not ours,
+    /// and may hold a format's markup (`<!channel>`, `[a link](https://…)`): each format gets the text
+    /// with its markup made inert. Slack: `&`, `<` and `>` escaped, as Slack's message formatting asks,
+    /// so no mention, command or disguised link can be spelled. Teams: every line a `TextRun` of a
+    /// `RichTextBlock`, which Adaptive Cards render as plain text (a `TextBlock` would read markdown).
     pub fn body(self, alert: &Alert) -> Value {
         match self {
-            Format::Slack => json!({ "text": alert.text() }),
+            Format::Slack => json!({ "text": slack_escape(&alert.text()) }),
             Format::Teams => {
-                let mut body = vec![json!({
-                    "type": "TextBlock", "text": alert.headline, "weight": "Bolder", "wrap": true
-                })];
+                let run = |text: &str, bold: bool| {
+                    json!({
+                        "type": "RichTextBlock",
+                        "inlines": [{ "type": "TextRun", "text": text, "weight": if bold { "Bolder" } else { "Default" } }]
+                    })
+                };
+                let mut body = vec![run(&alert.headline, true)];
                 for l in &alert.lines {
-                    body.push(json!({ "type": "TextBlock", "text": l, "wrap": true }));
+                    body.push(run(l, false));
                 }
                 json!({
                     "type": "message",
@@ -212,6 +221,14 @@ impl Format {
             }
         }
     }
+}
+
+/// Text for a Slack message: `&`, `<` and `>` as Slack's formatting guide asks (`&amp;`, `&lt;`, `&gt;`),
+/// the only characters that make markup (mentions, links) there.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// How an alert went, for the summary.
@@ -310,7 +327,8 @@ async fn post_webhook(http: &Http, url: &str, format: &str, alert: &Alert) -> Re
     }
 }
 
-/// The SNS subject: ASCII, at most 100 characters, no line breaks (SNS refuses others).
+/// The SNS subject: ASCII, no line breaks or control characters, and shorter than 100 characters (SNS
+/// Publish: "less than 100 characters long"; it refuses others).
 fn subject(headline: &str) -> String {
     let s: String = headline
         .chars()
@@ -322,7 +340,7 @@ fn subject(headline: &str) -> String {
             }
         })
         .collect();
-    s.chars().take(100).collect()
+    s.chars().take(99).collect()
 }
 
 async fn publish_sns(
@@ -459,16 +477,20 @@ mod tests {
         let a = compose(&summary(None, &[]), "T", Severity::High);
         let card = Format::Teams.body(&a);
         assert_eq!(
-            card["attachments"][0]["content"]["body"][0]["text"],
+            card["attachments"][0]["content"]["body"][0]["inlines"][0]["text"],
             a.headline
         );
         assert_eq!(Format::Slack.body(&a), json!({ "text": a.text() }));
+        assert_eq!(
+            slack_escape("<!channel> & <https://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+        );
         assert_eq!(subject("a\u{e9}b\nc"), "a b c");
         let failed = failure("cannot list the accounts: AccessDenied");
         assert_eq!(
             failed.text(),
             "iam-audit: the run failed (exit 1)\nError: cannot list the accounts: AccessDenied\nThe reports are missing or incomplete; the run's log and exit code say more."
         );
-        assert_eq!(subject(&"x".repeat(150)).len(), 100);
+        assert_eq!(subject(&"x".repeat(150)).len(), 99);
     }
 }
