@@ -86,7 +86,12 @@ pub fn user_flags(user: &UserFacts, keys: &[KeyFacts], now: DateTime<Utc>, t: Th
         if active > 0 {
             f.insert(Flag::RootAccessKey);
         }
-        if !user.centralized_root {
+        // Central management of root credentials removes none that exist: a member's root user with a
+        // password (or one that may have one) or a key still needs MFA (CIS v6.0 2.4 passes on MFA or no
+        // password). Only a root user known to have neither is left alone.
+        let sealed =
+            user.centralized_root && user.password == Password::NotConfigured && active == 0;
+        if !sealed {
             match user.mfa_active {
                 Some(false) => {
                     f.insert(Flag::RootWithoutMfa);
@@ -251,9 +256,30 @@ mod tests {
             user_flags(&root, &[], now(), T).cell(),
             "root_access_key;root_without_mfa;root_without_hardware_mfa"
         );
+        // Centralized root access removes no credential: a root user with a key still needs MFA …
         root.centralized_root = true;
-        assert_eq!(user_flags(&root, &[], now(), T).cell(), "root_access_key");
+        assert_eq!(
+            user_flags(&root, &[], now(), T).cell(),
+            "root_access_key;root_without_mfa;root_without_hardware_mfa"
+        );
+        // … and one with a password …
+        root.active_keys_without_ids = Some(0);
+        root.password = Password::Configured;
+        assert_eq!(
+            user_flags(&root, &[], now(), T).cell(),
+            "root_without_mfa;root_without_hardware_mfa"
+        );
+        // … but one with neither has nothing to protect.
+        root.password = Password::NotConfigured;
+        assert_eq!(user_flags(&root, &[], now(), T).cell(), "");
+        root.password = Password::Unknown;
+        assert_eq!(
+            user_flags(&root, &[], now(), T).cell(),
+            "root_without_mfa;root_without_hardware_mfa",
+            "a password that may be there is not proof of none"
+        );
         root.centralized_root = false;
+        root.active_keys_without_ids = Some(1);
         root.active_keys_without_ids = Some(0);
         root.mfa_active = Some(true);
         root.mfa = Mfa::Virtual;

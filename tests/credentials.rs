@@ -277,6 +277,7 @@ fn verdicts_org(now: i64) -> SimOrg {
                     mfa: vec![],
                     keys: vec![key("AKIAROOT000000000001", true, 700, None, now)],
                     password_last_used: None,
+                    no_password: false,
                 },
             },
             SimAccount {
@@ -291,6 +292,7 @@ fn verdicts_org(now: i64) -> SimOrg {
                     mfa: vec!["arn:aws:iam::999999999999:mfa/root-account-mfa-device".into()],
                     keys: vec![],
                     password_last_used: Some(now - 3 * DAY),
+                    no_password: false,
                 },
             },
         ],
@@ -298,13 +300,24 @@ fn verdicts_org(now: i64) -> SimOrg {
 }
 
 // Story: every IAM user and the root user get a row with the flags a CIS audit would raise, computed by hand
-// here; the organization manages member accounts' root credentials, so a member's root without MFA is not a
-// finding, while the management account's virtual-only root MFA is. Both strategies agree, but for the root's
-// key: per-user calls learn only that it exists (GetAccountSummary), not its age or use.
+// here. The organization manages member accounts' root credentials, which removes none that exist: a
+// member's root with a key or a password and no MFA is still a finding (CIS v6.0 2.4), one with neither is
+// not; the management account's virtual-only root MFA is. Both strategies agree, but for the root's key:
+// per-user calls learn only that it exists (GetAccountSummary), not its age or use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_report_flags_match_a_hand_computed_expectation() {
     let now = chrono::Utc::now().timestamp();
-    let org = verdicts_org(now);
+    let mut org = verdicts_org(now);
+    // Two more members, their root without MFA or keys: one sealed (no password), one with a password.
+    for (id, no_password) in [("333333333333", true), ("444444444444", false)] {
+        let mut a = org.accounts[0].clone();
+        a.id = id.into();
+        a.name = format!("member-{id}");
+        a.users = vec![];
+        a.root.keys = vec![];
+        a.root.no_password = no_password;
+        org.accounts.push(a);
+    }
     let faults = Faults {
         report_delay_ms: 0,
         root_credentials_management: true,
@@ -321,7 +334,12 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
         // would.
         (
             "222222222222/<root_account>",
-            "root_access_key;key_created_with_user;key_unused_45d;key_older_than_90d",
+            "root_access_key;root_without_mfa;root_without_hardware_mfa;key_created_with_user;key_unused_45d;key_older_than_90d",
+        ),
+        ("333333333333/<root_account>", ""),
+        (
+            "444444444444/<root_account>",
+            "root_without_mfa;root_without_hardware_mfa",
         ),
         ("999999999999/<root_account>", "root_without_hardware_mfa"),
     ]
@@ -369,7 +387,7 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
         if !root_key_judged {
             want.insert(
                 "222222222222/<root_account>".into(),
-                "root_access_key".into(),
+                "root_access_key;root_without_mfa;root_without_hardware_mfa".into(),
             );
         }
         assert_eq!(got, want, "{strategy}: user flags");
@@ -395,7 +413,7 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
         let per_key = if root_key_judged { "2" } else { "1" };
         assert_eq!(
             counts,
-            ["1", "0", "0", "1", per_key, "1", per_key, "1", per_key, "0", "0", "0", "0", "0"],
+            ["1", "1", "1", "1", per_key, "1", per_key, "1", per_key, "0", "0", "0", "0", "0"],
             "{strategy}"
         );
         assert_eq!(members["root_mfa"], "None");
@@ -407,7 +425,7 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
         assert_eq!(mgmt["root_mfa"], "Virtual", "{strategy}");
         assert_eq!(mgmt["root_access_keys"], "0", "{strategy}");
         assert!(
-            out.stderr.contains(&format!("risk flags (users): root_access_key 1, root_without_hardware_mfa 1, console_without_mfa 1, key_created_with_user {per_key}, password_unused_45d 1, key_unused_45d {per_key}, two_active_keys 1, key_older_than_90d {per_key}\n")),
+            out.stderr.contains(&format!("risk flags (users): root_access_key 1, root_without_mfa 2, root_without_hardware_mfa 3, console_without_mfa 1, key_created_with_user {per_key}, password_unused_45d 1, key_unused_45d {per_key}, two_active_keys 1, key_older_than_90d {per_key}\n")),
             "{}",
             out.stderr
         );

@@ -323,7 +323,7 @@ pub async fn inventory(
                 .ok()
                 .map(|m| m.get(ROOT_OWNER).map_or(0, Vec::len));
             let mfa = user_mfa(row, virtual_devices, &resolved);
-            root::from_report(session, sink, row, mfa).await
+            root::from_report(session, sink, row, mfa, summary).await
         }
         // moto's reports, and maybe others, have no root row: the account summary then.
         None => {

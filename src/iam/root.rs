@@ -22,7 +22,21 @@ fn mfa_from_virtual(active: bool, virtual_devices: Option<usize>) -> Mfa {
     }
 }
 
-pub(crate) const CENTRALIZED_NOTE: &str = "root credentials are managed by the organization (RootCredentialsManagement): root MFA is not a finding";
+pub(crate) const CENTRALIZED_NOTE: &str = "root credentials are managed by the organization (RootCredentialsManagement): root MFA is a finding only while the root user has a password or an access key";
+
+/// Whether the root user has a password, from GetAccountSummary's `AccountPasswordPresent`.
+fn password_of(summary: &Summary) -> Password {
+    use aws_sdk_iam::types::SummaryKeyType as K;
+    match summary
+        .as_ref()
+        .ok()
+        .and_then(|m| m.get(&K::AccountPasswordPresent).copied())
+    {
+        Some(0) => Password::NotConfigured,
+        Some(_) => Password::Configured,
+        None => Password::Unknown,
+    }
+}
 
 /// `root_access_keys` and `root_mfa` of the accounts report from a root row's facts.
 pub(crate) fn root_cells(
@@ -65,11 +79,7 @@ pub(crate) async fn from_summary(
                 .as_ref()
                 .ok()
                 .map(|m| m.get(ROOT_OWNER).map_or(0, Vec::len));
-            let password = match get(K::AccountPasswordPresent) {
-                Some(0) => Password::NotConfigured,
-                Some(_) => Password::Configured,
-                None => Password::Unknown,
-            };
+            let password = password_of(summary);
             (
                 UserFacts {
                     root: true,
@@ -133,13 +143,20 @@ pub(crate) async fn from_report(
     sink: &Sink,
     root: &Row,
     (mfa, mfa_devices): (Mfa, Option<usize>),
+    summary: &Summary,
 ) -> (String, String) {
     let now = session.settings().started_at;
     let centralized = session.centralized_root();
+    // The report's root row says `not_supported` for the password; the account summary says whether
+    // there is one (`AccountPasswordPresent`).
+    let password = match root.password() {
+        Password::Unknown => password_of(summary),
+        known => known,
+    };
     let facts = UserFacts {
         root: true,
         created: root.created,
-        password: root.password(),
+        password,
         password_last_used: root.password_last_used,
         password_set: root.password_last_changed,
         mfa_active: Some(root.mfa_active),

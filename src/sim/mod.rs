@@ -115,6 +115,9 @@ pub struct SimRoot {
     pub mfa: Vec<String>,
     pub keys: Vec<SimKey>,
     pub password_last_used: Option<i64>,
+    /// The root user has no password (GetAccountSummary's `AccountPasswordPresent` 0): as after
+    /// centralized root access deleted it.
+    pub no_password: bool,
 }
 
 /// One member account.
@@ -542,6 +545,7 @@ impl Scenario {
                     password_last_used: r
                         .random_bool(0.5)
                         .then(|| now - r.random_range(1..200) * day),
+                    no_password: false,
                 };
                 let mut users = users;
                 for e in 1..=self.epoch {

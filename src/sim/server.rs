@@ -1106,7 +1106,7 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             let entries = [
                 ("AccountMFAEnabled", i64::from(!acct.root.mfa.is_empty())),
                 ("AccountAccessKeysPresent", i64::from(!acct.root.keys.is_empty())),
-                ("AccountPasswordPresent", 1),
+                ("AccountPasswordPresent", i64::from(!acct.root.no_password)),
                 ("Users", acct.users.len() as i64),
                 (
                     "MFADevicesInUse",
