@@ -81,7 +81,7 @@ pub async fn audit(
         }
     };
     let (iam_status, cloudtrail_status) = if cancelled {
-        session.problem(
+        session.failure(
             "iam-audit",
             &Failure::new(
                 "Cancelled",

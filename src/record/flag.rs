@@ -223,6 +223,15 @@ pub enum Subject {
 }
 
 impl Flag {
+    /// Whether the flag is judged from CloudTrail's events as well as the IAM inventory (who created a
+    /// key, a short-lived key): it can be resolved only where both parts were read.
+    pub fn needs_events(self) -> bool {
+        matches!(
+            self,
+            Flag::KeyCreatedForOtherUser | Flag::KeyCreatedByRoot | Flag::KeyShortLived
+        )
+    }
+
     /// What the flag is about: a key flag is judged on each key, a user flag on the user.
     pub fn subject(self) -> Subject {
         match self {

@@ -17,6 +17,11 @@ pub struct AccountSnapshot {
     pub status: String,
     /// `audited`, `partial`, `skipped` or `not_active`.
     pub audit_status: String,
+    /// How far each part got: `ok`, `partial`, `failed`, or empty (not audited).
+    #[serde(default)]
+    pub iam_status: String,
+    #[serde(default)]
+    pub cloudtrail_status: String,
     pub ou_path: String,
     pub error: String,
     pub users: Vec<UserSnapshot>,
@@ -64,6 +69,8 @@ impl AccountSnapshot {
             name: account.account_name.clone(),
             status: account.account_status.clone(),
             audit_status: account.audit_status.as_str().to_string(),
+            iam_status: account.iam_status.as_str().to_string(),
+            cloudtrail_status: account.cloudtrail_status.as_str().to_string(),
             ou_path: account.ou_path.clone(),
             error: account.error.clone(),
             users,
@@ -74,6 +81,16 @@ impl AccountSnapshot {
     /// Whether everything there was to read was read (so a finding missing here is resolved).
     pub fn fully_audited(&self) -> bool {
         self.audit_status == "audited"
+    }
+
+    /// Whether the IAM inventory was read whole: users, keys and the flags they carry.
+    pub fn iam_read(&self) -> bool {
+        self.fully_audited() || (self.audit_status == "partial" && self.iam_status == "ok")
+    }
+
+    /// Whether CloudTrail's events were read whole (besides the inventory).
+    pub fn events_read(&self) -> bool {
+        self.fully_audited() || (self.audit_status == "partial" && self.cloudtrail_status == "ok")
     }
 
     /// The account's findings: one per flag and resource, and one when the audit was blind there.

@@ -159,93 +159,86 @@ impl Comparison {
             return Ok(out);
         };
         let status_changed = old.audit_status != new.audit_status;
-        let both_audited = old.fully_audited() && new.fully_audited();
-        if !both_audited {
-            let which = match (old.fully_audited(), new.fully_audited()) {
+        // Findings come from the parts of the audit: the IAM inventory (users, keys and their flags) and
+        // CloudTrail's events (who created a key, short-lived keys). What a part read whole in both runs
+        // is compared; what it did not read in either is unknown there, not resolved.
+        let inventory = old.iam_read() && new.iam_read();
+        let events = inventory && old.events_read() && new.events_read();
+        if status_changed {
+            out.changes.push(account_change(
+                "changed",
+                new,
+                "audit status",
+                &old.audit_status,
+                &new.audit_status,
+            ));
+        }
+        if !(inventory && events) && new.audit_status != "not_active" {
+            let which = |read: fn(&AccountSnapshot) -> bool| match (read(&old), read(new)) {
                 (false, false) => "in either run",
                 (false, true) => "in the earlier run",
                 _ => "in this run",
             };
-            let detail = format!(
-                "not fully audited {which}: its users, keys and findings are unknown there, not resolved"
-            );
-            if status_changed {
-                out.changes.push(account_change(
-                    "changed",
-                    new,
-                    format!("audit status; {detail}"),
-                    &old.audit_status,
-                    &new.audit_status,
-                ));
-            } else if new.audit_status != "not_active" {
-                out.changes.push(account_change(
-                    "not_compared",
-                    new,
-                    detail,
-                    &old.audit_status,
-                    &new.audit_status,
-                ));
-            }
-            // Findings it did not have before are new (first seen, when the earlier run could not read
-            // it); of those it had, only the coverage finding can go.
-            let was: HashMap<String, Finding<'_>> =
-                old.findings().into_iter().map(|f| (f.uid(), f)).collect();
-            for f in &now_findings {
-                let uid = f.uid();
-                if !was.contains_key(&uid) {
-                    let detail = if old.fully_audited() || f.kind == FindingKind::Coverage {
-                        f.title()
-                    } else {
-                        format!(
-                            "{} (first seen: the earlier run could not fully read this account)",
-                            f.title()
-                        )
-                    };
-                    out.changes.push(finding_change("new", f, detail));
-                    out.new_findings.insert(uid);
-                }
-            }
-            let covered_now = now_findings.iter().any(|f| f.kind == FindingKind::Coverage);
-            if let Some((uid, f)) = was
-                .iter()
-                .find(|(_, f)| f.kind == FindingKind::Coverage)
-                .filter(|_| !covered_now)
-            {
-                out.resolved_findings.insert(uid.clone());
-                out.changes.push(finding_change(
-                    "resolved",
-                    f,
-                    format!("{} (now {})", f.title(), new.audit_status),
-                ));
-            }
-        } else {
-            if status_changed {
-                out.changes.push(account_change(
-                    "changed",
-                    new,
-                    "audit status",
-                    &old.audit_status,
-                    &new.audit_status,
-                ));
-            }
+            let detail = if inventory {
+                format!(
+                    "CloudTrail's events not fully read {}: the findings that come from them (who created a key, short-lived keys) are unknown there, not resolved; the IAM inventory is compared",
+                    which(AccountSnapshot::events_read)
+                )
+            } else {
+                format!(
+                    "not fully audited {}: its users, keys and findings are unknown there, not resolved",
+                    which(AccountSnapshot::iam_read)
+                )
+            };
+            out.changes.push(account_change(
+                "not_compared",
+                new,
+                detail,
+                &old.audit_status,
+                &new.audit_status,
+            ));
+        }
+        if inventory {
             self.users_and_keys(&old, new, &mut out);
-            let was: HashMap<String, Finding<'_>> =
-                old.findings().into_iter().map(|f| (f.uid(), f)).collect();
-            let is: HashSet<String> = now_findings.iter().map(Finding::uid).collect();
-            for f in &now_findings {
-                let uid = f.uid();
-                if !was.contains_key(&uid) {
-                    out.changes.push(finding_change("new", f, f.title()));
-                    out.new_findings.insert(uid);
-                }
+        }
+        let was: HashMap<String, Finding<'_>> =
+            old.findings().into_iter().map(|f| (f.uid(), f)).collect();
+        let is: HashSet<String> = now_findings.iter().map(Finding::uid).collect();
+        // Findings it did not have before are new (first seen, when the earlier run could not read it).
+        for f in &now_findings {
+            let uid = f.uid();
+            if !was.contains_key(&uid) {
+                let detail = if old.iam_read() || f.kind == FindingKind::Coverage {
+                    f.title()
+                } else {
+                    format!(
+                        "{} (first seen: the earlier run could not fully read this account)",
+                        f.title()
+                    )
+                };
+                out.changes.push(finding_change("new", f, detail));
+                out.new_findings.insert(uid);
             }
-            let mut gone: Vec<(&String, &Finding<'_>)> =
-                was.iter().filter(|(uid, _)| !is.contains(*uid)).collect();
-            gone.sort_by_key(|(uid, _)| *uid);
-            for (uid, f) in gone {
-                out.changes.push(finding_change("resolved", f, f.title()));
-                out.resolved_findings.insert(uid.clone());
-            }
+        }
+        // Of those it had, each is resolved where the part it comes from was read in both runs; the
+        // coverage finding, once the account is read whole.
+        let mut gone: Vec<(&String, &Finding<'_>)> = was
+            .iter()
+            .filter(|(uid, _)| !is.contains(*uid))
+            .filter(|(_, f)| match f.kind {
+                FindingKind::Coverage => new.fully_audited(),
+                FindingKind::Flag(flag) if flag.needs_events() => events,
+                FindingKind::Flag(_) => inventory,
+            })
+            .collect();
+        gone.sort_by_key(|(uid, _)| *uid);
+        for (uid, f) in gone {
+            let detail = match f.kind {
+                FindingKind::Coverage => format!("{} (now {})", f.title(), new.audit_status),
+                _ => f.title(),
+            };
+            out.changes.push(finding_change("resolved", f, detail));
+            out.resolved_findings.insert(uid.clone());
         }
         out.old = Some(old);
         Ok(out)

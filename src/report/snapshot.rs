@@ -180,6 +180,8 @@ impl GroupedRun {
                 "audit_status",
                 "ou_path",
                 "error",
+                "iam_status",
+                "cloudtrail_status",
             ],
             Rows::Whole,
             |c| {
@@ -190,6 +192,8 @@ impl GroupedRun {
                     audit_status: c[3].clone(),
                     ou_path: c[4].clone(),
                     error: c[5].clone(),
+                    iam_status: c[6].clone(),
+                    cloudtrail_status: c[7].clone(),
                     ..AccountSnapshot::default()
                 };
                 put(&c[0].clone(), &Line::Account(a))

@@ -71,11 +71,15 @@ fn part_status(succeeded_calls: u64, failed_calls: u64) -> PartStatus {
     }
 }
 
+/// What went wrong in an account: failures (what made a part `partial` or `failed`, or the account not
+/// finished) and notes (an optional action refused, a user deleted during the audit: the audit went on).
 #[derive(Default)]
 struct Problems {
-    /// Distinct `action Code: message` lines, in the order first seen.
-    distinct: Vec<(String, String, String)>,
-    total: u64,
+    /// Distinct failures as (action, code, message), in the order first seen.
+    failures: Vec<(String, String, String)>,
+    /// Distinct notes, the same way.
+    notes: Vec<(String, String, String)>,
+    failed_calls: u64,
 }
 
 /// A shared client, this account's override of its config (credentials, paced HTTP client, retry
@@ -262,7 +266,16 @@ impl Session {
         self.tallies[part as usize]
             .failed
             .fetch_add(1, Ordering::Relaxed);
-        self.problem(action, f);
+        self.failure(action, f);
+    }
+
+    /// Record what left the account unfinished outside its parts' calls (the run was interrupted): it
+    /// leads the account's `error` cell, as a failed call does.
+    pub fn failure(&self, action: &str, f: &Failure) {
+        let mut p = self.problems.lock().expect("problems lock");
+        p.failed_calls += 1;
+        Problems::add(&mut p.failures, action, f);
+        tracing::debug!(account = %self.account.id, action, error = %f, "call failed");
     }
 
     /// The part has run to its end.
@@ -289,19 +302,12 @@ impl Session {
             .join(", ")
     }
 
-    /// Record a problem of the account that belongs to no part (the run was interrupted).
+    /// Record a note of the account: something the audit went on without (an optional action refused),
+    /// or a normal race (a user deleted during the audit). It follows the failures in the `error` cell.
     pub fn problem(&self, action: &str, f: &Failure) {
         let mut p = self.problems.lock().expect("problems lock");
-        p.total += 1;
-        if !p
-            .distinct
-            .iter()
-            .any(|(a, c, _)| a == action && *c == f.code)
-        {
-            p.distinct
-                .push((action.to_string(), f.code.clone(), f.message.clone()));
-        }
-        tracing::debug!(account = %self.account.id, action, error = %f, "call failed");
+        Problems::add(&mut p.notes, action, f);
+        tracing::debug!(account = %self.account.id, action, note = %f, "noted");
     }
 
     /// How far a part got: from whether it read anything and whether anything failed.
@@ -313,31 +319,48 @@ impl Session {
         )
     }
 
-    /// `Code: message (action)` of each distinct failure, ` | `-joined, for the accounts report.
+    /// The accounts report's `error` cell: first what made the account partial (each distinct failure as
+    /// `Code: message (action)`, at most `MAX_ERRORS_SHOWN`, and how many failed calls in all), then the
+    /// notes (the optional actions the audit went on without, with their fix), ` | `-joined. A failure
+    /// is never pushed out of the cell by notes.
     pub fn error_cell(&self) -> String {
         let p = self.problems.lock().expect("problems lock");
+        let entry = |(action, code, message): &(String, String, String)| {
+            let f = Failure::new(code.clone(), message);
+            let base = if message.is_empty() {
+                format!("{code} ({action})")
+            } else {
+                format!("{code}: {message} ({action})")
+            };
+            match crate::retry::fix(action, &f) {
+                Some(fix) => format!("{base}; {fix}"),
+                None => base,
+            }
+        };
         let mut parts: Vec<String> = p
-            .distinct
+            .failures
             .iter()
             .take(MAX_ERRORS_SHOWN)
-            .map(|(action, code, message)| {
-                let f = Failure::new(code.clone(), message);
-                let base = if message.is_empty() {
-                    format!("{code} ({action})")
-                } else {
-                    format!("{code}: {message} ({action})")
-                };
-                match crate::retry::fix(action, &f) {
-                    Some(fix) => format!("{base}; {fix}"),
-                    None => base,
-                }
-            })
+            .map(entry)
             .collect();
-        let shown: u64 = p.distinct.len().min(MAX_ERRORS_SHOWN) as u64;
-        if p.total > shown {
-            parts.push(format!("{} failed calls in all", p.total));
+        let shown = p.failures.len().min(MAX_ERRORS_SHOWN) as u64;
+        if p.failed_calls > shown {
+            parts.push(format!("{} failed calls in all", p.failed_calls));
+        }
+        parts.extend(p.notes.iter().take(MAX_ERRORS_SHOWN).map(entry));
+        if p.notes.len() > MAX_ERRORS_SHOWN {
+            parts.push(format!("{} notes in all", p.notes.len()));
         }
         parts.join(" | ")
+    }
+}
+
+impl Problems {
+    /// Add (action, code, message) unless the same action already failed with the same code.
+    fn add(list: &mut Vec<(String, String, String)>, action: &str, f: &Failure) {
+        if !list.iter().any(|(a, c, _)| a == action && *c == f.code) {
+            list.push((action.to_string(), f.code.clone(), f.message.clone()));
+        }
     }
 }
 
