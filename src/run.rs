@@ -413,6 +413,7 @@ async fn audit_into(
         summary_file: paths.summary,
         credentials_file: paths.credentials,
         key_history_file: paths.key_history,
+        history_file: paths.history,
         ..counted
     };
     // A listing that failed part-way: the reports are whole for the accounts found, but the run is not.
@@ -477,9 +478,10 @@ async fn audit_into(
 }
 
 /// Upload the run's files (after the Security Hub import, which fills the accounts report's last
-/// column); the summary then names them in S3. The accounts report goes last, and only once every other
-/// file has arrived: it is what `--resume` (and the next Lambda invocation) trusts to tell which accounts
-/// are done, so it never names an account whose rows are not in S3 beside it.
+/// column and the history's Security Hub state); the summary then names them in S3. The accounts report
+/// goes last, and only once every other file (the findings' history too) has arrived: it is what
+/// `--resume` (and the next Lambda invocation) trusts to tell which accounts are done, so it never names
+/// an account whose rows are not in S3 beside it.
 async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError> {
     let accounts = summary.accounts_file.clone();
     let mut files = [
@@ -491,6 +493,7 @@ async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError
         &mut summary.summary_file,
         &mut summary.credentials_file,
         &mut summary.key_history_file,
+        &mut summary.history_file,
         &mut summary.accounts_file,
     ];
     let others: Vec<std::path::PathBuf> = files

@@ -39,6 +39,8 @@ pub struct Summary {
     pub summary_file: PathBuf,
     pub credentials_file: PathBuf,
     pub key_history_file: PathBuf,
+    /// The findings' history (state for the next run, not a report; not printed).
+    pub history_file: PathBuf,
     /// Rows of the credentials file and of the key history.
     pub credentials: u64,
     pub key_history: u64,

@@ -769,7 +769,14 @@ async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
         assert_eq!(mode, 0o700, "{}", d.display());
     }
     assert_eq!(out.files.len(), 9);
-    for f in &out.files {
+    // The findings' history beside them is as private.
+    let history: Vec<std::path::PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("/.iam-audit-history_"))
+        .collect();
+    assert_eq!(history.len(), 1, "{history:?}");
+    for f in out.files.iter().chain(&history) {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
     }
@@ -788,10 +795,15 @@ async fn reports_are_private_and_never_clobber_or_follow_a_symlink() {
                 .then(|| e.file_name().to_string_lossy().to_string())
         })
         .collect();
-    assert_eq!(reports.len(), 9, "{reports:?}");
+    assert_eq!(
+        reports.len(),
+        10,
+        "nine reports and the history: {reports:?}"
+    );
     assert!(
         reports.iter().all(|n| n.ends_with("_2.csv")
             || n.ends_with("_2.ocsf.jsonl")
+            || n.ends_with("_2.jsonl")
             || n.ends_with("_2.html")),
         "{reports:?}"
     );
@@ -1138,6 +1150,7 @@ async fn a_full_disk_mid_run_exits_1_naming_every_account_not_written() {
     let mut files: Vec<_> = std::fs::read_dir(out_dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().contains("/.iam-audit-history_"))
         .collect();
     files.sort();
     assert_eq!(files.len(), 9, "{files:?}");

@@ -229,6 +229,10 @@ fn from_moto(recorded: &[Recorded], key_arn: &str, topic_arn: &str, feature: &st
                     )
                 };
                 let sse = |mut a: Authz| {
+                    // A conditional write (the stamp's claim) sets s3:if-none-match.
+                    if let Some(v) = r.headers.get("if-none-match") {
+                        a = a.with("s3:if-none-match", v);
+                    }
                     if let Some(v) = r.headers.get("x-amz-server-side-encryption") {
                         a = a.with("s3:x-amz-server-side-encryption", v);
                     }

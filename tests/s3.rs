@@ -55,7 +55,26 @@ fn objects(moto: &Moto, bucket: &str, prefix: &str) -> BTreeMap<String, (String,
     let v: BTreeMap<String, Vec<String>> = serde_json::from_str(&listed).unwrap();
     v.into_iter()
         .map(|(k, v)| (k, (v[0].clone(), v[1].clone())))
+        // The reports: not the run's state (the stamp's claim, the findings' history: dotfiles).
+        .filter(|(k, _)| !k.starts_with('.'))
         .collect()
+}
+
+/// The run's state objects under a prefix (dotfiles: the stamps' claims, the findings' histories):
+/// name → (SSE, KMS key id).
+fn state_objects(moto: &Moto, bucket: &str, prefix: &str) -> BTreeMap<String, String> {
+    let listed = boto(
+        moto,
+        &format!(
+            "out = {{}}\n\
+             for o in s3.list_objects_v2(Bucket='{bucket}', Prefix='{prefix}').get('Contents', []):\n\
+             \x20   h = s3.head_object(Bucket='{bucket}', Key=o['Key'])\n\
+             \x20   out[o['Key'][len('{prefix}'):]] = h.get('ServerSideEncryption', '')\n\
+             print(json.dumps(out))"
+        ),
+    );
+    let v: BTreeMap<String, String> = serde_json::from_str(&listed).unwrap();
+    v.into_iter().filter(|(k, _)| k.starts_with('.')).collect()
 }
 
 /// Download every object under a prefix into `dir`.
@@ -182,6 +201,24 @@ async fn reports_go_to_s3_encrypted_and_the_next_run_compares_with_them() {
     );
     let both = objects(&moto, "audit-reports", "org-a/weekly/");
     assert_eq!(both.len(), 18);
+    // Beside them, each run's claim of its stamp and its findings' history, encrypted like the reports.
+    let state = state_objects(&moto, "audit-reports", "org-a/weekly/");
+    let count = |p: &str| state.keys().filter(|k| k.starts_with(p)).count();
+    assert_eq!(
+        (
+            count(".iam-audit-history_"),
+            count(".iam-audit-run-"),
+            state.len()
+        ),
+        (2, 2, 4),
+        "{state:?}"
+    );
+    assert!(
+        state
+            .values()
+            .all(|sse| sse == "AES256" || sse == "aws:kms"),
+        "{state:?}"
+    );
     let new: Vec<_> = both
         .iter()
         .filter(|(k, _)| !week1.contains_key(*k))
@@ -505,9 +542,10 @@ async fn an_upload_that_fails_or_dies_part_way_loses_nothing() {
     assert_eq!(reference.code, 0, "{}", reference.stderr);
     let expected = report_rows(reference_dir.path());
 
-    // (case, the n-th report upload it fails or holds): a refusal at each of the nine, a kill at two.
-    let mut cases: Vec<(&str, usize)> = (1..=9).map(|n| ("refused", n)).collect();
-    cases.extend([("killed", 4), ("killed", 9)]);
+    // (case, the n-th upload it fails or holds): a refusal at each of the nine reports and the findings'
+    // history, a kill at two.
+    let mut cases: Vec<(&str, usize)> = (1..=10).map(|n| ("refused", n)).collect();
+    cases.extend([("killed", 4), ("killed", 10)]);
     for (i, (case, n)) in cases.into_iter().enumerate() {
         let prefix = format!("case-{i}/");
         let url = format!("s3://audit-reports/{prefix}");
@@ -544,7 +582,7 @@ async fn an_upload_that_fails_or_dies_part_way_loses_nothing() {
                 "{}",
                 broken.stderr
             );
-            // The accounts report goes up only after the eight others have arrived.
+            // The accounts report goes up only after the nine other files have arrived.
             let sent: Vec<String> = proxy
                 .got()
                 .iter()
@@ -553,7 +591,7 @@ async fn an_upload_that_fails_or_dies_part_way_loses_nothing() {
                 .collect();
             assert_eq!(
                 sent.iter().any(|p| p.contains("/accounts_")),
-                n == 9,
+                n == 10,
                 "case {i}: {sent:?}"
             );
         } else {

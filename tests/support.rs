@@ -257,8 +257,16 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> Run
         .expect("iam-audit finished within 5 minutes")
         .expect("run iam-audit");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    // The reports (the findings' history, a dotfile, is the run's state, not a report).
     let mut files: Vec<PathBuf> = std::fs::read_dir(out_dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     // The latest run's own files (stamps sort by time), not a symlink planted beside them.

@@ -377,38 +377,11 @@ impl Settings {
                 start.format("%Y-%m-%d")
             );
         }
-        if !names::valid_region(&k.region) {
-            return Err(invalid(
-                "region",
-                format!("'{}' is not a region name (such as us-east-1)", k.region),
-            ));
-        }
-        // Every region of a run is of its partition: one set of credentials reaches one partition, and
-        // a region becomes part of a host name.
-        let partition = names::region_partition(&k.region).unwrap_or("aws");
-        let of_partition = |r: &str| names::region_partition(r) == Some(partition);
-        // IAM's events are recorded in its partition's home region (us-east-1 in aws, cn-north-1 in
-        // aws-cn, us-gov-west-1 in aws-us-gov).
-        let regions = k
-            .regions
-            .clone()
-            .unwrap_or_else(|| vec![iam_home_region(partition_of(&k.region)).to_string()]);
-        if regions.is_empty() || regions.iter().any(|r| !of_partition(r)) {
-            return Err(invalid(
-                "regions",
-                format!("{regions:?} must be a non-empty list of region names of the {partition} partition (of --region {}), such as {}", k.region, iam_home_region(partition)),
-            ));
-        }
-        if let Some(r) = k
-            .security_hub_region
-            .as_deref()
-            .filter(|r| !of_partition(r))
-        {
-            return Err(invalid(
-                "security_hub_region",
-                format!("'{r}' is not a region of the {partition} partition (of --region {}), such as {}", k.region, iam_home_region(partition)),
-            ));
-        }
+        let regions = names::checked_regions(
+            &k.region,
+            k.regions.as_deref(),
+            k.security_hub_region.as_deref(),
+        )?;
         if k.event_names.iter().any(|e| e.trim().is_empty()) {
             return Err(invalid("event_names", "event names must not be empty"));
         }

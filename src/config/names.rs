@@ -118,8 +118,37 @@ pub fn region_partition(r: &str) -> Option<&'static str> {
     }
 }
 
-pub(super) fn valid_region(r: &str) -> bool {
-    region_partition(r).is_some()
+/// The CloudTrail regions of a run (`regions`, or the IAM home region of `region`'s partition, where IAM
+/// records its events), once `region`, each of them and `security_hub_region` are regions of one
+/// partition: one set of credentials reaches one partition, and a region becomes part of host names.
+pub(super) fn checked_regions(
+    region: &str,
+    regions: Option<&[String]>,
+    security_hub_region: Option<&str>,
+) -> Result<Vec<String>, super::ConfigError> {
+    use super::invalid;
+    let Some(partition) = region_partition(region) else {
+        return Err(invalid(
+            "region",
+            format!("'{region}' is not a region name (such as us-east-1)"),
+        ));
+    };
+    let of_partition = |r: &str| region_partition(r) == Some(partition);
+    let home = iam_home_region(partition);
+    let regions = regions.map_or_else(|| vec![home.to_string()], <[String]>::to_vec);
+    if regions.is_empty() || regions.iter().any(|r| !of_partition(r)) {
+        return Err(invalid(
+            "regions",
+            format!("{regions:?} must be a non-empty list of region names of the {partition} partition (of --region {region}), such as {home}"),
+        ));
+    }
+    if let Some(r) = security_hub_region.filter(|r| !of_partition(r)) {
+        return Err(invalid(
+            "security_hub_region",
+            format!("'{r}' is not a region of the {partition} partition (of --region {region}), such as {home}"),
+        ));
+    }
+    Ok(regions)
 }
 
 #[cfg(test)]

@@ -26,6 +26,41 @@ pub struct AccountSnapshot {
     pub error: String,
     pub users: Vec<UserSnapshot>,
     pub keys: Vec<KeySnapshot>,
+    /// Every finding the account has had, open or resolved, across runs (the history file); empty where
+    /// none is known.
+    #[serde(default)]
+    pub history: Vec<FindingHistory>,
+}
+
+/// One finding's life across runs: a line of a run's history file (`.iam-audit-history_<stamp>.jsonl`),
+/// which each run carries forward from the run it compared with. Times are epoch milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindingHistory {
+    pub uid: String,
+    pub account: String,
+    /// When the condition was first seen (or, for a key, when the facts say it began).
+    pub first_seen: i64,
+    /// When it was last seen holding.
+    pub last_seen: i64,
+    /// When it opened this time: `first_seen`, or when it was last reopened.
+    pub opened: i64,
+    /// Whether it held at the last run that could judge it.
+    pub open: bool,
+    /// When it was last resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
+    /// How many times it was resolved, and reopened (resolved, then failing again).
+    #[serde(default)]
+    pub resolved: u32,
+    #[serde(default)]
+    pub reopened: u32,
+    /// Imported into the account's Security Hub as ACTIVE, and not archived since.
+    #[serde(default)]
+    pub hub: bool,
+    /// A resolved finding Security Hub still holds ACTIVE: its closing OCSF event, which the next
+    /// `--security-hub` run imports as ARCHIVED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<serde_json::Value>,
 }
 
 /// One IAM user or the root user.
@@ -75,6 +110,7 @@ impl AccountSnapshot {
             error: account.error.clone(),
             users,
             keys,
+            history: Vec::new(),
         }
     }
 

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::record::snapshot::{AccountSnapshot, Finding, FindingKind};
+use crate::record::snapshot::{AccountSnapshot, Finding, FindingHistory, FindingKind};
 use crate::record::{Severity, ROOT_USER};
 
 pub use super::columns::CHANGE_COLUMNS;
@@ -60,6 +60,9 @@ pub struct AccountChanges {
     pub new_findings: HashSet<String>,
     /// Findings of the earlier run that are resolved now.
     pub resolved_findings: HashSet<String>,
+    /// The account's history as the earlier run left it (its own, or the one it carried for an account it
+    /// did not close): what this run's history of the account grows from.
+    pub history: Vec<FindingHistory>,
 }
 
 impl AccountChanges {
@@ -139,6 +142,29 @@ impl Comparison {
         let old = self.previous.get(&new.id)?;
         let mut out = AccountChanges::default();
         let now_findings = new.findings();
+        out.history = match &old {
+            Some(o) => o.history.clone(),
+            None => self.previous.history_only(&new.id)?,
+        };
+        // A finding the history knows as resolved that holds again is reopened, not new.
+        let reopened: HashSet<&str> = out
+            .history
+            .iter()
+            .filter(|e| !e.open)
+            .map(|e| e.uid.as_str())
+            .collect();
+        let reopened: HashSet<String> = reopened.into_iter().map(str::to_string).collect();
+        let new_change = |f: &Finding<'_>, detail: String| {
+            if reopened.contains(&f.uid()) {
+                finding_change(
+                    "reopened",
+                    f,
+                    format!("{detail} (resolved before, failing again)"),
+                )
+            } else {
+                finding_change("new", f, detail)
+            }
+        };
         let Some(old) = old else {
             out.changes.push(account_change(
                 "new",
@@ -154,7 +180,7 @@ impl Comparison {
             for f in &now_findings {
                 out.new_findings.insert(f.uid());
                 out.changes
-                    .push(finding_change("new", f, f.title() + " (new account)"));
+                    .push(new_change(f, f.title() + " (new account)"));
             }
             return Ok(out);
         };
@@ -216,7 +242,7 @@ impl Comparison {
                         f.title()
                     )
                 };
-                out.changes.push(finding_change("new", f, detail));
+                out.changes.push(new_change(f, detail));
                 out.new_findings.insert(uid);
             }
         }
@@ -333,10 +359,39 @@ impl Comparison {
     /// The accounts of the earlier run that this run did not close. Those still in the organization
     /// (`in_org`: left out by a filter, or not reached) are not compared; the others left it, and their
     /// findings are resolved with them. `in_org` is `None` when the organization is not known (`diff`).
+    ///
+    /// `carry` gets the earlier run's accounts this run did not close but that are still in the
+    /// organization (or may be), and those whose history alone it carried: their history goes on as it
+    /// was.
     pub fn finish(
         mut self,
         in_org: Option<&HashSet<String>>,
+        mut carry: impl FnMut(&AccountSnapshot) -> std::io::Result<()>,
     ) -> std::io::Result<Vec<AccountChanges>> {
+        let mut kept: Vec<String> = self
+            .previous
+            .ids()
+            .filter(|id| !self.seen.contains(*id))
+            .filter(|id| in_org.is_some_and(|org| org.contains(*id)))
+            .chain(
+                self.previous
+                    .history_only_ids()
+                    .filter(|id| !self.seen.contains(*id)),
+            )
+            .cloned()
+            .collect();
+        kept.sort();
+        for id in kept {
+            let old = match self.previous.get(&id)? {
+                Some(old) => old,
+                None => AccountSnapshot {
+                    id: id.clone(),
+                    history: self.previous.history_only(&id)?,
+                    ..AccountSnapshot::default()
+                },
+            };
+            carry(&old)?;
+        }
         let mut ids: Vec<String> = self
             .previous
             .ids()
@@ -595,7 +650,7 @@ pub fn diff_runs(
         }
         digest.add(&changes);
     }
-    for gone in comparison.finish(None)? {
+    for gone in comparison.finish(None, |_| Ok(()))? {
         for c in &gone.changes {
             each(c)?;
         }

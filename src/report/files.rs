@@ -65,6 +65,14 @@ pub struct OutputPaths {
     pub summary: PathBuf,
     pub credentials: PathBuf,
     pub key_history: PathBuf,
+    /// The findings' history (`history_name`): state the next run reads, not a report.
+    pub history: PathBuf,
+}
+
+/// The history file of a run: every finding's first and last sighting, resolutions and Security Hub
+/// state, carried from run to run. A dotfile: the run's state, beside its nine reports.
+pub fn history_name(stamp: &str) -> String {
+    format!(".iam-audit-history_{stamp}.jsonl")
 }
 
 impl OutputPaths {
@@ -85,6 +93,7 @@ impl OutputPaths {
             summary: path(Report::Summary),
             credentials: path(Report::Credentials),
             key_history: path(Report::KeyHistory),
+            history: dir.join(history_name(stamp)),
         }
     }
 

@@ -84,8 +84,13 @@ impl FindingsOutput {
         }
     }
 
-    fn write_finding(&mut self, f: &Finding<'_>, activity: Activity) -> std::io::Result<()> {
-        let event = event(&self.ctx, f, activity);
+    fn write_finding(
+        &mut self,
+        f: &Finding<'_>,
+        activity: Activity,
+        first_seen: Option<i64>,
+    ) -> std::io::Result<()> {
+        let event = event(&self.ctx, f, activity, first_seen);
         self.line.clear();
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');
@@ -96,6 +101,7 @@ impl FindingsOutput {
         let Some(old) = &changes.old else {
             return Ok(());
         };
+        let seen = first_seen_by_uid(old);
         let mut resolved: Vec<Finding<'_>> = old
             .findings()
             .into_iter()
@@ -103,7 +109,8 @@ impl FindingsOutput {
             .collect();
         resolved.sort_by_key(|f| f.uid());
         for f in &resolved {
-            self.write_finding(f, Activity::Close)?;
+            let first = seen.get(&f.uid()).copied();
+            self.write_finding(f, Activity::Close, first)?;
         }
         Ok(())
     }
@@ -115,12 +122,14 @@ impl Output for FindingsOutput {
         snapshot: &AccountSnapshot,
         changes: Option<&AccountChanges>,
     ) -> std::io::Result<()> {
+        let seen = first_seen_by_uid(snapshot);
         for f in snapshot.findings() {
             let activity = match changes {
                 Some(c) if !c.new_findings.contains(&f.uid()) => Activity::Update,
                 _ => Activity::Create,
             };
-            self.write_finding(&f, activity)?;
+            let first = seen.get(&f.uid()).copied();
+            self.write_finding(&f, activity, first)?;
         }
         if let Some(c) = changes {
             self.close_resolved(c)?;
@@ -146,6 +155,25 @@ impl Output for FindingsOutput {
 
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// Each finding's first sighting by uid, from the account's history.
+fn first_seen_by_uid(a: &AccountSnapshot) -> std::collections::HashMap<String, i64> {
+    a.history
+        .iter()
+        .map(|e| (e.uid.clone(), e.first_seen))
+        .collect()
+}
+
+/// When the condition began, in epoch ms, where the facts tell it (a key's creation, its age passing the
+/// threshold): a new finding's first sighting.
+pub fn first_seen_of(f: &Finding<'_>, t: Thresholds) -> Option<i64> {
+    first_seen(f, t).map(millis)
+}
+
+/// The closing event of a resolved finding (`activity_id` 3, Resolved), as the findings file writes it.
+pub fn close_event(ctx: &FindingsContext, f: &Finding<'_>, first_seen: Option<i64>) -> Value {
+    event(ctx, f, Activity::Close, first_seen)
 }
 
 /// A report cell's timestamp, when it is one.
@@ -241,7 +269,14 @@ fn finding_type(f: &Finding<'_>) -> &'static str {
 }
 
 /// One OCSF finding event.
-fn event(ctx: &FindingsContext, f: &Finding<'_>, activity: Activity) -> Value {
+/// One finding event. Its `first_seen_time` is the finding's first sighting from its history, else what
+/// the facts say (a key's creation), else none.
+fn event(
+    ctx: &FindingsContext,
+    f: &Finding<'_>,
+    activity: Activity,
+    first_seen_ms: Option<i64>,
+) -> Value {
     let class = ctx.class;
     let a = f.account;
     let uid = f.uid();
@@ -286,8 +321,8 @@ fn event(ctx: &FindingsContext, f: &Finding<'_>, activity: Activity) -> Value {
         "desc": desc,
         "types": [finding_type(f)],
     });
-    if let Some(t) = first_seen(f, ctx.thresholds) {
-        finding_info["first_seen_time"] = json!(millis(t));
+    if let Some(t) = first_seen_ms.or_else(|| first_seen(f, ctx.thresholds).map(millis)) {
+        finding_info["first_seen_time"] = json!(t);
     }
     let mut cloud = json!({
         "provider": "AWS",

@@ -16,6 +16,7 @@ pub mod compare;
 pub mod credentials;
 pub mod files;
 pub mod findings;
+pub mod history;
 pub mod html;
 mod ous;
 pub mod page;
@@ -73,6 +74,11 @@ pub trait Output: Send {
         _row: &crate::record::AccountRow,
         _snapshot: Option<&AccountSnapshot>,
     ) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// An account of the earlier run that this run did not close, still in the organization or not known
+    /// to have left it (left out by a filter, not reached): for the outputs that carry state forward.
+    fn carry(&mut self, _old: &AccountSnapshot) -> std::io::Result<()> {
         Ok(())
     }
     /// The run is over: complete the output.
@@ -134,32 +140,36 @@ pub struct Writer {
     snapshots: snapshot::Builder,
     comparison: Option<Comparison>,
     digest: Digest,
+    history: HistoryClock,
+}
+
+/// What a finding's history is dated with: this run's start, the compared run's (the first sighting of
+/// its findings that have no history yet), and the thresholds that date a key's findings.
+#[derive(Clone, Copy)]
+struct HistoryClock {
+    now: i64,
+    earlier_seen: Option<i64>,
+    thresholds: crate::config::Thresholds,
 }
 
 impl Writer {
-    /// A writer over prepared outputs.
-    pub fn new(outputs: Vec<Box<dyn Output>>, values: Values) -> Writer {
-        Writer {
-            outputs,
-            snapshots: snapshot::Builder::new(values),
-            comparison: None,
-            digest: Digest::default(),
-        }
-    }
-
     /// Create every file of a new run in `spec.dir`, private, with their headers. If a name of this stamp
     /// is taken, the files take the stamp's next free suffix together; the paths say which.
     pub fn create(spec: Spec, stamp: &str) -> std::io::Result<(Writer, OutputPaths)> {
         let format = spec.format;
-        let (stamp, files) =
-            files::create_set(&spec.dir, stamp, |s| Report::file_names(s, format))?;
+        let (stamp, mut files) = files::create_set(&spec.dir, stamp, |s| {
+            let mut names = Report::file_names(s, format);
+            names.push(files::history_name(s));
+            names
+        })?;
         let paths = OutputPaths::with_format(&spec.dir, &stamp, format);
+        let history = files.pop().expect("the history file");
         let files: Vec<(Report, File, bool)> = Report::FILES
             .into_iter()
             .zip(files)
             .map(|(r, f)| (r, f, true))
             .collect();
-        let mut w = Writer::open(spec, files, &paths)?;
+        let mut w = Writer::open(spec, files, history, &paths)?;
         w.flush()?;
         Ok((w, paths))
     }
@@ -177,8 +187,13 @@ impl Writer {
             };
             files.push((r, file, new));
         }
+        let history = match files::open_append(&paths.history) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_private(&paths.history)?,
+            Err(e) => return Err(e),
+        };
         let (dir, format) = (spec.dir.clone(), spec.format);
-        let mut w = Writer::open(spec, files, paths)?;
+        let mut w = Writer::open(spec, files, history, paths)?;
         // What changed in the accounts finished before the resume, from their kept rows: the digest (the
         // page, the alert) is of the whole run.
         w.digest = Digest::of_run(paths, format, w.digest.against.clone())?;
@@ -197,9 +212,13 @@ impl Writer {
     fn open(
         spec: Spec,
         files: Vec<(Report, File, bool)>,
+        history: File,
         paths: &OutputPaths,
     ) -> std::io::Result<Writer> {
-        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        let mut outputs: Vec<Box<dyn Output>> = vec![Box::new(history::HistoryOutput::new(
+            history,
+            spec.findings.clone(),
+        ))];
         for (report, file, new) in files {
             match report {
                 Report::Keys
@@ -239,11 +258,21 @@ impl Writer {
             None => Digest::default(),
         };
         digest.not_compared = spec.not_compared;
+        let history = HistoryClock {
+            now: spec.findings.started_at.timestamp_millis(),
+            earlier_seen: spec
+                .comparison
+                .as_ref()
+                .and_then(|c| files::stamp_time(&c.label))
+                .map(|t| t.timestamp_millis()),
+            thresholds: spec.findings.thresholds,
+        };
         Ok(Writer {
             outputs,
             snapshots: snapshot::Builder::new(spec.values),
             comparison: spec.comparison,
             digest,
+            history,
         })
     }
 
@@ -264,11 +293,27 @@ impl Writer {
     /// One record. An account's closing row is annotated with its new and resolved findings before it
     /// is written, then the outputs get the account's snapshot and changes.
     fn handle(&mut self, mut record: Record) -> std::io::Result<()> {
-        let closed = self.snapshots.record(&record);
+        let mut closed = self.snapshots.record(&record);
         let changes = match (&closed, &mut self.comparison) {
             (Some(snapshot), Some(c)) => Some(c.account(snapshot)?),
             _ => None,
         };
+        // The account's history, grown from the one the compared run left.
+        if let Some(snapshot) = &mut closed {
+            let h = &self.history;
+            let old = changes
+                .as_ref()
+                .map(|c| c.history.as_slice())
+                .unwrap_or(&[]);
+            snapshot.history = history::update(
+                old,
+                snapshot,
+                changes.as_ref(),
+                h.now,
+                h.earlier_seen,
+                |f| findings::first_seen_of(f, h.thresholds),
+            );
+        }
         if let (Record::Account(a), Some(c)) = (&mut record, &changes) {
             a.new_findings = Some(c.new_findings.len() as u64);
             a.resolved_findings = Some(c.resolved_findings.len() as u64);
@@ -288,8 +333,14 @@ impl Writer {
 
     /// The run is over: the earlier run's accounts this one did not close, then every output's end.
     fn end(&mut self, facts: &RunFacts) -> std::io::Result<()> {
+        let outputs = &mut self.outputs;
         let removed = match self.comparison.take() {
-            Some(c) => c.finish(facts.in_org.as_ref())?,
+            Some(c) => c.finish(facts.in_org.as_ref(), |old| {
+                for o in outputs.iter_mut() {
+                    o.carry(old)?;
+                }
+                Ok(())
+            })?,
             None => Vec::new(),
         };
         for r in &removed {

@@ -56,6 +56,9 @@ pub fn prepare_resume(paths: &OutputPaths, format: Format) -> std::io::Result<Re
         &resumed.done,
         "/cloud/account/uid",
     )?;
+    // The findings' history: the done accounts' entries; the rest come again with their accounts (or
+    // carried, at the run's end).
+    keep_rows(&paths.history, Format::Jsonl, &resumed.done, "/account")?;
     Ok(resumed)
 }
 
@@ -108,6 +111,11 @@ fn trusted_rows(path: &Path, rows: Rows) -> std::io::Result<std::io::Take<File>>
         )));
     }
     Ok(file)
+}
+
+/// A history file as a finished run left it: whole, its last line with its line break.
+pub(super) fn trusted_history(path: &Path) -> std::io::Result<std::io::Take<File>> {
+    trusted_rows(path, Rows::Whole)
 }
 
 /// A CSV report's trusted rows (of any length: the callers check each row's) and its header.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Format, Values};
-use crate::record::snapshot::{AccountSnapshot, KeySnapshot, UserSnapshot};
+use crate::record::snapshot::{AccountSnapshot, FindingHistory, KeySnapshot, UserSnapshot};
 use crate::record::{Flags, KeyRow, Record, UserRow};
 
 use super::files::{create_private, OutputPaths};
@@ -108,6 +108,7 @@ enum Line {
         account: String,
         key: KeySnapshot,
     },
+    History(FindingHistory),
 }
 
 /// A private scratch directory, removed with what it holds when dropped.
@@ -148,6 +149,9 @@ impl Drop for Scratch {
 pub struct GroupedRun {
     file: File,
     index: HashMap<String, (u64, u32)>,
+    /// Accounts its history carries that its accounts report does not have (left out by a filter, or
+    /// not reached): their history only.
+    history_only: HashMap<String, (u64, u32)>,
     _scratch: Scratch,
 }
 
@@ -264,6 +268,20 @@ impl GroupedRun {
                 )
             },
         )?;
+        // The history the run left, where it has one (runs of older versions have none).
+        if paths.history.exists() {
+            let reader = BufReader::new(super::resume::trusted_history(&paths.history)?);
+            for (n, line) in reader.lines().enumerate() {
+                let entry: FindingHistory = serde_json::from_str(&line?).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} line {}: {e}", paths.history.display(), n + 1),
+                    )
+                })?;
+                let account = entry.account.clone();
+                put(&account, &Line::History(entry))?;
+            }
+        }
         for b in &mut buckets {
             b.flush()?;
         }
@@ -272,12 +290,14 @@ impl GroupedRun {
         let grouped_path = scratch.path().join("grouped");
         let mut out = BufWriter::new(create_private(&grouped_path)?);
         let mut index = HashMap::new();
+        let mut history_only = HashMap::new();
         let mut offset = 0u64;
         for b in 0..BUCKETS {
             let path = scratch.path().join(format!("bucket-{b}"));
             let mut accounts: HashMap<String, AccountSnapshot> = HashMap::new();
             let mut users: HashMap<String, Vec<(UserSnapshot, Flags)>> = HashMap::new();
             let mut keys: HashMap<String, Vec<KeySnapshot>> = HashMap::new();
+            let mut histories: HashMap<String, Vec<FindingHistory>> = HashMap::new();
             for line in BufReader::new(File::open(&path)?).lines() {
                 match serde_json::from_str::<Line>(&line?)? {
                     Line::Account(a) => {
@@ -289,6 +309,7 @@ impl GroupedRun {
                         risk,
                     } => users.entry(account).or_default().push((user, risk)),
                     Line::Key { account, key } => keys.entry(account).or_default().push(key),
+                    Line::History(e) => histories.entry(e.account.clone()).or_default().push(e),
                 }
             }
             std::fs::remove_file(&path)?;
@@ -311,10 +332,25 @@ impl GroupedRun {
                         u
                     })
                     .collect();
+                a.history = histories.remove(&id).unwrap_or_default();
                 let mut line = serde_json::to_vec(&a)?;
                 line.push(b'\n');
                 out.write_all(&line)?;
                 index.insert(id, (offset, line.len() as u32));
+                offset += line.len() as u64;
+            }
+            let mut rest: Vec<(String, Vec<FindingHistory>)> = histories.into_iter().collect();
+            rest.sort_by(|a, b| a.0.cmp(&b.0));
+            for (id, history) in rest {
+                let a = AccountSnapshot {
+                    id: id.clone(),
+                    history,
+                    ..AccountSnapshot::default()
+                };
+                let mut line = serde_json::to_vec(&a)?;
+                line.push(b'\n');
+                out.write_all(&line)?;
+                history_only.insert(id, (offset, line.len() as u32));
                 offset += line.len() as u64;
             }
         }
@@ -323,13 +359,13 @@ impl GroupedRun {
         Ok(GroupedRun {
             file: File::open(&grouped_path)?,
             index,
+            history_only,
             _scratch: scratch,
         })
     }
 
-    /// The snapshot of one account, if the run had a closing row for it.
-    pub fn get(&mut self, id: &str) -> std::io::Result<Option<AccountSnapshot>> {
-        let Some(&(offset, len)) = self.index.get(id) else {
+    fn read_at(&mut self, at: Option<(u64, u32)>) -> std::io::Result<Option<AccountSnapshot>> {
+        let Some((offset, len)) = at else {
             return Ok(None);
         };
         let mut buf = vec![0u8; len as usize];
@@ -338,9 +374,26 @@ impl GroupedRun {
         Ok(Some(serde_json::from_slice(&buf)?))
     }
 
+    /// The snapshot of one account, if the run had a closing row for it.
+    pub fn get(&mut self, id: &str) -> std::io::Result<Option<AccountSnapshot>> {
+        let at = self.index.get(id).copied();
+        self.read_at(at)
+    }
+
+    /// The history the run carried for an account it did not close (empty when none).
+    pub fn history_only(&mut self, id: &str) -> std::io::Result<Vec<FindingHistory>> {
+        let at = self.history_only.get(id).copied();
+        Ok(self.read_at(at)?.map(|a| a.history).unwrap_or_default())
+    }
+
     /// Every account the run closed, in no particular order.
     pub fn ids(&self) -> impl Iterator<Item = &String> {
         self.index.keys()
+    }
+
+    /// The accounts whose history alone the run carried.
+    pub fn history_only_ids(&self) -> impl Iterator<Item = &String> {
+        self.history_only.keys()
     }
 }
 

@@ -39,7 +39,7 @@ fn part_size_for(size: u64, preferred: u64) -> Option<u64> {
 
 /// The claim object of a stamp (`Remote::claim_stamp`).
 fn claim_name(stamp: &str) -> String {
-    format!("iam-audit-run-{stamp}.claim")
+    format!(".iam-audit-run-{stamp}.claim")
 }
 
 /// A name listed under the prefix that is a plain file name: it becomes a path in the staging directory,
@@ -388,10 +388,12 @@ impl Remote {
         let names = self.names().await?;
         let runs = runs_among(&names);
         let mut resumed: Vec<String> = Vec::new();
+        let history = crate::report::files::history_name;
         if let Some((s, f)) = resume.and_then(|r| runs.iter().find(|(s, _)| s == r)) {
             resumed.extend(
                 Report::file_names(s, *f)
                     .into_iter()
+                    .chain([history(s)])
                     .filter(|n| names.contains(n)),
             );
             self.fetch(&resumed).await?;
@@ -408,6 +410,8 @@ impl Remote {
         ]
         .iter()
         .map(|r| r.file_name(s, *f))
+        // Its findings' history, where it left one (runs of older versions did not).
+        .chain(Some(history(s)).filter(|n| names.contains(n)))
         .filter(|n| !resumed.contains(n))
         .collect();
         match self.fetch(&wanted).await {
