@@ -25,8 +25,9 @@ pub struct CheckRow {
     pub iam: Result<(), Failure>,
     /// One result per configured region.
     pub cloudtrail: Vec<(String, Result<(), Failure>)>,
-    /// With `--security-hub`: whether the account's hub is on and the role may import into it.
-    pub security_hub: Option<Result<(), Failure>>,
+    /// With `--security-hub`: what an empty import proved (`Ok`: what could be said, which is never
+    /// that the role may import), or the refusal that shows it may not.
+    pub security_hub: Option<Result<String, Failure>>,
 }
 
 impl CheckRow {
@@ -52,7 +53,7 @@ async fn check_account(aws: &Aws, settings: Arc<Settings>, account: Account) -> 
             assume_role: Err(f),
             iam: not_run(),
             cloudtrail: regions.into_iter().map(|r| (r, not_run())).collect(),
-            security_hub: settings_hub.then(not_run),
+            security_hub: settings_hub.then(|| Err(not_run().unwrap_err())),
         };
     }
     let iam = session

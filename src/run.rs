@@ -130,7 +130,7 @@ async fn run_audit(
         .map_err(AuditError::from)?;
     settings.keys.output_dir = remote.staging().to_path_buf();
     // A new run takes its stamp under the prefix first: two runs starting in the same second get two.
-    if settings.resume_stamp.is_none() {
+    if settings.resume_stamp.is_none() && settings.claimed_stamp.is_none() {
         let claimed = remote.claim_stamp(&settings.stamp()).await;
         match claimed {
             Ok(stamp) => settings.claimed_stamp = Some(stamp),
@@ -432,10 +432,12 @@ async fn audit_into(
             dir,
         });
     }
-    // The files are final: now what leaves the machine.
+    // The files are final: now what leaves the machine. A run told to stop that still finished every
+    // account (a Lambda invocation whose deadline came after its last account) is complete, and imports.
+    let stopped_early = interrupted.is_cancelled() && summary.partial + summary.skipped > 0;
     let target = crate::send::AwsTarget::new(&aws);
     if settings.keys.security_hub {
-        summary.security_hub = Some(if interrupted.is_cancelled() {
+        summary.security_hub = Some(if stopped_early {
             "security hub: nothing imported, the run was interrupted (--resume imports when it finishes)"
                 .to_string()
         } else {
@@ -444,6 +446,7 @@ async fn audit_into(
                 &settings,
                 &summary.findings_file,
                 &summary.accounts_file,
+                &summary.history_file,
                 format,
             )
             .await
@@ -465,8 +468,6 @@ async fn audit_into(
     if let Some(r) = remote {
         upload(r, &mut summary).await?;
     }
-    // Stopped before its end: accounts were left unaudited because the run was told to stop.
-    let stopped_early = interrupted.is_cancelled() && summary.partial + summary.skipped > 0;
     if settings.alert_when_stopped || !stopped_early {
         summary.alerts = crate::send::notify::send(&settings, &summary, &stamp, Some(&target))
             .await

@@ -145,6 +145,42 @@ fn config_of(event: &Value) -> Result<Config, String> {
     Ok(from_event.or(file))
 }
 
+/// What an invocation does with the run the state object names.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Its accounts report is under the prefix, and it is the latest run there: resume it.
+    Resume(String, iam_audit::config::Format),
+    /// Its stamp was claimed but its accounts report never arrived, and no later run is there: run it
+    /// again from the start under the same stamp (its other files, if any, are written again).
+    Restart(String),
+    /// No run to continue (or one a later run passed: its stamp, to warn of).
+    Start(Option<String>),
+}
+
+fn next_step(
+    state: Option<&Value>,
+    latest: Option<(String, iam_audit::config::Format)>,
+    names: &[String],
+) -> Step {
+    let Some(stamp) = state
+        .filter(|s| s["status"] == "incomplete")
+        .and_then(|s| s["stamp"].as_str())
+        .filter(|s| iam_audit::report::stamp_time(s).is_some())
+    else {
+        return Step::Start(None);
+    };
+    match latest {
+        Some((latest, format)) if latest == stamp => Step::Resume(latest, format),
+        Some((latest, _)) if !iam_audit::report::files::stamp_before(&latest, stamp) => {
+            Step::Start(Some(stamp.to_string()))
+        }
+        _ if names.contains(&iam_audit::store::claim_name(stamp)) => {
+            Step::Restart(stamp.to_string())
+        }
+        _ => Step::Start(Some(stamp.to_string())),
+    }
+}
+
 /// One invocation: resume the run the state object names, or start one; stop in time; say how it ended.
 async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
     let mut config = config_of(&event)?;
@@ -177,43 +213,66 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
         .into_iter()
         .next();
     let state: Option<Value> = state.and_then(|t| serde_json::from_str(&t).ok());
-    let mut resume = None;
-    if let Some(s) = state.filter(|s| s["status"] == "incomplete") {
-        let stamp = s["stamp"].as_str().unwrap_or("").to_string();
-        match latest {
-            Some((latest, format)) if latest == stamp => {
-                config.format = Some(format.as_str().to_string());
-                resume = Some(stamp);
-            }
-            _ => eprintln!(
-                "warning: the state object names run {stamp}, which is not the latest complete set of files under {prefix_url}; starting a new run"
-            ),
+    let next = next_step(state.as_ref(), latest, &names);
+    let (resume, restart) = match next {
+        Step::Resume(stamp, format) => {
+            config.format = Some(format.as_str().to_string());
+            (Some(stamp), None)
         }
-    }
-    if resume.is_none() && event[RESUME_ONLY] == json!(true) {
+        Step::Restart(stamp) => (None, Some(stamp)),
+        Step::Start(warning) => {
+            if let Some(stamp) = warning {
+                eprintln!(
+                    "warning: the state object names run {stamp}, which is not the latest run under {prefix_url}; starting a new run"
+                );
+            }
+            (None, None)
+        }
+    };
+    if resume.is_none() && restart.is_none() && event[RESUME_ONLY] == json!(true) {
         return Ok(json!({ "status": "idle", "reports": prefix_url }));
     }
     let start = resume
         .as_deref()
+        .or(restart.as_deref())
         .and_then(iam_audit::report::stamp_time)
         .unwrap_or(now);
     let mut settings = Settings::resolve(config, start).map_err(|e| e.to_string())?;
     settings.resume_stamp = resume.clone();
-    // An invocation stopped by its deadline is not the end of the run: the one that completes it alerts.
-    settings.alert_when_stopped = false;
-    // Stop in time: no account starts after the deadline less the margin and the grace.
+    // Stop in time: no account starts after the deadline less the margin and the grace. An invocation
+    // without that time writes nothing.
     let keep = Duration::from_secs(settings.keys.lambda_margin_secs) + settings.shutdown_grace();
     let left = deadline
         .duration_since(SystemTime::now())
         .unwrap_or_default();
     let Some(run_for) = left.checked_sub(keep).filter(|d| !d.is_zero()) else {
         return Err(format!(
-            "the invocation has {:.0} s left, no more than lambda_margin_secs ({}) and shutdown_grace_secs ({}): raise the function's timeout or lower the margin",
+            "the invocation has {:.0} s left, no more than lambda_margin_secs ({}) and shutdown_grace_secs ({}): raise the function's timeout or lower the margin; nothing was written",
             left.as_secs_f64(),
             settings.keys.lambda_margin_secs,
             settings.keys.shutdown_grace_secs
         ));
     };
+    // A new run takes its stamp, and the state object names it before anything else is written: an
+    // invocation that dies anywhere after this leaves the next one that run, to resume or to restart
+    // under the same stamp, never an orphan beside a second run.
+    if resume.is_none() {
+        let stamp = match restart {
+            Some(stamp) => stamp,
+            None => remote
+                .claim_stamp(&settings.stamp())
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let state = json!({ "status": "incomplete", "stamp": stamp });
+        remote
+            .put_text(STATE, &state.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        settings.claimed_stamp = Some(stamp);
+    }
+    // An invocation stopped by its deadline is not the end of the run: the one that completes it alerts.
+    settings.alert_when_stopped = false;
     let shutdown = iam_audit::Shutdown::default();
     let grace = settings.shutdown_grace();
     let timer = {
@@ -273,6 +332,48 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_object_names_a_run_to_resume_restart_or_pass() {
+        use iam_audit::config::Format::Csv;
+        let state = |s: &str| json!({ "status": "incomplete", "stamp": s });
+        let claim = |s: &str| iam_audit::store::claim_name(s);
+        let a = "20261206_060000";
+        let b = "20261206_070000";
+        // Its accounts report is there and latest: resume.
+        assert_eq!(
+            next_step(Some(&state(a)), Some((a.into(), Csv)), &[claim(a)]),
+            Step::Resume(a.into(), Csv)
+        );
+        // Claimed, no accounts report, an older run latest: the same stamp again.
+        assert_eq!(
+            next_step(
+                Some(&state(b)),
+                Some((a.into(), Csv)),
+                &[claim(a), claim(b)]
+            ),
+            Step::Restart(b.into())
+        );
+        assert_eq!(
+            next_step(Some(&state(b)), None, &[claim(b)]),
+            Step::Restart(b.into())
+        );
+        // A later run passed it, or its claim is gone: a new run, with a warning.
+        assert_eq!(
+            next_step(Some(&state(a)), Some((b.into(), Csv)), &[claim(a)]),
+            Step::Start(Some(a.into()))
+        );
+        assert_eq!(
+            next_step(Some(&state(b)), Some((a.into(), Csv)), &[]),
+            Step::Start(Some(b.into()))
+        );
+        // Complete, unreadable or absent: a new run, quietly.
+        let done = json!({ "status": "complete", "stamp": a });
+        assert_eq!(next_step(Some(&done), None, &[]), Step::Start(None));
+        let odd = json!({ "status": "incomplete", "stamp": "../x" });
+        assert_eq!(next_step(Some(&odd), None, &[]), Step::Start(None));
+        assert_eq!(next_step(None, None, &[]), Step::Start(None));
+    }
 
     #[test]
     fn an_invocation_sets_config_keys_but_no_secret() {

@@ -79,7 +79,11 @@ pub async fn check(args: CheckArgs) -> i32 {
                 line.push_str(&format!("; cloudtrail:LookupEvents {region} {}", show(r)));
             }
             if let Some(r) = &row.security_hub {
-                line.push_str(&format!("; securityhub:BatchImportFindings {}", show(r)));
+                let said = match r {
+                    Ok(text) => text.clone(),
+                    Err(f) => f.to_string(),
+                };
+                line.push_str(&format!("; securityhub:BatchImportFindings {said}"));
             }
         }
         println!("{line}");

@@ -8,6 +8,7 @@
 
 pub mod asff;
 pub mod http;
+pub mod hub_state;
 pub mod notify;
 pub mod securityhub;
 pub mod sigv4;

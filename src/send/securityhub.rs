@@ -43,6 +43,8 @@ pub struct Outcome {
     pub refused: BTreeMap<String, u64>,
     /// The call failed as a whole: the cell's text.
     pub failed: Option<String>,
+    /// The Ids of the findings refused one by one.
+    pub refused_ids: std::collections::HashSet<String>,
 }
 
 impl Outcome {
@@ -85,12 +87,15 @@ struct Row {
     role_used: String,
 }
 
-/// Import the findings file into each account's Security Hub and fill the accounts report's cells.
+/// Import the findings file into each account's Security Hub, archive those the history says it still
+/// holds though they were resolved, fill the accounts report's cells and write down in the history what
+/// the hub now holds.
 pub async fn import(
     target: &AwsTarget,
     settings: &Arc<Settings>,
     findings: &Path,
     accounts: &Path,
+    history: &Path,
     format: Format,
 ) -> std::io::Result<Report> {
     let rows = read_accounts(accounts, format)?;
@@ -99,6 +104,18 @@ pub async fn import(
         .security_hub_region
         .clone()
         .unwrap_or_else(|| settings.keys.region.clone());
+    // Resolved findings still ACTIVE in the hub (resolved in a run without --security-hub, or whose
+    // archiving failed), by account: archived with the account's findings.
+    let mut pending = super::hub_state::pending_archives(history, &region)?;
+    let with_pending =
+        |account: &str, mut batch: Vec<Value>, pending: &mut HashMap<String, Vec<Value>>| {
+            for doc in pending.remove(account).unwrap_or_default() {
+                if !batch.iter().any(|d| d["Id"] == doc["Id"]) {
+                    batch.push(doc);
+                }
+            }
+            batch
+        };
     let http = Arc::new(Http::new());
     let at_once = settings.keys.concurrency.clamp(1, MAX_ACCOUNTS_AT_ONCE);
     let gate = Arc::new(tokio::sync::Semaphore::new(at_once));
@@ -155,6 +172,7 @@ pub async fn import(
             Some((a, batch)) if *a == account => batch.push(doc),
             _ => {
                 if let Some((a, batch)) = current.take() {
+                    let batch = with_pending(&a, batch, &mut pending);
                     tasks.push(spawn(a, batch, slot().await));
                 }
                 current = Some((account, vec![doc]));
@@ -162,6 +180,13 @@ pub async fn import(
         }
     }
     if let Some((a, batch)) = current.take() {
+        let batch = with_pending(&a, batch, &mut pending);
+        tasks.push(spawn(a, batch, slot().await));
+    }
+    // Accounts with nothing in this run's findings but archives still owed.
+    let mut owed: Vec<(String, Vec<Value>)> = pending.into_iter().collect();
+    owed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (a, batch) in owed {
         tasks.push(spawn(a, batch, slot().await));
     }
     let mut outcomes: HashMap<String, Outcome> = HashMap::new();
@@ -173,10 +198,20 @@ pub async fn import(
         for (c, n) in o.refused {
             *merged.refused.entry(c).or_default() += n;
         }
+        merged.refused_ids.extend(o.refused_ids);
         if o.failed.is_some() {
             merged.failed = o.failed;
         }
     }
+    let imported: HashMap<String, super::hub_state::Imported> = outcomes
+        .iter()
+        .map(|(a, o)| {
+            let whole = o.failed.is_none();
+            let refused = o.refused_ids.clone();
+            (a.clone(), super::hub_state::Imported { whole, refused })
+        })
+        .collect();
+    super::hub_state::record(history, &imported)?;
     let mut report = Report::default();
     let mut cells: HashMap<String, String> = HashMap::new();
     for (id, row) in &rows {
@@ -289,6 +324,7 @@ async fn import_account(
             let code = f["ErrorCode"].as_str().unwrap_or("Unknown").to_string();
             *outcome.refused.entry(code).or_default() += 1;
             let id = f["Id"].as_str().unwrap_or("");
+            outcome.refused_ids.insert(id.to_string());
             if batch
                 .iter()
                 .any(|d| d["Id"] == id && d["RecordState"] == "ARCHIVED")
@@ -306,15 +342,17 @@ async fn import_account(
     outcome
 }
 
-/// `check --security-hub`: may this account import? An empty BatchImportFindings, which can write
-/// nothing: a validation error (`InvalidInputException`) means the call passed authorization and the hub
-/// is on; `AccessDeniedException` that the role may not import; `InvalidAccessException` that Security
-/// Hub is not enabled. Each refusal comes back with what to do.
+/// `check --security-hub`: what can be learned of an account's import without importing anything. An
+/// empty BatchImportFindings writes nothing. `AccessDeniedException` proves the role may not import, and
+/// `InvalidAccessException` that Security Hub is not enabled, each with what to do. But the validation
+/// error an empty import earns (`InvalidInputException`) proves nothing more than that Security Hub
+/// answered: AWS does not say whether it checks the input before the permission or the subscription, so
+/// `Ok` says so, never "ok". Only a real import (the first `--security-hub` run's cells) proves the rest.
 pub async fn probe(
     target: &AwsTarget,
     credentials: &AccountCredentials,
     region: &str,
-) -> Result<(), crate::retry::Failure> {
+) -> Result<String, crate::retry::Failure> {
     use crate::retry::Failure;
     let creds = credentials.get().await?;
     let mut req = Request {
@@ -339,8 +377,10 @@ pub async fn probe(
     let error = aws_error(&answer);
     let code = error.split(':').next().unwrap_or("").to_string();
     match code.as_str() {
-        "InvalidInputException" | "ValidationException" => Ok(()),
-        _ if (200..300).contains(&answer.status) => Ok(()),
+        "InvalidInputException" | "ValidationException" => Ok(format!(
+            "not proven: Security Hub in {region} answered the empty import with {code}, which shows neither that it is enabled nor that the role may import (AWS need not check those before the input); the first --security-hub run's security_hub cells will say"
+        )),
+        _ if (200..300).contains(&answer.status) => Ok("ok".to_string()),
         "InvalidAccessException" => Err(Failure::new(
             code,
             format!("Security Hub is not enabled in {region}: aws securityhub enable-security-hub --region {region}"),

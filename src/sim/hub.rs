@@ -42,6 +42,22 @@ impl Hub {
         region: &str,
         body: &Value,
     ) -> Result<Value, Refusal> {
+        // The input first, then the permission and the subscription: AWS does not document its order,
+        // and this is the order in which an empty import proves nothing about either, so nothing in the
+        // tool may lean on it (`check --security-hub` says "not proven").
+        let Some(findings) = body.get("Findings").and_then(Value::as_array) else {
+            return Err((400, "InvalidInputException", "Findings is required".into()));
+        };
+        if findings.is_empty() || findings.len() > 100 {
+            return Err((
+                400,
+                "InvalidInputException",
+                format!(
+                    "Findings must hold 1 to 100 findings, not {}",
+                    findings.len()
+                ),
+            ));
+        }
         if faults.deny_security_hub.iter().any(|a| a == account) {
             return Err((
                 403,
@@ -54,19 +70,6 @@ impl Hub {
                 400,
                 "InvalidAccessException",
                 format!("Account {account} is not subscribed to AWS Security Hub"),
-            ));
-        }
-        let Some(findings) = body.get("Findings").and_then(Value::as_array) else {
-            return Err((400, "InvalidInputException", "Findings is required".into()));
-        };
-        if findings.is_empty() || findings.len() > 100 {
-            return Err((
-                400,
-                "InvalidInputException",
-                format!(
-                    "Findings must hold 1 to 100 findings, not {}",
-                    findings.len()
-                ),
             ));
         }
         let product = format!("arn:aws:securityhub:{region}:{account}:product/{account}/default");

@@ -38,7 +38,7 @@ fn part_size_for(size: u64, preferred: u64) -> Option<u64> {
 }
 
 /// The claim object of a stamp (`Remote::claim_stamp`).
-fn claim_name(stamp: &str) -> String {
+pub fn claim_name(stamp: &str) -> String {
     format!(".iam-audit-run-{stamp}.claim")
 }
 
