@@ -459,7 +459,7 @@ async fn a_lambda_run_survives_an_upload_fault_at_every_step() {
     let week = |epoch| {
         Scenario {
             seed: 57,
-            accounts: 120,
+            accounts: 300,
             users_min: 1,
             users_max: 4,
             events_per_account: 2,

@@ -506,3 +506,107 @@ async fn findings_fixed_between_imports_are_archived_and_first_seen_is_kept() {
     );
     assert!(open_now.get(&denied).is_some_and(|u| !u.is_empty()));
 }
+
+/// The same three weeks with moto's Security Hub (an implementation we did not write): what it holds
+/// ACTIVE after week 3 is exactly what holds, week 2's fixes are ARCHIVED, and a finding open since
+/// week 1 keeps its first-seen times.
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_security_hub_holds_what_holds_after_a_week_without_imports() {
+    let moto = Moto::start();
+    let weeks = [org(0), org(1), org(2)];
+    let dir = tempfile::tempdir().unwrap();
+    let week = |n: usize, hub: bool| {
+        let (o, dir, moto) = (
+            weeks[n].clone(),
+            dir.path().to_path_buf(),
+            moto.endpoint.clone(),
+        );
+        async move {
+            let sim = Sim::start(
+                o,
+                Faults {
+                    report_delay_ms: 20,
+                    ..Faults::default()
+                },
+            )
+            .await
+            .unwrap();
+            let endpoint = sim.endpoint();
+            let mut args = vec![
+                "--role",
+                "IAMAuditRole",
+                "--output-dir",
+                dir.to_str().unwrap(),
+                "--no-progress",
+                "--iam-rate",
+                "200",
+            ];
+            if hub {
+                args.push("--security-hub");
+            }
+            let out = run_bin(
+                &args,
+                &[
+                    FAKE_KEY,
+                    FAKE_SECRET,
+                    ("AWS_ENDPOINT_URL", &endpoint),
+                    ("AWS_ENDPOINT_URL_SECURITYHUB", &moto),
+                ],
+                &dir,
+            )
+            .await;
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            out
+        }
+    };
+    let held = || -> BTreeMap<String, (String, String)> {
+        let got = moto.python(
+            "c = boto3.client('securityhub', endpoint_url=MOTO)\n\
+             out = {}\n\
+             kw = {'MaxResults': 100}\n\
+             for _ in range(1000):\n\
+             \x20   r = c.get_findings(**kw)\n\
+             \x20   out.update({f['Id']: (f['RecordState'], f['FirstObservedAt']) for f in r['Findings']})\n\
+             \x20   if not r.get('NextToken'): break\n\
+             \x20   kw['NextToken'] = r['NextToken']\n\
+             print(json.dumps(out))",
+            &[],
+        );
+        serde_json::from_str(&got).unwrap()
+    };
+    week(0, true).await;
+    let first = held();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = week(1, false).await;
+    let fixed_in_2: BTreeSet<String> = uids(&second.findings, "Close")
+        .into_values()
+        .flatten()
+        .filter(|u| first.contains_key(u))
+        .collect();
+    assert!(
+        !fixed_in_2.is_empty(),
+        "week 2 fixed something imported in week 1"
+    );
+    assert_eq!(held(), first, "nothing reached Security Hub in week 2");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let third = week(2, true).await;
+    let open_now: BTreeSet<String> = ["Create", "Update"]
+        .iter()
+        .flat_map(|a| uids(&third.findings, a).into_values().flatten())
+        .collect();
+    let now = held();
+    let active: BTreeSet<String> = now
+        .iter()
+        .filter(|(_, (s, _))| s == "ACTIVE")
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(active, open_now);
+    for u in &fixed_in_2 {
+        assert_eq!(now[u].0, "ARCHIVED", "{u}: fixed in week 2");
+    }
+    let kept: Vec<&String> = active.iter().filter(|u| first.contains_key(*u)).collect();
+    assert!(kept.len() > 20, "{}", kept.len());
+    for u in kept {
+        assert_eq!(now[u].1, first[u].1, "{u}: first seen in week 1");
+    }
+}
