@@ -22,12 +22,17 @@ pub struct Case {
     pub strategy: &'static str,
     /// Client flags beyond the defaults.
     pub flags: &'static [&'static str],
+    /// The audit role has only the README's six actions (and the management identity two): every
+    /// optional action is refused in every account.
+    pub minimal: bool,
 }
 
 /// The quota floor of design §6, for the strategy. Per account, IAM calls at `iam_rate`:
 /// - `api`: 4 + 4U + K (GetAccountSummary, ListVirtualMFADevices, ListServiceSpecificCredentials and
 ///   ListUsers, then per user ListAccessKeys, ListMFADevices, GetLoginProfile and ListSigningCertificates,
 ///   and GetAccessKeyLastUsed per key);
+/// - `minimal` (the six-action policy, whose refusals the run learns): 1 + 3U + K, the optional actions
+///   gone;
 /// - `credential_report` (and `auto`): the report's generation (`report_delay`), then GetCredentialReport,
 ///   ListAccessKeys per user with keys, ListSigningCertificates per user with a certificate and
 ///   ListMFADevices per user with both a virtual and another MFA device (the virtual MFA devices, the
@@ -81,6 +86,8 @@ pub fn floor(
                 .count() as f64;
             let iam = if strategy == "api" {
                 (4.0 + 4.0 * u + k as f64) / iam_rate
+            } else if strategy == "minimal" {
+                (1.0 + 3.0 * u + k as f64) / iam_rate
             } else {
                 report_delay + (1.0 + keyed + mixed + certified) / iam_rate
             };
@@ -130,6 +137,7 @@ pub fn scale(name: &'static str, accounts: usize) -> Case {
             "--cloudtrail-burst",
             "1000",
         ],
+        minimal: false,
     }
 }
 
@@ -149,6 +157,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         concurrency,
         strategy,
         flags: &[],
+        minimal: false,
     };
     // One account of 500 users at AWS's quotas: per-user calls against the credential report.
     let big = |name, strategy| Case {
@@ -164,6 +173,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         concurrency: 1,
         strategy,
         flags: &[],
+        minimal: false,
     };
     // Most real organizations: many accounts of a few users each, audited with the default settings
     // against AWS's quotas (no latency: what the auditor's own cost per account is).
@@ -180,6 +190,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         concurrency,
         strategy: "api",
         flags: &[],
+        minimal: false,
     };
     let moonshot = |name, latency_ms, jitter_ms| Case {
         name,
@@ -194,6 +205,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         concurrency: 500,
         strategy: "auto",
         flags: &[],
+        minimal: false,
     };
     let mut cases = vec![
         quota_bound("quota-bound", 64, "api"),
@@ -211,6 +223,7 @@ pub fn selected() -> (Vec<Case>, bool) {
             concurrency: 100,
             strategy: "api",
             flags: &[],
+            minimal: false,
         },
         small("small-300-c500", 300, 500),
         small("small-2k-c64", 2_000, 64),
@@ -253,6 +266,12 @@ pub fn selected() -> (Vec<Case>, bool) {
         },
         // The credential report (`IAM_AUDIT_BENCH=report`): the same shapes both ways.
         quota_bound("quota-bound-report", 64, "credential_report"),
+        // The README's six-action policy on the quota-bound shape, with the default strategy: every
+        // optional action refused (issue 25's A/B against e5b208c).
+        Case {
+            minimal: true,
+            ..quota_bound("quota-bound-minimal", 64, "auto")
+        },
         big("user-500-api", "api"),
         big("user-500-report", "credential_report"),
     ];

@@ -101,9 +101,21 @@ fn run_in(
     let org = scenario.generate();
     let generated = t.elapsed();
     let users: usize = org.accounts.iter().map(|a| a.users.len()).sum();
+    let mut faults = scenario.faults.clone();
+    if case.minimal {
+        let all: Vec<String> = org.accounts.iter().map(|a| a.id.clone()).collect();
+        faults.deny_credential_report = all.clone();
+        faults.deny_root_checks = all.clone();
+        faults.deny_other_credentials = all;
+        faults.deny_ou_tree = true;
+    }
     let floor = floor(
         &org,
-        case.strategy,
+        if case.minimal {
+            "minimal"
+        } else {
+            case.strategy
+        },
         scenario.faults.report_delay_ms as f64 / 1000.0,
         case.quota.0,
         case.quota.1,
@@ -111,7 +123,7 @@ fn run_in(
     );
     let sim_cpu_before = self_cpu();
     let sim = rt
-        .block_on(Sim::start(org.clone(), scenario.faults.clone()))
+        .block_on(Sim::start(org.clone(), faults))
         .expect("simulator");
     let home = tempfile::tempdir().expect("home");
     std::fs::write(home.path().join("config"), "").unwrap();

@@ -47,6 +47,8 @@ pub struct Aws {
     root_credentials_managed: bool,
     /// How long credential reports take to generate in this run, as its accounts measure it.
     report_ready: Arc<ReadyEstimate>,
+    /// The optional actions each role was refused across the run (`limits::optional`).
+    optional: Arc<crate::limits::optional::Learner>,
     /// The caller's own account (sts:GetCallerIdentity), asked once when first needed.
     caller_account: Arc<tokio::sync::OnceCell<Result<String, crate::retry::Failure>>>,
 }
@@ -216,6 +218,9 @@ impl Aws {
             stats,
             root_credentials_managed: false,
             report_ready: Arc::new(ReadyEstimate::new(REPORT_GUESS)),
+            optional: Arc::new(crate::limits::optional::Learner::new(
+                crate::limits::optional::RUN_REFUSALS,
+            )),
             caller_account: Arc::default(),
         })
     }
@@ -305,6 +310,11 @@ impl Aws {
 
     pub fn partition(&self) -> &'static str {
         self.partition
+    }
+
+    /// The optional actions refused across the run, by role (`limits::optional`).
+    pub fn optional(&self) -> &Arc<crate::limits::optional::Learner> {
+        &self.optional
     }
 
     /// The Organizations client of the management account.

@@ -15,7 +15,8 @@ use crate::observe::Observer;
 use crate::org;
 use crate::pool::{self, Shutdown};
 use crate::record::{Record, RunFacts};
-use crate::report::compare::{Comparison, NotCompared};
+use crate::report::compare::Comparison;
+use crate::report::digest::NotCompared;
 use crate::report::snapshot::GroupedRun;
 use crate::report::{self, FindingsContext, OcsfClass, Writer};
 use crate::store::Remote;
@@ -203,7 +204,15 @@ async fn audit_into(
         settings.ou_filters(),
         shutdown.abort.clone(),
     );
-    let (first, ()) = tokio::join!(listing.first(), aws.read_root_credentials_management());
+    // An optional read of the management account: off with the other optional actions (then every
+    // member's root MFA is judged as if root credentials were not managed centrally).
+    let optional = settings.keys.optional_actions;
+    let root_management = async {
+        if optional {
+            aws.read_root_credentials_management().await
+        }
+    };
+    let (first, ()) = tokio::join!(listing.first(), root_management);
     let org_id = first.map_err(|error| {
         if error.action == "organizations:ListAccounts" {
             AuditError::ListAccounts {
@@ -414,6 +423,7 @@ async fn audit_into(
         credentials_file: paths.credentials,
         key_history_file: paths.key_history,
         history_file: paths.history,
+        optional: optional_of(&aws, &settings),
         ..counted
     };
     // A listing that failed part-way: the reports are whole for the accounts found, but the run is not.
@@ -483,6 +493,28 @@ async fn audit_into(
 /// goes last, and only once every other file (the findings' history too) has arrived: it is what
 /// `--resume` (and the next Lambda invocation) trusts to tell which accounts are done, so it never names
 /// an account whose rows are not in S3 beside it.
+/// What became of the optional actions, for the summary.
+fn optional_of(aws: &Aws, settings: &Settings) -> crate::summary::Optional {
+    use crate::summary::Optional;
+    if !settings.keys.optional_actions {
+        return Optional::Off;
+    }
+    let refused: Vec<(String, String, u32, u64)> = aws
+        .optional()
+        .refused()
+        .into_iter()
+        .map(|(key, n, skipped)| {
+            let (role, action) = key.split_once(' ').unwrap_or(("", key.as_str()));
+            (action.to_string(), role.to_string(), n, skipped)
+        })
+        .collect();
+    if refused.is_empty() {
+        Optional::Asked
+    } else {
+        Optional::Refused(refused)
+    }
+}
+
 async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError> {
     let accounts = summary.accounts_file.clone();
     let mut files = [

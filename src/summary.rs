@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::org::ListingError;
 use crate::record::{AccountRow, AuditStatus, Flag};
-use crate::report::compare::Digest;
+use crate::report::digest::Digest;
 use crate::stats::CallCounts;
 
 /// The closing summary of a run.
@@ -52,6 +52,19 @@ pub struct Summary {
     pub alerts: Vec<(String, Option<String>)>,
     /// How the Security Hub import went (`--security-hub`).
     pub security_hub: Option<String>,
+    /// The optional actions the run stopped asking (each: action, role, refusals, accounts not asked),
+    /// or that it asked none of (`optional_actions = false`).
+    pub optional: Optional,
+}
+
+/// What became of the optional actions (`limits::optional`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Optional {
+    /// Asked; these were refused and then not asked: (action, role, refusals, accounts not asked).
+    #[default]
+    Asked,
+    Refused(Vec<(String, String, u32, u64)>),
+    Off,
 }
 
 impl Summary {
@@ -93,6 +106,26 @@ impl std::fmt::Display for Summary {
             write!(f, "; {} left out by the account filters", self.filtered_out)?;
         }
         writeln!(f)?;
+        match &self.optional {
+            Optional::Asked => {}
+            Optional::Off => writeln!(
+                f,
+                "optional actions: none asked (optional_actions = false): no credential report, root summary or other credentials"
+            )?,
+            Optional::Refused(refused) => {
+                let each: Vec<String> = refused
+                    .iter()
+                    .map(|(action, role, n, skipped)| {
+                        format!("{action} (refused to {role} in {n} accounts, then not asked in {skipped})")
+                    })
+                    .collect();
+                writeln!(
+                    f,
+                    "optional actions refused and no longer asked: {}; grant them to the audit role (docs/setup.md) or set optional_actions = false",
+                    each.join(", ")
+                )?
+            }
+        }
         if let Some(e) = &self.ou_paths_unread {
             writeln!(
                 f,

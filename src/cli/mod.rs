@@ -196,7 +196,7 @@ pub async fn audit(args: AuditArgs) -> i32 {
 /// `iam-audit diff OLD NEW`: compare two runs on disk; the changes on stdout, a summary line on stderr.
 /// Exit 0 when it compared, 2 when a run cannot be found, 1 when one cannot be read.
 pub fn diff(args: DiffArgs) -> i32 {
-    use iam_audit::report::{compare, files, table::Table};
+    use iam_audit::report::{compare, digest, files, table::Table};
     let find = |which: &str, p: &PathBuf| match files::find_run(p) {
         Ok(Some(run)) => Ok(run),
         Ok(None) => {
@@ -233,7 +233,7 @@ pub fn diff(args: DiffArgs) -> i32 {
             format,
             &compare::CHANGE_COLUMNS,
         )?;
-        let digest = compare::diff_runs(&old.2, old.1, &new.2, new.1, &scratch, |c| {
+        let digest = digest::diff_runs(&old.2, old.1, &new.2, new.1, &scratch, |c| {
             let cells = c.cells();
             let cells: Vec<&dyn std::fmt::Display> =
                 cells.iter().map(|c| c as &dyn std::fmt::Display).collect();

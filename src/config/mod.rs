@@ -146,6 +146,12 @@ keys! {
     /// CodeCommit SSH public keys: none, console (users with a console password) or all users. Costs one
     /// iam:ListSSHPublicKeys call per user listed: there is no account-wide listing
     ssh_keys: String = "none", flag("WHO").choices(&["none", "console", "all"]);
+    /// Ask the optional read-only actions (the credential report, GetAccountSummary,
+    /// ListVirtualMFADevices, ListServiceSpecificCredentials, ListSigningCertificates, and
+    /// ListSSHPublicKeys with ssh_keys). One that two accounts refuse to the same role is not asked again
+    /// in the run; off, none is asked, so the README's six-action policy meets no AccessDenied
+    optional_actions: bool = true, negated("no-optional-actions",
+        "Ask none of the optional actions: per-user calls only (--strategy api), no root user's summary, no other credentials; no AccessDenied under the six-action policy");
 
     // --- concurrency, quotas, retries and deadlines ---
     /// Accounts audited at once
@@ -409,6 +415,12 @@ impl Settings {
                 ))
             }
         };
+        if strategy == Strategy::CredentialReport && !k.optional_actions {
+            return Err(invalid(
+                "optional_actions",
+                "the credential report is an optional action: with optional_actions = false (--no-optional-actions) use --strategy api or auto",
+            ));
+        }
         let format = match k.format.as_str() {
             "csv" => Format::Csv,
             "jsonl" => Format::Jsonl,

@@ -1,7 +1,9 @@
 //! The `api` strategy: ListUsers (every page), then per user ListAccessKeys, ListMFADevices,
 //! GetLoginProfile and GetAccessKeyLastUsed per key, users side by side (`user_concurrency`); the root
 //! user from GetAccountSummary. 3 + keys calls per user, always current; one ListSigningCertificates per
-//! user besides (and ListSSHPublicKeys with `ssh_keys`).
+//! user besides, side by side with the others (it needs none of their answers, so it adds a call to the
+//! user's quota but nothing to its chain of round trips), and ListSSHPublicKeys with `ssh_keys` (after
+//! GetLoginProfile for `console`).
 
 use futures::StreamExt;
 
@@ -121,12 +123,22 @@ async fn audit_user(
             .await;
         r.unwrap_or((Password::Unknown, None))
     };
-    let ((deleted, keys), (mfa, mfa_devices), (password, password_set)) =
-        tokio::join!(keys_fut, mfa_fut, password_fut);
     // After GetLoginProfile: `--ssh-keys console` needs to know who signs in to the console.
-    let other = others
-        .of_user(session, name, password, Certs::Unknown)
-        .await;
+    let password_then_ssh = async {
+        let (password, set) = password_fut.await;
+        (
+            password,
+            set,
+            others.ssh_keys_of(session, name, password).await,
+        )
+    };
+    let ((deleted, keys), (mfa, mfa_devices), (password, password_set, ssh), certs) = tokio::join!(
+        keys_fut,
+        mfa_fut,
+        password_then_ssh,
+        others.certificates_of(session, name, Certs::Unknown)
+    );
+    let other = others.assemble(session, name, certs, ssh);
     if deleted {
         // Listed, then deleted before its keys were read: no row (noted in the accounts report).
         return true;

@@ -44,8 +44,14 @@ pub(crate) fn malformed(session: &Session, action: &str, message: String) {
     );
 }
 
-/// Record an optional action's failure in the accounts report without marking the account partial.
+/// Record an optional action's failure in the accounts report without marking the account partial; not
+/// when it was not asked because optional actions are off (the summary says so once) or because this
+/// account refused it already (noted then).
 pub(crate) fn note(session: &Session, action: &str, f: &Failure, consequence: &str) {
+    use crate::limits::optional::{OFF, REFUSED_HERE};
+    if f.code == OFF || f.code == REFUSED_HERE {
+        return;
+    }
     session.problem(
         action,
         &Failure::new(f.code.clone(), format!("{}; {consequence}", f.message)),
@@ -75,7 +81,7 @@ async fn read_virtual_mfa(session: &Session) -> VirtualMfa {
     let mut pager = Pager::new(session.settings().keys.max_pages);
     while let Some(page) = pager
         .next(|marker| async move {
-            iam.try_call("iam:ListVirtualMFADevices", |c, o| {
+            iam.optional("iam:ListVirtualMFADevices", |c, o| {
                 c.list_virtual_mfa_devices()
                     .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
                     .set_marker(marker.clone())
@@ -112,7 +118,7 @@ pub(crate) type Summary = Result<HashMap<aws_sdk_iam::types::SummaryKeyType, i32
 pub(crate) async fn account_summary(session: &Session) -> Summary {
     let r = session
         .iam()
-        .try_call("iam:GetAccountSummary", |c, o| {
+        .optional("iam:GetAccountSummary", |c, o| {
             c.get_account_summary()
                 .customize()
                 .config_override(o)

@@ -1,8 +1,8 @@
 //! The other long-term credentials of IAM users: service-specific credentials (CodeCommit Git passwords,
 //! Amazon Keyspaces passwords, long-term Amazon Bedrock API keys), X.509 signing certificates and
 //! CodeCommit SSH public keys. All three actions are optional: refused, the account is still audited and
-//! the accounts report says what was not read and what to allow (once per action, and the action is not
-//! asked again in that account).
+//! the accounts report says what was not read and what to allow (once per action; the action is not
+//! asked again in that account, nor in the run once two accounts refused it: `limits::optional`).
 //!
 //! - ListServiceSpecificCredentials with `AllUsers=true`, paged with `Marker`: one call per account (per
 //!   page), not one per user. `ServiceName` is optional with `AllUsers` in the API reference; should IAM
@@ -12,11 +12,11 @@
 //!   for (`cert_1_*`, `cert_2_*`); per user under the `api` strategy.
 //! - ListSSHPublicKeys per user, opt-in (`ssh_keys`): there is no account-wide listing.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
 use aws_sdk_iam::types::ServiceSpecificCredentialMetadata;
 
+use crate::limits::optional::NOT_ASKED;
 use crate::pages::{Fetched, Pager};
 use crate::record::{CredentialRow, CredentialType, Flag, Flags, OtherCredentials, Password};
 use crate::retry::{is_denied, Failure};
@@ -38,10 +38,9 @@ const LIST_SERVICE: &str = "iam:ListServiceSpecificCredentials";
 const LIST_CERTS: &str = "iam:ListSigningCertificates";
 const LIST_SSH: &str = "iam:ListSSHPublicKeys";
 
-/// One account's other credentials: the account-wide listing, and the per-user actions refused so far.
+/// One account's other credentials: the account-wide listing (the per-user ones are read per user).
 pub(crate) struct Others {
     service: Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, ()>,
-    refused: Mutex<HashSet<&'static str>>,
 }
 
 /// A user's other credentials, read and judged: the rows of the credentials file, the counts of the
@@ -98,19 +97,64 @@ impl Others {
                 ),
             );
         });
-        Others {
-            service,
-            refused: Mutex::default(),
-        }
+        Others { service }
     }
 
-    /// The other credentials of user `name`.
+    /// The other credentials of user `name`: its certificates and SSH keys listed side by side.
     pub(crate) async fn of_user(
         &self,
         session: &Session,
         name: &str,
         password: Password,
         certs: Certs,
+    ) -> UserOthers {
+        let (certs, ssh) = tokio::join!(
+            self.certificates_of(session, name, certs),
+            self.ssh_keys_of(session, name, password)
+        );
+        self.assemble(session, name, certs, ssh)
+    }
+
+    /// User `name`'s signing certificates (none to list when the report shows none); `None` when they
+    /// could not be read (noted).
+    pub(crate) async fn certificates_of(
+        &self,
+        session: &Session,
+        name: &str,
+        certs: Certs,
+    ) -> Option<Vec<Listed>> {
+        if certs == Certs::None {
+            return Some(Vec::new());
+        }
+        self.certificates(session, name).await
+    }
+
+    /// User `name`'s SSH public keys, when `ssh_keys` asks for them (for `console`: when the user has a
+    /// console password); `None` when not listed or not readable (noted).
+    pub(crate) async fn ssh_keys_of(
+        &self,
+        session: &Session,
+        name: &str,
+        password: Password,
+    ) -> Option<Vec<Listed>> {
+        let want = match session.settings().keys.ssh_keys.as_str() {
+            "all" => true,
+            "console" => password == Password::Configured,
+            _ => false,
+        };
+        if !want {
+            return None;
+        }
+        self.ssh_keys(session, name).await
+    }
+
+    /// User `name`'s other credentials from its listings and the account's service-specific ones.
+    pub(crate) fn assemble(
+        &self,
+        session: &Session,
+        name: &str,
+        cert_list: Option<Vec<Listed>>,
+        ssh_list: Option<Vec<Listed>>,
     ) -> UserOthers {
         let s = session.settings();
         let now = s.started_at;
@@ -162,28 +206,6 @@ impl Others {
                 rows.push(r);
             }
         }
-        let want_certs = certs != Certs::None;
-        let want_ssh = match s.keys.ssh_keys.as_str() {
-            "all" => true,
-            "console" => password == Password::Configured,
-            _ => false,
-        };
-        let (cert_list, ssh_list) = tokio::join!(
-            async {
-                if want_certs {
-                    self.certificates(session, name).await
-                } else {
-                    Some(Vec::new())
-                }
-            },
-            async {
-                if want_ssh {
-                    self.ssh_keys(session, name).await
-                } else {
-                    None
-                }
-            }
-        );
         if let Some(certs) = cert_list {
             counts.signing_certificates = Some(certs.len() as u32);
             for (id, status, created) in certs {
@@ -220,16 +242,9 @@ impl Others {
         }
     }
 
-    /// Whether `action` was refused in this account before (then it is not asked again).
-    fn refused(&self, action: &'static str) -> bool {
-        self.refused.lock().expect("not poisoned").contains(action)
-    }
-
-    /// Note an optional per-user action's failure; a refusal is noted once and stops the asking.
+    /// Note an optional per-user action's failure (once per action and code: the notes are distinct; a
+    /// refusal stops the asking, `limits::optional`).
     fn failed(&self, session: &Session, action: &'static str, what: &str, f: &Failure) {
-        if is_denied(f) && !self.refused.lock().expect("not poisoned").insert(action) {
-            return;
-        }
         note(
             session,
             action,
@@ -241,7 +256,7 @@ impl Others {
     async fn certificates(&self, session: &Session, name: &str) -> Option<Vec<Listed>> {
         let iam = session.iam();
         let fetch = |marker: Option<String>| async move {
-            iam.try_call(LIST_CERTS, |c, o| {
+            iam.optional(LIST_CERTS, |c, o| {
                 c.list_signing_certificates()
                     .user_name(name)
                     .set_marker(marker.clone())
@@ -273,7 +288,7 @@ impl Others {
     async fn ssh_keys(&self, session: &Session, name: &str) -> Option<Vec<Listed>> {
         let iam = session.iam();
         let fetch = |marker: Option<String>| async move {
-            iam.try_call(LIST_SSH, |c, o| {
+            iam.optional(LIST_SSH, |c, o| {
                 c.list_ssh_public_keys()
                     .user_name(name)
                     .set_marker(marker.clone())
@@ -302,8 +317,8 @@ impl Others {
             .await
     }
 
-    /// Every page of one user's listing of `action`; `None` when it was refused here before, or fails
-    /// now (noted). A user deleted during the audit has none left.
+    /// Every page of one user's listing of `action`; `None` when it was refused, or fails (noted). A
+    /// user deleted during the audit has none left.
     async fn per_user<Fut>(
         &self,
         session: &Session,
@@ -315,9 +330,6 @@ impl Others {
     where
         Fut: std::future::Future<Output = Result<Fetched<Vec<Listed>>, Failure>>,
     {
-        if self.refused(action) {
-            return None;
-        }
         let mut out = Vec::new();
         let mut pager = Pager::new(session.settings().keys.max_pages);
         while let Some(page) = pager.next(&fetch).await {
@@ -343,7 +355,7 @@ type Listed = (String, String, Option<chrono::DateTime<chrono::Utc>>);
 
 /// What to do about a failed optional action.
 fn grant(f: &Failure, action: &str) -> String {
-    if is_denied(f) {
+    if is_denied(f) || f.code == NOT_ASKED {
         format!("allow {action} to the audit role")
     } else {
         "the audit goes on without them".to_string()
@@ -365,7 +377,7 @@ async fn list_all(
     let mut pager = Pager::new(session.settings().keys.max_pages);
     while let Some(page) = pager
         .next(|marker| async move {
-            iam.try_call(LIST_SERVICE, |c, o| {
+            iam.optional(LIST_SERVICE, |c, o| {
                 c.list_service_specific_credentials()
                     .all_users(true)
                     .set_service_name(service.map(str::to_string))

@@ -54,7 +54,9 @@ pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
             return report::inventory(session, sink, report, &summary, &virtual_mfa, &others).await
         }
         Some(Err(f)) if strategy == Strategy::Auto => {
-            let why = if is_denied(&f.failure) {
+            let why = if is_denied(&f.failure)
+                || f.failure.code == crate::limits::optional::NOT_ASKED
+            {
                 "the role may not read the credential report; audited with per-user calls (--strategy api)"
             } else {
                 "the credential report could not be read; audited with per-user calls (--strategy api)"

@@ -77,7 +77,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
         let mut generating: Option<tokio::time::Instant> = None;
         loop {
             let r = iam
-                .try_call("iam:GenerateCredentialReport", |c, o| {
+                .optional("iam:GenerateCredentialReport", |c, o| {
                     c.generate_credential_report()
                         .customize()
                         .config_override(o)
@@ -121,7 +121,7 @@ pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
             // How long after its generation started this ask goes out.
             let waited = generating.map(|g| g.elapsed());
             let r = iam
-                .try_call("iam:GetCredentialReport", |c, o| {
+                .optional("iam:GetCredentialReport", |c, o| {
                     c.get_credential_report()
                         .customize()
                         .config_override(o)

@@ -1,7 +1,8 @@
 //! Client-side rate limits: here one governor token bucket per account for IAM (IAM's quota is
 //! account-wide) and one per account and region for CloudTrail LookupEvents (2 requests/s per region and
 //! account); in `in_flight` the cap on the HTTP requests in flight across the run and the paced HTTP
-//! client; in `ready` when to ask for a report the server is generating.
+//! client; in `ready` when to ask for a report the server is generating; in `optional` which optional
+//! actions the run learned are refused, so that they are not asked again.
 //!
 //! Where the waiting happens decides what an account costs. A call waits for its first token in
 //! `session::Api::call`, *before* the SDK builds the request: a waiting call then holds a few bytes instead
@@ -22,6 +23,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 mod in_flight;
+pub mod optional;
 mod ready;
 
 pub use in_flight::{Admission, Cap, InFlight, MarkRetries, PacedHttpClient, Slot};

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod columns;
 pub mod compare;
 pub mod credentials;
+pub mod digest;
 pub mod files;
 pub mod findings;
 pub mod history;
@@ -40,7 +41,8 @@ pub use columns::{
     USER_COLUMNS,
 };
 pub use compare::CHANGE_COLUMNS;
-use compare::{AccountChanges, Comparison, Digest};
+use compare::{AccountChanges, Comparison};
+use digest::Digest;
 pub use files::{create_private, latest_run, stamp_time, OutputPaths};
 pub use findings::{FindingsContext, OcsfClass};
 pub use resume::{prepare_resume, Resumed};
@@ -129,7 +131,7 @@ pub struct Spec {
     /// The earlier run this one is compared with.
     pub comparison: Option<Comparison>,
     /// The earlier run that was there but could not be read whole, and why.
-    pub not_compared: Option<compare::NotCompared>,
+    pub not_compared: Option<digest::NotCompared>,
     /// `--security-hub`: the accounts report's `security_hub` cells wait for the import.
     pub security_hub: bool,
 }

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use crate::record::snapshot::{AccountSnapshot, FindingKind};
 use crate::record::{Flag, Record, RunFacts, Severity, ROOT_USER};
 
-use super::compare::{AccountChanges, Digest};
+use super::compare::AccountChanges;
+use super::digest::Digest;
 use super::files::create_private;
 use super::html::{clip, esc, STYLE};
 use super::ous::{AccountLine, Accounts};

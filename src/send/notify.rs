@@ -383,7 +383,8 @@ async fn publish_sns(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::compare::{Change, Digest};
+    use crate::report::compare::Change;
+    use crate::report::digest::Digest;
 
     fn change(sev: &str, n: usize) -> Change {
         Change {

@@ -12,6 +12,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::retry::{is_expired_token, retry_step, Failure};
 
 use super::{Paced, Part, Session};
+use crate::limits::optional::{self, Ask, Outcome};
 
 /// Extra rounds of SDK attempts for a throttled or transiently failing call.
 const OUTER_ROUNDS: usize = 5;
@@ -94,6 +95,66 @@ impl<'s, C, O: Clone> Api<'s, C, O> {
                 Err(failure)
             }
         }
+    }
+
+    /// `try_call` for an optional action (`optional`): not made when optional actions are off, or when
+    /// this account refused it before, or the run learned its role is refused it (a `NotAsked` failure,
+    /// for the caller's note); its answer teaches both. The outcome is the caller's to record.
+    pub async fn optional<T, E, F, Fut>(&self, action: &'static str, f: F) -> Result<T, Failure>
+    where
+        F: Fn(&'s C, O) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let s = self.session;
+        if !s.settings.keys.optional_actions {
+            return Err(Failure::new(
+                optional::OFF,
+                "not asked: optional_actions = false",
+            ));
+        }
+        let who = s.account.id.as_str();
+        let here = match s.learned.ask(action, who).await {
+            Ask::Skip { .. } => {
+                return Err(Failure::new(
+                    optional::REFUSED_HERE,
+                    "refused in this account before",
+                ))
+            }
+            Ask::Go(p) => p,
+        };
+        // Allowed in this account already: the run has nothing to add.
+        let across = match here {
+            None => None,
+            Some(_) => {
+                let role = s.role_used();
+                match s
+                    .run_learned
+                    .ask(&optional::run_key(&role, action), who)
+                    .await
+                {
+                    Ask::Skip { refused, by } => {
+                        optional::settle(here, Outcome::Refused);
+                        let accounts = match refused {
+                            1 => format!("account {by}"),
+                            n => format!("{n} accounts (the last {by})"),
+                        };
+                        return Err(Failure::new(
+                            optional::NOT_ASKED,
+                            format!(
+                                "not asked: {accounts} refused it to the role {role} in this run"
+                            ),
+                        ));
+                    }
+                    Ask::Go(p) => p,
+                }
+            }
+        };
+        let r = self.try_call(action, f).await;
+        let outcome = Outcome::of(&r);
+        optional::settle(across, outcome);
+        optional::settle(here, outcome);
+        r
     }
 
     /// `call` for an optional action: the outcome is the caller's to record (a failure as a failure of the

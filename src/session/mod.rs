@@ -18,6 +18,7 @@ pub use credentials::{AccountCredentials, CallerFallback};
 
 use crate::aws::Aws;
 use crate::config::Settings;
+use crate::limits::optional::Learner;
 use crate::limits::{Bucket, InFlight, PacedHttpClient, ReadyEstimate};
 use crate::org::Account;
 use crate::record::PartStatus;
@@ -117,6 +118,9 @@ pub struct Session {
     partition: &'static str,
     /// The run's estimate of how long credential reports take.
     report_ready: Arc<ReadyEstimate>,
+    /// The optional actions refused in this account, and across the run (`optional`).
+    learned: Learner,
+    run_learned: Arc<Learner>,
 }
 
 impl Session {
@@ -195,6 +199,8 @@ impl Session {
             centralized_root,
             partition,
             report_ready: aws.report_ready().clone(),
+            learned: Learner::new(1),
+            run_learned: aws.optional().clone(),
         }
     }
 
