@@ -281,6 +281,18 @@ fn from_moto(recorded: &[Recorded], key_arn: &str, topic_arn: &str, feature: &st
                     }
                     ("PUT", false) if !q("uploadId") => {
                         out.push(sse(s3("s3:PutObject", &object, "PutObject")));
+                        // Any report may go up in parts (above 64 MiB), and an upload that fails or is
+                        // cancelled is aborted (tests/s3.rs makes one fail against moto): the policy must
+                        // allow that abort on every report it allows the tool to write.
+                        if !key.rsplit('/').next().unwrap_or("").starts_with('.')
+                            && !key.ends_with("iam-audit-lambda.json")
+                        {
+                            out.push(s3(
+                                "s3:AbortMultipartUpload",
+                                &object,
+                                "AbortMultipartUpload of a report whose upload failed",
+                            ));
+                        }
                         if with_kms {
                             out.push(kms("kms:GenerateDataKey", "PutObject with SSE-KMS"));
                         }

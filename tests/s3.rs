@@ -493,6 +493,63 @@ async fn a_large_file_is_uploaded_in_parts_and_arrives_whole() {
         "print(s3.head_object(Bucket='audit-reports', Key='big/findings_20261201_000000.ocsf.jsonl', PartNumber=1)['PartsCount'])",
     );
     assert_eq!(parts, "3");
+
+    // A part refused, and an upload cancelled mid-way (its future dropped, as a stopped run drops it):
+    // each is aborted (s3:AbortMultipartUpload), so no parts are left billed and nothing is under the name.
+    for (name, fault) in [
+        ("users_20261201_000000.csv", 403),
+        ("keys_20261201_000000.csv", 0),
+    ] {
+        let proxy = FaultProxy::start(
+            &moto.endpoint,
+            std::sync::Arc::new(move |_, r: &Received| {
+                if r.method == "PUT" && r.path.contains("partNumber=2") {
+                    match fault {
+                        0 => Fault::Hang,
+                        status => Fault::Answer(status, ACCESS_DENIED.into()),
+                    }
+                } else {
+                    Fault::Forward
+                }
+            }),
+        )
+        .await;
+        let mut settings = settings.clone();
+        settings.endpoint_override.as_mut().unwrap().url = proxy.url_base.clone();
+        let aws = iam_audit::aws::Aws::connect(&settings).await.unwrap();
+        let remote = iam_audit::store::Remote::open(&aws, &settings, &location)
+            .await
+            .unwrap()
+            .with_parts(6 * 1024 * 1024, 5 * 1024 * 1024);
+        let path = remote.staging().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let upload = remote.upload(std::slice::from_ref(&path));
+        match tokio::time::timeout(std::time::Duration::from_secs(6), upload).await {
+            Ok(Err(e)) => assert_eq!((e.action, e.code.as_str()), ("UploadPart", "AccessDenied")),
+            Ok(Ok(urls)) => panic!("{name}: uploaded {urls:?} through a refused part"),
+            Err(_) => assert_eq!(fault, 0, "{name}: only the hung part holds the upload"),
+        }
+        let mut open = String::new();
+        for _ in 0..100 {
+            open = boto(
+                &moto,
+                "print(len(s3.list_multipart_uploads(Bucket='audit-reports').get('Uploads', [])))",
+            );
+            if open == "0" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(open, "0", "{name}: the multipart upload was aborted");
+        assert!(
+            proxy
+                .got()
+                .iter()
+                .any(|r| r.method == "DELETE" && r.path.contains("uploadId=")),
+            "{name}: AbortMultipartUpload"
+        );
+        assert!(!objects(&moto, "audit-reports", "big/").contains_key(name));
+    }
 }
 
 /// One of the nine reports of an upload (not the stamp's claim, not a listing).
