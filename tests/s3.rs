@@ -710,3 +710,70 @@ async fn an_upload_that_fails_or_dies_part_way_loses_nothing() {
         );
     }
 }
+
+/// The simulator's own S3 (what the end-to-end bench uploads to) takes a run as moto does: the nine
+/// reports, the history and the claim under the prefix, the next run compared with them, a conditional
+/// claim refused where the stamp is taken, and the alert at its webhook.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulators_s3_takes_a_run_as_moto_does() {
+    let o = org();
+    let sim = Sim::start(o.clone(), faults(&o)).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = format!("{}/webhook", sim.endpoint());
+    let args = [
+        "--output-dir",
+        "s3://reports/weekly/",
+        "--notify",
+        &hook,
+        "--notify-format",
+        "json",
+    ];
+    let first = run_to(&sim, &sim.endpoint(), tmp.path(), &args).await;
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    let keys = sim.s3().keys("reports", "weekly/");
+    let stamp1 = keys
+        .iter()
+        .find_map(|k| k.strip_prefix("weekly/accounts_")?.strip_suffix(".csv"))
+        .unwrap()
+        .to_string();
+    let mut expected: Vec<String> =
+        iam_audit::report::Report::file_names(&stamp1, iam_audit::config::Format::Csv)
+            .into_iter()
+            .chain([
+                format!(".iam-audit-history_{stamp1}.jsonl"),
+                format!(".iam-audit-run-{stamp1}.claim"),
+            ])
+            .map(|n| format!("weekly/{n}"))
+            .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    let accounts = String::from_utf8(
+        sim.s3()
+            .object("reports", &format!("weekly/accounts_{stamp1}.csv"))
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(accounts.lines().count(), 7, "a header and six accounts");
+    assert_eq!(sim.s3().webhooks.load(std::sync::atomic::Ordering::SeqCst), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = run_to(&sim, &sim.endpoint(), tmp.path(), &args).await;
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("since {stamp1}: 0 new findings, 0 resolved")),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(sim.s3().keys("reports", "weekly/").len(), 22);
+    assert_eq!(sim.s3().open_uploads(), 0);
+    assert_eq!(sim.s3().webhooks.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Every S3 call named the bucket's owner (the simulator refuses any other) and succeeded.
+    let s3_calls: Vec<_> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.action.starts_with("s3:"))
+        .collect();
+    assert!(s3_calls.iter().all(|c| c.outcome == "ok"), "{s3_calls:?}");
+}

@@ -6,6 +6,7 @@
 //! short-lived credentials. Every call is logged for tests to assert on.
 
 mod hub;
+pub mod s3;
 pub mod server;
 
 use rand::rngs::StdRng;

@@ -77,6 +77,8 @@ struct State {
     reports: Mutex<HashMap<String, (Option<i64>, u32)>>,
     /// The simulated Security Hub of every account.
     hub: super::hub::Hub,
+    /// The simulated S3 (the reports' bucket) and the alerts' webhook.
+    s3: super::s3::Store,
     /// `serve_at_once` turns: a request is served only while it holds one.
     turns: Option<tokio::sync::Semaphore>,
     /// Requests waiting for a turn now, and the most that ever waited.
@@ -173,6 +175,7 @@ impl Sim {
             next_key: AtomicU64::new(0),
             reports: Mutex::new(reports),
             hub: super::hub::Hub::default(),
+            s3: super::s3::Store::default(),
             turns: (faults_turns > 0).then(|| tokio::sync::Semaphore::new(faults_turns)),
             queued: AtomicUsize::new(0),
             peak_queued: AtomicUsize::new(0),
@@ -240,6 +243,11 @@ impl Sim {
         self.state.peak_queued.load(Ordering::Relaxed)
     }
 
+    /// The simulated S3's objects and uploads, and the alerts its webhook got.
+    pub fn s3(&self) -> &super::s3::Store {
+        &self.state.s3
+    }
+
     /// The findings imported into an account's Security Hub, by `Id`.
     pub fn security_hub(&self, account: &str) -> std::collections::BTreeMap<String, Value> {
         self.state.hub.findings(account)
@@ -262,20 +270,92 @@ fn now_ms() -> i64 {
 }
 
 /// Credential scope of a SigV4 Authorization header: (access key id, region).
-fn credential_scope(req: &Request<Incoming>) -> (String, String) {
+fn credential_scope(req: &Request<Incoming>) -> (String, String, String) {
     let auth = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(cred) = auth.split("Credential=").nth(1) else {
-        return (String::new(), "us-east-1".into());
+        return (String::new(), "us-east-1".into(), String::new());
     };
     let mut parts = cred.split(['/', ',']);
     let akid = parts.next().unwrap_or("").to_string();
     let _date = parts.next();
     let region = parts.next().unwrap_or("us-east-1").to_string();
-    (akid, region)
+    let service = parts.next().unwrap_or("").to_string();
+    (akid, region, service)
+}
+
+/// An S3 request (`super::s3`) or an alert at `/webhook`: served after the simulated latency, logged
+/// as `s3:Action` (or `webhook:Post`) of the management account.
+async fn serve_s3(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    akid: String,
+    region: String,
+) -> Result<Resp, Reset> {
+    let webhook = req.uri().path() == "/webhook";
+    let method = req.method().as_str().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Reset),
+    };
+    let arrived_ms = state.started.elapsed().as_secs_f64() * 1000.0;
+    if state.faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(state.faults.latency_ms)).await;
+    }
+    let answer = if webhook {
+        state.s3.webhooks.fetch_add(1, Ordering::Relaxed);
+        super::s3::Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: Bytes::from_static(b"ok"),
+            action: "Post",
+            outcome: "ok".into(),
+        }
+    } else {
+        super::s3::serve(
+            &state.s3,
+            &state.org.management_account,
+            &method,
+            &path,
+            &headers,
+            body,
+        )
+    };
+    let ctx = Ctx {
+        proto: Proto::Query,
+        service: if webhook { "webhook" } else { "s3" },
+        action: answer.action.to_string(),
+        account: state.org.management_account.clone(),
+        region,
+        akid,
+        by_caller: true,
+    };
+    let detail = if state.faults.log_calls {
+        path.split('?').next().unwrap_or("").to_string()
+    } else {
+        String::new()
+    };
+    state.log(&ctx, arrived_ms, &answer.outcome, 1, detail);
+    let mut resp = Response::builder()
+        .status(answer.status)
+        .header("x-amz-request-id", request_id());
+    for (k, v) in answer.headers {
+        resp = resp.header(k, v);
+    }
+    Ok(resp.body(Full::new(answer.body)).expect("response"))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -437,7 +517,10 @@ impl State {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset> {
-    let (akid, region) = credential_scope(&req);
+    let (akid, region, scope) = credential_scope(&req);
+    if scope == "s3" || req.uri().path() == "/webhook" {
+        return serve_s3(state, req, akid, region).await;
+    }
     let target = req
         .headers()
         .get("x-amz-target")
