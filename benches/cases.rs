@@ -25,6 +25,9 @@ pub struct Case {
     /// The audit role has only the README's six actions (and the management identity two): every
     /// optional action is refused in every account.
     pub minimal: bool,
+    /// The whole way out: the reports to the simulator's S3, `--security-hub`, and one alert to its
+    /// webhook.
+    pub out: bool,
 }
 
 /// The quota floor of design §6, for the strategy. Per account, IAM calls at `iam_rate`:
@@ -138,6 +141,7 @@ pub fn scale(name: &'static str, accounts: usize) -> Case {
             "1000",
         ],
         minimal: false,
+        out: false,
     }
 }
 
@@ -158,6 +162,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         strategy,
         flags: &[],
         minimal: false,
+        out: false,
     };
     // One account of 500 users at AWS's quotas: per-user calls against the credential report.
     let big = |name, strategy| Case {
@@ -174,6 +179,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         strategy,
         flags: &[],
         minimal: false,
+        out: false,
     };
     // Most real organizations: many accounts of a few users each, audited with the default settings
     // against AWS's quotas (no latency: what the auditor's own cost per account is).
@@ -191,6 +197,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         strategy: "api",
         flags: &[],
         minimal: false,
+        out: false,
     };
     let moonshot = |name, latency_ms, jitter_ms| Case {
         name,
@@ -206,6 +213,7 @@ pub fn selected() -> (Vec<Case>, bool) {
         strategy: "auto",
         flags: &[],
         minimal: false,
+        out: false,
     };
     let mut cases = vec![
         quota_bound("quota-bound", 64, "api"),
@@ -224,6 +232,7 @@ pub fn selected() -> (Vec<Case>, bool) {
             strategy: "api",
             flags: &[],
             minimal: false,
+            out: false,
         },
         small("small-300-c500", 300, 500),
         small("small-2k-c64", 2_000, 64),
@@ -271,6 +280,12 @@ pub fn selected() -> (Vec<Case>, bool) {
         Case {
             minimal: true,
             ..quota_bound("quota-bound-minimal", 64, "auto")
+        },
+        // The moonshot the whole way out (issue 25): the reports uploaded to S3, every account's findings
+        // imported into its Security Hub, one alert; end to end.
+        Case {
+            out: true,
+            ..moonshot("moonshot-out", 100, 20)
         },
         big("user-500-api", "api"),
         big("user-500-report", "credential_report"),

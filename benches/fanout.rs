@@ -50,6 +50,9 @@ struct Outcome {
     /// The bare-SDK reference's CPU seconds per call against the same organization in this run (see
     /// `reference`), and the calls it made; `None` when it was not run.
     reference: Option<(f64, usize)>,
+    /// The way out (`Case::out`): objects and bytes under the prefix, BatchImportFindings calls and the
+    /// findings they carried, alerts received.
+    way_out: Option<(usize, u64, usize, usize, u64)>,
 }
 
 /// CPU seconds used so far by this process (the simulator and its runtime).
@@ -129,11 +132,17 @@ fn run_in(
     std::fs::write(home.path().join("config"), "").unwrap();
     std::fs::write(home.path().join("credentials"), "").unwrap();
     let concurrency = case.concurrency.to_string();
+    let hook = format!("{}/webhook", sim.endpoint());
+    let prefix = format!("s3://reports/{}/", case.name);
     let mut args = vec![
         "--role",
         "IAMAuditRole",
         "--output-dir",
-        out.to_str().unwrap(),
+        if case.out {
+            prefix.as_str()
+        } else {
+            out.to_str().unwrap()
+        },
         "--no-progress",
         "-q",
         "--concurrency",
@@ -142,6 +151,15 @@ fn run_in(
         case.strategy,
     ];
     args.extend_from_slice(case.flags);
+    if case.out {
+        args.extend([
+            "--security-hub",
+            "--notify",
+            hook.as_str(),
+            "--notify-format",
+            "json",
+        ]);
+    }
     // IAM_AUDIT_BENCH_FLAGS="--max-in-flight 256": more flags for every case (an experiment).
     let extra = std::env::var("IAM_AUDIT_BENCH_FLAGS").unwrap_or_default();
     args.extend(extra.split_whitespace());
@@ -172,6 +190,8 @@ fn run_in(
         .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
         .env("AWS_ENDPOINT_URL", sim.endpoint())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // The staging directory of an upload to S3.
+        .env("TMPDIR", out)
         // Allocator tuning knobs pass through (MIMALLOC_PURGE_DELAY=0, ...).
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")))
         .stdin(Stdio::null())
@@ -199,6 +219,29 @@ fn run_in(
         per_account("iam:GetCredentialReport"),
         per_account("iam:ListMFADevices"),
     );
+    let way_out = case.out.then(|| {
+        let keys = sim.s3().keys("reports", &format!("{}/", case.name));
+        let bytes: u64 = keys
+            .iter()
+            .filter_map(|k| sim.s3().object("reports", k))
+            .map(|b| b.len() as u64)
+            .sum();
+        let imports: Vec<_> = log
+            .iter()
+            .filter(|c| c.action == "securityhub:BatchImportFindings")
+            .collect();
+        let findings: usize = imports
+            .iter()
+            .filter_map(|c| c.detail.strip_prefix("Findings=")?.parse::<usize>().ok())
+            .sum();
+        (
+            keys.len(),
+            bytes,
+            imports.len(),
+            findings,
+            sim.s3().webhooks.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    });
     drop(sim);
     if let Some(path) = std::env::var_os("IAM_AUDIT_BENCH_LOG") {
         use std::io::Write;
@@ -237,6 +280,7 @@ fn run_in(
         code,
         reference,
         report_calls,
+        way_out,
     }
 }
 
@@ -404,6 +448,13 @@ fn main() {
                 if share <= 1.0 { "met" } else { "NOT met" }
             ));
         }
+        if let Some((objects, bytes, imports, findings, alerts)) = o.way_out {
+            sim_lines.push(format!(
+                "{}: {objects} objects ({:.1} MB) under the prefix; {imports} BatchImportFindings calls carrying {findings} findings; {alerts} alert",
+                case.name,
+                bytes as f64 / 1e6
+            ));
+        }
         if case.strategy != "api" {
             let (generate, get, mfa) = o.report_calls;
             sim_lines.push(format!(
@@ -505,6 +556,7 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
         cpu_sys: m!(cpu_sys),
         code: runs.iter().map(|o| o.code).max().unwrap_or(0),
         report_calls: runs[runs.len() / 2].report_calls,
+        way_out: runs[runs.len() / 2].way_out,
         reference: {
             let mut r: Vec<(f64, usize)> = runs.iter().filter_map(|o| o.reference).collect();
             r.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());

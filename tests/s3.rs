@@ -755,7 +755,10 @@ async fn the_simulators_s3_takes_a_run_as_moto_does() {
     )
     .unwrap();
     assert_eq!(accounts.lines().count(), 7, "a header and six accounts");
-    assert_eq!(sim.s3().webhooks.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        sim.s3().webhooks.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let second = run_to(&sim, &sim.endpoint(), tmp.path(), &args).await;
     assert_eq!(second.code, 3, "{}", second.stderr);
@@ -768,7 +771,10 @@ async fn the_simulators_s3_takes_a_run_as_moto_does() {
     );
     assert_eq!(sim.s3().keys("reports", "weekly/").len(), 22);
     assert_eq!(sim.s3().open_uploads(), 0);
-    assert_eq!(sim.s3().webhooks.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        sim.s3().webhooks.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
     // Every S3 call named the bucket's owner (the simulator refuses any other) and succeeded.
     let s3_calls: Vec<_> = sim
         .calls()

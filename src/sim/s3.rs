@@ -12,13 +12,16 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+/// A multipart upload under way: its "bucket/key" and its parts by number.
+type Upload = (String, BTreeMap<i32, Bytes>);
+
 /// The buckets' objects and the multipart uploads under way.
 #[derive(Default)]
 pub struct Store {
     /// "bucket/key" → body.
     objects: Mutex<BTreeMap<String, Bytes>>,
     /// Upload id → ("bucket/key", parts by number).
-    uploads: Mutex<HashMap<String, (String, BTreeMap<i32, Bytes>)>>,
+    uploads: Mutex<HashMap<String, Upload>>,
     next_upload: AtomicU64,
     /// Alerts received at `/webhook`.
     pub webhooks: AtomicU64,
@@ -49,9 +52,7 @@ fn xml_ok(body: String, action: &'static str) -> Answer {
     Answer {
         status: 200,
         headers: vec![("content-type", "application/xml".into())],
-        body: Bytes::from(format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{body}"
-        )),
+        body: Bytes::from(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{body}")),
         action,
         outcome: "ok".into(),
     }
@@ -126,7 +127,11 @@ pub fn serve(
         ("DELETE", false) if query.contains_key("uploadId") => "AbortMultipartUpload",
         _ => return xml_error(400, "NotImplemented", "not simulated", "Unknown"),
     };
-    if headers.get("x-amz-expected-bucket-owner").map(String::as_str) != Some(owner) {
+    if headers
+        .get("x-amz-expected-bucket-owner")
+        .map(String::as_str)
+        != Some(owner)
+    {
         return xml_error(403, "AccessDenied", "Access Denied", action);
     }
     let body = match headers.get("content-encoding").map(String::as_str) {
@@ -201,7 +206,12 @@ pub fn serve(
                 action,
                 outcome: "ok".into(),
             },
-            None => xml_error(404, "NoSuchKey", "The specified key does not exist.", action),
+            None => xml_error(
+                404,
+                "NoSuchKey",
+                "The specified key does not exist.",
+                action,
+            ),
         },
         "PutObject" => {
             let mut objects = store.objects.lock().expect("s3 lock");
@@ -226,7 +236,10 @@ pub fn serve(
             }
         }
         "CreateMultipartUpload" => {
-            let id = format!("sim-upload-{}", store.next_upload.fetch_add(1, Ordering::Relaxed));
+            let id = format!(
+                "sim-upload-{}",
+                store.next_upload.fetch_add(1, Ordering::Relaxed)
+            );
             store
                 .uploads
                 .lock()
@@ -249,7 +262,12 @@ pub fn serve(
                 .unwrap_or(0);
             let mut uploads = store.uploads.lock().expect("s3 lock");
             let Some((_, parts)) = uploads.get_mut(&id) else {
-                return xml_error(404, "NoSuchUpload", "The specified upload does not exist.", action);
+                return xml_error(
+                    404,
+                    "NoSuchUpload",
+                    "The specified upload does not exist.",
+                    action,
+                );
             };
             let tag = etag(&body);
             parts.insert(number, body);
@@ -264,7 +282,12 @@ pub fn serve(
         "CompleteMultipartUpload" => {
             let id = query.get("uploadId").cloned().unwrap_or_default();
             let Some((target, parts)) = store.uploads.lock().expect("s3 lock").remove(&id) else {
-                return xml_error(404, "NoSuchUpload", "The specified upload does not exist.", action);
+                return xml_error(
+                    404,
+                    "NoSuchUpload",
+                    "The specified upload does not exist.",
+                    action,
+                );
             };
             let mut whole = Vec::with_capacity(parts.values().map(Bytes::len).sum());
             for p in parts.values() {
@@ -296,7 +319,12 @@ pub fn serve(
                     action,
                     outcome: "ok".into(),
                 },
-                None => xml_error(404, "NoSuchUpload", "The specified upload does not exist.", action),
+                None => xml_error(
+                    404,
+                    "NoSuchUpload",
+                    "The specified upload does not exist.",
+                    action,
+                ),
             }
         }
     }
@@ -343,7 +371,8 @@ mod tests {
 
     #[test]
     fn aws_chunked_bodies_are_unwrapped() {
-        let body = b"5;chunk-signature=ab\r\nhello\r\n3\r\n wo\r\n0\r\nx-amz-checksum-sha256:abc\r\n\r\n";
+        let body =
+            b"5;chunk-signature=ab\r\nhello\r\n3\r\n wo\r\n0\r\nx-amz-checksum-sha256:abc\r\n\r\n";
         assert_eq!(unchunk(body).unwrap(), b"hello wo");
         assert_eq!(unchunk(b"5\r\nhel"), None);
     }
@@ -365,7 +394,15 @@ mod tests {
             } else {
                 h(&[])
             };
-            serve(&s, "111", "PUT", &format!("/b/p/{key}"), &hs, Bytes::from("x")).status
+            serve(
+                &s,
+                "111",
+                "PUT",
+                &format!("/b/p/{key}"),
+                &hs,
+                Bytes::from("x"),
+            )
+            .status
         };
         assert_eq!(put("a", true), 200);
         assert_eq!(put("a", true), 412);
@@ -384,7 +421,9 @@ mod tests {
             Bytes::new(),
         );
         let text = String::from_utf8_lossy(&list.body).to_string();
-        assert!(text.contains("<Key>p/a</Key>") && text.contains("<IsTruncated>true</IsTruncated>"));
+        assert!(
+            text.contains("<Key>p/a</Key>") && text.contains("<IsTruncated>true</IsTruncated>")
+        );
         let next = serve(
             &s,
             "111",
@@ -394,6 +433,9 @@ mod tests {
             Bytes::new(),
         );
         let text = String::from_utf8_lossy(&next.body).to_string();
-        assert!(text.contains("<Key>p/b</Key>") && !text.contains("<Key>p/a</Key>"), "{text}");
+        assert!(
+            text.contains("<Key>p/b</Key>") && !text.contains("<Key>p/a</Key>"),
+            "{text}"
+        );
     }
 }
