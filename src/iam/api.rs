@@ -28,7 +28,31 @@ pub(crate) async fn inventory(
     virtual_mfa: &VirtualMfa,
     others: &Others,
 ) -> IamOutcome {
-    let (access, mfa) = root::from_summary(session, sink, summary, virtual_mfa, Source::Api).await;
+    // The root user's row waits for the account's key ledger (CloudTrail's key events, at 2 requests/s):
+    // the users are read meanwhile, and their rows follow the root's.
+    let (root_sent, sent) = tokio::sync::watch::channel(false);
+    let root = async {
+        let cells = root::from_summary(session, sink, summary, virtual_mfa, Source::Api).await;
+        root_sent.send_replace(true);
+        cells
+    };
+    let ((access, mfa), ()) = tokio::join!(root, users(session, sink, others, sent));
+    IamOutcome {
+        strategy: Some(Source::Api),
+        credential_report_time: None,
+        root_access_keys: access,
+        root_mfa: mfa,
+    }
+}
+
+/// ListUsers, every page, and each user audited; its rows go out once `root_sent` says the root user's
+/// did.
+async fn users(
+    session: &Session,
+    sink: &Sink,
+    others: &Others,
+    root_sent: tokio::sync::watch::Receiver<bool>,
+) {
     let iam = session.iam();
     let mut pager = Pager::new(session.settings().keys.max_pages);
     let fetch = |marker: Option<String>| async move {
@@ -59,19 +83,13 @@ pub(crate) async fn inventory(
         let users = page.users();
         sink.count_users(users.len() as u64);
         let alive = futures::stream::iter(users.iter().cloned())
-            .map(|u| audit_user(session, sink, u, others))
+            .map(|u| audit_user(session, sink, u, others, root_sent.clone()))
             .buffer_unordered(session.settings().keys.user_concurrency)
             .all(|sent| async move { sent })
             .await;
         if !alive {
             break;
         }
-    }
-    IamOutcome {
-        strategy: Some(Source::Api),
-        credential_report_time: None,
-        root_access_keys: access,
-        root_mfa: mfa,
     }
 }
 
@@ -81,6 +99,7 @@ async fn audit_user(
     sink: &Sink,
     user: aws_sdk_iam::types::User,
     others: &Others,
+    mut root_sent: tokio::sync::watch::Receiver<bool>,
 ) -> bool {
     let iam = session.iam();
     let name = user.user_name();
@@ -139,6 +158,8 @@ async fn audit_user(
         others.certificates_of(session, name, Certs::Unknown)
     );
     let other = others.assemble(session, name, certs, ssh);
+    // The root user's row first (an error means its sender is gone: the root row went or never will).
+    let _ = root_sent.wait_for(|sent| *sent).await;
     if deleted {
         // Listed, then deleted before its keys were read: no row (noted in the accounts report).
         return true;
