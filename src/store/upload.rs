@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use super::{failure, other, Remote, RemoteError};
 
 /// The size of each part (S3: at least 5 MiB, at most 10,000 parts).
-pub(super) const PART_SIZE: usize = 16 * 1024 * 1024;
+pub(super) const PART_SIZE: usize = 8 * 1024 * 1024;
 /// S3's limits of a multipart upload: parts, and the size of one part.
 const MAX_PARTS: u64 = 10_000;
 const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
