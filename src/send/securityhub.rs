@@ -34,6 +34,26 @@ const BURST: u32 = 30;
 /// Accounts imported at once: the run's `concurrency`, at most this many (each holds its findings).
 const MAX_ACCOUNTS_AT_ONCE: usize = 256;
 
+/// One ASFF finding as it goes out: its JSON text (a few KB, where a `serde_json::Value` of it is several
+/// times that: thousands of accounts' findings wait for their import at once) and what the import needs
+/// to know of it.
+#[derive(Debug, Clone)]
+struct Doc {
+    id: String,
+    archived: bool,
+    json: Box<str>,
+}
+
+impl Doc {
+    fn new(v: &Value) -> Self {
+        Doc {
+            id: v["Id"].as_str().unwrap_or_default().to_string(),
+            archived: v["RecordState"] == "ARCHIVED",
+            json: v.to_string().into_boxed_str(),
+        }
+    }
+}
+
 /// What happened in one account.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -108,9 +128,10 @@ pub async fn import(
     // archiving failed), by account: archived with the account's findings.
     let mut pending = super::hub_state::pending_archives(history, &region)?;
     let with_pending =
-        |account: &str, mut batch: Vec<Value>, pending: &mut HashMap<String, Vec<Value>>| {
+        |account: &str, mut batch: Vec<Doc>, pending: &mut HashMap<String, Vec<Value>>| {
             for doc in pending.remove(account).unwrap_or_default() {
-                if !batch.iter().any(|d| d["Id"] == doc["Id"]) {
+                let doc = Doc::new(&doc);
+                if !batch.iter().any(|d| d.id == doc.id) {
                     batch.push(doc);
                 }
             }
@@ -139,7 +160,7 @@ pub async fn import(
     // An account's import holds its findings until it is done, so accounts start only as slots free up:
     // the file is read no faster than the imports go, and memory holds at most `at_once` accounts'
     // findings.
-    let spawn = |account: String, batch: Vec<Value>, permit: tokio::sync::OwnedSemaphorePermit| {
+    let spawn = |account: String, batch: Vec<Doc>, permit: tokio::sync::OwnedSemaphorePermit| {
         let row = rows.get(&account);
         let audited =
             row.is_some_and(|r| r.audit_status == "audited" || r.audit_status == "partial");
@@ -175,7 +196,7 @@ pub async fn import(
     // The findings file, one account's consecutive lines at a time (an account met again later is
     // imported again: the import is an upsert by Id).
     let file = std::fs::File::open(findings)?;
-    let mut current: Option<(String, Vec<Value>)> = None;
+    let mut current: Option<(String, Vec<Doc>)> = None;
     for line in BufReader::new(file).lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -183,7 +204,7 @@ pub async fn import(
         }
         let ocsf: Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
         let account = asff::account_of(&ocsf).to_string();
-        let doc = asff::from_ocsf(&ocsf, &region).map_err(std::io::Error::other)?;
+        let doc = Doc::new(&asff::from_ocsf(&ocsf, &region).map_err(std::io::Error::other)?);
         match &mut current {
             Some((a, batch)) if *a == account => batch.push(doc),
             _ => {
@@ -206,6 +227,7 @@ pub async fn import(
     let mut owed: Vec<(String, Vec<Value>)> = pending.into_iter().collect();
     owed.sort_by(|a, b| a.0.cmp(&b.0));
     for (a, batch) in owed {
+        let batch = batch.iter().map(Doc::new).collect();
         tasks.spawn(spawn(a, batch, slot().await));
         while let Some(done) = tasks.try_join_next() {
             merge(&mut outcomes, done.map_err(std::io::Error::other)?);
@@ -254,7 +276,7 @@ async fn import_account(
     account: &str,
     role_used: &str,
     region: &str,
-    findings: Vec<Value>,
+    findings: Vec<Doc>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let aws = target.aws();
@@ -287,10 +309,7 @@ async fn import_account(
         target.endpoint("SecurityHub", "securityhub", region)
     );
     for batch in batches(&findings) {
-        let archived = batch
-            .iter()
-            .filter(|f| f["RecordState"] == "ARCHIVED")
-            .count() as u64;
+        let archived = batch.iter().filter(|f| f.archived).count() as u64;
         let creds = match credentials.get().await {
             Ok(c) => c,
             Err(f) => {
@@ -298,7 +317,7 @@ async fn import_account(
                 return outcome;
             }
         };
-        let body = serde_json::to_vec(&serde_json::json!({ "Findings": batch })).expect("JSON");
+        let body = body_of(batch);
         let mut req = Request {
             method: "POST",
             url: url.clone(),
@@ -336,10 +355,7 @@ async fn import_account(
             *outcome.refused.entry(code).or_default() += 1;
             let id = f["Id"].as_str().unwrap_or("");
             outcome.refused_ids.insert(id.to_string());
-            if batch
-                .iter()
-                .any(|d| d["Id"] == id && d["RecordState"] == "ARCHIVED")
-            {
+            if batch.iter().any(|d| d.id == id && d.archived) {
                 refused_archived += 1;
             }
         }
@@ -419,22 +435,35 @@ fn advice(error: &str, region: &str) -> String {
 }
 
 /// Findings in calls of at most `MAX_FINDINGS` and `MAX_BYTES` (a finding is at most 240 KB).
-fn batches(findings: &[Value]) -> Vec<Vec<Value>> {
-    let mut out: Vec<Vec<Value>> = Vec::new();
-    let mut size = 0;
-    for f in findings {
-        let len = f.to_string().len() + 1;
-        let full = out
-            .last()
-            .is_none_or(|b| b.len() >= MAX_FINDINGS || size + len > MAX_BYTES - 64);
-        if full {
-            out.push(Vec::new());
-            size = 0;
+fn batches(findings: &[Doc]) -> Vec<&[Doc]> {
+    let mut out: Vec<&[Doc]> = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, f) in findings.iter().enumerate() {
+        let len = f.json.len() + 1;
+        if i > start && (i - start >= MAX_FINDINGS || size + len > MAX_BYTES - 64) {
+            out.push(&findings[start..i]);
+            (start, size) = (i, 0);
         }
         size += len;
-        out.last_mut().expect("a batch").push(f.clone());
+    }
+    if start < findings.len() {
+        out.push(&findings[start..]);
     }
     out
+}
+
+/// BatchImportFindings' body: `{"Findings":[…]}` of the batch's JSON texts.
+fn body_of(batch: &[Doc]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(batch.iter().map(|d| d.json.len() + 1).sum::<usize>() + 16);
+    body.extend_from_slice(br#"{"Findings":["#);
+    for (i, d) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(d.json.as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    body
 }
 
 /// Each account's status and the role that worked, from the accounts report.
@@ -552,21 +581,22 @@ mod tests {
 
     #[test]
     fn batches_hold_at_most_100_findings() {
-        let findings: Vec<Value> = (0..250).map(|i| serde_json::json!({ "Id": i })).collect();
+        let findings: Vec<Doc> = (0..250)
+            .map(|i| Doc::new(&serde_json::json!({ "Id": format!("f{i}") })))
+            .collect();
         let b = batches(&findings);
         assert_eq!(
-            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            b.iter().map(|b| b.len()).collect::<Vec<_>>(),
             vec![100, 100, 50]
         );
-        let big: Vec<Value> = (0..30)
-            .map(|_| serde_json::json!({ "D": "x".repeat(230 * 1024) }))
+        let body: Value = serde_json::from_slice(&body_of(b[2])).unwrap();
+        assert_eq!(body["Findings"][49]["Id"], "f249");
+        let big: Vec<Doc> = (0..30)
+            .map(|_| Doc::new(&serde_json::json!({ "D": "x".repeat(230 * 1024) })))
             .collect();
         let b = batches(&big);
-        assert!(
-            b.len() == 2
-                && b.iter()
-                    .all(|b| serde_json::to_vec(b).unwrap().len() <= MAX_BYTES)
-        );
+        assert_eq!(b.iter().map(|b| b.len()).sum::<usize>(), 30);
+        assert!(b.len() == 2 && b.iter().all(|b| body_of(b).len() <= MAX_BYTES));
     }
 
     #[test]
