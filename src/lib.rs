@@ -22,6 +22,7 @@ pub mod check;
 pub mod cloudtrail;
 pub mod config;
 pub mod error;
+pub mod exceptions;
 pub mod iam;
 pub mod ledger;
 pub mod limits;

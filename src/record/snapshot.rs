@@ -229,6 +229,14 @@ impl Finding<'_> {
         }
     }
 
+    /// The flag, for a flag's finding (not the coverage finding).
+    pub fn flag(&self) -> Option<Flag> {
+        match self.kind {
+            FindingKind::Flag(f) => Some(f),
+            FindingKind::Coverage => None,
+        }
+    }
+
     /// The resource's name within its account: a key id, a user name, `root`, or the account id.
     pub fn resource_name(&self) -> &str {
         match self.resource {
