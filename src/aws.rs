@@ -105,6 +105,28 @@ async fn check_profile_exists(profile: &str) -> Result<(), CredentialsSetupError
 pub use crate::config::partition_of;
 
 impl Aws {
+    /// An S3 client of these settings: `AWS_ENDPOINT_URL_S3` first, path-style on a custom endpoint,
+    /// in `region` (a bucket of another region) or the settings' region.
+    pub fn s3(&self, region: Option<String>) -> aws_sdk_s3::Client {
+        let mut b = aws_sdk_s3::config::Builder::from(self.base());
+        let s3_endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+            .ok()
+            .filter(|v| !v.is_empty());
+        // `AWS_ENDPOINT_URL_S3` wins over an endpoint set in code (`demo` points every other service at its
+        // simulator, which serves no S3), as it wins over `AWS_ENDPOINT_URL` in the SDK's own order.
+        if let Some(url) = &s3_endpoint {
+            b = b.endpoint_url(url);
+        }
+        // A custom endpoint (moto, MinIO, a VPC endpoint URL) addresses buckets by path.
+        if self.base().endpoint_url().is_some() || s3_endpoint.is_some() {
+            b = b.force_path_style(true);
+        }
+        if let Some(r) = region {
+            b = b.region(aws_config::Region::new(r));
+        }
+        aws_sdk_s3::Client::from_conf(b.build())
+    }
+
     /// Load the base config and check that there are credentials for the management account.
     pub async fn connect(settings: &Settings) -> Result<Aws, CredentialsSetupError> {
         let retry = RetryConfig::adaptive()

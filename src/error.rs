@@ -15,6 +15,8 @@ pub enum AuditError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Credentials(#[from] CredentialsSetupError),
+    #[error("{0}. Nothing was audited; `iam-audit exceptions check FILE` checks a file alone (docs/exceptions.md)")]
+    Exceptions(#[from] crate::exceptions::ExceptionsError),
     #[error("cannot list the organization's accounts ({failure}). Run from the management account or a delegated administrator with organizations:ListAccounts (see docs/setup.md)")]
     ListAccounts { failure: Failure },
     #[error("cannot read the organization's OU tree for the OU filters ({error}). Grant organizations:ListRoots, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent (see docs/setup.md), or filter by account instead")]
@@ -59,6 +61,7 @@ impl AuditError {
     pub fn exit_code(&self) -> i32 {
         match self {
             AuditError::Config(_) => 2,
+            AuditError::Exceptions(_) => 2,
             AuditError::Credentials(CredentialsSetupError::UnknownProfile { .. }) => 2,
             AuditError::Credentials(_) => 1,
             AuditError::ListAccounts { .. } => 1,

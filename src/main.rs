@@ -68,6 +68,9 @@ fn main() -> std::process::ExitCode {
             #[cfg(feature = "sim")]
             Some(Command::Demo(args)) => cli::demo::demo(args).await,
             Some(Command::Diff(args)) => cli::diff(args),
+            Some(Command::Exceptions(cli::args::ExceptionsCommand::Check(args))) => {
+                cli::exceptions::check(&args)
+            }
             Some(Command::Completions { shell }) => cli::completions(shell),
             Some(Command::Man) => cli::man(),
             None => cli::audit(cli.audit).await,

@@ -17,6 +17,7 @@ use crate::pool::{self, Shutdown};
 use crate::record::{Record, RunFacts};
 use crate::report::compare::Comparison;
 use crate::report::digest::NotCompared;
+use crate::report::excepted::Accepting;
 use crate::report::snapshot::GroupedRun;
 use crate::report::{self, FindingsContext, OcsfClass, Writer};
 use crate::store::Remote;
@@ -25,12 +26,8 @@ use crate::summary::Summary;
 /// The run `--compare DIR` names, looked up before anything is written: naming a directory without a
 /// run is a usage error.
 fn named_earlier_run(settings: &Settings) -> Result<Option<report::files::Run>, AuditError> {
-    let Some(dir) = settings
-        .keys
-        .compare
-        .as_ref()
-        .filter(|_| settings.keys.compare_runs)
-    else {
+    let compare = settings.keys.compare.as_ref();
+    let Some(dir) = compare.filter(|_| settings.keys.compare_runs) else {
         return Ok(None);
     };
     let error = |reason: String| AuditError::Compare {
@@ -44,9 +41,8 @@ fn named_earlier_run(settings: &Settings) -> Result<Option<report::files::Run>, 
     }
 }
 
-/// The earlier run this one is compared with: the one `--compare` named, or the latest run in the output
-/// directory older than this one (`stamp`), read back and grouped by account. `None` when there is none.
-/// The earlier run to compare with, read whole; or, when it is there but cannot be read whole (a file cut
+/// The earlier run to compare with (the one `--compare` named, or the latest run in the output directory
+/// older than this one, `stamp`), read whole and grouped by account; or, when it is there but cannot be read whole (a file cut
 /// short, a row that does not parse, a download that failed), no comparison and why: a run compared with
 /// part of another would call everything it could not read resolved or deleted.
 fn earlier_run(
@@ -119,10 +115,14 @@ async fn run_audit(
     // (an unknown profile).
     let named = named_earlier_run(&settings)?;
     let aws = Aws::connect(&settings).await?;
+    let read = Read {
+        named,
+        accepting: Accepting::of(crate::exceptions::load(&settings, &aws).await?, &settings),
+    };
     // Reports to S3: the run writes in a private staging directory, uploaded at its end.
     let Some(location) = settings.remote.clone() else {
         return Box::pin(audit_into(
-            settings, observer, shutdown, aws, named, None, started,
+            settings, observer, shutdown, aws, read, None, started,
         ))
         .await;
     };
@@ -148,7 +148,7 @@ async fn run_audit(
         observer,
         shutdown,
         aws,
-        named,
+        read,
         Some(&remote),
         started,
     ))
@@ -179,16 +179,23 @@ pub async fn latest_remote_run(
     found.map_err(|error| AuditError::Remote { error })
 }
 
+/// What a run reads before it writes anything: the earlier run `--compare` names, the exceptions.
+struct Read {
+    named: Option<report::files::Run>,
+    accepting: Option<Accepting>,
+}
+
 /// The audit into `settings.keys.output_dir` (the staging directory of `remote`, if any).
 async fn audit_into(
     settings: Settings,
     observer: Arc<dyn Observer>,
     shutdown: Shutdown,
     mut aws: Aws,
-    named: Option<report::files::Run>,
+    read: Read,
     remote: Option<&Remote>,
     started: Instant,
 ) -> Result<Summary, AuditError> {
+    let Read { named, accepting } = read;
     let dir = settings.keys.output_dir.clone();
     let output_error = |source| AuditError::Output {
         dir: dir.clone(),
@@ -262,6 +269,7 @@ async fn audit_into(
             region: iam_home_region(aws.partition()).to_string(),
             partition: aws.partition().to_string(),
             thresholds: settings.thresholds,
+            accepting,
         },
         comparison,
         not_compared: not_compared.clone(),

@@ -187,6 +187,9 @@ impl std::fmt::Display for Summary {
             }
             None => writeln!(f, "no earlier run compared: every finding is new")?,
         }
+        if let Some(line) = self.changes.exceptions.line() {
+            writeln!(f, "{line}")?;
+        }
         if let Some(line) = &self.security_hub {
             writeln!(f, "{line}")?;
         }

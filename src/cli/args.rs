@@ -35,6 +35,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Compare two runs already on disk (no AWS call): the changes report on stdout.
     Diff(DiffArgs),
+    /// Exceptions files (docs/exceptions.md)
+    #[command(subcommand)]
+    Exceptions(ExceptionsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -130,6 +133,37 @@ pub struct DiffArgs {
     /// The changes' format on stdout: csv or jsonl
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"], default_value = "csv")]
     pub format: String,
+}
+
+/// `iam-audit exceptions …`.
+#[derive(Debug, Subcommand)]
+pub enum ExceptionsCommand {
+    /// Validate an exceptions file without auditing anything: each rule, when it expires, what it
+    /// matches; exit 2 naming the line and field of the first thing wrong
+    Check(ExceptionsCheckArgs),
+}
+
+/// Flags of `iam-audit exceptions check`.
+#[derive(Debug, Args, Clone)]
+pub struct ExceptionsCheckArgs {
+    /// The exceptions file (YAML, or a Prowler mutelist)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The owner of every rule converted from a Prowler mutelist
+    #[arg(long, value_name = "EMAIL")]
+    pub exceptions_owner: Option<String>,
+    /// The expiry of every rule converted from a Prowler mutelist, YYYY-MM-DD
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub exceptions_expires: Option<String>,
+    /// The reason of a Prowler mutelist entry without a Description
+    #[arg(long, value_name = "TEXT")]
+    pub exceptions_reason: Option<String>,
+    /// The longest a rule may live, in days from today
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    pub exceptions_horizon_days: u32,
+    /// Rules expiring within this many days are named as expiring
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub exceptions_warn_days: u32,
 }
 
 /// Output and logging flags (CLI-only).

@@ -6,6 +6,7 @@ pub mod args;
 #[cfg(feature = "sim")]
 pub mod demo;
 mod display;
+pub mod exceptions;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod signals;

@@ -7,6 +7,7 @@
 //! A new setting costs three edits: its line in the table, its line in config.example.toml, and where it is
 //! used (`settings.keys.NAME`).
 
+mod accessors;
 pub(crate) mod key;
 mod names;
 mod remote;
@@ -14,7 +15,6 @@ mod secret;
 mod window;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
@@ -99,6 +99,20 @@ keys! {
         .choices(&["critical", "high", "medium", "low"]);
     /// Send no alert when there is no new finding at or above notify_min_severity
     notify_only_new: bool = false, switch();
+
+    // --- exceptions: findings accepted with an owner, a reason and an expiry (docs/exceptions.md) ---
+    /// The exceptions file (YAML, or a Prowler mutelist): a local path or s3://BUCKET/KEY
+    exceptions: String, flag("FILE|s3://…").default_text("none");
+    /// The owner of every rule converted from a Prowler mutelist (which has none)
+    exceptions_owner: String, flag("EMAIL");
+    /// The expiry of every rule converted from a Prowler mutelist (which has none), YYYY-MM-DD
+    exceptions_expires: String, flag("YYYY-MM-DD");
+    /// The reason of a Prowler mutelist entry without a Description
+    exceptions_reason: String, flag("TEXT");
+    /// The longest a rule may live: an expiry further than this many days from today is refused
+    exceptions_horizon_days: u32 = 365, flag("DAYS").positive();
+    /// Rules expiring within this many days are listed in the summary and the alert
+    exceptions_warn_days: u32 = 30, flag("DAYS");
 
     // --- the CloudTrail window and scope ---
     /// First day of the CloudTrail window, YYYY-MM-DD UTC
@@ -517,72 +531,6 @@ impl Settings {
             remote,
             alert_when_stopped: true,
         })
-    }
-
-    /// The first role (the only one unless `roles` lists several).
-    pub fn role(&self) -> &str {
-        &self.roles[0]
-    }
-
-    /// Whether an OU filter is set (it needs the OU tree).
-    pub fn ou_filters(&self) -> bool {
-        !self.include_ous().is_empty() || !self.exclude_ous().is_empty()
-    }
-
-    pub fn include_accounts(&self) -> &[String] {
-        self.keys.include_accounts.as_deref().unwrap_or_default()
-    }
-    pub fn exclude_accounts(&self) -> &[String] {
-        self.keys.exclude_accounts.as_deref().unwrap_or_default()
-    }
-    pub fn include_ous(&self) -> &[String] {
-        self.keys.include_ous.as_deref().unwrap_or_default()
-    }
-    pub fn exclude_ous(&self) -> &[String] {
-        self.keys.exclude_ous.as_deref().unwrap_or_default()
-    }
-
-    /// The ARNs of every role to try in an account of `partition` (read from the account's ARN), in
-    /// order. A full ARN is kept as given, partition and path included, with the account's id.
-    pub fn role_arns(&self, account_id: &str, partition: &str) -> Vec<String> {
-        self.roles
-            .iter()
-            .map(|r| names::role_arn(r, account_id, partition))
-            .collect()
-    }
-
-    pub fn session_duration(&self) -> Duration {
-        Duration::from_secs(self.keys.session_duration_secs)
-    }
-    pub fn initial_backoff(&self) -> Duration {
-        Duration::from_millis(self.keys.initial_backoff_ms)
-    }
-    pub fn max_backoff(&self) -> Duration {
-        Duration::from_millis(self.keys.max_backoff_ms)
-    }
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.keys.shutdown_grace_secs)
-    }
-    /// One AWS call, its SDK attempts included.
-    pub fn call_timeout(&self) -> Duration {
-        Duration::from_secs(self.keys.call_timeout_secs)
-    }
-    /// One account's whole audit.
-    pub fn account_budget(&self) -> Duration {
-        Duration::from_secs(self.keys.account_budget_secs)
-    }
-
-    /// One attempt of a call: a third of the call's timeout, at least a second, so that a stalled attempt
-    /// leaves time for the SDK to retry.
-    pub fn attempt_timeout(&self) -> Duration {
-        (self.call_timeout() / 3)
-            .max(Duration::from_secs(1))
-            .min(self.call_timeout())
-    }
-
-    /// The `YYYYMMDD_HHMMSS` stamp of the output files, as the seed script writes it.
-    pub fn stamp(&self) -> String {
-        self.started_at.format("%Y%m%d_%H%M%S").to_string()
     }
 }
 

@@ -30,6 +30,20 @@ pub struct AccountSnapshot {
     /// none is known.
     #[serde(default)]
     pub history: Vec<FindingHistory>,
+    /// This run's findings an exception accepts, by uid (docs/exceptions.md); never read back.
+    #[serde(skip)]
+    pub excepted: std::collections::HashMap<String, Accepted>,
+}
+
+/// The exception that accepts a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The rule's id.
+    pub rule: String,
+    /// Its last day, YYYY-MM-DD.
+    pub expires: String,
+    pub reason: String,
+    pub owner: String,
 }
 
 /// One finding's life across runs: a line of a run's history file (`.iam-audit-history_<stamp>.jsonl`),
@@ -61,6 +75,9 @@ pub struct FindingHistory {
     /// `--security-hub` run imports as ARCHIVED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<serde_json::Value>,
+    /// The exception that accepted it at the last run (its rule id); none when it was not accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
 }
 
 /// One IAM user or the root user.
@@ -111,6 +128,7 @@ impl AccountSnapshot {
             users,
             keys,
             history: Vec::new(),
+            excepted: Default::default(),
         }
     }
 

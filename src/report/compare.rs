@@ -86,7 +86,7 @@ pub struct Comparison {
     seen: HashSet<String>,
 }
 
-fn finding_change(change: &'static str, f: &Finding<'_>, detail: String) -> Change {
+pub(super) fn finding_change(change: &'static str, f: &Finding<'_>, detail: String) -> Change {
     Change {
         change,
         kind: "finding",

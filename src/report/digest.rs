@@ -24,6 +24,8 @@ pub struct Digest {
     pub new: Vec<Change>,
     /// New findings of each severity, all of them.
     pub new_by_severity: std::collections::BTreeMap<Severity, u64>,
+    /// What the exceptions did (docs/exceptions.md).
+    pub exceptions: super::excepted::ExceptionsDigest,
 }
 
 /// An earlier run that was there but could not be read whole (a truncated or corrupted file, a download
@@ -155,7 +157,8 @@ impl Digest {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line?) else {
                 continue;
             };
-            if v["activity_id"] != 1 {
+            // Creates only, and not those an exception accepted (Suppressed).
+            if v["activity_id"] != 1 || v["status_id"] == 3 {
                 continue;
             }
             let s = |p: &str| {

@@ -58,6 +58,8 @@ pub struct FindingsContext {
     pub region: String,
     pub partition: String,
     pub thresholds: Thresholds,
+    /// The run's exceptions (docs/exceptions.md), when it has some.
+    pub accepting: Option<super::excepted::Accepting>,
 }
 
 /// The findings file.
@@ -90,7 +92,25 @@ impl FindingsOutput {
         activity: Activity,
         first_seen: Option<i64>,
     ) -> std::io::Result<()> {
-        let event = event(&self.ctx, f, activity, first_seen);
+        let mut event = event(&self.ctx, f, activity, first_seen);
+        // Accepted by an exception: the verdict stays (Fail), the finding is Suppressed with the rule's
+        // reason, and the rule is named (docs/exceptions.md).
+        if let (Some(acc), false) = (
+            f.account.excepted.get(&f.uid()),
+            activity == Activity::Close,
+        ) {
+            event["status_id"] = json!(3);
+            event["status"] = json!("Suppressed");
+            event["status_detail"] = json!(format!(
+                "accepted by exception {} until {} (owner {}): {}",
+                acc.rule, acc.expires, acc.owner, acc.reason
+            ));
+            event["unmapped"] = json!({
+                "exception": acc.rule,
+                "exception_expires": acc.expires,
+                "exception_owner": acc.owner,
+            });
+        }
         self.line.clear();
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');

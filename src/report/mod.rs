@@ -15,6 +15,7 @@ pub mod columns;
 pub mod compare;
 pub mod credentials;
 pub mod digest;
+pub mod excepted;
 pub mod files;
 pub mod findings;
 pub mod history;
@@ -143,6 +144,10 @@ pub struct Writer {
     comparison: Option<Comparison>,
     digest: Digest,
     history: HistoryClock,
+    /// The run's exceptions, the rules that matched something, and the findings accepted and reopened.
+    accepting: Option<excepted::Accepting>,
+    matched: std::collections::BTreeSet<String>,
+    accepted: (u64, u64),
 }
 
 /// What a finding's history is dated with: this run's start, the compared run's (the first sighting of
@@ -275,6 +280,9 @@ impl Writer {
             comparison: spec.comparison,
             digest,
             history,
+            accepting: spec.findings.accepting.clone(),
+            matched: Default::default(),
+            accepted: (0, 0),
         })
     }
 
@@ -296,10 +304,20 @@ impl Writer {
     /// is written, then the outputs get the account's snapshot and changes.
     fn handle(&mut self, mut record: Record) -> std::io::Result<()> {
         let mut closed = self.snapshots.record(&record);
-        let changes = match (&closed, &mut self.comparison) {
+        if let (Some(snapshot), Some(acc)) = (&mut closed, &self.accepting) {
+            snapshot.excepted = acc.accepted(snapshot);
+            self.matched
+                .extend(snapshot.excepted.values().map(|a| a.rule.clone()));
+        }
+        let mut changes = match (&closed, &mut self.comparison) {
             (Some(snapshot), Some(c)) => Some(c.account(snapshot)?),
             _ => None,
         };
+        if let (Some(snapshot), Some(c)) = (&closed, &mut changes) {
+            let old = std::mem::take(&mut c.history);
+            self.accepted.1 += excepted::adjust(c, snapshot, &old);
+            c.history = old;
+        }
         // The account's history, grown from the one the compared run left.
         if let Some(snapshot) = &mut closed {
             let h = &self.history;
@@ -315,6 +333,10 @@ impl Writer {
                 h.earlier_seen,
                 |f| findings::first_seen_of(f, h.thresholds),
             );
+            for e in &mut snapshot.history {
+                e.exception = snapshot.excepted.get(&e.uid).map(|a| a.rule.clone());
+            }
+            self.accepted.0 += snapshot.excepted.len() as u64;
         }
         if let (Record::Account(a), Some(c)) = (&mut record, &changes) {
             a.new_findings = Some(c.new_findings.len() as u64);
@@ -324,7 +346,11 @@ impl Writer {
         if let Some(snapshot) = &closed {
             match &changes {
                 Some(c) => self.digest.add(c),
-                None => self.digest.add(&AccountChanges::all_new(snapshot)),
+                None => {
+                    let mut all = AccountChanges::all_new(snapshot);
+                    excepted::adjust(&mut all, snapshot, &[]);
+                    self.digest.add(&all);
+                }
             }
             for o in &mut self.outputs {
                 o.account_closed(snapshot, changes.as_ref())?;
@@ -347,6 +373,9 @@ impl Writer {
         };
         for r in &removed {
             self.digest.add(r);
+        }
+        if let Some(acc) = &self.accepting {
+            self.digest.exceptions = acc.digest(&self.matched, self.accepted.0, self.accepted.1);
         }
         let end = RunEnd {
             removed: &removed,

@@ -35,6 +35,22 @@ pub fn pending_archives(
     Ok(out)
 }
 
+/// The findings an exception accepts in this run that an earlier import left ACTIVE in Security Hub:
+/// the import archives them (an accepted finding is never imported).
+pub fn held_excepted(history: &Path) -> std::io::Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    if !history.exists() {
+        return Ok(out);
+    }
+    for line in BufReader::new(std::fs::File::open(history)?).lines() {
+        let e: FindingHistory = serde_json::from_str(&line?).map_err(std::io::Error::other)?;
+        if e.hub && e.open && e.exception.is_some() {
+            out.insert(e.uid);
+        }
+    }
+    Ok(out)
+}
+
 /// How one account's import went, for its history.
 #[derive(Debug, Default, Clone)]
 pub struct Imported {
@@ -61,7 +77,7 @@ pub fn record(history: &Path, imported: &HashMap<String, Imported>) -> std::io::
         let mut e: FindingHistory = serde_json::from_str(&line?).map_err(std::io::Error::other)?;
         if let Some(i) = imported.get(&e.account).filter(|i| i.whole) {
             if !i.refused.contains(&e.uid) {
-                if e.open {
+                if e.open && e.exception.is_none() {
                     e.hub = true;
                 } else {
                     e.hub = false;

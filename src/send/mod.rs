@@ -8,6 +8,7 @@
 
 pub mod asff;
 pub mod http;
+mod hub_cells;
 pub mod hub_state;
 pub mod notify;
 pub mod securityhub;

@@ -106,6 +106,9 @@ pub fn compose(summary: &Summary, stamp: &str, min: Severity) -> Alert {
             d.new_findings, d.resolved_findings
         ));
     }
+    if let Some(line) = d.exceptions.line() {
+        lines.push(line);
+    }
     lines.push(format!("Summary page: {}", summary.summary_file.display()));
     let findings: Vec<Value> = listed
         .iter()
@@ -142,6 +145,13 @@ pub fn compose(summary: &Summary, stamp: &str, min: Severity) -> Alert {
         "new_findings": d.new_findings,
         "resolved_findings": d.resolved_findings,
         "new_by_severity": by_severity,
+        "exceptions": d.exceptions.active.then(|| json!({
+            "accepted": d.exceptions.accepted,
+            "reopened": d.exceptions.reopened,
+            "expiring": d.exceptions.expiring,
+            "expired": d.exceptions.expired,
+            "stale": d.exceptions.stale,
+        })),
         "listed": findings,
         "more": at_or_above.saturating_sub(listed.len() as u64),
     });

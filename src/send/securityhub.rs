@@ -10,7 +10,7 @@
 //! private temporary file renamed over it). A failure is never the run's: the files are already safe.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,8 +18,6 @@ use serde_json::Value;
 
 use crate::config::{Format, Settings};
 use crate::limits::Bucket;
-use crate::report::files::create_private;
-use crate::report::table::unescape_formula;
 use crate::session::{AccountCredentials, CallerFallback};
 
 use super::http::{Http, Patience, Request};
@@ -101,12 +99,6 @@ pub struct Report {
     pub failed_accounts: u64,
 }
 
-/// An account as the accounts report left it.
-struct Row {
-    audit_status: String,
-    role_used: String,
-}
-
 /// Import the findings file into each account's Security Hub, archive those the history says it still
 /// holds though they were resolved, fill the accounts report's cells and write down in the history what
 /// the hub now holds.
@@ -118,7 +110,7 @@ pub async fn import(
     history: &Path,
     format: Format,
 ) -> std::io::Result<Report> {
-    let rows = read_accounts(accounts, format)?;
+    let rows = super::hub_cells::read_accounts(accounts, format)?;
     let region = settings
         .keys
         .security_hub_region
@@ -127,6 +119,7 @@ pub async fn import(
     // Resolved findings still ACTIVE in the hub (resolved in a run without --security-hub, or whose
     // archiving failed), by account: archived with the account's findings.
     let mut pending = super::hub_state::pending_archives(history, &region)?;
+    let held_excepted = super::hub_state::held_excepted(history)?;
     let with_pending =
         |account: &str, mut batch: Vec<Doc>, pending: &mut HashMap<String, Vec<Value>>| {
             for doc in pending.remove(account).unwrap_or_default() {
@@ -204,7 +197,17 @@ pub async fn import(
         }
         let ocsf: Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
         let account = asff::account_of(&ocsf).to_string();
-        let doc = Doc::new(&asff::from_ocsf(&ocsf, &region).map_err(std::io::Error::other)?);
+        let mut doc = asff::from_ocsf(&ocsf, &region).map_err(std::io::Error::other)?;
+        // Accepted by an exception (Suppressed): never imported, and archived where an earlier import
+        // left it ACTIVE.
+        if ocsf["status_id"] == 3 {
+            let uid = ocsf.pointer("/finding_info/uid").and_then(Value::as_str);
+            if !uid.is_some_and(|u| held_excepted.contains(u)) {
+                continue;
+            }
+            doc["RecordState"] = "ARCHIVED".into();
+        }
+        let doc = Doc::new(&doc);
         match &mut current {
             Some((a, batch)) if *a == account => batch.push(doc),
             _ => {
@@ -264,7 +267,7 @@ pub async fn import(
         };
         cells.insert(id.clone(), cell);
     }
-    rewrite_accounts(accounts, format, &cells)?;
+    super::hub_cells::rewrite_accounts(accounts, format, &cells)?;
     Ok(report)
 }
 
@@ -464,115 +467,6 @@ fn body_of(batch: &[Doc]) -> Vec<u8> {
     }
     body.extend_from_slice(b"]}");
     body
-}
-
-/// Each account's status and the role that worked, from the accounts report.
-fn read_accounts(path: &Path, format: Format) -> std::io::Result<BTreeMap<String, Row>> {
-    let mut out = BTreeMap::new();
-    match format {
-        Format::Csv => {
-            let mut r = csv::Reader::from_path(path).map_err(std::io::Error::other)?;
-            let headers = r.headers().map_err(std::io::Error::other)?.clone();
-            let col = |name: &str| headers.iter().position(|h| h == name);
-            let (Some(id), Some(status), Some(role)) =
-                (col("account_id"), col("audit_status"), col("role_used"))
-            else {
-                return Err(std::io::Error::other(
-                    "the accounts report lacks its columns",
-                ));
-            };
-            for rec in r.records() {
-                let rec = rec.map_err(std::io::Error::other)?;
-                out.insert(
-                    unescape_formula(&rec[id]).to_string(),
-                    Row {
-                        audit_status: rec[status].to_string(),
-                        role_used: unescape_formula(&rec[role]).to_string(),
-                    },
-                );
-            }
-        }
-        Format::Jsonl => {
-            for line in BufReader::new(std::fs::File::open(path)?).lines() {
-                let line = line?;
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                let get = |k: &str| v[k].as_str().unwrap_or("").to_string();
-                out.insert(
-                    get("account_id"),
-                    Row {
-                        audit_status: get("audit_status"),
-                        role_used: get("role_used"),
-                    },
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The accounts report with each account's `security_hub` cell (its last column) set, written to a
-/// private temporary file then renamed over the report.
-fn rewrite_accounts(
-    path: &Path,
-    format: Format,
-    cells: &HashMap<String, String>,
-) -> std::io::Result<()> {
-    let tmp = path.with_extension("security-hub.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let file = create_private(&tmp)?;
-    let result = (|| -> std::io::Result<()> {
-        match format {
-            Format::Csv => {
-                let mut r = csv::Reader::from_path(path).map_err(std::io::Error::other)?;
-                let mut w = csv::Writer::from_writer(std::io::BufWriter::new(&file));
-                let headers = r.headers().map_err(std::io::Error::other)?.clone();
-                w.write_record(&headers).map_err(std::io::Error::other)?;
-                let id = headers.iter().position(|h| h == "account_id").unwrap_or(0);
-                for rec in r.records() {
-                    let rec = rec.map_err(std::io::Error::other)?;
-                    let mut cells_out: Vec<String> = rec.iter().map(str::to_string).collect();
-                    if let (Some(cell), Some(last)) =
-                        (cells.get(unescape_formula(&rec[id])), cells_out.last_mut())
-                    {
-                        *last = cell.clone();
-                    }
-                    w.write_record(&cells_out).map_err(std::io::Error::other)?;
-                }
-                w.flush()?;
-            }
-            Format::Jsonl => {
-                let mut w = std::io::BufWriter::new(&file);
-                // The cell is the row's last field: the line is kept as written up to it.
-                let key = "\"security_hub\":";
-                for line in BufReader::new(std::fs::File::open(path)?).lines() {
-                    let line = line?;
-                    let id = serde_json::from_str::<Value>(&line)
-                        .ok()
-                        .and_then(|v| v["account_id"].as_str().map(str::to_string));
-                    let out = match (id.and_then(|i| cells.get(&i)), line.rfind(key)) {
-                        (Some(cell), Some(at)) => format!(
-                            "{}{key}{}}}",
-                            &line[..at],
-                            serde_json::to_string(cell).expect("JSON")
-                        ),
-                        _ => line,
-                    };
-                    writeln!(w, "{out}")?;
-                }
-                w.flush()?;
-            }
-        }
-        file.sync_all()
-    })();
-    match result {
-        Ok(()) => std::fs::rename(&tmp, path),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -104,26 +104,6 @@ fn other(action: &'static str, url: &str, code: &str, e: impl std::fmt::Display)
     }
 }
 
-fn s3_client(aws: &Aws, region: Option<String>) -> aws_sdk_s3::Client {
-    let mut b = aws_sdk_s3::config::Builder::from(aws.base());
-    let s3_endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-        .ok()
-        .filter(|v| !v.is_empty());
-    // `AWS_ENDPOINT_URL_S3` wins over an endpoint set in code (`demo` points every other service at its
-    // simulator, which serves no S3), as it wins over `AWS_ENDPOINT_URL` in the SDK's own order.
-    if let Some(url) = &s3_endpoint {
-        b = b.endpoint_url(url);
-    }
-    // A custom endpoint (moto, MinIO, a VPC endpoint URL) addresses buckets by path.
-    if aws.base().endpoint_url().is_some() || s3_endpoint.is_some() {
-        b = b.force_path_style(true);
-    }
-    if let Some(r) = region {
-        b = b.region(aws_config::Region::new(r));
-    }
-    aws_sdk_s3::Client::from_conf(b.build())
-}
-
 /// The first request of a run: one key of the prefix (`ListObjectsV2` with `max-keys` 1), which a policy
 /// scoped to the prefix allows (`s3:ListBucket` with an `s3:prefix` condition). `HeadBucket` would need
 /// `s3:ListBucket` on the whole bucket: a request without a prefix never meets such a condition.
@@ -186,7 +166,7 @@ impl Remote {
                 message: f.message,
             })?,
         };
-        let mut client = s3_client(aws, None);
+        let mut client = aws.s3(None);
         if let Err(e) = probe(&client, location, &owner).await {
             // S3 answers a bucket of another region with a 301 that names the region.
             let region = e
@@ -196,7 +176,7 @@ impl Remote {
             let status = e.raw_response().map(|r| r.status().as_u16());
             match (status, region) {
                 (Some(301), Some(region)) => {
-                    client = s3_client(aws, Some(region));
+                    client = aws.s3(Some(region));
                     probe(&client, location, &owner)
                         .await
                         .map_err(|e| failure("ListObjectsV2", url.clone(), &e))?;
