@@ -5,6 +5,7 @@ mod architecture;
 mod cli;
 mod credentials;
 mod deploy;
+mod exceptions;
 mod findings;
 mod lambda;
 mod listing;

@@ -1,0 +1,354 @@
+//! Exceptions as an auditor meets them (docs/exceptions.md): a file is checked alone, line and field named;
+//! a bad file stops a run before anything is written; an accepted finding keeps its verdict, is Suppressed
+//! in the findings file (still valid OCSF), leaves the alert, and is archived in Security Hub where an
+//! earlier import left it ACTIVE; the day its rule expires it comes back as `reopened`, in the changes
+//! report and the alert; a rule that matched nothing is named stale.
+
+use std::collections::BTreeMap;
+
+use iam_audit::sim::{Faults, Scenario, Sim, SimOrg};
+
+use crate::support::*;
+
+fn org() -> SimOrg {
+    Scenario {
+        seed: 31,
+        accounts: 5,
+        users_min: 3,
+        users_max: 8,
+        events_per_account: 2,
+        ..Scenario::default()
+    }
+    .generate()
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// The rule file: one rule pinned to one key's finding, expiring `expires`, and one that matches nobody.
+fn rules(account: &str, key: &str, flag: &str, expires: chrono::NaiveDate) -> String {
+    format!(
+        "version: 1
+rules:
+  - id: legacy-ci
+    owner: platform@example.com
+    reason: CI key until the OIDC migration
+    expires: {expires}
+    ticket: PLAT-1
+    match: {{ accounts: [\"{account}\"], access_keys: [{key}], flags: [{flag}] }}
+  - id: gone-vendor
+    owner: platform@example.com
+    reason: the vendor's user, until its contract ends
+    expires: {}
+    match: {{ users: [\"vendor-nobody-*\"] }}
+",
+        today() + chrono::Duration::days(200)
+    )
+}
+
+async fn run(sim: &Sim, dir: &std::path::Path, args: Vec<String>) -> RunOutput {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    audit_in(sim, dir, &args).await
+}
+
+fn alert(hook: &Receiver, n: usize) -> serde_json::Value {
+    let got = hook.got();
+    serde_json::from_str(&got[n].body).unwrap()
+}
+
+fn status_of<'a>(out: &'a RunOutput, uid: &str) -> Vec<&'a serde_json::Value> {
+    out.findings
+        .iter()
+        .filter(|f| f["finding_info"]["uid"] == uid)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened_when_its_rule_expires(
+) {
+    let org = org();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(&[(200, None)]).await;
+    let url = format!("{}/hook", hook.url_base);
+    let flags = |extra: Vec<String>| {
+        let mut f: Vec<String> = [
+            "--iam-rate",
+            "200",
+            "--iam-burst",
+            "50",
+            "--security-hub",
+            "--notify-format",
+            "json",
+            "--notify-min-severity",
+            "low",
+            "--notify",
+            url.as_str(),
+        ]
+        .map(String::from)
+        .to_vec();
+        f.extend(extra);
+        f
+    };
+
+    // Week 1: no exceptions; every finding is imported ACTIVE.
+    let sim1 = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let first = run(&sim1, dir.path(), flags(vec![])).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let target = first
+        .findings
+        .iter()
+        .find(|f| {
+            f["finding_info"]["uid"]
+                .as_str()
+                .unwrap()
+                .contains("/key_older_than_90d/AKIA")
+        })
+        .expect("a key older than 90 days")
+        .clone();
+    let uid = target["finding_info"]["uid"].as_str().unwrap().to_string();
+    let account = target["cloud"]["account"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = uid.rsplit('/').next().unwrap().to_string();
+    assert_eq!(sim1.security_hub(&account)[&uid]["RecordState"], "ACTIVE");
+
+    // Week 2: the key's finding is accepted.
+    let file = dir.path().join("exceptions.yaml");
+    let expires = today() + chrono::Duration::days(10);
+    std::fs::write(&file, rules(&account, &key, "key_older_than_90d", expires)).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let sim2 = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    sim2.carry_security_hub(&sim1);
+    let with_file = || {
+        vec![
+            "--exceptions".to_string(),
+            file.to_str().unwrap().to_string(),
+        ]
+    };
+    let second = run(&sim2, dir.path(), flags(with_file())).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let events = status_of(&second, &uid);
+    assert_eq!(events.len(), 1);
+    let e = events[0];
+    assert_eq!(
+        (
+            e["status_id"].clone(),
+            e["status"].clone(),
+            e["compliance"]["status"].clone()
+        ),
+        (3.into(), "Suppressed".into(), "Fail".into())
+    );
+    assert_eq!(
+        e["status_detail"],
+        format!("accepted by exception legacy-ci until {expires} (owner platform@example.com): CI key until the OIDC migration")
+    );
+    assert_eq!(e["unmapped"]["exception"], "legacy-ci");
+    assert_eq!(e["unmapped"]["exception_expires"], expires.to_string());
+    // Only that one is accepted.
+    let suppressed = second
+        .findings
+        .iter()
+        .filter(|f| f["status_id"] == 3)
+        .count();
+    assert_eq!(suppressed, 1);
+    assert_valid_ocsf(second.findings_path.as_ref().unwrap());
+    // Security Hub: archived, not imported again as ACTIVE.
+    let hub = sim2.security_hub(&account);
+    assert_eq!(hub[&uid]["RecordState"], "ARCHIVED");
+    assert_eq!(hub[&uid]["Compliance"]["Status"], "FAILED");
+    // The summary and the alert say what the exceptions did.
+    let line = format!(
+        "exceptions: 1 findings accepted; expiring soon: legacy-ci (expires {expires}, owner platform@example.com); stale (matched nothing this run): gone-vendor"
+    );
+    assert!(second.stderr.contains(&line), "{}", second.stderr);
+    assert!(second
+        .summary_html
+        .contains("Stale: matched nothing in this run"));
+    let a2 = alert(&hook, 1);
+    assert_eq!(a2["exceptions"]["accepted"], 1, "{a2}");
+    assert_eq!(
+        a2["exceptions"]["stale"],
+        serde_json::json!(["gone-vendor"])
+    );
+    assert!(a2["text"].as_str().unwrap().contains(&line), "{a2}");
+
+    // Week 3: the rule expired yesterday. The finding is back: reopened, counted new, imported ACTIVE.
+    std::fs::write(
+        &file,
+        rules(
+            &account,
+            &key,
+            "key_older_than_90d",
+            today() - chrono::Duration::days(1),
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let sim3 = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    sim3.carry_security_hub(&sim2);
+    let third = run(&sim3, dir.path(), flags(with_file())).await;
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(status_of(&third, &uid)[0]["status_id"], 1);
+    let reopened: Vec<&BTreeMap<String, String>> = third
+        .changes
+        .iter()
+        .filter(|r| r["finding_uid"] == uid)
+        .collect();
+    assert_eq!(reopened.len(), 1, "{reopened:?}");
+    assert_eq!(reopened[0]["change"], "reopened");
+    assert!(
+        reopened[0]["detail"]
+            .ends_with("(exception legacy-ci accepted it at the earlier run and no longer does)"),
+        "{reopened:?}"
+    );
+    let a3 = alert(&hook, 2);
+    assert_eq!(a3["new_findings"], 1, "{a3}");
+    assert_eq!(a3["exceptions"]["reopened"], 1, "{a3}");
+    assert!(a3["exceptions"]["expired"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("legacy-ci (expires "));
+    assert_eq!(sim3.security_hub(&account)[&uid]["RecordState"], "ACTIVE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_exceptions_file_stops_the_run_before_anything_is_written() {
+    let sim = Sim::start(org(), Faults::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let file = dir.path().join("ex.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nrules:\n  - id: a\n    owner: o@example.com\n    reason: r\n    expires: 2026-02-30\n    match: { flags: [two_active_keys] }\n",
+    )
+    .unwrap();
+    let out = audit_in(&sim, &out_dir, &["--exceptions", file.to_str().unwrap()]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "error: exceptions {}:6: expires: '2026-02-30' is not a date; write YYYY-MM-DD (UTC), e.g. 2027-06-30. Nothing was audited; `iam-audit exceptions check FILE` checks a file alone (docs/exceptions.md)",
+            file.display()
+        )
+    );
+    assert!(!out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().next().is_none());
+    // Nothing was asked of the member accounts.
+    assert!(sim.calls().iter().all(|c| c.action != "sts:AssumeRole"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exceptions_check_validates_a_file_alone_and_converts_a_prowler_mutelist() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.yaml");
+    let expires = today() + chrono::Duration::days(100);
+    std::fs::write(
+        &ours,
+        rules("111122223333", "AKIAAAAAAAAAAAAAAAA1", "v5:1.13", expires),
+    )
+    .unwrap();
+    let check = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let home = tempfile::tempdir().unwrap();
+        let out = bin_command(&args, &[], home.path()).output().await.unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let p = |path: &std::path::Path| path.to_str().unwrap().to_string();
+    let (code, stdout, stderr) = check(vec!["exceptions".into(), "check".into(), p(&ours)]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("legacy-ci (line 3): expires {expires} (in 100 days); owner platform@example.com; match accounts 111122223333; access_keys AKIAAAAAAAAAAAAAAAA1; flags key_older_than_90d; ticket PLAT-1"),
+            format!("gone-vendor (line 9): expires {} (in 200 days); owner platform@example.com; match users vendor-nobody-*", today() + chrono::Duration::days(200)),
+        ]
+    );
+    assert_eq!(
+        stderr.trim(),
+        format!("{}: 2 rules valid (0 expired)", p(&ours))
+    );
+
+    // Every bad input: exit 2, the line and the field.
+    let bad = dir.path().join("bad.yaml");
+    let cases = [
+        ("    ticket: PLAT-1\n", "    tickt: PLAT-1\n", "7: unknown field `tickt`, expected one of id, owner, reason, expires, ticket, kind, match, except (docs/exceptions.md has the format)"),
+        ("    owner: platform@example.com\n    reason: CI", "    reason: CI", "3: rule 'legacy-ci': owner is required"),
+        ("[key_older_than_90d]", "[key_oldest]", "8: match.flags: 'key_oldest' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N (e.g. v5:1.13)"),
+        ("id: gone-vendor", "id: legacy-ci", "9: id: 'legacy-ci' is already the id of the rule at line 3; give each rule its own id"),
+    ];
+    let good = rules(
+        "111122223333",
+        "AKIAAAAAAAAAAAAAAAA1",
+        "key_older_than_90d",
+        expires,
+    );
+    for (from, to, want) in cases {
+        assert!(good.contains(from), "{from}");
+        std::fs::write(&bad, good.replacen(from, to, 1)).unwrap();
+        let (code, stdout, stderr) =
+            check(vec!["exceptions".into(), "check".into(), p(&bad)]).await;
+        assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!("error: exceptions {}:{want}", p(&bad))
+        );
+    }
+    let far = today() + chrono::Duration::days(400);
+    std::fs::write(
+        &bad,
+        rules(
+            "111122223333",
+            "AKIAAAAAAAAAAAAAAAA1",
+            "key_older_than_90d",
+            far,
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = check(vec!["exceptions".into(), "check".into(), p(&bad)]).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: exceptions {}:6: expires: {far} is more than 365 days away (after {}); accept it for less, or raise exceptions_horizon_days",
+            p(&bad),
+            today() + chrono::Duration::days(365)
+        )
+    );
+
+    // A Prowler mutelist: refused without an owner and an expiry, converted with them.
+    let prowler = dir.path().join("mutelist.yaml");
+    std::fs::write(
+        &prowler,
+        "Mutelist:\n  Accounts:\n    \"111122223333\":\n      Checks:\n        iam_rotate_access_key_90_days:\n          Regions: [\"*\"]\n          Resources: [\"svc-ci\"]\n          Description: CI user until the OIDC migration\n        iam_avoid_root_usage:\n          Regions: [\"*\"]\n          Resources: [\"*\"]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(vec!["exceptions".into(), "check".into(), p(&prowler)]).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim(),
+        format!("error: exceptions {}:2: Mutelist: a Prowler mutelist has no owner; give it with --exceptions-owner EMAIL (every converted rule gets it)", p(&prowler))
+    );
+    let (code, stdout, stderr) = check(vec![
+        "exceptions".into(),
+        "check".into(),
+        p(&prowler),
+        "--exceptions-owner".into(),
+        "sec@example.com".into(),
+        "--exceptions-expires".into(),
+        expires.to_string(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("prowler-111122223333-iam_rotate_access_key_90_days (line 5): expires {expires} (in 100 days); owner sec@example.com; match accounts 111122223333; users svc-ci; flags key_older_than_90d"),
+            "note: line 9: Prowler check iam_avoid_root_usage has no flag here (docs/exceptions.md); its entry is left out".to_string(),
+        ]
+    );
+}
