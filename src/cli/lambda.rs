@@ -38,7 +38,7 @@ pub async fn serve(api: String) -> i32 {
             method: "GET",
             url: format!("{base}/invocation/next"),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Default::default(),
         };
         // The call blocks until an invocation comes.
         let answer = match http.once(&next, Duration::from_secs(24 * 3600)).await {
@@ -94,7 +94,7 @@ pub async fn serve(api: String) -> i32 {
             method: "POST",
             url: path,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&body).expect("JSON"),
+            body: serde_json::to_vec(&body).expect("JSON").into(),
         };
         if let Err(e) = http.once(&post, Duration::from_secs(30)).await {
             eprintln!("error: cannot answer the invocation ({e})");

@@ -19,7 +19,8 @@ pub struct Request {
     pub method: &'static str,
     pub url: String,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared, not copied, by each attempt.
+    pub body: bytes::Bytes,
 }
 
 /// An answer: its status, `Retry-After` and body.

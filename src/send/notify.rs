@@ -322,7 +322,7 @@ async fn post_webhook(http: &Http, url: &str, format: &str, alert: &Alert) -> Re
         method: "POST",
         url: url.to_string(),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(&body).expect("JSON"),
+        body: serde_json::to_vec(&body).expect("JSON").into(),
     };
     let answer = http.send(&req, Patience::default()).await?;
     if (200..300).contains(&answer.status) {
@@ -374,7 +374,7 @@ async fn publish_sns(
             "content-type".into(),
             "application/x-www-form-urlencoded; charset=utf-8".into(),
         )],
-        body: body.into_bytes(),
+        body: body.into_bytes().into(),
     };
     let credentials = aws.caller().await?;
     super::sigv4::sign_request(&mut req, &credentials, "sns", region)?;

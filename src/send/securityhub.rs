@@ -325,7 +325,7 @@ async fn import_account(
             method: "POST",
             url: url.clone(),
             headers: vec![("content-type".into(), "application/json".into())],
-            body,
+            body: body.into(),
         };
         if let Err(e) = super::sigv4::sign_request(&mut req, &creds, "securityhub", region) {
             outcome.failed = Some(format!("not imported: {e}"));
@@ -392,7 +392,7 @@ pub async fn probe(
             target.endpoint("SecurityHub", "securityhub", region)
         ),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: br#"{"Findings":[]}"#.to_vec(),
+        body: bytes::Bytes::from_static(br#"{"Findings":[]}"#),
     };
     super::sigv4::sign_request(&mut req, &creds, "securityhub", region)
         .map_err(|e| Failure::new("ConstructionFailure", e))?;

@@ -69,7 +69,7 @@ mod tests {
                 "content-type".into(),
                 "application/x-www-form-urlencoded".into(),
             )],
-            body: b"Action=Publish".to_vec(),
+            body: bytes::Bytes::from_static(b"Action=Publish"),
         };
         let creds = Credentials::new(
             "AKIDEXAMPLE",
