@@ -367,6 +367,26 @@ async fn a_second_run_reports_what_changed_and_closes_what_was_fixed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stamp2 = second
+        .findings_path
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()["findings_".len().."findings_".len() + 15]
+        .to_string();
+    let apart = (iam_audit::report::stamp_time(&stamp2).unwrap()
+        - iam_audit::report::stamp_time(&stamp1).unwrap())
+    .num_seconds();
+    assert!(apart > 0 && apart < 60, "{stamp1} {stamp2}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "{stamp1} → {stamp2} ({apart} s apart): {} new findings, {} resolved",
+            created.len(),
+            closed.len() - closed.iter().filter(|u| account_of(u) == left).count()
+        )
+    );
     let diffed = csv_rows(&out.stdout);
     let not_left = |rows: &[BTreeMap<String, String>]| -> BTreeSet<BTreeMap<String, String>> {
         rows.iter()

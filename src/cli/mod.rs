@@ -246,8 +246,12 @@ pub fn diff(args: DiffArgs) -> i32 {
     match result {
         Ok(d) => {
             eprintln!(
-                "{} → {}: {} new findings, {} resolved",
-                old.0, new.0, d.new_findings, d.resolved_findings
+                "{} → {} ({}): {} new findings, {} resolved",
+                old.0,
+                new.0,
+                apart(&old.0, &new.0),
+                d.new_findings,
+                d.resolved_findings
             );
             0
         }
@@ -255,6 +259,36 @@ pub fn diff(args: DiffArgs) -> i32 {
             eprintln!("error: cannot compare {} and {}: {e}", old.0, new.0);
             1
         }
+    }
+}
+
+/// How far apart two runs started, from their stamps: `7 days 3 h apart`, `2 h 5 min apart`,
+/// `40 s apart`; `NEW started 2 days before OLD` when they are the wrong way round.
+fn apart(old: &str, new: &str) -> String {
+    let (Some(a), Some(b)) = (
+        iam_audit::report::stamp_time(old),
+        iam_audit::report::stamp_time(new),
+    ) else {
+        return "start times unknown".into();
+    };
+    let secs = (b - a).num_seconds();
+    let (d, h, m, s) = (
+        secs.abs() / 86_400,
+        secs.abs() % 86_400 / 3600,
+        secs.abs() % 3600 / 60,
+        secs.abs() % 60,
+    );
+    let span = match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, _) => format!("{m} min {s} s"),
+        (0, _, _) => format!("{h} h {m} min"),
+        (1, _, _) => format!("1 day {h} h"),
+        _ => format!("{d} days {h} h"),
+    };
+    if secs < 0 {
+        format!("NEW started {span} before OLD")
+    } else {
+        format!("{span} apart")
     }
 }
 
@@ -307,5 +341,25 @@ pub(crate) async fn run_with_progress(
             eprintln!("error: {e}");
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn diff_says_how_far_apart_the_runs_started() {
+        assert_eq!(
+            super::apart("20261129_060000", "20261206_083000"),
+            "7 days 2 h apart"
+        );
+        assert_eq!(
+            super::apart("20261206_060000", "20261206_083005"),
+            "2 h 30 min apart"
+        );
+        assert_eq!(
+            super::apart("20261206_083000", "20261205_083000"),
+            "NEW started 1 day 0 h before OLD"
+        );
+        assert_eq!(super::apart("x", "20261205_083000"), "start times unknown");
     }
 }
