@@ -115,9 +115,36 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
     assert_eq!(sim1.security_hub(&account)[&uid]["RecordState"], "ACTIVE");
 
     // Week 2: the key's finding is accepted.
+    // And a rule too broad: every finding of another account.
+    let count = |out: &RunOutput, a: &str| {
+        out.findings
+            .iter()
+            .filter(|f| f["cloud"]["account"]["uid"] == a && f["activity_name"] != "Close")
+            .filter(|f| {
+                !f["finding_info"]["uid"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/audit_incomplete/")
+            })
+            .count()
+    };
+    let other = org
+        .accounts
+        .iter()
+        .map(|a| a.id.clone())
+        .find(|a| *a != account && count(&first, a) >= 2)
+        .expect("another account with findings");
+    let broad = format!(
+        "  - id: wide-open\n    owner: dev@example.com\n    reason: a sandbox\n    expires: {}\n    match: {{ accounts: [\"{other}\"] }}\n",
+        today() + chrono::Duration::days(100)
+    );
     let file = dir.path().join("exceptions.yaml");
     let expires = today() + chrono::Duration::days(10);
-    std::fs::write(&file, rules(&account, &key, "key_older_than_90d", expires)).unwrap();
+    std::fs::write(
+        &file,
+        rules(&account, &key, "key_older_than_90d", expires) + &broad,
+    )
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let sim2 = Sim::start(org.clone(), Faults::default()).await.unwrap();
     sim2.carry_security_hub(&sim1);
@@ -152,7 +179,8 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
         .iter()
         .filter(|f| f["status_id"] == 3)
         .count();
-    assert_eq!(suppressed, 1);
+    let n_other = count(&second, &other);
+    assert_eq!(suppressed, 1 + n_other);
     assert_valid_ocsf(second.findings_path.as_ref().unwrap());
     // Security Hub: archived, not imported again as ACTIVE.
     let hub = sim2.security_hub(&account);
@@ -160,14 +188,15 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
     assert_eq!(hub[&uid]["Compliance"]["Status"], "FAILED");
     // The summary and the alert say what the exceptions did.
     let line = format!(
-        "exceptions: 1 findings accepted; expiring soon: legacy-ci (expires {expires}, owner platform@example.com); stale (matched nothing this run): gone-vendor"
+        "exceptions: {} findings accepted; expiring soon: legacy-ci (expires {expires}, owner platform@example.com); stale (matched nothing this run): gone-vendor; too broad: wide-open in {other} ({n_other} of {n_other} findings)",
+        1 + n_other
     );
     assert!(second.stderr.contains(&line), "{}", second.stderr);
     assert!(second
         .summary_html
         .contains("Stale: matched nothing in this run"));
     let a2 = alert(&hook, 1);
-    assert_eq!(a2["exceptions"]["accepted"], 1, "{a2}");
+    assert_eq!(a2["exceptions"]["accepted"], 1 + n_other, "{a2}");
     assert_eq!(
         a2["exceptions"]["stale"],
         serde_json::json!(["gone-vendor"])
@@ -182,7 +211,7 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
             &key,
             "key_older_than_90d",
             today() - chrono::Duration::days(1),
-        ),
+        ) + &broad,
     )
     .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -113,6 +113,8 @@ keys! {
     exceptions_horizon_days: u32 = 365, flag("DAYS").positive();
     /// Rules expiring within this many days are listed in the summary and the alert
     exceptions_warn_days: u32 = 30, flag("DAYS");
+    /// A rule accepting more than this percentage of an account's findings (two or more) is too broad
+    exceptions_max_share: u32 = 50, flag("PERCENT");
 
     // --- the CloudTrail window and scope ---
     /// First day of the CloudTrail window, YYYY-MM-DD UTC

@@ -22,6 +22,8 @@ pub struct Accepting {
     pub today: NaiveDate,
     /// Rules expiring within this many days are named.
     pub warn_days: i64,
+    /// A rule accepting more than this percentage of an account's findings (two or more) is too broad.
+    pub max_share: u64,
 }
 
 /// What the exceptions did in a run, for the summary, the page and the alert.
@@ -39,6 +41,8 @@ pub struct ExceptionsDigest {
     pub expired: Vec<String>,
     /// Live rules that matched no finding of the run.
     pub stale: Vec<String>,
+    /// `id in ACCOUNT (N of M findings)` for each account where a rule accepts more than the set share.
+    pub too_broad: Vec<String>,
 }
 
 impl ExceptionsDigest {
@@ -58,6 +62,7 @@ impl ExceptionsDigest {
             ("expiring soon", &self.expiring),
             ("expired (matching nothing: renew or remove)", &self.expired),
             ("stale (matched nothing this run)", &self.stale),
+            ("too broad", &self.too_broad),
         ] {
             if !list.is_empty() {
                 s.push_str(&format!("; {label}: {}", list.join(", ")));
@@ -74,6 +79,7 @@ impl Accepting {
             exceptions: Arc::new(e),
             today: settings.started_at.date_naive(),
             warn_days: i64::from(settings.keys.exceptions_warn_days),
+            max_share: u64::from(settings.keys.exceptions_max_share),
         })
     }
 
@@ -94,6 +100,21 @@ impl Accepting {
             }
         }
         out
+    }
+
+    /// The rules accepting more than the set share of the account's findings (two or more each):
+    /// `id in ACCOUNT (N of M findings)`.
+    pub fn too_broad(&self, a: &AccountSnapshot) -> Vec<String> {
+        let total = a.findings().iter().filter(|f| f.flag().is_some()).count() as u64;
+        let mut by_rule: std::collections::BTreeMap<&str, u64> = Default::default();
+        for acc in a.excepted.values() {
+            *by_rule.entry(acc.rule.as_str()).or_default() += 1;
+        }
+        by_rule
+            .into_iter()
+            .filter(|(_, n)| *n >= 2 && n * 100 > self.max_share * total)
+            .map(|(rule, n)| format!("{rule} in {} ({n} of {total} findings)", a.id))
+            .collect()
     }
 
     /// The digest's part of the rules themselves, given the ids of the rules that matched something.
@@ -119,6 +140,7 @@ impl Accepting {
                 .filter(|r| !r.expired(self.today) && !matched.contains(&r.id))
                 .map(|r| r.id.clone())
                 .collect(),
+            too_broad: Vec::new(),
         }
     }
 }

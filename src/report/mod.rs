@@ -147,6 +147,7 @@ pub struct Writer {
     /// The run's exceptions, the rules that matched something, and the findings accepted and reopened.
     accepting: Option<excepted::Accepting>,
     matched: std::collections::BTreeSet<String>,
+    too_broad: Vec<String>,
     accepted: (u64, u64),
 }
 
@@ -282,6 +283,7 @@ impl Writer {
             history,
             accepting: spec.findings.accepting.clone(),
             matched: Default::default(),
+            too_broad: Vec::new(),
             accepted: (0, 0),
         })
     }
@@ -308,6 +310,7 @@ impl Writer {
             snapshot.excepted = acc.accepted(snapshot);
             self.matched
                 .extend(snapshot.excepted.values().map(|a| a.rule.clone()));
+            self.too_broad.extend(acc.too_broad(snapshot));
         }
         let mut changes = match (&closed, &mut self.comparison) {
             (Some(snapshot), Some(c)) => Some(c.account(snapshot)?),
@@ -376,6 +379,7 @@ impl Writer {
         }
         if let Some(acc) = &self.accepting {
             self.digest.exceptions = acc.digest(&self.matched, self.accepted.0, self.accepted.1);
+            self.digest.exceptions.too_broad = std::mem::take(&mut self.too_broad);
         }
         let end = RunEnd {
             removed: &removed,

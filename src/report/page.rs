@@ -582,6 +582,10 @@ fn exceptions_section(x: &super::excepted::ExceptionsDigest) -> String {
         ("Expiring soon", &x.expiring),
         ("Expired: matching nothing, renew or remove", &x.expired),
         ("Stale: matched nothing in this run", &x.stale),
+        (
+            "Too broad: accepting most of an account's findings",
+            &x.too_broad,
+        ),
     ] {
         if !list.is_empty() {
             let items: Vec<String> = list

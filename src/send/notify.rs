@@ -151,6 +151,7 @@ pub fn compose(summary: &Summary, stamp: &str, min: Severity) -> Alert {
             "expiring": d.exceptions.expiring,
             "expired": d.exceptions.expired,
             "stale": d.exceptions.stale,
+            "too_broad": d.exceptions.too_broad,
         })),
         "listed": findings,
         "more": at_or_above.saturating_sub(listed.len() as u64),
