@@ -213,6 +213,28 @@ fn folder_modules_import_one_way_inside() {
     }
 }
 
+// Story: the README stays a front page (its two commands, the role, the flags, the files, the exit codes),
+// at most 150 lines; the rest lives in docs/.
+#[test]
+fn the_readme_is_a_front_page() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let n = readme.lines().count();
+    assert!(
+        n <= 150,
+        "README.md has {n} lines: move the detail to docs/"
+    );
+    for link in readme.split("](").skip(1) {
+        let target = link.split(')').next().unwrap();
+        if !target.starts_with("http") && !target.starts_with('#') {
+            assert!(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(target).exists(),
+                "README.md links to {target}, which is not there"
+            );
+        }
+    }
+}
+
 // Story: no source file outside the simulator runs past 600 lines, and each opens with a `//!` saying its
 // one job.
 #[test]

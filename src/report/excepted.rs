@@ -6,6 +6,7 @@
 //! and those expiring soon, are named in the summary, the page and the alert.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -14,6 +15,7 @@ use crate::exceptions::Exceptions;
 use crate::record::snapshot::{Accepted, AccountSnapshot, FindingHistory};
 
 use super::compare::{finding_change, AccountChanges};
+use super::html::esc;
 
 /// The run's exceptions and the day they are judged on (the run's start, UTC).
 #[derive(Debug, Clone)]
@@ -46,6 +48,43 @@ pub struct ExceptionsDigest {
 }
 
 impl ExceptionsDigest {
+    /// The exceptions' section (docs/exceptions.md): findings accepted and reopened, then the rules to look
+    /// at: expiring soon, expired, stale. Empty without exceptions.
+    pub fn section(&self) -> String {
+        let x = self;
+        if !x.active {
+            return String::new();
+        }
+        let mut h = String::from("<h2>Exceptions</h2>");
+        let _ = write!(
+            h,
+            "<p><b>{}</b> findings accepted by an exception (kept in the findings file as Suppressed); <b>{}</b> reopened because their exception no longer holds.</p>",
+            x.accepted, x.reopened
+        );
+        for (label, list) in [
+            ("Expiring soon", &x.expiring),
+            ("Expired: matching nothing, renew or remove", &x.expired),
+            ("Stale: matched nothing in this run", &x.stale),
+            (
+                "Too broad: accepting most of an account's findings",
+                &x.too_broad,
+            ),
+        ] {
+            if !list.is_empty() {
+                let items: Vec<String> = list
+                    .iter()
+                    .map(|r| format!("<li>{}</li>", esc(r)))
+                    .collect();
+                let _ = write!(
+                    h,
+                    "<p class=\"warn\">{label}:</p><ul>{}</ul>",
+                    items.concat()
+                );
+            }
+        }
+        h
+    }
+
     /// One line for the summary and the alert; `None` without exceptions.
     pub fn line(&self) -> Option<String> {
         if !self.active {

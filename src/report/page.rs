@@ -282,7 +282,7 @@ impl PageOutput {
         }
         h.push_str("</div>");
         h.push_str(&self.control_chart());
-        h.push_str(&exceptions_section(&digest.exceptions));
+        h.push_str(&digest.exceptions.section());
         // Changes.
         h.push_str("<h2>Since the last run</h2>");
         match &digest.against {
@@ -564,40 +564,4 @@ impl PageOutput {
         s.push_str("</svg>");
         s
     }
-}
-
-/// The exceptions' section (docs/exceptions.md): findings accepted and reopened, then the rules to look
-/// at: expiring soon, expired, stale. Empty without exceptions.
-fn exceptions_section(x: &super::excepted::ExceptionsDigest) -> String {
-    if !x.active {
-        return String::new();
-    }
-    let mut h = String::from("<h2>Exceptions</h2>");
-    let _ = write!(
-        h,
-        "<p><b>{}</b> findings accepted by an exception (kept in the findings file as Suppressed); <b>{}</b> reopened because their exception no longer holds.</p>",
-        x.accepted, x.reopened
-    );
-    for (label, list) in [
-        ("Expiring soon", &x.expiring),
-        ("Expired: matching nothing, renew or remove", &x.expired),
-        ("Stale: matched nothing in this run", &x.stale),
-        (
-            "Too broad: accepting most of an account's findings",
-            &x.too_broad,
-        ),
-    ] {
-        if !list.is_empty() {
-            let items: Vec<String> = list
-                .iter()
-                .map(|r| format!("<li>{}</li>", esc(r)))
-                .collect();
-            let _ = write!(
-                h,
-                "<p class=\"warn\">{label}:</p><ul>{}</ul>",
-                items.concat()
-            );
-        }
-    }
-    h
 }
