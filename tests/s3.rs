@@ -145,7 +145,7 @@ async fn reports_go_to_s3_encrypted_and_the_next_run_compares_with_them() {
     let names: Vec<&String> = week1.keys().collect();
     let stamp1 = stamp_of(&names);
     let expected: Vec<String> =
-        iam_audit::report::Report::file_names(&stamp1, iam_audit::config::Format::Csv);
+        iam_audit::report::RunFile::file_names(&stamp1, iam_audit::config::Format::Csv);
     assert_eq!(
         week1
             .keys()
@@ -737,7 +737,7 @@ async fn the_simulators_s3_takes_a_run_as_moto_does() {
         .unwrap()
         .to_string();
     let mut expected: Vec<String> =
-        iam_audit::report::Report::file_names(&stamp1, iam_audit::config::Format::Csv)
+        iam_audit::report::RunFile::file_names(&stamp1, iam_audit::config::Format::Csv)
             .into_iter()
             .chain([
                 format!(".iam-audit-history_{stamp1}.jsonl"),

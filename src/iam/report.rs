@@ -21,7 +21,7 @@ use super::calls::{
     last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa, ROOT_OWNER,
 };
 use super::credentials::{Certs, Others};
-use super::report_csv::{parse, Report, Row, Slot};
+use super::report_csv::{parse, CredentialReport, Row, Slot};
 use super::root;
 use super::rows::{send_user, Audited, IamOutcome};
 
@@ -54,7 +54,7 @@ fn err(action: &'static str, failure: Failure) -> ReportError {
 /// as reports take in this run (`Session::report_ready`, learned from every account's answers), then asks
 /// GetCredentialReport, which answers `ReportInProgress` until the report is ready. Two calls for most
 /// accounts.
-pub async fn fetch(session: &Session) -> Result<Report, ReportError> {
+pub async fn fetch(session: &Session) -> Result<CredentialReport, ReportError> {
     let iam = session.iam();
     let ready = session.report_ready();
     let started = tokio::time::Instant::now();
@@ -196,7 +196,7 @@ struct MfaResolution {
 /// that counts so costs no call either.
 async fn resolve_mfa(
     session: &Session,
-    report: &Report,
+    report: &CredentialReport,
     summary: &Summary,
     virtual_mfa: &VirtualMfa,
 ) -> MfaResolution {
@@ -310,7 +310,7 @@ fn user_mfa(
 pub async fn inventory(
     session: &Session,
     sink: &Sink,
-    report: Report,
+    report: CredentialReport,
     summary: &Summary,
     virtual_mfa: &VirtualMfa,
     others: &Others,

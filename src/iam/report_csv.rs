@@ -38,7 +38,7 @@ pub struct Row {
 
 /// A parsed report.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub struct CredentialReport {
     pub generated: Option<DateTime<Utc>>,
     pub root: Option<Row>,
     pub users: Vec<Row>,
@@ -65,7 +65,10 @@ fn boolean(cell: &str) -> Result<Option<bool>, String> {
 }
 
 /// Parse the report's CSV by header name (AWS may add or reorder columns).
-pub fn parse(csv_bytes: &[u8], generated: Option<DateTime<Utc>>) -> Result<Report, String> {
+pub fn parse(
+    csv_bytes: &[u8],
+    generated: Option<DateTime<Utc>>,
+) -> Result<CredentialReport, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -102,7 +105,7 @@ pub fn parse(csv_bytes: &[u8], generated: Option<DateTime<Utc>>) -> Result<Repor
             ))
         })
         .collect();
-    let mut report = Report {
+    let mut report = CredentialReport {
         generated,
         root: None,
         users: Vec::new(),

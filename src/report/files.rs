@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Format;
 
-use super::tables::Report;
+use super::tables::RunFile;
 
 /// Create the output directory if it is missing (0700: the reports are the organization's credential
 /// inventory) and check it can take a new file, before any AWS call is made.
@@ -82,39 +82,39 @@ impl OutputPaths {
     }
 
     pub fn with_format(dir: &Path, stamp: &str, format: Format) -> OutputPaths {
-        let path = |r: Report| dir.join(r.file_name(stamp, format));
+        let path = |r: RunFile| dir.join(r.file_name(stamp, format));
         OutputPaths {
-            keys: path(Report::Keys),
-            users: path(Report::Users),
-            events: path(Report::Events),
-            accounts: path(Report::Accounts),
-            findings: path(Report::Findings),
-            changes: path(Report::Changes),
-            summary: path(Report::Summary),
-            credentials: path(Report::Credentials),
-            key_history: path(Report::KeyHistory),
+            keys: path(RunFile::Keys),
+            users: path(RunFile::Users),
+            events: path(RunFile::Events),
+            accounts: path(RunFile::Accounts),
+            findings: path(RunFile::Findings),
+            changes: path(RunFile::Changes),
+            summary: path(RunFile::Summary),
+            credentials: path(RunFile::Credentials),
+            key_history: path(RunFile::KeyHistory),
             history: dir.join(history_name(stamp)),
         }
     }
 
     /// The path of one file.
-    pub fn of(&self, r: Report) -> &Path {
+    pub fn of(&self, r: RunFile) -> &Path {
         match r {
-            Report::Keys => &self.keys,
-            Report::Users => &self.users,
-            Report::Events => &self.events,
-            Report::Accounts => &self.accounts,
-            Report::Findings => &self.findings,
-            Report::Changes => &self.changes,
-            Report::Summary => &self.summary,
-            Report::Credentials => &self.credentials,
-            Report::KeyHistory => &self.key_history,
+            RunFile::Keys => &self.keys,
+            RunFile::Users => &self.users,
+            RunFile::Events => &self.events,
+            RunFile::Accounts => &self.accounts,
+            RunFile::Findings => &self.findings,
+            RunFile::Changes => &self.changes,
+            RunFile::Summary => &self.summary,
+            RunFile::Credentials => &self.credentials,
+            RunFile::KeyHistory => &self.key_history,
         }
     }
 
     /// The four tabular reports, which every run has.
     pub fn all(&self) -> [&Path; 4] {
-        Report::ALL.map(|r| self.of(r))
+        RunFile::ALL.map(|r| self.of(r))
     }
 
     /// The stamp these paths are of.
@@ -125,7 +125,7 @@ impl OutputPaths {
             .unwrap_or_default()
             .to_string_lossy();
         let rest = name
-            .strip_prefix(Report::Accounts.prefix())
+            .strip_prefix(RunFile::Accounts.prefix())
             .unwrap_or(&name);
         rest.rsplit_once('.').map_or(rest, |(s, _)| s).to_string()
     }
@@ -219,7 +219,7 @@ pub fn runs_among(names: &[String]) -> Vec<(String, Format)> {
     let have: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut stamps: Vec<(String, Format)> = Vec::new();
     for name in names {
-        let Some(rest) = name.strip_prefix(Report::Accounts.prefix()) else {
+        let Some(rest) = name.strip_prefix(RunFile::Accounts.prefix()) else {
             continue;
         };
         for format in [Format::Csv, Format::Jsonl] {
@@ -227,7 +227,7 @@ pub fn runs_among(names: &[String]) -> Vec<(String, Format)> {
                 .strip_suffix(format.as_str())
                 .and_then(|s| s.strip_suffix('.'))
             {
-                let complete = [Report::Keys, Report::Users, Report::Events]
+                let complete = [RunFile::Keys, RunFile::Users, RunFile::Events]
                     .iter()
                     .all(|r| have.contains(r.file_name(stamp, format).as_str()));
                 if stamp_time(stamp).is_some() && complete {
@@ -263,7 +263,7 @@ pub fn find_run(arg: &Path) -> std::io::Result<Option<Run>> {
         .to_string_lossy()
         .to_string();
     // A report file: its stamp is between its prefix and its extension.
-    let stamp = Report::FILES
+    let stamp = RunFile::FILES
         .iter()
         .find_map(|r| name.strip_prefix(r.prefix()))
         .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
@@ -304,7 +304,7 @@ mod tests {
     use crate::record::rfc3339;
 
     fn four(dir: &Path, stamp: &str, format: Format) -> String {
-        create_set(dir, stamp, |s| Report::file_names(s, format))
+        create_set(dir, stamp, |s| RunFile::file_names(s, format))
             .unwrap()
             .0
     }

@@ -48,7 +48,7 @@ pub use files::{create_private, latest_run, stamp_time, OutputPaths};
 pub use findings::{FindingsContext, OcsfClass};
 pub use resume::{prepare_resume, Resumed};
 pub use table::escape_formula;
-pub use tables::Report;
+pub use tables::RunFile;
 
 /// One output of the run. It receives every record in arrival order, each account's snapshot and changes
 /// as the account closes, and the end of the run, and writes what it wants of them. A new output (a
@@ -166,13 +166,13 @@ impl Writer {
     pub fn create(spec: Spec, stamp: &str) -> std::io::Result<(Writer, OutputPaths)> {
         let format = spec.format;
         let (stamp, mut files) = files::create_set(&spec.dir, stamp, |s| {
-            let mut names = Report::file_names(s, format);
+            let mut names = RunFile::file_names(s, format);
             names.push(files::history_name(s));
             names
         })?;
         let paths = OutputPaths::with_format(&spec.dir, &stamp, format);
         let history = files.pop().expect("the history file");
-        let files: Vec<(Report, File, bool)> = Report::FILES
+        let files: Vec<(RunFile, File, bool)> = RunFile::FILES
             .into_iter()
             .zip(files)
             .map(|(r, f)| (r, f, true))
@@ -186,7 +186,7 @@ impl Writer {
     /// run did not have (an older version wrote it) is created.
     pub fn append(spec: Spec, paths: &OutputPaths) -> std::io::Result<Writer> {
         let mut files = Vec::new();
-        for r in Report::FILES {
+        for r in RunFile::FILES {
             let path = paths.of(r);
             let (file, new) = match files::open_append(path) {
                 Ok(f) => (f, false),
@@ -219,7 +219,7 @@ impl Writer {
     /// The outputs over a run's files (`new`: its header is still to be written).
     fn open(
         spec: Spec,
-        files: Vec<(Report, File, bool)>,
+        files: Vec<(RunFile, File, bool)>,
         history: File,
         paths: &OutputPaths,
     ) -> std::io::Result<Writer> {
@@ -229,12 +229,12 @@ impl Writer {
         ))];
         for (report, file, new) in files {
             match report {
-                Report::Keys
-                | Report::Users
-                | Report::Events
-                | Report::Accounts
-                | Report::Credentials
-                | Report::KeyHistory => {
+                RunFile::Keys
+                | RunFile::Users
+                | RunFile::Events
+                | RunFile::Accounts
+                | RunFile::Credentials
+                | RunFile::KeyHistory => {
                     let t =
                         table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
                     outputs.push(Box::new(
@@ -242,17 +242,17 @@ impl Writer {
                             .with_security_hub(spec.security_hub),
                     ));
                 }
-                Report::Findings => outputs.push(Box::new(findings::FindingsOutput::new(
+                RunFile::Findings => outputs.push(Box::new(findings::FindingsOutput::new(
                     file,
                     spec.findings.clone(),
                 ))),
-                Report::Changes => {
+                RunFile::Changes => {
                     let t =
                         table::Table::new(file, spec.format, report.columns(), spec.escape, new)?;
                     outputs.push(Box::new(changes::ChangesOutput::new(t)));
                 }
                 // Written whole at the end of the run, over its placeholder.
-                Report::Summary => {
+                RunFile::Summary => {
                     drop(file);
                     outputs.push(Box::new(page::PageOutput::new(
                         paths.summary.clone(),

@@ -18,7 +18,7 @@ use super::Output;
 
 /// The files of a run: the four reports, then the findings, the changes and the summary page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
+pub enum RunFile {
     Keys,
     Users,
     Events,
@@ -30,47 +30,47 @@ pub enum Report {
     KeyHistory,
 }
 
-impl Report {
+impl RunFile {
     /// The four tabular reports of design §3.
-    pub const ALL: [Report; 4] = [
-        Report::Keys,
-        Report::Users,
-        Report::Events,
-        Report::Accounts,
+    pub const ALL: [RunFile; 4] = [
+        RunFile::Keys,
+        RunFile::Users,
+        RunFile::Events,
+        RunFile::Accounts,
     ];
     /// Every file of a run.
-    pub const FILES: [Report; 9] = [
-        Report::Keys,
-        Report::Users,
-        Report::Events,
-        Report::Accounts,
-        Report::Findings,
-        Report::Changes,
-        Report::Summary,
-        Report::Credentials,
-        Report::KeyHistory,
+    pub const FILES: [RunFile; 9] = [
+        RunFile::Keys,
+        RunFile::Users,
+        RunFile::Events,
+        RunFile::Accounts,
+        RunFile::Findings,
+        RunFile::Changes,
+        RunFile::Summary,
+        RunFile::Credentials,
+        RunFile::KeyHistory,
     ];
 
     /// The file name's prefix, before the stamp.
     pub fn prefix(self) -> &'static str {
         match self {
-            Report::Keys => "iam_audit_report_",
-            Report::Users => "users_",
-            Report::Events => "cloudtrail_events_",
-            Report::Accounts => "accounts_",
-            Report::Findings => "findings_",
-            Report::Changes => "changes_",
-            Report::Summary => "summary_",
-            Report::Credentials => "credentials_",
-            Report::KeyHistory => "key_history_",
+            RunFile::Keys => "iam_audit_report_",
+            RunFile::Users => "users_",
+            RunFile::Events => "cloudtrail_events_",
+            RunFile::Accounts => "accounts_",
+            RunFile::Findings => "findings_",
+            RunFile::Changes => "changes_",
+            RunFile::Summary => "summary_",
+            RunFile::Credentials => "credentials_",
+            RunFile::KeyHistory => "key_history_",
         }
     }
 
     /// The file's name in a run of `stamp`.
     pub fn file_name(self, stamp: &str, format: crate::config::Format) -> String {
         let ext = match self {
-            Report::Findings => "ocsf.jsonl",
-            Report::Summary => "html",
+            RunFile::Findings => "ocsf.jsonl",
+            RunFile::Summary => "html",
             _ => format.as_str(),
         };
         format!("{}{stamp}.{ext}", self.prefix())
@@ -78,7 +78,7 @@ impl Report {
 
     /// Every file name of a stamp, in `FILES` order.
     pub fn file_names(stamp: &str, format: crate::config::Format) -> Vec<String> {
-        Report::FILES
+        RunFile::FILES
             .iter()
             .map(|r| r.file_name(stamp, format))
             .collect()
@@ -87,21 +87,21 @@ impl Report {
     /// The columns of a tabular file (none for the findings and the page).
     pub fn columns(self) -> &'static [&'static str] {
         match self {
-            Report::Keys => &KEY_COLUMNS,
-            Report::Users => &USER_COLUMNS,
-            Report::Events => &EVENT_COLUMNS,
-            Report::Accounts => &ACCOUNT_COLUMNS,
-            Report::Changes => &CHANGE_COLUMNS,
-            Report::Credentials => &CREDENTIAL_COLUMNS,
-            Report::KeyHistory => &KEY_HISTORY_COLUMNS,
-            Report::Findings | Report::Summary => &[],
+            RunFile::Keys => &KEY_COLUMNS,
+            RunFile::Users => &USER_COLUMNS,
+            RunFile::Events => &EVENT_COLUMNS,
+            RunFile::Accounts => &ACCOUNT_COLUMNS,
+            RunFile::Changes => &CHANGE_COLUMNS,
+            RunFile::Credentials => &CREDENTIAL_COLUMNS,
+            RunFile::KeyHistory => &KEY_HISTORY_COLUMNS,
+            RunFile::Findings | RunFile::Summary => &[],
         }
     }
 }
 
 /// One of the four reports, written as its records arrive.
 pub struct TableOutput {
-    report: Report,
+    report: RunFile,
     table: Table,
     values: Values,
     /// The accounts report's `security_hub` cell as the audit writes it: `off`, or `pending` until the
@@ -110,7 +110,7 @@ pub struct TableOutput {
 }
 
 impl TableOutput {
-    pub fn new(report: Report, table: Table, values: Values) -> TableOutput {
+    pub fn new(report: RunFile, table: Table, values: Values) -> TableOutput {
         TableOutput {
             report,
             table,
@@ -129,12 +129,12 @@ impl TableOutput {
 impl Output for TableOutput {
     fn write(&mut self, record: &Record) -> std::io::Result<()> {
         match (self.report, record) {
-            (Report::Keys, Record::Key(k)) => key_row(&mut self.table, self.values, k),
-            (Report::Users, Record::User(u)) => user_row(&mut self.table, self.values, u),
-            (Report::Events, Record::Event(e)) => event_row(&mut self.table, e),
-            (Report::Credentials, Record::Credential(c)) => credential_row(&mut self.table, c),
-            (Report::KeyHistory, Record::KeyHistory(h)) => history_row(&mut self.table, h),
-            (Report::Accounts, Record::Account(a)) => {
+            (RunFile::Keys, Record::Key(k)) => key_row(&mut self.table, self.values, k),
+            (RunFile::Users, Record::User(u)) => user_row(&mut self.table, self.values, u),
+            (RunFile::Events, Record::Event(e)) => event_row(&mut self.table, e),
+            (RunFile::Credentials, Record::Credential(c)) => credential_row(&mut self.table, c),
+            (RunFile::KeyHistory, Record::KeyHistory(h)) => history_row(&mut self.table, h),
+            (RunFile::Accounts, Record::Account(a)) => {
                 account_row(&mut self.table, a, self.hub_cell)
             }
             _ => Ok(()),
@@ -415,7 +415,7 @@ mod tests {
             true,
         )
         .unwrap();
-        let mut out = TableOutput::new(Report::Keys, table, values);
+        let mut out = TableOutput::new(RunFile::Keys, table, values);
         out.write(&Record::Key(key())).unwrap();
         out.flush().unwrap();
         std::fs::read_to_string(&path).unwrap()

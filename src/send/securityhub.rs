@@ -93,7 +93,7 @@ impl Outcome {
 
 /// What the import did, for the summary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct ImportTotals {
     pub accounts: u64,
     pub imported: u64,
     pub archived: u64,
@@ -111,7 +111,7 @@ pub async fn import(
     accounts: &Path,
     history: &Path,
     format: Format,
-) -> std::io::Result<Report> {
+) -> std::io::Result<ImportTotals> {
     let rows = super::hub_cells::read_accounts(accounts, format)?;
     let region = settings
         .keys
@@ -250,7 +250,7 @@ pub async fn import(
         })
         .collect();
     super::hub_state::record(history, &imported)?;
-    let mut report = Report::default();
+    let mut report = ImportTotals::default();
     let mut cells: HashMap<String, String> = HashMap::new();
     for (id, row) in &rows {
         let cell = match outcomes.get(id) {

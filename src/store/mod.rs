@@ -311,14 +311,14 @@ impl Remote {
         stamp: &str,
     ) -> Result<Option<crate::report::digest::NotCompared>, RemoteError> {
         use crate::report::files::{runs_among, stamp_before};
-        use crate::report::Report;
+        use crate::report::RunFile;
         let names = self.names().await?;
         let runs = runs_among(&names);
         let mut resumed: Vec<String> = Vec::new();
         let history = crate::report::files::history_name;
         if let Some((s, f)) = resume.and_then(|r| runs.iter().find(|(s, _)| s == r)) {
             resumed.extend(
-                Report::file_names(s, *f)
+                RunFile::file_names(s, *f)
                     .into_iter()
                     .chain([history(s)])
                     .filter(|n| names.contains(n)),
@@ -330,10 +330,10 @@ impl Remote {
             return Ok(None);
         };
         let wanted: Vec<String> = [
-            Report::Keys,
-            Report::Users,
-            Report::Events,
-            Report::Accounts,
+            RunFile::Keys,
+            RunFile::Users,
+            RunFile::Events,
+            RunFile::Accounts,
         ]
         .iter()
         .map(|r| r.file_name(s, *f))
