@@ -456,58 +456,9 @@ impl Settings {
                 ),
             ));
         }
-        if k.compare.is_some() && !k.compare_runs {
-            return Err(invalid(
-                "compare",
-                "--compare DIR and --no-compare conflict: give one of them",
-            ));
-        }
-        if k.max_backoff_ms < k.initial_backoff_ms {
-            return Err(invalid(
-                "max_backoff_ms",
-                "must not be smaller than initial_backoff_ms",
-            ));
-        }
-        for (key, list) in [
-            ("include_ous", &k.include_ous),
-            ("exclude_ous", &k.exclude_ous),
-        ] {
-            if list.iter().flatten().any(|e| e.trim().is_empty()) {
-                return Err(invalid(key, "entries must not be empty"));
-            }
-        }
-        let ou_filters = k.include_ous.as_ref().is_some_and(|l| !l.is_empty())
-            || k.exclude_ous.as_ref().is_some_and(|l| !l.is_empty());
-        if !k.ou_paths && ou_filters {
-            return Err(invalid(
-                "ou_paths",
-                "the OU filters (include_ous, exclude_ous) need the OU tree: drop --no-ou-paths (ou_paths = false) or filter by account",
-            ));
-        }
+        check_together(&k)?;
         let notify = secret::destinations(&k.notify, k.notify_file.as_deref())?;
-        let remote = match S3Location::parse(&k.output_dir.to_string_lossy()) {
-            None => None,
-            Some(Ok(l)) => Some(l),
-            Some(Err(e)) => return Err(invalid("output_dir", e)),
-        };
-        if k.s3_kms_key
-            .as_ref()
-            .is_some_and(|a| !a.starts_with("arn:"))
-        {
-            return Err(invalid(
-                "s3_kms_key",
-                "give the KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or an alias ARN)",
-            ));
-        }
-        if k.s3_expected_owner
-            .as_ref()
-            .is_some_and(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(invalid(
-                "s3_expected_owner",
-                "must be a 12-digit account id",
-            ));
-        }
+        let remote = s3_location(&k)?;
         let mut keys = k;
         keys.profile = keys.profile.filter(|p| !p.is_empty());
         keys.external_id = keys.external_id.filter(|e| !e.is_empty());
@@ -534,6 +485,68 @@ impl Settings {
             alert_when_stopped: true,
         })
     }
+}
+
+/// The keys that must agree with each other: `--compare` and `--no-compare`, the backoffs, the OU filters
+/// and the OU tree.
+fn check_together(k: &Keys) -> Result<(), ConfigError> {
+    if k.compare.is_some() && !k.compare_runs {
+        return Err(invalid(
+            "compare",
+            "--compare DIR and --no-compare conflict: give one of them",
+        ));
+    }
+    if k.max_backoff_ms < k.initial_backoff_ms {
+        return Err(invalid(
+            "max_backoff_ms",
+            "must not be smaller than initial_backoff_ms",
+        ));
+    }
+    for (key, list) in [
+        ("include_ous", &k.include_ous),
+        ("exclude_ous", &k.exclude_ous),
+    ] {
+        if list.iter().flatten().any(|e| e.trim().is_empty()) {
+            return Err(invalid(key, "entries must not be empty"));
+        }
+    }
+    let ou_filters = k.include_ous.as_ref().is_some_and(|l| !l.is_empty())
+        || k.exclude_ous.as_ref().is_some_and(|l| !l.is_empty());
+    if !k.ou_paths && ou_filters {
+        return Err(invalid(
+            "ou_paths",
+            "the OU filters (include_ous, exclude_ous) need the OU tree: drop --no-ou-paths (ou_paths = false) or filter by account",
+        ));
+    }
+    Ok(())
+}
+
+/// The reports' S3 location (`output_dir = s3://…`), with its KMS key and expected owner checked.
+fn s3_location(k: &Keys) -> Result<Option<S3Location>, ConfigError> {
+    let remote = match S3Location::parse(&k.output_dir.to_string_lossy()) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => return Err(invalid("output_dir", e)),
+    };
+    if k.s3_kms_key
+        .as_ref()
+        .is_some_and(|a| !a.starts_with("arn:"))
+    {
+        return Err(invalid(
+            "s3_kms_key",
+            "give the KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or an alias ARN)",
+        ));
+    }
+    if k.s3_expected_owner
+        .as_ref()
+        .is_some_and(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(invalid(
+            "s3_expected_owner",
+            "must be a 12-digit account id",
+        ));
+    }
+    Ok(remote)
 }
 
 #[cfg(test)]

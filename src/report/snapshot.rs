@@ -174,114 +174,7 @@ impl GroupedRun {
             serde_json::to_writer(&mut *w, line)?;
             w.write_all(b"\n")
         };
-        super::resume::for_each_row(
-            &paths.accounts,
-            format,
-            &[
-                "account_id",
-                "account_name",
-                "account_status",
-                "audit_status",
-                "ou_path",
-                "error",
-                "iam_status",
-                "cloudtrail_status",
-            ],
-            Rows::Whole,
-            |c| {
-                let a = AccountSnapshot {
-                    id: c[0].clone(),
-                    name: c[1].clone(),
-                    status: c[2].clone(),
-                    audit_status: c[3].clone(),
-                    ou_path: c[4].clone(),
-                    error: c[5].clone(),
-                    iam_status: c[6].clone(),
-                    cloudtrail_status: c[7].clone(),
-                    ..AccountSnapshot::default()
-                };
-                put(&c[0].clone(), &Line::Account(a))
-            },
-        )?;
-        super::resume::for_each_row(
-            &paths.users,
-            format,
-            &[
-                "account_id",
-                "username",
-                "arn",
-                "password_enabled",
-                "mfa_type",
-                "last_activity",
-                "risk",
-            ],
-            Rows::Whole,
-            |c| {
-                let user = UserSnapshot {
-                    name: c[1].clone(),
-                    arn: c[2].clone(),
-                    password_enabled: c[3].clone(),
-                    mfa_type: c[4].clone(),
-                    last_activity: c[5].clone(),
-                    flags: Flags::default(),
-                };
-                put(
-                    &c[0],
-                    &Line::User {
-                        account: c[0].clone(),
-                        user,
-                        risk: Flags::parse(&c[6]),
-                    },
-                )
-            },
-        )?;
-        super::resume::for_each_row(
-            &paths.keys,
-            format,
-            &[
-                "account_id",
-                "access_key_id",
-                "username",
-                "status",
-                "created_date",
-                "last_used_date",
-                "key_age_days",
-                "risk",
-            ],
-            Rows::Whole,
-            |c| {
-                let key = KeySnapshot {
-                    id: c[1].clone(),
-                    user: c[2].clone(),
-                    status: c[3].clone(),
-                    created: c[4].clone(),
-                    last_used: c[5].clone(),
-                    key_age_days: c[6].clone(),
-                    flags: KeySnapshot::own_flags(Flags::parse(&c[7])),
-                };
-                put(
-                    &c[0],
-                    &Line::Key {
-                        account: c[0].clone(),
-                        key,
-                    },
-                )
-            },
-        )?;
-        // The history the run left, where it has one (runs of older versions have none).
-        if paths.history.exists() {
-            let reader = BufReader::new(super::resume::trusted_history(&paths.history)?);
-            for (n, line) in reader.lines().enumerate() {
-                let entry: FindingHistory = serde_json::from_str(&line?).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{} line {}: {e}", paths.history.display(), n + 1),
-                    )
-                })?;
-                let account = entry.account.clone();
-                put(&account, &Line::History(entry))?;
-            }
-        }
+        scatter(paths, format, &mut put)?;
         for b in &mut buckets {
             b.flush()?;
         }
@@ -289,71 +182,7 @@ impl GroupedRun {
         // Group each bucket and write one line per account.
         let grouped_path = scratch.path().join("grouped");
         let mut out = BufWriter::new(create_private(&grouped_path)?);
-        let mut index = HashMap::new();
-        let mut history_only = HashMap::new();
-        let mut offset = 0u64;
-        for b in 0..BUCKETS {
-            let path = scratch.path().join(format!("bucket-{b}"));
-            let mut accounts: HashMap<String, AccountSnapshot> = HashMap::new();
-            let mut users: HashMap<String, Vec<(UserSnapshot, Flags)>> = HashMap::new();
-            let mut keys: HashMap<String, Vec<KeySnapshot>> = HashMap::new();
-            let mut histories: HashMap<String, Vec<FindingHistory>> = HashMap::new();
-            for line in BufReader::new(File::open(&path)?).lines() {
-                match serde_json::from_str::<Line>(&line?)? {
-                    Line::Account(a) => {
-                        accounts.insert(a.id.clone(), a);
-                    }
-                    Line::User {
-                        account,
-                        user,
-                        risk,
-                    } => users.entry(account).or_default().push((user, risk)),
-                    Line::Key { account, key } => keys.entry(account).or_default().push(key),
-                    Line::History(e) => histories.entry(e.account.clone()).or_default().push(e),
-                }
-            }
-            std::fs::remove_file(&path)?;
-            let mut ids: Vec<String> = accounts.keys().cloned().collect();
-            ids.sort();
-            for id in ids {
-                let mut a = accounts.remove(&id).expect("listed");
-                a.keys = keys.remove(&id).unwrap_or_default();
-                a.users = users
-                    .remove(&id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(mut u, risk)| {
-                        let of_rows: Flags = a
-                            .keys
-                            .iter()
-                            .filter(|k| k.user == u.name)
-                            .fold(Flags::default(), |f, k| f.union(k.flags));
-                        u.flags = UserSnapshot::own_flags(risk, of_rows);
-                        u
-                    })
-                    .collect();
-                a.history = histories.remove(&id).unwrap_or_default();
-                let mut line = serde_json::to_vec(&a)?;
-                line.push(b'\n');
-                out.write_all(&line)?;
-                index.insert(id, (offset, line.len() as u32));
-                offset += line.len() as u64;
-            }
-            let mut rest: Vec<(String, Vec<FindingHistory>)> = histories.into_iter().collect();
-            rest.sort_by(|a, b| a.0.cmp(&b.0));
-            for (id, history) in rest {
-                let a = AccountSnapshot {
-                    id: id.clone(),
-                    history,
-                    ..AccountSnapshot::default()
-                };
-                let mut line = serde_json::to_vec(&a)?;
-                line.push(b'\n');
-                out.write_all(&line)?;
-                history_only.insert(id, (offset, line.len() as u32));
-                offset += line.len() as u64;
-            }
-        }
+        let (index, history_only) = group(scratch.path(), &mut out)?;
         out.flush()?;
         drop(out);
         Ok(GroupedRun {
@@ -443,4 +272,196 @@ pub fn replay_done(
         each(&row, snapshot.as_ref())?;
     }
     Ok(())
+}
+
+/// Every row of the run's accounts, users and keys reports, and its history, each to `put` with its
+/// account: the first pass of `GroupedRun::read`.
+fn scatter(
+    paths: &OutputPaths,
+    format: Format,
+    put: &mut impl FnMut(&str, &Line) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    super::resume::for_each_row(
+        &paths.accounts,
+        format,
+        &[
+            "account_id",
+            "account_name",
+            "account_status",
+            "audit_status",
+            "ou_path",
+            "error",
+            "iam_status",
+            "cloudtrail_status",
+        ],
+        Rows::Whole,
+        |c| {
+            let a = AccountSnapshot {
+                id: c[0].clone(),
+                name: c[1].clone(),
+                status: c[2].clone(),
+                audit_status: c[3].clone(),
+                ou_path: c[4].clone(),
+                error: c[5].clone(),
+                iam_status: c[6].clone(),
+                cloudtrail_status: c[7].clone(),
+                ..AccountSnapshot::default()
+            };
+            put(&c[0].clone(), &Line::Account(a))
+        },
+    )?;
+    super::resume::for_each_row(
+        &paths.users,
+        format,
+        &[
+            "account_id",
+            "username",
+            "arn",
+            "password_enabled",
+            "mfa_type",
+            "last_activity",
+            "risk",
+        ],
+        Rows::Whole,
+        |c| {
+            let user = UserSnapshot {
+                name: c[1].clone(),
+                arn: c[2].clone(),
+                password_enabled: c[3].clone(),
+                mfa_type: c[4].clone(),
+                last_activity: c[5].clone(),
+                flags: Flags::default(),
+            };
+            put(
+                &c[0],
+                &Line::User {
+                    account: c[0].clone(),
+                    user,
+                    risk: Flags::parse(&c[6]),
+                },
+            )
+        },
+    )?;
+    super::resume::for_each_row(
+        &paths.keys,
+        format,
+        &[
+            "account_id",
+            "access_key_id",
+            "username",
+            "status",
+            "created_date",
+            "last_used_date",
+            "key_age_days",
+            "risk",
+        ],
+        Rows::Whole,
+        |c| {
+            let key = KeySnapshot {
+                id: c[1].clone(),
+                user: c[2].clone(),
+                status: c[3].clone(),
+                created: c[4].clone(),
+                last_used: c[5].clone(),
+                key_age_days: c[6].clone(),
+                flags: KeySnapshot::own_flags(Flags::parse(&c[7])),
+            };
+            put(
+                &c[0],
+                &Line::Key {
+                    account: c[0].clone(),
+                    key,
+                },
+            )
+        },
+    )?;
+    // The history the run left, where it has one (runs of older versions have none).
+    if paths.history.exists() {
+        let reader = BufReader::new(super::resume::trusted_history(&paths.history)?);
+        for (n, line) in reader.lines().enumerate() {
+            let entry: FindingHistory = serde_json::from_str(&line?).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} line {}: {e}", paths.history.display(), n + 1),
+                )
+            })?;
+            let account = entry.account.clone();
+            put(&account, &Line::History(entry))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where each account's line is in the grouped file: its offset and length.
+type Index = HashMap<String, (u64, u32)>;
+
+/// The second pass: each bucket of `scratch` read back, grouped into one snapshot per account, written to
+/// `out` one line each; the index of the accounts, and of those that have only a history.
+fn group(scratch: &Path, out: &mut BufWriter<File>) -> std::io::Result<(Index, Index)> {
+    let mut index = HashMap::new();
+    let mut history_only = HashMap::new();
+    let mut offset = 0u64;
+    for b in 0..BUCKETS {
+        let path = scratch.join(format!("bucket-{b}"));
+        let mut accounts: HashMap<String, AccountSnapshot> = HashMap::new();
+        let mut users: HashMap<String, Vec<(UserSnapshot, Flags)>> = HashMap::new();
+        let mut keys: HashMap<String, Vec<KeySnapshot>> = HashMap::new();
+        let mut histories: HashMap<String, Vec<FindingHistory>> = HashMap::new();
+        for line in BufReader::new(File::open(&path)?).lines() {
+            match serde_json::from_str::<Line>(&line?)? {
+                Line::Account(a) => {
+                    accounts.insert(a.id.clone(), a);
+                }
+                Line::User {
+                    account,
+                    user,
+                    risk,
+                } => users.entry(account).or_default().push((user, risk)),
+                Line::Key { account, key } => keys.entry(account).or_default().push(key),
+                Line::History(e) => histories.entry(e.account.clone()).or_default().push(e),
+            }
+        }
+        std::fs::remove_file(&path)?;
+        let mut ids: Vec<String> = accounts.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let mut a = accounts.remove(&id).expect("listed");
+            a.keys = keys.remove(&id).unwrap_or_default();
+            a.users = users
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(mut u, risk)| {
+                    let of_rows: Flags = a
+                        .keys
+                        .iter()
+                        .filter(|k| k.user == u.name)
+                        .fold(Flags::default(), |f, k| f.union(k.flags));
+                    u.flags = UserSnapshot::own_flags(risk, of_rows);
+                    u
+                })
+                .collect();
+            a.history = histories.remove(&id).unwrap_or_default();
+            let mut line = serde_json::to_vec(&a)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
+            index.insert(id, (offset, line.len() as u32));
+            offset += line.len() as u64;
+        }
+        let mut rest: Vec<(String, Vec<FindingHistory>)> = histories.into_iter().collect();
+        rest.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, history) in rest {
+            let a = AccountSnapshot {
+                id: id.clone(),
+                history,
+                ..AccountSnapshot::default()
+            };
+            let mut line = serde_json::to_vec(&a)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
+            history_only.insert(id, (offset, line.len() as u32));
+            offset += line.len() as u64;
+        }
+    }
+    Ok((index, history_only))
 }

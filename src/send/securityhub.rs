@@ -241,6 +241,18 @@ pub async fn import(
     while let Some(done) = tasks.join_next().await {
         merge(&mut outcomes, done.map_err(std::io::Error::other)?);
     }
+    write_down(&outcomes, &rows, history, accounts, format)
+}
+
+/// What the imports did, written down: the history records what each hub now holds, and each account's
+/// `security_hub` cell says what happened there (or why nothing did).
+fn write_down(
+    outcomes: &HashMap<String, Outcome>,
+    rows: &BTreeMap<String, super::hub_cells::Row>,
+    history: &Path,
+    accounts: &Path,
+    format: Format,
+) -> std::io::Result<ImportTotals> {
     let imported: HashMap<String, super::hub_state::Imported> = outcomes
         .iter()
         .map(|(a, o)| {
@@ -252,7 +264,7 @@ pub async fn import(
     super::hub_state::record(history, &imported)?;
     let mut report = ImportTotals::default();
     let mut cells: HashMap<String, String> = HashMap::new();
-    for (id, row) in &rows {
+    for (id, row) in rows {
         let cell = match outcomes.get(id) {
             Some(o) => {
                 report.accounts += 1;
