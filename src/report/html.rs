@@ -32,6 +32,34 @@ th{background:#f4f6f9;font-weight:600}td.n,th.n{text-align:right;font-variant-nu
 .tile b{display:block;font-size:22px}.bad{color:#b42318}.warn{color:#b54708}.ok{color:#067647}.more{color:#5b6675;font-style:italic}\
 details{margin:4px 0}.wide{overflow-x:auto}table.small{font-size:12px}table.small th{vertical-align:bottom}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif;fill:#1d2430}";
 
+/// Horizontal bars of labelled counts as inline SVG (no script, nothing fetched), labels escaped.
+pub fn bars(rows: &[(String, u64)], aria: &str) -> String {
+    use std::fmt::Write as _;
+    let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
+    let (label_w, bar_w, row_h) = (330.0, 560.0, 22.0);
+    let height = row_h * rows.len() as f64 + 8.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" width=\"100%\" viewBox=\"0 0 {} {height}\">",
+        esc(aria),
+        label_w + bar_w + 60.0
+    );
+    for (i, (label, n)) in rows.iter().enumerate() {
+        let y = i as f64 * row_h + 4.0;
+        let w = bar_w * (*n as f64) / (max as f64);
+        let _ = write!(
+            s,
+            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"#d92d20\" fill-opacity=\"0.75\"/><text x=\"{}\" y=\"{}\">{n}</text>",
+            y + 14.0,
+            esc(label),
+            row_h - 6.0,
+            label_w + w + 6.0,
+            y + 14.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,7 +203,6 @@ impl PageOutput {
     fn render(&mut self, digest: &Digest, facts: &RunFacts) -> String {
         let mut h = String::with_capacity(64 * 1024);
         let total: u64 = self.by_status.values().sum();
-        let count = |s: &str| self.by_status.get(s).copied().unwrap_or(0);
         let _ = write!(
             h,
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -223,7 +222,37 @@ impl PageOutput {
                 facts.resumed
             );
         }
-        // Coverage.
+        h.push_str(&self.coverage());
+        // Findings by severity and by CIS control.
+        h.push_str("<h2>Findings</h2><div class=\"tiles\">");
+        for s in Severity::ALL.iter().rev() {
+            let n = self.by_severity.get(s).copied().unwrap_or(0);
+            let class = match s {
+                Severity::Critical | Severity::High => "bad",
+                Severity::Medium => "warn",
+                _ => "meta",
+            };
+            let _ = write!(
+                h,
+                "<div class=\"tile\"><b class=\"{class}\">{n}</b>{}</div>",
+                s.name()
+            );
+        }
+        h.push_str("</div>");
+        h.push_str(&self.control_chart());
+        h.push_str(&digest.exceptions.section());
+        h.push_str(&self.changes(digest));
+        h.push_str(&self.roots());
+        h.push_str(&self.oldest_keys());
+        h.push_str(&self.per_ou());
+        h.push_str(&self.the_run(facts));
+        h
+    }
+
+    /// The coverage tiles, and the accounts not fully audited.
+    fn coverage(&mut self) -> String {
+        let mut h = String::new();
+        let count = |s: &str| self.by_status.get(s).copied().unwrap_or(0);
         h.push_str("<h2>Coverage</h2><div class=\"tiles\">");
         for (label, status, class) in [
             ("audited", "audited", "ok"),
@@ -265,25 +294,12 @@ impl PageOutput {
                 );
             }
         }
-        // Findings by severity and by CIS control.
-        h.push_str("<h2>Findings</h2><div class=\"tiles\">");
-        for s in Severity::ALL.iter().rev() {
-            let n = self.by_severity.get(s).copied().unwrap_or(0);
-            let class = match s {
-                Severity::Critical | Severity::High => "bad",
-                Severity::Medium => "warn",
-                _ => "meta",
-            };
-            let _ = write!(
-                h,
-                "<div class=\"tile\"><b class=\"{class}\">{n}</b>{}</div>",
-                s.name()
-            );
-        }
-        h.push_str("</div>");
-        h.push_str(&self.control_chart());
-        h.push_str(&digest.exceptions.section());
-        // Changes.
+        h
+    }
+
+    /// What changed since the run compared with, or why nothing was compared.
+    fn changes(&self, digest: &Digest) -> String {
+        let mut h = String::new();
         h.push_str("<h2>Since the last run</h2>");
         match &digest.against {
             None if digest.not_compared.is_some() => {
@@ -339,7 +355,12 @@ impl PageOutput {
                 }
             }
         }
-        // Root.
+        h
+    }
+
+    /// The root users with findings.
+    fn roots(&self) -> String {
+        let mut h = String::new();
         h.push_str("<h2>Root users with findings</h2>");
         if self.root.is_empty() {
             h.push_str("<p class=\"ok\">No root user has a finding.</p>");
@@ -363,7 +384,12 @@ impl PageOutput {
                 );
             }
         }
-        // Keys.
+        h
+    }
+
+    /// The oldest active access keys.
+    fn oldest_keys(&self) -> String {
+        let mut h = String::new();
         h.push_str("<h2>The oldest active access keys</h2>");
         let mut oldest: Vec<&OldKey> = self.oldest.iter().collect();
         oldest.sort_by_key(|k| k.age);
@@ -411,7 +437,12 @@ impl PageOutput {
                 );
             }
         }
-        // Per OU, then per account.
+        h
+    }
+
+    /// Flags per OU, each OU opening on its accounts.
+    fn per_ou(&mut self) -> String {
+        let mut h = String::new();
         h.push_str("<h2>Flags per OU and account</h2><p class=\"meta\">Users carrying each flag, root included. One row per OU, the OUs with the most flags first; open an OU below for its accounts.</p>");
         let ous = self.accounts.ous();
         h.push_str("<div class=\"wide\"><table class=\"small\"><tr><th>OU</th><th class=\"n\">accounts</th><th class=\"n\">not fully audited</th><th class=\"n\">users</th>");
@@ -497,7 +528,12 @@ impl PageOutput {
             }
             h.push_str("</details>");
         }
-        // The run.
+        h
+    }
+
+    /// How the run went, and the page's end.
+    fn the_run(&self, facts: &RunFacts) -> String {
+        let mut h = String::new();
         h.push_str("<h2>How the run went</h2><table>");
         let _ = write!(
             h,
@@ -541,27 +577,6 @@ impl PageOutput {
             })
             .collect();
         rows.push(("audit_incomplete (coverage)".into(), self.coverage_findings));
-        let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
-        let (label_w, bar_w, row_h) = (330.0, 560.0, 22.0);
-        let height = row_h * rows.len() as f64 + 8.0;
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"Findings per CIS control\" width=\"100%\" viewBox=\"0 0 {} {height}\">",
-            label_w + bar_w + 60.0
-        );
-        for (i, (label, n)) in rows.iter().enumerate() {
-            let y = i as f64 * row_h + 4.0;
-            let w = bar_w * (*n as f64) / (max as f64);
-            let _ = write!(
-                s,
-                "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"#d92d20\" fill-opacity=\"0.75\"/><text x=\"{}\" y=\"{}\">{n}</text>",
-                y + 14.0,
-                esc(label),
-                row_h - 6.0,
-                label_w + w + 6.0,
-                y + 14.0
-            );
-        }
-        s.push_str("</svg>");
-        s
+        super::html::bars(&rows, "Findings per CIS control")
     }
 }
