@@ -57,6 +57,14 @@ pub enum AuditError {
 }
 
 impl AuditError {
+    /// The reports cannot be written in `dir`.
+    pub fn output(dir: &std::path::Path, source: std::io::Error) -> AuditError {
+        AuditError::Output {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    }
+
     /// The process exit code of design §2.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -68,6 +68,23 @@ pub enum Optional {
 }
 
 impl Summary {
+    /// The summary naming the run's files.
+    pub fn with_files(self, paths: crate::report::OutputPaths) -> Summary {
+        Summary {
+            keys_file: paths.keys,
+            users_file: paths.users,
+            events_file: paths.events,
+            accounts_file: paths.accounts,
+            findings_file: paths.findings,
+            changes_file: paths.changes,
+            summary_file: paths.summary,
+            credentials_file: paths.credentials,
+            key_history_file: paths.key_history,
+            history_file: paths.history,
+            ..self
+        }
+    }
+
     pub(crate) fn count(&mut self, row: &AccountRow) {
         self.accounts += 1;
         match row.audit_status {

@@ -261,3 +261,68 @@ fn files_are_short_and_say_their_job() {
         );
     }
 }
+
+// Story: no function outside the simulator and the tests runs past 150 lines: a long one is split into
+// steps a reader can name.
+#[test]
+fn functions_are_short() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().to_path_buf();
+        if rel.starts_with("sim") || rel.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        // A file's tests module comes last.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let lines: Vec<&str> = code.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i].trim_start();
+            let is_fn = !l.starts_with("//")
+                && (l.starts_with("fn ")
+                    || l.contains(" fn ") && (l.starts_with("pub") || l.starts_with("async")));
+            if !is_fn {
+                i += 1;
+                continue;
+            }
+            let name = l.split("fn ").nth(1).unwrap_or("").split(['(', '<']).next();
+            // Count braces outside strings and comments until the body closes.
+            let (mut depth, mut opened, mut j) = (0i32, false, i);
+            while j < lines.len() {
+                let line = lines[j].split("//").next().unwrap_or("");
+                let mut in_str = false;
+                let mut prev = ' ';
+                for c in line.chars() {
+                    match c {
+                        '"' if prev != '\\' => in_str = !in_str,
+                        '{' if !in_str => {
+                            depth += 1;
+                            opened = true
+                        }
+                        '}' if !in_str => depth -= 1,
+                        _ => {}
+                    }
+                    prev = c;
+                }
+                if (opened && depth == 0) || (!opened && line.trim_end().ends_with(';')) {
+                    break;
+                }
+                j += 1;
+            }
+            if j - i + 1 > 150 {
+                long.push(format!(
+                    "{}: {} ({} lines)",
+                    rel.display(),
+                    name.unwrap_or("?"),
+                    j - i + 1
+                ));
+            }
+            i = j + 1;
+        }
+    }
+    assert!(long.is_empty(), "functions past 150 lines: {long:?}");
+}

@@ -9,19 +9,19 @@ use std::time::Instant;
 use futures::StreamExt;
 
 use crate::aws::Aws;
-use crate::config::{iam_home_region, Settings};
+use crate::config::Settings;
 use crate::error::AuditError;
 use crate::observe::Observer;
 use crate::org;
 use crate::pool::{self, Shutdown};
 use crate::record::{Record, RunFacts};
-use crate::report::compare::Comparison;
-use crate::report::digest::NotCompared;
+use crate::report;
 use crate::report::excepted::Accepting;
-use crate::report::snapshot::GroupedRun;
-use crate::report::{self, FindingsContext, OcsfClass, Writer};
 use crate::store::Remote;
 use crate::summary::Summary;
+
+mod out;
+mod start;
 
 /// The run `--compare DIR` names, looked up before anything is written: naming a directory without a
 /// run is a usage error.
@@ -38,40 +38,6 @@ fn named_earlier_run(settings: &Settings) -> Result<Option<report::files::Run>, 
         Ok(Some(run)) => Ok(Some(run)),
         Ok(None) => Err(error("no run of iam-audit there".into())),
         Err(e) => Err(error(e.to_string())),
-    }
-}
-
-/// The earlier run to compare with (the one `--compare` named, or the latest run in the output directory
-/// older than this one, `stamp`), read whole and grouped by account; or, when it is there but cannot be read whole (a file cut
-/// short, a row that does not parse, a download that failed), no comparison and why: a run compared with
-/// part of another would call everything it could not read resolved or deleted.
-fn earlier_run(
-    settings: &Settings,
-    named: Option<report::files::Run>,
-    stamp: &str,
-    unreadable: Option<NotCompared>,
-) -> std::io::Result<(Option<Comparison>, Option<NotCompared>)> {
-    if unreadable.is_some() {
-        return Ok((None, unreadable));
-    }
-    let dir = &settings.keys.output_dir;
-    let found = match named {
-        Some(run) => Some(run),
-        None => report::files::latest_run_before(dir, stamp)?,
-    };
-    let Some((label, format, paths)) = found else {
-        return Ok((None, None));
-    };
-    match GroupedRun::read(&paths, format, dir) {
-        Ok(grouped) => Ok((Some(Comparison::new(grouped, label)), None)),
-        Err(e) => {
-            let n = NotCompared {
-                label,
-                reason: e.to_string(),
-            };
-            tracing::warn!("{}", n.line());
-            Ok((None, Some(n)))
-        }
     }
 }
 
@@ -195,117 +161,26 @@ async fn audit_into(
     remote: Option<&Remote>,
     started: Instant,
 ) -> Result<Summary, AuditError> {
-    let Read { named, accepting } = read;
     let dir = settings.keys.output_dir.clone();
-    let output_error = |source| AuditError::Output {
-        dir: dir.clone(),
-        source,
-    };
+    let output_error = |source| AuditError::output(&dir, source);
     report::files::prepare_dir(&dir).map_err(output_error)?;
-    // The listing starts now and goes on while accounts are audited: its first answers decide whether
-    // the organization can be listed at all, before anything is written.
-    let mut listing = org::Listing::start(
-        aws.organizations(),
-        settings.keys.max_pages,
-        settings.keys.ou_paths,
-        settings.ou_filters(),
-        shutdown.abort.clone(),
-    );
-    // An optional read of the management account: off with the other optional actions (then every
-    // member's root MFA is judged as if root credentials were not managed centrally).
-    let optional = settings.keys.optional_actions;
-    let root_management = async {
-        if optional {
-            aws.read_root_credentials_management().await
-        }
-    };
-    let (first, ()) = tokio::join!(listing.first(), root_management);
-    let org_id = first.map_err(|error| {
-        if error.action == "organizations:ListAccounts" {
-            AuditError::ListAccounts {
-                failure: error.failure,
-            }
-        } else {
-            AuditError::OuTree { error }
-        }
-    })?;
+    let (listing, org_id) = start::open_listing(&settings, &mut aws, &shutdown).await?;
     let format = settings.format;
-    let stamp = settings
-        .resume_stamp
-        .clone()
-        .or_else(|| settings.claimed_stamp.clone())
-        .unwrap_or_else(|| settings.stamp());
-    // From S3: the run --resume continues and the earlier run to compare with, read back first.
-    let unreadable = match remote {
-        Some(r) => r
-            .fetch_for_run(
-                settings.resume_stamp.as_deref(),
-                settings.keys.compare_runs && named.is_none(),
-                &stamp,
-            )
-            .await
-            .map_err(|error| AuditError::Remote { error })?,
-        None => None,
-    };
-    let (comparison, not_compared) = if settings.keys.compare_runs {
-        earlier_run(&settings, named, &stamp, unreadable).map_err(output_error)?
-    } else {
-        (None, None)
-    };
-    let spec = |comparison| report::Spec {
-        dir: dir.clone(),
-        format,
-        values: settings.values,
-        escape: settings.keys.escape_formulas,
-        findings: FindingsContext {
-            class: if settings.keys.ocsf_class == "detection" {
-                OcsfClass::Detection
-            } else {
-                OcsfClass::Compliance
-            },
-            started_at: settings.started_at,
-            stamp: stamp.clone(),
-            org_id: org_id.clone(),
-            region: iam_home_region(aws.partition()).to_string(),
-            partition: aws.partition().to_string(),
-            thresholds: settings.thresholds,
-            accepting,
-        },
-        comparison,
-        not_compared: not_compared.clone(),
-        security_hub: settings.keys.security_hub,
-    };
-    // A resumed run continues its files: accounts already audited keep their rows and are not audited
-    // again; every row of the others is removed, to be written again.
-    let (writer, paths, resumed) = match &settings.resume_stamp {
-        Some(stamp) => {
-            let paths = report::OutputPaths::with_format(&dir, stamp, format);
-            let resumed = report::prepare_resume(&paths, format).map_err(output_error)?;
-            let mut comparison: Option<Comparison> = comparison;
-            if let Some(c) = &mut comparison {
-                c.already_compared(resumed.done.iter().cloned());
-            }
-            let writer = Writer::append(spec(comparison), &paths).map_err(output_error)?;
-            (writer, paths, resumed)
-        }
-        None => {
-            let (writer, paths) = Writer::create(spec(comparison), &stamp).map_err(output_error)?;
-            (writer, paths, report::Resumed::default())
-        }
-    };
+    let start::Opened {
+        writer,
+        paths,
+        resumed,
+        stamp,
+    } = start::open_writer(&settings, &aws, remote, read.named, read.accepting, org_id).await?;
     let interrupted = shutdown.stop_starting.clone();
     let (tx, written) = writer
         .spawn(settings.keys.channel_capacity)
         .map_err(output_error)?;
     let end = tx.clone();
-
     let stats = aws.stats().clone();
     let settings = Arc::new(settings);
     // Every account's closing row is counted as it is written (see `CountingObserver`).
-    let counter = Arc::new(CountingObserver {
-        inner: observer,
-        summary: std::sync::Mutex::new(Summary::default()),
-    });
+    let counter = CountingObserver::new(observer);
     counter.audit_started(&stats);
     // The accounts as the listing finds them, less those the filters leave out and those a resumed run
     // has done; the listing's end when it comes.
@@ -364,19 +239,11 @@ async fn audit_into(
         ids, filtered_out, ..
     } = picked.into_inner();
     let filtered_out = filtered_out as u64;
-    let mut listed = listed.into_inner().unwrap_or(org::Listed {
-        interrupted: true,
-        ..org::Listed::default()
-    });
-    // Only a whole listing tells which accounts of an earlier run left the organization.
-    let whole = listed.cut.is_none() && !listed.interrupted;
+    let mut listed = listing_end(listed.into_inner());
     let found = listed.ids.len();
-    if listed.interrupted {
-        tracing::warn!(
-            "the run was stopped before the organization was listed to its end: {found} accounts found; --resume lists it again"
-        );
-    }
-    // The last record: how the run went, for the summary page.
+    // The last record: how the run went, for the summary page. Only a whole listing tells which accounts
+    // of an earlier run left the organization.
+    let whole = listed.cut.is_none() && !listed.interrupted;
     let calls = stats.snapshot();
     let _ = end
         .send(Record::End(RunFacts {
@@ -392,21 +259,11 @@ async fn audit_into(
         .await;
     drop(end);
 
-    let written = written.await.map_err(|failure| {
-        let unwritten: Vec<String> = ids
-            .iter()
-            .filter(|id| !failure.accounts_written.contains(*id))
-            .cloned()
-            .collect();
-        AuditError::WriterFailed {
-            dir: dir.clone(),
-            source: failure.error,
-            written: failure.accounts_written.len() + resumed.done.len(),
-            unwritten,
-        }
-    })?;
+    let written = written
+        .await
+        .map_err(|f| writer_failed(f, &ids, &dir, resumed.done.len()))?;
     let counted = counter.summary.lock().expect("summary").clone();
-    let mut summary = Summary {
+    let summary = Summary {
         accounts: counted.accounts + resumed.audited + resumed.not_active,
         audited: counted.audited + resumed.audited,
         not_active: counted.not_active + resumed.not_active,
@@ -421,146 +278,27 @@ async fn audit_into(
         compare_disabled: !settings.keys.compare_runs,
         calls: stats.snapshot(),
         elapsed: started.elapsed(),
-        keys_file: paths.keys,
-        users_file: paths.users,
-        events_file: paths.events,
-        accounts_file: paths.accounts,
-        findings_file: paths.findings,
-        changes_file: paths.changes,
-        summary_file: paths.summary,
-        credentials_file: paths.credentials,
-        key_history_file: paths.key_history,
-        history_file: paths.history,
-        optional: optional_of(&aws, &settings),
+        optional: out::optional_of(&aws, &settings),
         ..counted
-    };
+    }
+    .with_files(paths);
     // A listing that failed part-way: the reports are whole for the accounts found, but the run is not.
     if let Some(error) = listed.cut {
-        let dir = match remote {
-            Some(r) => {
-                upload(r, &mut summary).await?;
-                std::path::PathBuf::from(r.location().url(""))
-            }
-            None => dir.clone(),
-        };
-        return Err(AuditError::ListingCut {
-            error,
-            found,
-            audited: summary.audited,
-            dir,
-        });
+        return Err(out::listing_cut(error, found, remote, summary, &dir).await);
     }
     // The files are final: now what leaves the machine. A run told to stop that still finished every
     // account (a Lambda invocation whose deadline came after its last account) is complete, and imports.
     let stopped_early = interrupted.is_cancelled() && summary.partial + summary.skipped > 0;
-    let target = crate::send::AwsTarget::new(&aws);
-    if settings.keys.security_hub {
-        summary.security_hub = Some(if stopped_early {
-            "security hub: nothing imported, the run was interrupted (--resume imports when it finishes)"
-                .to_string()
-        } else {
-            match crate::send::securityhub::import(
-                &target,
-                &settings,
-                &summary.findings_file,
-                &summary.accounts_file,
-                &summary.history_file,
-                format,
-            )
-            .await
-            {
-                Ok(r) if r.failed_accounts == 0 => format!(
-                    "security hub: imported {} findings and archived {} in {} accounts",
-                    r.imported, r.archived, r.accounts
-                ),
-                Ok(r) => format!(
-                    "security hub: imported {} findings and archived {} in {} accounts; warning: {} accounts not fully imported (the accounts report's security_hub column says why)",
-                    r.imported, r.archived, r.accounts, r.failed_accounts
-                ),
-                Err(e) => format!(
-                    "security hub: warning: the import stopped ({e}); the reports are written"
-                ),
-            }
-        });
-    }
-    if let Some(r) = remote {
-        upload(r, &mut summary).await?;
-    }
-    if settings.alert_when_stopped || !stopped_early {
-        summary.alerts = crate::send::notify::send(&settings, &summary, &stamp, Some(&target))
-            .await
-            .into_iter()
-            .map(|d| (d.label, d.failure))
-            .collect();
-    }
-    Ok(summary)
-}
-
-/// Upload the run's files (after the Security Hub import, which fills the accounts report's last
-/// column and the history's Security Hub state); the summary then names them in S3. The accounts report
-/// goes last, and only once every other file (the findings' history too) has arrived: it is what
-/// `--resume` (and the next Lambda invocation) trusts to tell which accounts are done, so it never names
-/// an account whose rows are not in S3 beside it.
-/// What became of the optional actions, for the summary.
-fn optional_of(aws: &Aws, settings: &Settings) -> crate::summary::Optional {
-    use crate::summary::Optional;
-    if !settings.keys.optional_actions {
-        return Optional::Off;
-    }
-    let refused: Vec<(String, String, u32, u64)> = aws
-        .optional()
-        .refused()
-        .into_iter()
-        .map(|(key, n, skipped)| {
-            let (role, action) = key.split_once(' ').unwrap_or(("", key.as_str()));
-            (action.to_string(), role.to_string(), n, skipped)
-        })
-        .collect();
-    if refused.is_empty() {
-        Optional::Asked
-    } else {
-        Optional::Refused(refused)
-    }
-}
-
-async fn upload(remote: &Remote, summary: &mut Summary) -> Result<(), AuditError> {
-    let accounts = summary.accounts_file.clone();
-    let mut files = [
-        &mut summary.keys_file,
-        &mut summary.users_file,
-        &mut summary.events_file,
-        &mut summary.findings_file,
-        &mut summary.changes_file,
-        &mut summary.summary_file,
-        &mut summary.credentials_file,
-        &mut summary.key_history_file,
-        &mut summary.history_file,
-        &mut summary.accounts_file,
-    ];
-    let others: Vec<std::path::PathBuf> = files
-        .iter()
-        .map(|f| f.to_path_buf())
-        .filter(|f| f.is_file() && *f != accounts)
-        .collect();
-    let kept = |error| AuditError::Upload {
-        error,
-        kept: remote.staging().to_path_buf(),
-    };
-    remote.upload(&others).await.map_err(kept)?;
-    if accounts.is_file() {
-        remote
-            .upload(std::slice::from_ref(&accounts))
-            .await
-            .map_err(kept)?;
-    }
-    for f in files.iter_mut() {
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        **f = std::path::PathBuf::from(remote.location().url(&name));
-    }
-    Ok(())
+    out::send_out(
+        &settings,
+        &aws,
+        remote,
+        summary,
+        stopped_early,
+        &stamp,
+        format,
+    )
+    .await
 }
 
 /// The accounts the run takes from the listing, as it goes.
@@ -577,6 +315,50 @@ struct Picked {
 struct CountingObserver {
     inner: Arc<dyn Observer>,
     summary: std::sync::Mutex<Summary>,
+}
+
+impl CountingObserver {
+    fn new(inner: Arc<dyn Observer>) -> Arc<CountingObserver> {
+        Arc::new(CountingObserver {
+            inner,
+            summary: std::sync::Mutex::new(Summary::default()),
+        })
+    }
+}
+
+/// The listing as it ended; one the run stopped before its end counts as interrupted (and says so).
+fn listing_end(listed: Option<org::Listed>) -> org::Listed {
+    let listed = listed.unwrap_or(org::Listed {
+        interrupted: true,
+        ..org::Listed::default()
+    });
+    if listed.interrupted {
+        tracing::warn!(
+            "the run was stopped before the organization was listed to its end: {} accounts found; --resume lists it again",
+            listed.ids.len()
+        );
+    }
+    listed
+}
+
+/// The writer stopped on an I/O error: every account of the run whose closing row it did not write.
+fn writer_failed(
+    failure: report::WriteFailure,
+    ids: &[String],
+    dir: &std::path::Path,
+    done_before: usize,
+) -> AuditError {
+    let unwritten: Vec<String> = ids
+        .iter()
+        .filter(|id| !failure.accounts_written.contains(*id))
+        .cloned()
+        .collect();
+    AuditError::WriterFailed {
+        dir: dir.to_path_buf(),
+        source: failure.error,
+        written: failure.accounts_written.len() + done_before,
+        unwritten,
+    }
 }
 
 impl Observer for CountingObserver {
