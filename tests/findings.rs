@@ -759,3 +759,114 @@ async fn a_damaged_earlier_run_is_not_compared_and_nothing_is_resolved() {
         );
     }
 }
+
+// Story: three weekly runs of the demo organization, changing in between. The findings' history keeps each
+// finding's first sighting from run to run, a finding fixed in the second run and failing again in the
+// third is `reopened` (its history counts it), and the third page shows, per flag, the open findings by
+// age and the median time to resolve, exactly as the history the run left says.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_demos_keep_first_seen_reopen_a_finding_and_show_its_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "--latency-ms",
+        "0",
+        "--no-progress",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let out = run_bin(&args, &[], dir.path()).await;
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        runs.push(out);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let history = |out: &RunOutput| -> BTreeMap<String, serde_json::Value> {
+        let name = out
+            .findings_path
+            .as_ref()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let stamp = &name["findings_".len().."findings_".len() + 15];
+        std::fs::read_to_string(dir.path().join(format!(".iam-audit-history_{stamp}.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["uid"].as_str().unwrap().to_string(), v)
+            })
+            .collect()
+    };
+    let (h1, h3) = (history(&runs[0]), history(&runs[2]));
+    // First seen kept: every finding open in the first run and the third has the same first sighting.
+    let kept: Vec<&String> = h1
+        .keys()
+        .filter(|u| h1[*u]["open"] == true && h3.get(*u).is_some_and(|e| e["open"] == true))
+        .collect();
+    assert!(kept.len() > 100, "{}", kept.len());
+    for u in &kept {
+        assert_eq!(h1[*u]["first_seen"], h3[*u]["first_seen"], "{u}");
+    }
+    // Resolved in the second run, failing again in the third.
+    let reopened: Vec<&BTreeMap<String, String>> = runs[2]
+        .changes
+        .iter()
+        .filter(|r| r["change"] == "reopened" && r["kind"] == "finding")
+        .collect();
+    assert!(!reopened.is_empty());
+    for r in &reopened {
+        let e = &h3[&r["finding_uid"]];
+        assert_eq!(
+            (e["open"].clone(), e["reopened"].clone()),
+            (true.into(), 1.into()),
+            "{e}"
+        );
+        assert!(runs[1]
+            .changes
+            .iter()
+            .any(|c| c["change"] == "resolved" && c["finding_uid"] == r["finding_uid"]));
+    }
+    // The page's ages, per flag, from the third run's history.
+    let day = 86_400_000i64;
+    let mut by_flag: BTreeMap<String, ([u64; 4], u64)> = BTreeMap::new();
+    for (uid, e) in &h3 {
+        let t = by_flag
+            .entry(uid.split('/').nth(2).unwrap().to_string())
+            .or_default();
+        if e["open"] == true {
+            let days = (e["last_seen"].as_i64().unwrap() - e["first_seen"].as_i64().unwrap()) / day;
+            t.0[[30, 90, 365].iter().take_while(|b| days >= **b).count()] += 1;
+        } else if e.get("resolved_at").is_some() {
+            t.1 += 1;
+        }
+    }
+    let page = &runs[2].summary_html;
+    let section = &page[page
+        .find("<h2>Findings over time</h2>")
+        .expect("the section")..];
+    for (code, (open, resolved)) in &by_flag {
+        let row = format!(
+            "<tr><td>{code}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">",
+            open[0], open[1], open[2], open[3]
+        );
+        let at = section.find(&row).unwrap_or_else(|| panic!("{row}"));
+        let cell = &section[at + row.len()..];
+        let cell = &cell[..cell.find("</td>").unwrap()];
+        if *resolved == 0 {
+            assert_eq!(cell, "—", "{code}");
+        } else {
+            assert!(
+                cell.ends_with(&format!(" ({resolved} resolved)")),
+                "{code}: {cell}"
+            );
+        }
+    }
+    assert!(
+        by_flag.values().any(|(o, _)| o[1] + o[2] + o[3] > 0),
+        "some findings are old"
+    );
+}

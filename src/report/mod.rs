@@ -10,6 +10,7 @@
 //! `files` keeps the files private and named by the run's stamp; `resume` prepares an interrupted run's
 //! files to be continued. This room knows records and settings, never services or rules.
 
+pub mod ages;
 pub mod changes;
 pub mod columns;
 pub mod compare;

@@ -55,6 +55,7 @@ pub struct PageOutput {
     never_used: Vec<(String, String, String, String)>,
     never_used_total: u64,
     slowest: Vec<(f64, String, String)>,
+    ages: super::ages::Ages,
 }
 
 impl PageOutput {
@@ -74,6 +75,7 @@ impl PageOutput {
             never_used: Vec::new(),
             never_used_total: 0,
             slowest: Vec::new(),
+            ages: Default::default(),
         }
     }
 }
@@ -125,6 +127,7 @@ impl Output for PageOutput {
         s: &AccountSnapshot,
         _changes: Option<&AccountChanges>,
     ) -> std::io::Result<()> {
+        self.ages.add(s);
         for f in s.findings() {
             *self.by_severity.entry(f.severity()).or_default() += 1;
             match f.kind {
@@ -241,6 +244,7 @@ impl PageOutput {
         h.push_str("</div>");
         h.push_str(&self.control_chart());
         h.push_str(&digest.exceptions.section());
+        h.push_str(&self.ages.section());
         h.push_str(&self.changes(digest));
         h.push_str(&self.roots());
         h.push_str(&self.oldest_keys());
