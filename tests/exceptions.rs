@@ -381,3 +381,94 @@ async fn exceptions_check_validates_a_file_alone_and_converts_a_prowler_mutelist
         ]
     );
 }
+
+// Story: the same with moto's Security Hub (GetFindings gives back what was imported): a finding imported
+// ACTIVE one week and accepted the next is ARCHIVED there, and every other finding stays ACTIVE.
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_security_hub_archives_a_newly_accepted_finding() {
+    let moto = Moto::start();
+    let org = org();
+    let dir = tempfile::tempdir().unwrap();
+    let week = |extra: Vec<String>| {
+        let (o, dir, moto) = (org.clone(), dir.path().to_path_buf(), moto.endpoint.clone());
+        async move {
+            let sim = Sim::start(o, Faults::default()).await.unwrap();
+            let endpoint = sim.endpoint();
+            let mut args: Vec<String> = [
+                "--role",
+                "IAMAuditRole",
+                "--output-dir",
+                dir.to_str().unwrap(),
+                "--no-progress",
+                "--iam-rate",
+                "200",
+                "--security-hub",
+            ]
+            .map(String::from)
+            .to_vec();
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env = [
+                FAKE_KEY,
+                FAKE_SECRET,
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ENDPOINT_URL_SECURITYHUB", moto.as_str()),
+            ];
+            let out = run_bin(&args, &env, &dir).await;
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            out
+        }
+    };
+    let held = || -> BTreeMap<String, String> {
+        let got = moto.python(
+            "c = boto3.client('securityhub', endpoint_url=MOTO)\n\
+             out = {}\n\
+             kw = {'MaxResults': 100}\n\
+             for _ in range(1000):\n\
+             \x20   r = c.get_findings(**kw)\n\
+             \x20   out.update({f['Id']: f['RecordState'] for f in r['Findings']})\n\
+             \x20   if not r.get('NextToken'): break\n\
+             \x20   kw['NextToken'] = r['NextToken']\n\
+             print(json.dumps(out))",
+            &[],
+        );
+        serde_json::from_str(&got).unwrap()
+    };
+    let first = week(vec![]).await;
+    let before = held();
+    assert!(before.values().all(|s| s == "ACTIVE") && before.len() > 20);
+    let target = first
+        .findings
+        .iter()
+        .find(|f| {
+            f["finding_info"]["uid"]
+                .as_str()
+                .unwrap()
+                .contains("/key_older_than_90d/AKIA")
+        })
+        .unwrap();
+    let uid = target["finding_info"]["uid"].as_str().unwrap().to_string();
+    let account = target["cloud"]["account"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = uid.rsplit('/').next().unwrap().to_string();
+    let file = dir.path().join("exceptions.yaml");
+    std::fs::write(
+        &file,
+        rules(
+            &account,
+            &key,
+            "key_older_than_90d",
+            today() + chrono::Duration::days(30),
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    week(vec!["--exceptions".into(), file.to_str().unwrap().into()]).await;
+    let after = held();
+    assert_eq!(after[&uid], "ARCHIVED");
+    let still: BTreeMap<&String, &String> = after.iter().filter(|(u, _)| **u != uid).collect();
+    assert!(still.values().all(|s| *s == "ACTIVE"), "{still:?}");
+    assert_eq!(after.len(), before.len());
+}
