@@ -383,13 +383,14 @@ async fn exceptions_check_validates_a_file_alone_and_converts_a_prowler_mutelist
 }
 
 // Story: the same with moto's Security Hub (GetFindings gives back what was imported): a finding imported
-// ACTIVE one week and accepted the next is ARCHIVED there, and every other finding stays ACTIVE.
+// ACTIVE one week and accepted the next is ARCHIVED there, and every other finding stays ACTIVE. The
+// exceptions file is read from S3 (moto's) that week; a key that is not there stops the run first.
 #[tokio::test(flavor = "multi_thread")]
 async fn moto_security_hub_archives_a_newly_accepted_finding() {
     let moto = Moto::start();
     let org = org();
     let dir = tempfile::tempdir().unwrap();
-    let week = |extra: Vec<String>| {
+    let week = |extra: Vec<String>, code: i32| {
         let (o, dir, moto) = (org.clone(), dir.path().to_path_buf(), moto.endpoint.clone());
         async move {
             let sim = Sim::start(o, Faults::default()).await.unwrap();
@@ -413,9 +414,10 @@ async fn moto_security_hub_archives_a_newly_accepted_finding() {
                 FAKE_SECRET,
                 ("AWS_ENDPOINT_URL", endpoint.as_str()),
                 ("AWS_ENDPOINT_URL_SECURITYHUB", moto.as_str()),
+                ("AWS_ENDPOINT_URL_S3", moto.as_str()),
             ];
             let out = run_bin(&args, &env, &dir).await;
-            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert_eq!(out.code, code, "{}", out.stderr);
             out
         }
     };
@@ -434,7 +436,7 @@ async fn moto_security_hub_archives_a_newly_accepted_finding() {
         );
         serde_json::from_str(&got).unwrap()
     };
-    let first = week(vec![]).await;
+    let first = week(vec![], 0).await;
     let before = held();
     assert!(before.values().all(|s| s == "ACTIVE") && before.len() > 20);
     let target = first
@@ -453,19 +455,47 @@ async fn moto_security_hub_archives_a_newly_accepted_finding() {
         .unwrap()
         .to_string();
     let key = uid.rsplit('/').next().unwrap().to_string();
-    let file = dir.path().join("exceptions.yaml");
-    std::fs::write(
-        &file,
-        rules(
-            &account,
-            &key,
-            "key_older_than_90d",
-            today() + chrono::Duration::days(30),
-        ),
+    let text = rules(
+        &account,
+        &key,
+        "key_older_than_90d",
+        today() + chrono::Duration::days(30),
+    );
+    moto.python(
+        "s3 = boto3.client('s3', endpoint_url=MOTO)\n\
+         s3.create_bucket(Bucket='audit-config')\n\
+         s3.put_object(Bucket='audit-config', Key='iam-audit/exceptions.yaml', Body=os.environ['RULES'])",
+        &[("RULES", &text)],
+    );
+    let missing = week(
+        vec![
+            "--exceptions".into(),
+            "s3://audit-config/iam-audit/nope.yaml".into(),
+        ],
+        2,
     )
-    .unwrap();
+    .await;
+    assert!(
+        missing.stderr.starts_with(
+            "error: exceptions s3://audit-config/iam-audit/nope.yaml: cannot be read (NoSuchKey: "
+        ),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(
+        held(),
+        before,
+        "nothing imported by a run that stopped first"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    week(vec!["--exceptions".into(), file.to_str().unwrap().into()]).await;
+    week(
+        vec![
+            "--exceptions".into(),
+            "s3://audit-config/iam-audit/exceptions.yaml".into(),
+        ],
+        0,
+    )
+    .await;
     let after = held();
     assert_eq!(after[&uid], "ARCHIVED");
     let still: BTreeMap<&String, &String> = after.iter().filter(|(u, _)| **u != uid).collect();

@@ -159,10 +159,18 @@ pub async fn load(settings: &Settings, aws: &Aws) -> Result<Option<Exceptions>, 
 /// An exceptions file in S3 (`s3://BUCKET/KEY`), read with the caller's credentials and the expected
 /// bucket owner (`s3_expected_owner`, else the caller's account).
 async fn read_s3(aws: &Aws, settings: &Settings, url: &str) -> Result<String, String> {
-    let (bucket, key) = match crate::config::S3Location::parse(url) {
-        Some(Ok(l)) if !l.prefix.is_empty() && !l.prefix.ends_with('/') => (l.bucket, l.prefix),
+    // The bucket's name checked as the reports' location checks it; the key as given (the location's
+    // parser makes a prefix of it).
+    let key = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .map(|(_, k)| k.to_string())
+        .filter(|k| !k.is_empty() && !k.ends_with('/'))
+        .ok_or("not s3://BUCKET/KEY")?;
+    let bucket = match crate::config::S3Location::parse(url) {
+        Some(Ok(l)) => l.bucket,
         Some(Err(e)) => return Err(e),
-        _ => return Err("not s3://BUCKET/KEY".into()),
+        None => return Err("not s3://BUCKET/KEY".into()),
     };
     let owner = match &settings.keys.s3_expected_owner {
         Some(o) => o.clone(),
