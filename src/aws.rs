@@ -247,6 +247,18 @@ impl Aws {
         })
     }
 
+    /// The account an S3 bucket of ours must belong to (`ExpectedBucketOwner`): `s3_expected_owner`, else
+    /// the caller's own.
+    pub async fn expected_bucket_owner(
+        &self,
+        settings: &Settings,
+    ) -> Result<String, crate::retry::Failure> {
+        match &settings.keys.s3_expected_owner {
+            Some(o) => Ok(o.clone()),
+            None => self.caller_account().await,
+        }
+    }
+
     /// The caller's own account, from `sts:GetCallerIdentity` (which needs no permission), asked once per
     /// run: the bucket owner the reports expect, and whose IAM users the caller's credentials would read.
     pub async fn caller_account(&self) -> Result<String, crate::retry::Failure> {

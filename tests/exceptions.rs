@@ -47,6 +47,24 @@ rules:
     )
 }
 
+/// The first finding of a key older than 90 days: its uid, account and key id.
+fn old_key_finding(out: &RunOutput) -> (String, String, String) {
+    let f = out
+        .findings
+        .iter()
+        .find(|f| {
+            f["finding_info"]["uid"]
+                .as_str()
+                .unwrap()
+                .contains("/key_older_than_90d/AKIA")
+        })
+        .expect("a key older than 90 days");
+    let uid = f["finding_info"]["uid"].as_str().unwrap().to_string();
+    let account = f["cloud"]["account"]["uid"].as_str().unwrap().to_string();
+    let key = uid.rsplit('/').next().unwrap().to_string();
+    (uid, account, key)
+}
+
 async fn run(sim: &Sim, dir: &std::path::Path, args: Vec<String>) -> RunOutput {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     audit_in(sim, dir, &args).await
@@ -95,23 +113,7 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
     let sim1 = Sim::start(org.clone(), Faults::default()).await.unwrap();
     let first = run(&sim1, dir.path(), flags(vec![])).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let target = first
-        .findings
-        .iter()
-        .find(|f| {
-            f["finding_info"]["uid"]
-                .as_str()
-                .unwrap()
-                .contains("/key_older_than_90d/AKIA")
-        })
-        .expect("a key older than 90 days")
-        .clone();
-    let uid = target["finding_info"]["uid"].as_str().unwrap().to_string();
-    let account = target["cloud"]["account"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = uid.rsplit('/').next().unwrap().to_string();
+    let (uid, account, key) = old_key_finding(&first);
     assert_eq!(sim1.security_hub(&account)[&uid]["RecordState"], "ACTIVE");
 
     // Week 2: the key's finding is accepted.
@@ -422,39 +424,15 @@ async fn moto_security_hub_archives_a_newly_accepted_finding() {
         }
     };
     let held = || -> BTreeMap<String, String> {
-        let got = moto.python(
-            "c = boto3.client('securityhub', endpoint_url=MOTO)\n\
-             out = {}\n\
-             kw = {'MaxResults': 100}\n\
-             for _ in range(1000):\n\
-             \x20   r = c.get_findings(**kw)\n\
-             \x20   out.update({f['Id']: f['RecordState'] for f in r['Findings']})\n\
-             \x20   if not r.get('NextToken'): break\n\
-             \x20   kw['NextToken'] = r['NextToken']\n\
-             print(json.dumps(out))",
-            &[],
-        );
-        serde_json::from_str(&got).unwrap()
+        moto.security_hub_findings()
+            .into_iter()
+            .map(|(id, (state, _))| (id, state))
+            .collect()
     };
     let first = week(vec![], 0).await;
     let before = held();
     assert!(before.values().all(|s| s == "ACTIVE") && before.len() > 20);
-    let target = first
-        .findings
-        .iter()
-        .find(|f| {
-            f["finding_info"]["uid"]
-                .as_str()
-                .unwrap()
-                .contains("/key_older_than_90d/AKIA")
-        })
-        .unwrap();
-    let uid = target["finding_info"]["uid"].as_str().unwrap().to_string();
-    let account = target["cloud"]["account"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = uid.rsplit('/').next().unwrap().to_string();
+    let (uid, account, key) = old_key_finding(&first);
     let text = rules(
         &account,
         &key,

@@ -559,21 +559,7 @@ async fn moto_security_hub_holds_what_holds_after_a_week_without_imports() {
             out
         }
     };
-    let held = || -> BTreeMap<String, (String, String)> {
-        let got = moto.python(
-            "c = boto3.client('securityhub', endpoint_url=MOTO)\n\
-             out = {}\n\
-             kw = {'MaxResults': 100}\n\
-             for _ in range(1000):\n\
-             \x20   r = c.get_findings(**kw)\n\
-             \x20   out.update({f['Id']: (f['RecordState'], f['FirstObservedAt']) for f in r['Findings']})\n\
-             \x20   if not r.get('NextToken'): break\n\
-             \x20   kw['NextToken'] = r['NextToken']\n\
-             print(json.dumps(out))",
-            &[],
-        );
-        serde_json::from_str(&got).unwrap()
-    };
+    let held = || moto.security_hub_findings();
     week(0, true).await;
     let first = held();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

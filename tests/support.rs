@@ -97,6 +97,24 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Every finding moto's Security Hub holds (GetFindings, every page): Id → (RecordState,
+    /// FirstObservedAt).
+    pub fn security_hub_findings(&self) -> BTreeMap<String, (String, String)> {
+        let got = self.python(
+            "c = boto3.client('securityhub', endpoint_url=MOTO)\n\
+             out = {}\n\
+             kw = {'MaxResults': 100}\n\
+             for _ in range(1000):\n\
+             \x20   r = c.get_findings(**kw)\n\
+             \x20   out.update({f['Id']: (f['RecordState'], f['FirstObservedAt']) for f in r['Findings']})\n\
+             \x20   if not r.get('NextToken'): break\n\
+             \x20   kw['NextToken'] = r['NextToken']\n\
+             print(json.dumps(out))",
+            &[],
+        );
+        serde_json::from_str(&got).unwrap()
+    }
+
     pub fn start() -> Moto {
         Moto::start_with(&[], &[])
     }

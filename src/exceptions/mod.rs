@@ -172,10 +172,10 @@ async fn read_s3(aws: &Aws, settings: &Settings, url: &str) -> Result<String, St
         Some(Err(e)) => return Err(e),
         None => return Err("not s3://BUCKET/KEY".into()),
     };
-    let owner = match &settings.keys.s3_expected_owner {
-        Some(o) => o.clone(),
-        None => aws.caller_account().await.map_err(|f| f.to_string())?,
-    };
+    let owner = aws
+        .expected_bucket_owner(settings)
+        .await
+        .map_err(|f| f.to_string())?;
     let object = aws
         .s3(None)
         .get_object()

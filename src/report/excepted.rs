@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::exceptions::Exceptions;
-use crate::record::snapshot::{Accepted, AccountSnapshot, FindingHistory};
+use crate::record::snapshot::{Accepted, AccountSnapshot};
 
 use super::compare::{finding_change, AccountChanges};
 use super::html::esc;
@@ -184,10 +184,25 @@ impl Accepting {
     }
 }
 
-/// What the account's accepted findings change in its changes; returns how many were reopened.
-/// `old`: the account's history as the earlier run left it.
-pub fn adjust(changes: &mut AccountChanges, a: &AccountSnapshot, old: &[FindingHistory]) -> u64 {
-    for c in &mut changes.changes {
+/// What the account's accepted findings change in its changes (whose `history` is the account's as the
+/// earlier run left it); returns how many were reopened. Without exceptions now or at the earlier run it
+/// changes nothing and reads nothing more.
+pub fn adjust(changes: &mut AccountChanges, a: &AccountSnapshot) -> u64 {
+    let AccountChanges {
+        changes: rows,
+        new_findings,
+        history,
+        ..
+    } = changes;
+    let was: HashMap<&str, &str> = history
+        .iter()
+        .filter(|e| e.open)
+        .filter_map(|e| e.exception.as_deref().map(|x| (e.uid.as_str(), x)))
+        .collect();
+    if a.excepted.is_empty() && was.is_empty() {
+        return 0;
+    }
+    for c in rows.iter_mut() {
         if c.kind == "finding" && (c.change == "new" || c.change == "reopened") {
             if let Some(acc) = a.excepted.get(&c.finding_uid) {
                 c.change = "excepted";
@@ -195,19 +210,17 @@ pub fn adjust(changes: &mut AccountChanges, a: &AccountSnapshot, old: &[FindingH
                     "{} (accepted by exception {} until {}: {})",
                     c.detail, acc.rule, acc.expires, acc.reason
                 );
-                changes.new_findings.remove(&c.finding_uid);
+                new_findings.remove(&c.finding_uid);
             }
         }
     }
-    let was: HashMap<&str, &str> = old
-        .iter()
-        .filter(|e| e.open)
-        .filter_map(|e| e.exception.as_deref().map(|x| (e.uid.as_str(), x)))
-        .collect();
+    if was.is_empty() {
+        return 0;
+    }
     let mut reopened = 0;
     for f in a.findings() {
         let uid = f.uid();
-        if a.excepted.contains_key(&uid) || changes.new_findings.contains(&uid) {
+        if a.excepted.contains_key(&uid) || new_findings.contains(&uid) {
             continue;
         }
         if let Some(rule) = was.get(uid.as_str()) {
@@ -215,8 +228,8 @@ pub fn adjust(changes: &mut AccountChanges, a: &AccountSnapshot, old: &[FindingH
                 "{} (exception {rule} accepted it at the earlier run and no longer does)",
                 f.title()
             );
-            changes.changes.push(finding_change("reopened", &f, detail));
-            changes.new_findings.insert(uid);
+            rows.push(finding_change("reopened", &f, detail));
+            new_findings.insert(uid);
             reopened += 1;
         }
     }

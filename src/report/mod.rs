@@ -318,9 +318,7 @@ impl Writer {
             _ => None,
         };
         if let (Some(snapshot), Some(c)) = (&closed, &mut changes) {
-            let old = std::mem::take(&mut c.history);
-            self.accepted.1 += excepted::adjust(c, snapshot, &old);
-            c.history = old;
+            self.accepted.1 += excepted::adjust(c, snapshot);
         }
         // The account's history, grown from the one the compared run left.
         if let Some(snapshot) = &mut closed {
@@ -352,7 +350,7 @@ impl Writer {
                 Some(c) => self.digest.add(c),
                 None => {
                     let mut all = AccountChanges::all_new(snapshot);
-                    excepted::adjust(&mut all, snapshot, &[]);
+                    excepted::adjust(&mut all, snapshot);
                     self.digest.add(&all);
                 }
             }

@@ -15,37 +15,32 @@ use crate::report::files::create_private;
 
 use super::asff;
 
-/// The resolved findings Security Hub still holds ACTIVE, by account, as ARCHIVED documents for
-/// `region`.
-pub fn pending_archives(
-    history: &Path,
-    region: &str,
-) -> std::io::Result<HashMap<String, Vec<Value>>> {
-    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
-    if !history.exists() {
-        return Ok(out);
-    }
-    for line in BufReader::new(std::fs::File::open(history)?).lines() {
-        let e: FindingHistory = serde_json::from_str(&line?).map_err(std::io::Error::other)?;
-        if let (true, false, Some(close)) = (e.hub, e.open, &e.archive) {
-            let doc = asff::from_ocsf(close, region).map_err(std::io::Error::other)?;
-            out.entry(e.account).or_default().push(doc);
-        }
-    }
-    Ok(out)
+/// What an earlier import left in Security Hub that this one must archive, from the history in one
+/// pass: the resolved findings it still holds ACTIVE (as ARCHIVED documents for `region`, by account),
+/// and the Ids of the findings an exception accepts now that it holds ACTIVE (an accepted finding is
+/// never imported).
+#[derive(Debug, Default)]
+pub struct Owed {
+    pub resolved: HashMap<String, Vec<Value>>,
+    pub excepted: HashSet<String>,
 }
 
-/// The findings an exception accepts in this run that an earlier import left ACTIVE in Security Hub:
-/// the import archives them (an accepted finding is never imported).
-pub fn held_excepted(history: &Path) -> std::io::Result<HashSet<String>> {
-    let mut out = HashSet::new();
+pub fn owed(history: &Path, region: &str) -> std::io::Result<Owed> {
+    let mut out = Owed::default();
     if !history.exists() {
         return Ok(out);
     }
     for line in BufReader::new(std::fs::File::open(history)?).lines() {
         let e: FindingHistory = serde_json::from_str(&line?).map_err(std::io::Error::other)?;
-        if e.hub && e.open && e.exception.is_some() {
-            out.insert(e.uid);
+        match (e.hub, e.open, &e.archive) {
+            (true, false, Some(close)) => {
+                let doc = asff::from_ocsf(close, region).map_err(std::io::Error::other)?;
+                out.resolved.entry(e.account).or_default().push(doc);
+            }
+            (true, true, _) if e.exception.is_some() => {
+                out.excepted.insert(e.uid);
+            }
+            _ => {}
         }
     }
     Ok(out)

@@ -120,8 +120,10 @@ pub async fn import(
         .unwrap_or_else(|| settings.keys.region.clone());
     // Resolved findings still ACTIVE in the hub (resolved in a run without --security-hub, or whose
     // archiving failed), by account: archived with the account's findings.
-    let mut pending = super::hub_state::pending_archives(history, &region)?;
-    let held_excepted = super::hub_state::held_excepted(history)?;
+    let super::hub_state::Owed {
+        resolved: mut pending,
+        excepted: held_excepted,
+    } = super::hub_state::owed(history, &region)?;
     let with_pending =
         |account: &str, mut batch: Vec<Doc>, pending: &mut HashMap<String, Vec<Value>>| {
             for doc in pending.remove(account).unwrap_or_default() {

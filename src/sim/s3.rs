@@ -36,6 +36,17 @@ pub struct Answer {
     pub outcome: String,
 }
 
+/// A body stored (an object or a part): 200 with its ETag.
+fn stored(tag: String, action: &'static str) -> Answer {
+    Answer {
+        status: 200,
+        headers: vec![("etag", tag)],
+        body: Bytes::new(),
+        action,
+        outcome: "ok".into(),
+    }
+}
+
 fn xml_error(status: u16, code: &str, message: &str, action: &'static str) -> Answer {
     Answer {
         status,
@@ -227,13 +238,7 @@ pub fn serve(
             }
             let tag = etag(&body);
             objects.insert(full, body);
-            Answer {
-                status: 200,
-                headers: vec![("etag", tag)],
-                body: Bytes::new(),
-                action,
-                outcome: "ok".into(),
-            }
+            stored(tag, action)
         }
         "CreateMultipartUpload" => {
             let id = format!(
@@ -271,13 +276,7 @@ pub fn serve(
             };
             let tag = etag(&body);
             parts.insert(number, body);
-            Answer {
-                status: 200,
-                headers: vec![("etag", tag)],
-                body: Bytes::new(),
-                action,
-                outcome: "ok".into(),
-            }
+            stored(tag, action)
         }
         "CompleteMultipartUpload" => {
             let id = query.get("uploadId").cloned().unwrap_or_default();

@@ -157,15 +157,15 @@ impl Remote {
         location: &S3Location,
     ) -> Result<Remote, OpenError> {
         let url = format!("s3://{}/{}", location.bucket, location.prefix);
-        let owner = match &settings.keys.s3_expected_owner {
-            Some(o) => o.clone(),
-            None => aws.caller_account().await.map_err(|f| RemoteError {
+        let owner = aws
+            .expected_bucket_owner(settings)
+            .await
+            .map_err(|f| RemoteError {
                 action: "GetCallerIdentity (sts)",
                 url: url.clone(),
                 code: f.code,
                 message: f.message,
-            })?,
-        };
+            })?;
         let mut client = aws.s3(None);
         if let Err(e) = probe(&client, location, &owner).await {
             // S3 answers a bucket of another region with a 301 that names the region.
