@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::Aws;
 use crate::config::Settings;
+use crate::exceptions::Exceptions;
 use crate::iam::IamOutcome;
+use crate::ledger::KeyLedger;
 use crate::org::Account;
 use crate::record::{AccountRow, AuditStatus, PartStatus, Record};
 use crate::retry::Failure;
@@ -24,22 +26,31 @@ pub async fn audit(
     aws: &Aws,
     settings: Arc<Settings>,
     account: Account,
+    exceptions: Option<Arc<Exceptions>>,
     sink: &Sink,
     cancel: CancellationToken,
 ) -> AccountRow {
     let started = Instant::now();
-    let session = Session::new(aws, settings, account);
+    let root_too = RootAlone {
+        aws,
+        settings: settings.clone(),
+        account: account.clone(),
+        exceptions: exceptions.clone(),
+    };
+    let session = Session::new(aws, settings, account).with_exceptions(exceptions);
     let assumed = tokio::select! {
         r = session.assume() => r,
         _ = cancel.cancelled() => Err(Failure::new("Cancelled", "interrupted before the role was assumed")),
     };
     if let Err(f) = assumed {
-        return AccountRow {
-            duration_s: started.elapsed().as_secs_f64(),
-            ..session
-                .account()
-                .unaudited(AuditStatus::Skipped, f.to_string())
-        };
+        let mut row = session
+            .account()
+            .unaudited(AuditStatus::Skipped, f.to_string());
+        if f.code != "Cancelled" && root_too.wanted(false) {
+            root_too.read(sink, &mut row).await;
+        }
+        row.duration_s = started.elapsed().as_secs_f64();
+        return row;
     }
 
     let work = async {
@@ -120,7 +131,7 @@ pub async fn audit(
     }
     let (users, keys, events) = sink.counts();
     let account = session.account();
-    AccountRow {
+    let mut row = AccountRow {
         account_id: account.id.clone(),
         account_name: account.name.clone(),
         account_status: account.status.to_string(),
@@ -149,5 +160,77 @@ pub async fn audit(
             _ => "none (--ssh-keys)",
         }
         .to_string(),
+        note: String::new(),
+    };
+    if !cancelled && root_too.wanted(true) {
+        root_too.read(sink, &mut row).await;
+        row.duration_s = started.elapsed().as_secs_f64();
+    }
+    row
+}
+
+/// An account's root user read alone, in a root session (sts:AssumeRoot): where its role could not be
+/// used (`root_audit` `auto` or `assume-root`), or beside the role's audit (`assume-root`).
+struct RootAlone<'a> {
+    aws: &'a Aws,
+    settings: Arc<Settings>,
+    account: Account,
+    exceptions: Option<Arc<Exceptions>>,
+}
+
+impl RootAlone<'_> {
+    /// Whether to read it: a member account (the management account's root user has no root session),
+    /// under `auto` where the organization manages root credentials and the role failed, under
+    /// `assume-root` always.
+    fn wanted(&self, role_worked: bool) -> bool {
+        let mode = self.settings.keys.root_audit.as_str();
+        !self.account.management
+            && self.account.is_active()
+            && match mode {
+                "assume-root" => true,
+                "auto" => !role_worked && self.aws.root_credentials_managed(),
+                _ => false,
+            }
+    }
+
+    /// Read the root user and say in `row` what was read and how (or why it was not).
+    async fn read(&self, sink: &Sink, row: &mut AccountRow) {
+        let session = Session::root(self.aws, self.settings.clone(), self.account.clone())
+            .with_exceptions(self.exceptions.clone());
+        let mut say = |what: String| {
+            if row.error.is_empty() {
+                row.error = what;
+            } else {
+                row.error = format!("{} | {what}", row.error);
+            }
+        };
+        if let Err(f) = session.assume().await {
+            say(format!("root user not read: {f}"));
+            return;
+        }
+        // No CloudTrail part ran without the role: the root keys' creators are unknown.
+        if sink.published_ledger().is_none() {
+            let s = session.settings();
+            sink.publish_ledger(KeyLedger::unread(s.start, s.end));
+        }
+        let outcome = crate::iam::root_session::inventory(&session, sink).await;
+        session.mark_finished(Part::Iam);
+        say(format!(
+            "root user read through sts:AssumeRoot (IAMAuditRootUserCredentials){}",
+            match session.error_cell() {
+                e if e.is_empty() => String::new(),
+                e => format!(": {e}"),
+            }
+        ));
+        if row.audit_status == AuditStatus::Skipped {
+            // The root user alone of the account's IAM.
+            row.iam_status = PartStatus::Partial;
+            row.strategy = outcome.strategy;
+        }
+        // The root user's rows are counted with the account's.
+        (row.users, row.keys, row.events) = sink.counts();
+        row.flag_counts = sink.flag_counts();
+        row.root_access_keys = outcome.root_access_keys;
+        row.root_mfa = outcome.root_mfa;
     }
 }

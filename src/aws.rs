@@ -32,6 +32,45 @@ pub enum CredentialsSetupError {
     NoCredentials { detail: String },
 }
 
+/// Centralized root access, as iam:ListOrganizationsFeatures says (once per run, from the management
+/// identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootAccess {
+    /// Not asked (optional actions off).
+    NotAsked,
+    /// At least one feature on.
+    On {
+        credentials_management: bool,
+        root_sessions: bool,
+    },
+    /// Neither RootCredentialsManagement nor RootSessions: CIS v7.0 2.1.1 fails.
+    Off,
+    /// The call failed: why.
+    Unknown(String),
+}
+
+impl RootAccess {
+    /// The summary's line.
+    pub fn line(&self) -> Option<String> {
+        let on = |b: bool| if b { "on" } else { "off" };
+        Some(match self {
+            RootAccess::NotAsked => return None,
+            RootAccess::On {
+                credentials_management,
+                root_sessions,
+            } => format!(
+                "centralized root access: RootCredentialsManagement {}, RootSessions {}",
+                on(*credentials_management),
+                on(*root_sessions)
+            ),
+            RootAccess::Off => "centralized root access: off (neither RootCredentialsManagement nor RootSessions): a finding on the management account's root user (CIS v7.0 2.1.1)".to_string(),
+            RootAccess::Unknown(why) => format!(
+                "centralized root access: unknown (iam:ListOrganizationsFeatures: {why}); every member's root MFA is judged, and no root session is tried"
+            ),
+        })
+    }
+}
+
 /// The engine's handle on AWS. Cheap to clone: everything inside is shared.
 #[derive(Clone)]
 pub struct Aws {
@@ -45,6 +84,8 @@ pub struct Aws {
     partition: &'static str,
     /// The organization manages its member accounts' root credentials (RootCredentialsManagement).
     root_credentials_managed: bool,
+    /// What ListOrganizationsFeatures said of centralized root access.
+    root_access: RootAccess,
     /// How long credential reports take to generate in this run, as its accounts measure it.
     report_ready: Arc<ReadyEstimate>,
     /// The optional actions each role was refused across the run (`limits::optional`).
@@ -239,6 +280,7 @@ impl Aws {
             base,
             stats,
             root_credentials_managed: false,
+            root_access: RootAccess::NotAsked,
             report_ready: Arc::new(ReadyEstimate::new(REPORT_GUESS)),
             optional: Arc::new(crate::limits::optional::Learner::new(
                 crate::limits::optional::RUN_REFUSALS,
@@ -293,9 +335,19 @@ impl Aws {
         );
         match client.list_organizations_features().send().await {
             Ok(out) => {
-                self.root_credentials_managed = out
-                    .enabled_features()
-                    .contains(&aws_sdk_iam::types::FeatureType::RootCredentialsManagement);
+                use aws_sdk_iam::types::FeatureType;
+                let on = out.enabled_features();
+                self.root_credentials_managed =
+                    on.contains(&FeatureType::RootCredentialsManagement);
+                let sessions = on.contains(&FeatureType::RootSessions);
+                self.root_access = if self.root_credentials_managed || sessions {
+                    RootAccess::On {
+                        credentials_management: self.root_credentials_managed,
+                        root_sessions: sessions,
+                    }
+                } else {
+                    RootAccess::Off
+                };
                 tracing::debug!(
                     managed = self.root_credentials_managed,
                     "root credentials management read"
@@ -303,6 +355,7 @@ impl Aws {
             }
             Err(e) => {
                 let f = crate::retry::Failure::from_sdk(&e);
+                self.root_access = RootAccess::Unknown(f.to_string());
                 tracing::info!(
                     "iam:ListOrganizationsFeatures failed ({f}); root MFA is checked in every account, as if root credentials were not managed centrally"
                 );
@@ -331,6 +384,11 @@ impl Aws {
 
     pub fn root_credentials_managed(&self) -> bool {
         self.root_credentials_managed
+    }
+
+    /// What the run knows of the organization's centralized root access.
+    pub fn root_access(&self) -> RootAccess {
+        self.root_access.clone()
     }
 
     pub fn stats(&self) -> &Arc<CallStats> {

@@ -33,6 +33,110 @@ pub struct UserFacts {
     pub active_keys_without_ids: Option<u32>,
     /// The account's root credentials are managed centrally by the organization (member accounts only).
     pub centralized_root: bool,
+    /// The management account's root user, in an organization that does not manage its members' root
+    /// credentials centrally (ListOrganizationsFeatures: no RootCredentialsManagement).
+    pub org_root_access_off: bool,
+}
+
+/// What a break-glass user must keep (an exceptions file's `kind: break_glass` rule, docs/exceptions.md).
+/// Each expectation is checked on its own, and each broken one raises a flag of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seal {
+    /// A hardware MFA device (a TOTP token or a FIDO key).
+    pub hardware_mfa: bool,
+    /// No access key, active or not.
+    pub no_access_keys: bool,
+    /// Neither the console nor a key used in the CloudTrail window.
+    pub not_used: bool,
+    /// A console password, so that the glass can be broken.
+    pub password: bool,
+    /// No SSH public key, signing certificate or service-specific credential.
+    pub no_other_credentials: bool,
+}
+
+impl Seal {
+    /// The names an exceptions file writes under `expect:`, in this order.
+    pub const NAMES: [&'static str; 5] = [
+        "hardware_mfa",
+        "no_access_keys",
+        "not_used",
+        "password",
+        "no_other_credentials",
+    ];
+
+    /// Every expectation (what `expect:` means when left out).
+    pub fn all() -> Seal {
+        Seal {
+            hardware_mfa: true,
+            no_access_keys: true,
+            not_used: true,
+            password: true,
+            no_other_credentials: true,
+        }
+    }
+
+    /// The names of what it expects, in `NAMES` order.
+    pub fn names(self) -> Vec<&'static str> {
+        let on = [
+            self.hardware_mfa,
+            self.no_access_keys,
+            self.not_used,
+            self.password,
+            self.no_other_credentials,
+        ];
+        Seal::NAMES
+            .into_iter()
+            .zip(on)
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect()
+    }
+
+    /// Add the expectation of this name; `false` for a name it does not know.
+    pub fn add(&mut self, name: &str) -> bool {
+        let slot = match name {
+            "hardware_mfa" => &mut self.hardware_mfa,
+            "no_access_keys" => &mut self.no_access_keys,
+            "not_used" => &mut self.not_used,
+            "password" => &mut self.password,
+            "no_other_credentials" => &mut self.no_other_credentials,
+            _ => return false,
+        };
+        *slot = true;
+        true
+    }
+}
+
+/// The flags of a break-glass user's broken expectations. `since` is the start of the CloudTrail window;
+/// `others` the user's other long-term credentials (`None`: not read). An unknown fact is no verdict.
+pub fn break_glass_flags(
+    seal: Seal,
+    user: &UserFacts,
+    keys: &[KeyFacts],
+    others: Option<u32>,
+    since: DateTime<Utc>,
+) -> Flags {
+    let mut f = Flags::default();
+    let used = user.password_last_used.is_some_and(|t| t >= since)
+        || keys
+            .iter()
+            .any(|k| k.last_used.date().is_some_and(|t| t >= since));
+    if seal.not_used && used {
+        f.insert(Flag::BreakGlassUsed);
+    }
+    if seal.hardware_mfa && user.mfa != Mfa::Hardware && user.mfa != Mfa::Unknown {
+        f.insert(Flag::BreakGlassWithoutHardwareMfa);
+    }
+    let key_count = keys.len() as u32 + user.active_keys_without_ids.unwrap_or(0);
+    if seal.no_access_keys && key_count > 0 {
+        f.insert(Flag::BreakGlassAccessKey);
+    }
+    if seal.password && user.password == Password::NotConfigured {
+        f.insert(Flag::BreakGlassWithoutPassword);
+    }
+    if seal.no_other_credentials && others.is_some_and(|n| n > 0) {
+        f.insert(Flag::BreakGlassOtherCredential);
+    }
+    f
 }
 
 fn days(now: DateTime<Utc>, t: DateTime<Utc>) -> i64 {
@@ -85,6 +189,9 @@ pub fn user_flags(user: &UserFacts, keys: &[KeyFacts], now: DateTime<Utc>, t: Th
     if user.root {
         if active > 0 {
             f.insert(Flag::RootAccessKey);
+        }
+        if user.org_root_access_off {
+            f.insert(Flag::RootAccessNotCentralized);
         }
         // Central management of root credentials removes none that exist: a member's root user with a
         // password (or one that may have one) or a key still needs MFA (CIS v6.0 2.4 passes on MFA or no
@@ -154,6 +261,7 @@ mod tests {
             },
             active_keys_without_ids: None,
             centralized_root: false,
+            org_root_access_off: false,
         }
     }
     fn key(created: i64, used: Option<i64>) -> KeyFacts {
@@ -251,6 +359,7 @@ mod tests {
             mfa: Mfa::None,
             active_keys_without_ids: Some(1),
             centralized_root: false,
+            org_root_access_off: false,
         };
         assert_eq!(
             user_flags(&root, &[], now(), T).cell(),
@@ -297,6 +406,46 @@ mod tests {
         );
     }
 
+    // Story: a break-glass user kept sealed (a password never used, a FIDO key, nothing else) breaks no
+    // expectation; once someone signs in, or a key appears and is used, each broken one is its own flag.
+    #[test]
+    fn break_glass_users_are_judged_on_each_expectation() {
+        let mut sealed = console(Some(true));
+        sealed.mfa = Mfa::Hardware;
+        sealed.password_last_used = None;
+        let since = now() - chrono::Duration::days(90);
+        let judge = |u: &UserFacts, k: &[KeyFacts], o| {
+            break_glass_flags(Seal::all(), u, k, o, since).cell()
+        };
+        assert_eq!(judge(&sealed, &[], Some(0)), "");
+        assert_eq!(judge(&sealed, &[], None), "", "unread is no verdict");
+        let mut used = sealed.clone();
+        used.password_last_used = ago(3);
+        assert_eq!(judge(&used, &[], Some(0)), "break_glass_used");
+        used.password_last_used = ago(91);
+        assert_eq!(judge(&used, &[], Some(0)), "", "used before the window");
+        assert_eq!(
+            judge(&sealed, &[key(10, Some(2))], Some(1)),
+            "break_glass_used;break_glass_access_key;break_glass_other_credential"
+        );
+        let mut bare = sealed.clone();
+        bare.password = Password::NotConfigured;
+        bare.mfa = Mfa::Virtual;
+        assert_eq!(
+            judge(&bare, &[], Some(0)),
+            "break_glass_without_hardware_mfa;break_glass_without_password"
+        );
+        bare.mfa = Mfa::Unknown;
+        bare.password = Password::Unknown;
+        assert_eq!(judge(&bare, &[], Some(0)), "");
+        let mut only_mfa = Seal::default();
+        assert!(only_mfa.add("hardware_mfa") && !only_mfa.add("sealed"));
+        assert_eq!(
+            break_glass_flags(only_mfa, &sealed, &[key(10, Some(2))], Some(1), since).cell(),
+            ""
+        );
+    }
+
     // Story: the root user's keys are judged under every requirement they fail, as CIS's audit procedures
     // read the whole credential report: a 400-day-old root key never used fails 1.11, 1.12 and 1.14
     // besides 1.4 (which `user_flags` raises).
@@ -312,6 +461,7 @@ mod tests {
             mfa: Mfa::Hardware,
             active_keys_without_ids: Some(0),
             centralized_root: false,
+            org_root_access_off: false,
         };
         assert_eq!(
             key_flags(&root, &key(400, None), now(), T).cell(),

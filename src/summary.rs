@@ -23,6 +23,8 @@ pub struct Summary {
     pub filtered_out: u64,
     /// Why the OU tree could not be read (the accounts report's `ou_path` is then empty).
     pub ou_paths_unread: Option<ListingError>,
+    /// What the organization said of centralized root access (ListOrganizationsFeatures), when asked.
+    pub root_access: Option<String>,
     pub users: u64,
     pub keys: u64,
     pub events: u64,
@@ -142,6 +144,9 @@ impl std::fmt::Display for Summary {
                     each.join(", ")
                 )?
             }
+        }
+        if let Some(line) = &self.root_access {
+            writeln!(f, "{line}")?;
         }
         if let Some(e) = &self.ou_paths_unread {
             writeln!(

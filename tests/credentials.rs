@@ -413,7 +413,10 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
         let per_key = if root_key_judged { "2" } else { "1" };
         assert_eq!(
             counts,
-            ["1", "1", "1", "1", per_key, "1", per_key, "1", per_key, "0", "0", "0", "0", "0"],
+            [
+                "1", "0", "1", "1", "1", per_key, "1", per_key, "1", per_key, "0", "0", "0", "0",
+                "0", "0", "0", "0", "0", "0"
+            ],
             "{strategy}"
         );
         assert_eq!(members["root_mfa"], "None");

@@ -175,6 +175,24 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
     );
     assert_eq!(e["unmapped"]["exception"], "legacy-ci");
     assert_eq!(e["unmapped"]["exception_expires"], expires.to_string());
+    // The key report's row names the rule and its expiry; the accounts report notes the broad rule.
+    let key_row = |out: &RunOutput| {
+        let r = out
+            .keys
+            .iter()
+            .find(|r| r["access_key_id"] == key)
+            .expect("the key's row");
+        (r["exception"].clone(), r["exception_expires"].clone())
+    };
+    assert_eq!(key_row(&first), (String::new(), String::new()));
+    assert_eq!(
+        key_row(&second),
+        ("legacy-ci".to_string(), expires.to_string())
+    );
+    let note = |out: &RunOutput, a: &str| {
+        out.accounts.iter().find(|r| r["account_id"] == a).unwrap()["note"].clone()
+    };
+    assert_eq!(note(&second, &account), "");
     // Only that one is accepted.
     let suppressed = second
         .findings
@@ -197,6 +215,10 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
     assert!(second
         .summary_html
         .contains("Stale: matched nothing in this run"));
+    assert_eq!(
+        note(&second, &other),
+        format!("too broad: exception wide-open in {other} ({n_other} of {n_other} findings)")
+    );
     let a2 = alert(&hook, 1);
     assert_eq!(a2["exceptions"]["accepted"], 1 + n_other, "{a2}");
     assert_eq!(
@@ -222,6 +244,7 @@ async fn an_accepted_finding_is_suppressed_archived_in_security_hub_and_reopened
     let third = run(&sim3, dir.path(), flags(with_file())).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_eq!(status_of(&third, &uid)[0]["status_id"], 1);
+    assert_eq!(key_row(&third), (String::new(), String::new()));
     let reopened: Vec<&BTreeMap<String, String>> = third
         .changes
         .iter()
@@ -307,9 +330,9 @@ async fn exceptions_check_validates_a_file_alone_and_converts_a_prowler_mutelist
     // Every bad input: exit 2, the line and the field.
     let bad = dir.path().join("bad.yaml");
     let cases = [
-        ("    ticket: PLAT-1\n", "    tickt: PLAT-1\n", "7: unknown field `tickt`, expected one of id, owner, reason, expires, ticket, kind, match, except (docs/exceptions.md has the format)"),
+        ("    ticket: PLAT-1\n", "    tickt: PLAT-1\n", "7: unknown field `tickt`, expected one of id, owner, reason, expires, ticket, kind, expect, match, except (docs/exceptions.md has the format)"),
         ("    owner: platform@example.com\n    reason: CI", "    reason: CI", "3: rule 'legacy-ci': owner is required"),
-        ("[key_older_than_90d]", "[key_oldest]", "8: match.flags: 'key_oldest' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N (e.g. v5:1.13)"),
+        ("[key_older_than_90d]", "[key_oldest]", "8: match.flags: 'key_oldest' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N / v6:N / v7:N (e.g. v5:1.13)"),
         ("id: gone-vendor", "id: legacy-ci", "9: id: 'legacy-ci' is already the id of the rule at line 3; give each rule its own id"),
     ];
     let good = rules(
@@ -479,4 +502,164 @@ async fn moto_security_hub_archives_a_newly_accepted_finding() {
     let still: BTreeMap<&String, &String> = after.iter().filter(|(u, _)| **u != uid).collect();
     assert!(still.values().all(|s| *s == "ACTIVE"), "{still:?}");
     assert_eq!(after.len(), before.len());
+}
+
+// Story: the security team names its break-glass users in the exceptions file. A user kept sealed (a
+// password never used, a FIDO key, nothing else) is no finding beyond its unused password, which the rule
+// accepts; one that signed in and holds a used key is Critical; one left without a password, with a
+// virtual device and a signing certificate, breaks three expectations, each a finding of its own. Nothing
+// of it needs a call the audit did not already make.
+#[tokio::test(flavor = "multi_thread")]
+async fn break_glass_users_are_asserted_sealed_and_each_broken_expectation_is_a_finding() {
+    use iam_audit::sim::{SimCredential, SimCredentialKind};
+    let mut org = org();
+    let now = chrono::Utc::now().timestamp();
+    let account = iam_audit::sim::add_break_glass(&mut org, now, &[]).expect("a Security account");
+    let a = org.accounts.iter_mut().find(|a| a.id == account).unwrap();
+    let mut bare = a
+        .users
+        .iter()
+        .find(|u| u.name == "breakglass-sealed")
+        .unwrap()
+        .clone();
+    bare.name = "breakglass-bare".into();
+    bare.login_profile = false;
+    bare.mfa = vec![format!("arn:aws:iam::{account}:mfa/breakglass-bare")];
+    bare.credentials.push(SimCredential {
+        kind: SimCredentialKind::SigningCertificate,
+        id: "BGCERT0000000000000000000001".into(),
+        service: String::new(),
+        active: true,
+        created: now - 86_400,
+        expires: None,
+    });
+    a.users.push(bare);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exceptions.yaml");
+    let expires = today() + chrono::Duration::days(90);
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1
+rules:
+  - id: glass
+    kind: break_glass
+    owner: security@example.com
+    reason: emergency access, sealed in the safe
+    expires: {expires}
+    match: {{ accounts: [\"{account}\"], users: [\"breakglass-*\"] }}
+"
+        ),
+    )
+    .unwrap();
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let out = run(
+        &sim,
+        dir.path(),
+        vec![
+            "--exceptions".into(),
+            file.to_str().unwrap().into(),
+            "--iam-rate".into(),
+            "200".into(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let users: BTreeMap<&str, (&str, &str, &str)> = out
+        .users
+        .iter()
+        .filter(|u| u["username"].starts_with("breakglass-"))
+        .map(|u| {
+            (
+                u["username"].as_str(),
+                (
+                    u["risk"].as_str(),
+                    u["exception"].as_str(),
+                    u["exception_expires"].as_str(),
+                ),
+            )
+        })
+        .collect();
+    let day = expires.to_string();
+    assert_eq!(
+        users,
+        BTreeMap::from([
+            (
+                "breakglass-bare",
+                (
+                    "break_glass_without_hardware_mfa;break_glass_without_password;break_glass_other_credential",
+                    "",
+                    ""
+                )
+            ),
+            ("breakglass-sealed", ("password_unused_45d", "glass", day.as_str())),
+            (
+                "breakglass-used",
+                ("break_glass_used;break_glass_access_key", "", "")
+            ),
+        ])
+    );
+    let severity = |code: &str, user: &str| -> (String, u64) {
+        let f = out
+            .findings
+            .iter()
+            .find(|f| f["finding_info"]["uid"] == format!("iam-audit/{account}/{code}/{user}"))
+            .unwrap_or_else(|| panic!("{code} on {user}"));
+        (
+            f["severity"].as_str().unwrap().to_string(),
+            f["status_id"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(
+        severity("break_glass_used", "breakglass-used"),
+        ("Critical".into(), 1)
+    );
+    assert_eq!(
+        severity("break_glass_access_key", "breakglass-used"),
+        ("High".into(), 1)
+    );
+    assert_eq!(
+        severity("break_glass_without_password", "breakglass-bare"),
+        ("Medium".into(), 1)
+    );
+    assert_eq!(
+        severity("password_unused_45d", "breakglass-sealed"),
+        ("Medium".into(), 3),
+        "accepted, kept"
+    );
+    assert_valid_ocsf(out.findings_path.as_ref().unwrap());
+    let row = out
+        .accounts
+        .iter()
+        .find(|r| r["account_id"] == account)
+        .unwrap();
+    assert_eq!(
+        (
+            row["break_glass_used"].as_str(),
+            row["break_glass_other_credential"].as_str()
+        ),
+        ("1", "1")
+    );
+    // The rule found its users: it is not stale.
+    assert!(
+        out.stderr.contains("exceptions: 1 findings accepted\n"),
+        "{}",
+        out.stderr
+    );
+    // Read-only toward the audited accounts, rule or not.
+    assert_read_only(&sim.calls());
+    // `exceptions check` says what the rule asserts.
+    let home = tempfile::tempdir().unwrap();
+    let checked = bin_command(
+        &["exceptions", "check", file.to_str().unwrap()],
+        &[],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&checked.stdout).trim(),
+        format!("glass [break_glass] (line 3): expires {expires} (in 90 days); owner security@example.com; match accounts {account}; users breakglass-*; expects hardware_mfa, no_access_keys, not_used, password, no_other_credentials")
+    );
 }

@@ -632,6 +632,50 @@ async fn demo_writes_every_file_and_a_second_demo_reports_changes() {
     }
     assert!(first.changes.is_empty());
     assert!(assert_valid_ocsf(first.findings_path.as_deref().unwrap()).ends_with(" 0 invalid"));
+    // The demo's break-glass users, asserted by its built-in rule: the sealed one's unused password is
+    // accepted; the one used two days ago is Critical.
+    let glass: Vec<(&str, &str, &str)> = first
+        .users
+        .iter()
+        .filter(|u| u["username"].starts_with("breakglass-"))
+        .map(|u| {
+            (
+                u["username"].as_str(),
+                u["risk"].as_str(),
+                u["exception"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        glass,
+        [
+            ("breakglass-sealed", "password_unused_45d", "break-glass"),
+            (
+                "breakglass-used",
+                "break_glass_used;break_glass_access_key",
+                ""
+            )
+        ]
+    );
+    let used = first
+        .findings
+        .iter()
+        .find(|f| {
+            f["finding_info"]["uid"]
+                .as_str()
+                .unwrap()
+                .ends_with("/break_glass_used/breakglass-used")
+        })
+        .expect("the used break-glass user's finding");
+    assert_eq!(
+        (used["severity"].as_str(), used["status_id"].as_u64()),
+        (Some("Critical"), Some(1))
+    );
+    assert!(
+        first.stderr.contains("exceptions: 1 findings accepted"),
+        "{}",
+        first.stderr
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let second = run_bin(&args, &[], dir.path()).await;
@@ -868,5 +912,108 @@ async fn three_demos_keep_first_seen_reopen_a_finding_and_show_its_age() {
     assert!(
         by_flag.values().any(|(o, _)| o[1] + o[2] + o[3] > 0),
         "some findings are old"
+    );
+}
+
+// Story: a team on CIS v7.0 and one still on v3.0 read the same findings. By default every finding carries
+// the four versions' numbers (OCSF `compliance`, Security Hub's RelatedRequirements, whose GeneratorId stays
+// Security Hub's own v5.0.0 control); each version's own rules hold (the root user's unused key fails
+// "unused credentials" in v3.0 and v5.0 only; v7.0 has no "keys at initial setup"). `--cis-version 7.0`
+// leaves v7's numbers alone, and a version this build does not map is refused before anything runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_carry_each_cis_version_with_its_own_rules() {
+    let org = scenario(16, 0);
+    let sim = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit_in(&sim, dir.path(), &["--iam-rate", "200", "--security-hub"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_valid_ocsf(out.findings_path.as_ref().unwrap());
+    let find = |out: &RunOutput, part: &str| -> serde_json::Value {
+        out.findings
+            .iter()
+            .find(|f| f["finding_info"]["uid"].as_str().unwrap().contains(part))
+            .unwrap_or_else(|| panic!("a finding {part}"))
+            .clone()
+    };
+    let requirements = |f: &serde_json::Value| -> Vec<String> {
+        f["compliance"]["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    let old = find(&out, "/key_older_than_90d/AKIA");
+    assert_eq!(
+        requirements(&old),
+        ["v3.0.0 1.14", "v5.0.0 1.13", "v6.0.0 2.13", "v7.0.0 2.12"]
+    );
+    assert_eq!(
+        old["compliance"]["standards"][3],
+        "CIS AWS Foundations Benchmark v7.0.0"
+    );
+    assert_eq!(
+        requirements(&find(&out, "/key_created_with_user/")),
+        ["v3.0.0 1.11", "v5.0.0 1.10", "v6.0.0 2.10"]
+    );
+    assert_eq!(
+        requirements(&find(&out, "/key_unused_45d/root")),
+        ["v3.0.0 1.12", "v5.0.0 1.11"],
+        "v6.0 and v7.0 leave the root user out of 2.11"
+    );
+    // Security Hub: every version among the related requirements; the generator is v5.0.0's control.
+    let uid = old["finding_info"]["uid"].as_str().unwrap();
+    let account = old["cloud"]["account"]["uid"].as_str().unwrap();
+    let hub = &sim.security_hub(account)[uid];
+    assert_eq!(
+        hub["GeneratorId"],
+        "cis-aws-foundations-benchmark/v/5.0.0/1.13"
+    );
+    assert_eq!(
+        hub["Compliance"]["RelatedRequirements"],
+        serde_json::json!([
+            "CIS AWS Foundations Benchmark v3.0.0/1.14",
+            "CIS AWS Foundations Benchmark v5.0.0/1.13",
+            "CIS AWS Foundations Benchmark v6.0.0/2.13",
+            "CIS AWS Foundations Benchmark v7.0.0/2.12"
+        ])
+    );
+
+    // v7.0 alone.
+    let dir7 = tempfile::tempdir().unwrap();
+    let sim7 = Sim::start(org.clone(), Faults::default()).await.unwrap();
+    let v7 = audit_in(
+        &sim7,
+        dir7.path(),
+        &["--iam-rate", "200", "--cis-version", "7.0"],
+    )
+    .await;
+    assert_eq!(v7.code, 0, "{}", v7.stderr);
+    assert_valid_ocsf(v7.findings_path.as_ref().unwrap());
+    assert_eq!(
+        requirements(&find(&v7, "/key_older_than_90d/AKIA")),
+        ["v7.0.0 2.12"]
+    );
+    let setup = find(&v7, "/key_created_with_user/");
+    assert_eq!(requirements(&setup), ["key_created_with_user"]);
+    assert_eq!(
+        setup["compliance"]["standards"],
+        serde_json::json!(["iam-audit credential checks"])
+    );
+    assert_eq!(
+        setup["finding_info"]["types"][0],
+        "Software and Configuration Checks/AWS Security Best Practices"
+    );
+
+    // Every version the config accepts is one the findings can carry.
+    for v in iam_audit::config::DEFAULT_CIS_VERSIONS {
+        assert!(iam_audit::record::CisVersion::parse(v).is_some(), "{v}");
+    }
+    let bad = audit_in(&sim7, dir7.path(), &["--cis-version", "4.0"]).await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("'4.0' is not a CIS AWS Foundations Benchmark version this build maps; use any of 3.0, 5.0, 6.0, 7.0"),
+        "{}",
+        bad.stderr
     );
 }

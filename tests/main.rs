@@ -12,6 +12,7 @@ mod listing;
 mod moto_org;
 mod other_credentials;
 mod policies;
+mod root;
 mod s3;
 mod security_hub;
 mod sim_engine;

@@ -326,6 +326,9 @@ async fn seed(endpoint: &str) -> Seeded {
                     ("created_by_type", "not_in_events"),
                     ("created_from_ip", "not_in_events"),
                     ("created_event_id", "not_in_events"),
+                    // No exceptions file: nothing accepted.
+                    ("exception", ""),
+                    ("exception_expires", ""),
                 ]));
             }
             mirror_users
@@ -570,6 +573,9 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("root_access_keys", if active { "0" } else { "" }),
                 ("root_mfa", if active { "None" } else { "" }),
                 ("root_access_key", "0"),
+                // moto answers no ListOrganizationsFeatures: centralized root access is unknown, no
+                // finding.
+                ("root_access_not_centralized", "0"),
                 ("root_without_mfa", if active { "1" } else { "0" }),
                 ("root_without_hardware_mfa", if active { "1" } else { "0" }),
                 // +carol and frank,smith: a password and no MFA; alice's key never used.
@@ -590,6 +596,12 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("key_short_lived", "0"),
                 ("service_credential_older_than_90d", "0"),
                 ("bedrock_api_key_without_expiry", "0"),
+                // No break-glass rule: no user is asserted.
+                ("break_glass_used", "0"),
+                ("break_glass_without_hardware_mfa", "0"),
+                ("break_glass_access_key", "0"),
+                ("break_glass_without_password", "0"),
+                ("break_glass_other_credential", "0"),
                 // alice's signing certificate (the report shows it; SSH keys are not asked for).
                 ("credentials", if *id == seeded.awkward { "1" } else { "0" }),
                 (
@@ -609,6 +621,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 // The first run in its directory: nothing to compare with, so blank, not zero.
                 ("new_findings", ""),
                 ("resolved_findings", ""),
+                ("note", ""),
                 ("security_hub", "off"),
             ])
         })

@@ -29,6 +29,9 @@ const PREFIX: &str = "org-a/";
 /// The caller's account (the simulator's management account, which sts:GetCallerIdentity names): the
 /// bucket owner the tool expects.
 const CALLER_ACCOUNT: &str = "999999999999";
+/// The exceptions file, kept under the reports' prefix as docs/exceptions.md suggests, encrypted with the
+/// reports' key by whoever wrote it.
+const EXCEPTIONS_KEY: &str = "org-a/exceptions.yaml";
 
 /// A request as AWS authorizes it, with the run's names made placeholders (`${mgmt}`, `${bucket}`,
 /// `${prefix}`, `${key_arn}`, `${topic_arn}`, `${region}`), so each place's own names can be put in.
@@ -94,10 +97,19 @@ fn from_sim(calls: &[Call], mgmt: &str, feature_of: impl Fn(&Call) -> &'static s
         if c.action == "sts:GetCallerIdentity" {
             continue;
         }
+        // A root session's calls are authorized by AWS's own task policy (IAMAuditRootUserCredentials),
+        // which no policy of ours can widen or narrow; tests/root.rs holds them to it.
+        if c.root_session {
+            continue;
+        }
         let principal = if c.by_caller { "caller" } else { "member" };
         let account = account_of(&c.account);
         let resource = match c.action.as_str() {
             "sts:AssumeRole" => c.detail.replace(mgmt, "${mgmt}"),
+            "sts:AssumeRoot" => {
+                let target = c.detail.split(' ').next().unwrap_or("");
+                format!("arn:aws:iam::{target}:root")
+            }
             "organizations:ListAccountsForParent"
             | "organizations:ListOrganizationalUnitsForParent" => {
                 let kind = if c.detail.starts_with("ou-") {
@@ -126,6 +138,10 @@ fn from_sim(calls: &[Call], mgmt: &str, feature_of: impl Fn(&Call) -> &'static s
         );
         if c.action == "sts:AssumeRole" {
             r = r.with("sts:RoleSessionName", "iam-audit");
+        }
+        if c.action == "sts:AssumeRoot" {
+            let policy = c.detail.split(' ').nth(1).unwrap_or("");
+            r = r.with("sts:TaskPolicyArn", policy);
         }
         out.push(r);
     }
@@ -264,6 +280,17 @@ fn from_moto(recorded: &[Recorded], key_arn: &str, topic_arn: &str, feature: &st
                             }
                         }
                         out.push(a);
+                    }
+                    ("GET" | "HEAD", false) if key == EXCEPTIONS_KEY => {
+                        out.push(s3(
+                            "s3:GetObject",
+                            &object,
+                            "GetObject of the exceptions file",
+                        ));
+                        out.push(kms(
+                            "kms:Decrypt",
+                            "GetObject of the exceptions file (SSE-KMS)",
+                        ));
                     }
                     ("GET" | "HEAD", false) => {
                         out.push(s3("s3:GetObject", &object, "GetObject"));
@@ -463,13 +490,16 @@ fn judge(requests: &[Authz]) -> (bool, String) {
 
 /// A moto with a bucket, a KMS key and an SNS topic; the key's and the topic's ARNs.
 fn storage(moto: &Moto) -> (String, String) {
+    let expires = chrono::Utc::now().date_naive() + chrono::Duration::days(100);
     let out = moto.python(
         &format!(
             "s3 = boto3.client('s3', endpoint_url=MOTO)\n\
              s3.create_bucket(Bucket='{BUCKET}')\n\
              kms = boto3.client('kms', endpoint_url=MOTO)\n\
              sns = boto3.client('sns', endpoint_url=MOTO)\n\
-             print(kms.create_key()['KeyMetadata']['Arn'])\n\
+             k = kms.create_key()['KeyMetadata']['Arn']\n\
+             s3.put_object(Bucket='{BUCKET}', Key='{EXCEPTIONS_KEY}', ServerSideEncryption='aws:kms', SSEKMSKeyId=k, Body=b'version: 1\\nrules:\\n  - id: glass\\n    kind: break_glass\\n    owner: security@example.com\\n    reason: emergency access\\n    expires: {expires}\\n    match: {{ users: [\"breakglass-*\"] }}\\n')\n\
+             print(k)\n\
              print(sns.create_topic(Name='iam-audit-alerts')['TopicArn'])"
         ),
         &[],
@@ -563,6 +593,7 @@ async fn every_published_policy_allows_what_the_tool_asks_and_grants_only_that()
     let endpoint = sim.endpoint();
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("s3://{BUCKET}/{PREFIX}");
+    let exceptions = format!("s3://{BUCKET}/{EXCEPTIONS_KEY}");
     let notify = format!("sns:{topic_arn}");
     let env = [
         FAKE_KEY,
@@ -592,10 +623,16 @@ async fn every_published_policy_allows_what_the_tool_asks_and_grants_only_that()
         &notify,
         "--ssh-keys",
         "all",
+        "--exceptions",
+        &exceptions,
     ];
     for strategy in ["auto", "api"] {
         let mut args = common.to_vec();
         args.extend(["--strategy", strategy]);
+        // Every member account's root user in a root session too (sts:AssumeRoot), once.
+        if strategy == "api" {
+            args.extend(["--root-audit", "assume-root"]);
+        }
         let out = run_bin(&args, &env, home.path()).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         // Two runs in one second would share a stamp.
@@ -656,6 +693,7 @@ async fn every_published_policy_allows_what_the_tool_asks_and_grants_only_that()
         ("caller", "organizations:ListAccounts"),
         ("caller", "organizations:ListRoots"),
         ("caller", "sts:AssumeRole"),
+        ("caller", "sts:AssumeRoot"),
         ("caller", "iam:ListOrganizationsFeatures"),
         ("caller", "s3:ListBucket"),
         ("caller", "s3:PutObject"),
@@ -676,6 +714,12 @@ async fn every_published_policy_allows_what_the_tool_asks_and_grants_only_that()
             "no run made {who} {action}: {seen:?}"
         );
     }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.what == "GetObject of the exceptions file"),
+        "no run read the exceptions file from S3"
+    );
     let (ok, report) = judge(&requests);
     assert!(
         ok,

@@ -422,7 +422,7 @@ pub fn assert_same_rows(got: &[BTreeMap<String, String>], expected: &[BTreeMap<S
 
 /// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
 /// root access, the other long-term credentials).
-pub const ALLOWED: [&str; 19] = [
+pub const ALLOWED: [&str; 20] = [
     "organizations:ListAccounts",
     "organizations:ListRoots",
     "organizations:ListOrganizationalUnitsForParent",
@@ -442,6 +442,8 @@ pub const ALLOWED: [&str; 19] = [
     "iam:ListServiceSpecificCredentials",
     "iam:ListSigningCertificates",
     "iam:ListSSHPublicKeys",
+    // The root user of a member account without a usable role (--root-audit, centralized root access).
+    "sts:AssumeRoot",
 ];
 
 pub async fn audit(sim: &Sim, extra: &[&str]) -> (RunOutput, tempfile::TempDir) {

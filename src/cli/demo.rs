@@ -46,17 +46,20 @@ pub async fn demo(args: DemoArgs) -> i32 {
                 cloudtrail_rate: 2.0,
                 cloudtrail_burst: 2.0,
                 log_calls: false,
+                // Centralized root access: the accounts that refuse the audit role still have their
+                // root user read, through sts:AssumeRoot.
+                root_credentials_management: true,
                 ..Faults::default()
             },
             ..Scenario::default()
         },
     };
-    let org = scenario.generate();
-    let active: Vec<&str> = org
+    let mut org = scenario.generate();
+    let active: Vec<String> = org
         .accounts
         .iter()
         .filter(|a| a.status == "ACTIVE")
-        .map(|a| a.id.as_str())
+        .map(|a| a.id.clone())
         .collect();
     let mut faults = scenario.faults.clone();
     if args.scenario.is_none() {
@@ -72,6 +75,17 @@ pub async fn demo(args: DemoArgs) -> i32 {
         faults.deny_assume_role = denied(0);
         faults.deny_lookup_events = denied(args.denied);
     }
+    let skip = [
+        faults.deny_assume_role.clone(),
+        faults.deny_lookup_events.clone(),
+    ]
+    .concat();
+    let now = match scenario.now {
+        0 => chrono::Utc::now().timestamp(),
+        t => t,
+    };
+    let break_glass =
+        args.scenario.is_none() && iam_audit::sim::add_break_glass(&mut org, now, &skip).is_some();
     let org_summary = (org.accounts.len(), active.len());
     let sim = match Sim::start(org, faults.clone()).await {
         Ok(s) => s,
@@ -105,10 +119,32 @@ pub async fn demo(args: DemoArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if break_glass {
+        settings.builtin_exceptions = Some(demo_exceptions(settings.started_at));
+    }
     settings.endpoint_override = Some(iam_audit::config::EndpointOverride {
         url: sim.endpoint(),
         access_key_id: "AKIADEMOMANAGEMENT01".into(),
         secret_access_key: "demo-secret-not-a-real-key".into(),
     });
     run_with_progress(settings, progress, args.display.quiet).await
+}
+
+/// The demo's exceptions (used unless the config names a file): its break-glass users asserted sealed,
+/// for half a year from the run.
+#[cfg(feature = "sim")]
+fn demo_exceptions(started: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    let expires = started.date_naive() + chrono::Duration::days(182);
+    let text = format!(
+        "version: 1
+rules:
+  - id: break-glass
+    kind: break_glass
+    owner: security@example.com
+    reason: Emergency access users; the passwords and FIDO keys are in the safe
+    expires: {expires}
+    match: {{ users: [\"breakglass-*\"] }}
+"
+    );
+    ("demo's break-glass rule".to_string(), text)
 }

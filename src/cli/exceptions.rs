@@ -69,6 +69,9 @@ pub fn check(args: &ExceptionsCheckArgs) -> i32 {
         if r.except != Default::default() {
             line.push_str(&format!("; except {}", r.except));
         }
+        if r.kind == RuleKind::BreakGlass {
+            line.push_str(&format!("; expects {}", r.expect.names().join(", ")));
+        }
         if let Some(t) = &r.ticket {
             line.push_str(&format!("; ticket {t}"));
         }

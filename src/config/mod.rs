@@ -26,6 +26,9 @@ pub use secret::{url_host, Destination, Secret};
 pub use window::{parse_date, resolve_window, LOOKUP_HISTORY_DAYS};
 
 /// The IAM lifecycle events the seed script tracked, in its order.
+/// Every CIS version the flags are mapped to (`cis_version`'s default).
+pub const DEFAULT_CIS_VERSIONS: [&str; 4] = ["3.0", "5.0", "6.0", "7.0"];
+
 pub const DEFAULT_EVENT_NAMES: [&str; 5] = [
     "DeleteUser",
     "DeleteAccessKey",
@@ -71,6 +74,13 @@ keys! {
     /// The OCSF class of the findings file: compliance (Compliance Finding, 2003) or detection (Detection
     /// Finding, 2004, for SIEMs wired to it)
     ocsf_class: String = "compliance", flag("CLASS").choices(&["compliance", "detection"]);
+    /// How the member accounts' root users are read: auto (the audit role, and sts:AssumeRoot where the
+    /// role is missing or refused and the organization manages root credentials centrally), role (the
+    /// role only), or assume-root (every member account's root user through sts:AssumeRoot)
+    root_audit: String = "auto", flag("MODE").choices(&["auto", "role", "assume-root"]);
+    /// The CIS AWS Foundations Benchmark versions the findings carry, comma-separated (3.0, 5.0, 6.0,
+    /// 7.0)
+    cis_version: Vec<String> = &DEFAULT_CIS_VERSIONS, flag("V1,V2");
     /// Compare with the latest run in DIR instead of the latest earlier run in the output directory
     compare: PathBuf, flag("DIR").default_text("the latest earlier run in --output-dir");
     /// Compare the run with an earlier one (changes report, new and resolved findings)
@@ -334,6 +344,11 @@ pub struct Settings {
     /// Alert when the run was stopped before its end (a signal, a Lambda deadline). The Lambda runtime
     /// turns it off: its invocation's continuation alerts when the run is complete. Not a config key.
     pub alert_when_stopped: bool,
+    /// The exceptions read when `exceptions` is not set: a name for the messages, and the file's text.
+    /// How `demo` asserts its organization's break-glass users. Not a config key.
+    pub builtin_exceptions: Option<(String, String)>,
+    /// The CIS versions the findings carry (`cis_version`), as `3.0` … `7.0`, oldest first.
+    pub cis_versions: Vec<String>,
 }
 
 /// A fake-AWS endpoint and the (fake) management credentials to use with it.
@@ -457,6 +472,8 @@ impl Settings {
             ));
         }
         check_together(&k)?;
+        names::check_root_audit(&k.root_audit)?;
+        let cis_versions = names::cis_versions(&k.cis_version)?;
         let notify = secret::destinations(&k.notify, k.notify_file.as_deref())?;
         let remote = s3_location(&k)?;
         let mut keys = k;
@@ -483,6 +500,8 @@ impl Settings {
             notify,
             remote,
             alert_when_stopped: true,
+            builtin_exceptions: None,
+            cis_versions,
         })
     }
 }

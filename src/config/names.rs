@@ -151,6 +151,47 @@ pub(super) fn checked_regions(
     Ok(regions)
 }
 
+/// `root_audit`, which the file may spell wrong (the command line offers only its choices).
+pub(super) fn check_root_audit(root_audit: &str) -> Result<(), super::ConfigError> {
+    if ["auto", "role", "assume-root"].contains(&root_audit) {
+        return Ok(());
+    }
+    Err(super::invalid(
+        "root_audit",
+        format!("'{root_audit}' is not a way to read the root users; use \"auto\", \"role\" or \"assume-root\""),
+    ))
+}
+
+/// `cis_version`, checked: versions this build maps (`DEFAULT_CIS_VERSIONS`, written `3.0`, `v3`, `3` or
+/// `3.0.0`), at least one, in the benchmark's order.
+pub(super) fn cis_versions(names: &[String]) -> Result<Vec<String>, super::ConfigError> {
+    use super::invalid;
+    let mut versions: Vec<String> = Vec::new();
+    for n in names {
+        let t = n.trim().trim_start_matches(['v', 'V']);
+        let mut parts = t.split('.');
+        let major = parts.next().unwrap_or("");
+        let version = format!("{major}.0");
+        if !parts.all(|p| p == "0") || !super::DEFAULT_CIS_VERSIONS.contains(&version.as_str()) {
+            return Err(invalid(
+                "cis_version",
+                format!("'{n}' is not a CIS AWS Foundations Benchmark version this build maps; use any of 3.0, 5.0, 6.0, 7.0"),
+            ));
+        }
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+    }
+    if versions.is_empty() {
+        return Err(invalid(
+            "cis_version",
+            "name at least one version (3.0, 5.0, 6.0, 7.0)",
+        ));
+    }
+    versions.sort_by_key(|v| super::DEFAULT_CIS_VERSIONS.iter().position(|d| d == v));
+    Ok(versions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

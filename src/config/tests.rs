@@ -253,3 +253,21 @@ fn cloudtrail_defaults_to_the_partitions_iam_home_region() {
     assert_eq!(region("cn-northwest-1"), ["cn-north-1"]);
     assert_eq!(region("us-gov-east-1"), ["us-gov-west-1"]);
 }
+
+#[test]
+fn cis_versions_are_read_in_any_spelling_and_kept_in_order() {
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        super::names::cis_versions(&names(&["v7", "3.0.0", "5", "7.0"])).unwrap(),
+        ["3.0", "5.0", "7.0"]
+    );
+    assert!(super::names::cis_versions(&names(&["4.0"]))
+        .unwrap_err()
+        .to_string()
+        .contains("'4.0' is not a CIS AWS Foundations Benchmark version this build maps"));
+    assert!(super::names::cis_versions(&names(&[])).is_err());
+    assert!(super::names::check_root_audit("rolle")
+        .unwrap_err()
+        .to_string()
+        .contains("'rolle' is not a way to read the root users"));
+}

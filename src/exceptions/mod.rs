@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-pub use rules::{FlagSet, Match, Rule, RuleKind};
+pub use rules::{FlagSet, Match, Rule, RuleKind, Target};
 
 use crate::aws::Aws;
 use crate::config::Settings;
@@ -87,9 +87,27 @@ impl Exceptions {
     /// The rule that accepts this finding on `today`: the first in the file's order that matches and
     /// has not expired.
     pub fn rule_for(&self, f: &Finding<'_>, today: NaiveDate) -> Option<&Rule> {
+        self.rule_accepting(&Target::of(f)?, today)
+    }
+
+    /// The rule that accepts what `t` describes on `today` (see `rule_for`).
+    pub fn rule_accepting(&self, t: &Target<'_>, today: NaiveDate) -> Option<&Rule> {
         self.rules
             .iter()
-            .find(|r| !r.expired(today) && r.matches(f))
+            .find(|r| !r.expired(today) && r.matches(t))
+    }
+
+    /// The live break-glass rule that names this user of this account (`(id, name, ou_path)`), if any:
+    /// the first in the file's order.
+    pub fn break_glass(
+        &self,
+        account: (&str, &str, &str),
+        user: (&str, &str),
+        today: NaiveDate,
+    ) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| !r.expired(today) && r.guards(account, user))
     }
 
     /// The rules that have expired by `today`.
@@ -136,7 +154,10 @@ pub fn options_of(settings: &Settings, file: &str) -> Result<ReadOptions, Except
 /// credentials), read and checked before anything is written; `None` when none is set.
 pub async fn load(settings: &Settings, aws: &Aws) -> Result<Option<Exceptions>, ExceptionsError> {
     let Some(file) = settings.keys.exceptions.as_deref() else {
-        return Ok(None);
+        return match &settings.builtin_exceptions {
+            Some((name, text)) => parse(name, text, &options_of(settings, name)?).map(Some),
+            None => Ok(None),
+        };
     };
     let options = options_of(settings, file)?;
     let unreadable = |message: String| ExceptionsError {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::record::Flag;
+use crate::risk::Seal;
 
 use super::rules::{check_horizon, FlagSet, Match, Rule, RuleKind};
 use super::ReadOptions;
@@ -176,6 +177,7 @@ pub(super) fn convert(
                 expires,
                 ticket: None,
                 kind: RuleKind::Exception,
+                expect: Seal::default(),
                 matching,
                 except,
                 line,

@@ -7,7 +7,8 @@ use serde_saphyr::Spanned;
 
 use crate::config::glob;
 use crate::record::snapshot::{Finding, Resource};
-use crate::record::{Flag, ROOT_USER};
+use crate::record::{CisVersion, Flag, ROOT_USER};
+use crate::risk::Seal;
 
 use super::ReadOptions;
 
@@ -22,6 +23,8 @@ pub(super) struct RawRule {
     expires: Option<Spanned<String>>,
     ticket: Option<Spanned<String>>,
     kind: Option<Spanned<String>>,
+    /// `kind: break_glass`: what must stay true of the users (default: all of it).
+    expect: Option<Vec<Spanned<String>>>,
     #[serde(rename = "match")]
     matching: Option<Spanned<RawMatch>>,
     except: Option<Spanned<RawMatch>>,
@@ -46,8 +49,52 @@ pub(super) struct RawMatch {
 pub enum RuleKind {
     /// The findings it matches are accepted until it expires.
     Exception,
-    /// Break-glass users: named, asserted sealed (issue 26, part 3: not yet asserted by this build).
+    /// Break-glass users: named, asserted sealed (`expect`); each broken expectation is a finding of its
+    /// own, and the one flag a sealed state trips (`password_unused_45d`) is accepted.
     BreakGlass,
+}
+
+/// What one finding is about, whatever holds it (a snapshot's finding, or a row being written): the
+/// account, the user (none for the account's own finding), the key, and the flag.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub account_id: &'a str,
+    pub account_name: &'a str,
+    pub ou_path: &'a str,
+    /// The user's name (`<root_account>` for the root user) and ARN.
+    pub user: Option<(&'a str, &'a str)>,
+    pub key: Option<&'a str>,
+    pub flag: Flag,
+}
+
+impl<'a> Target<'a> {
+    /// A snapshot's finding; `None` for the coverage finding (the audit was blind), never accepted.
+    pub fn of(f: &Finding<'a>) -> Option<Target<'a>> {
+        let a = f.account;
+        let (user, key) = match f.resource {
+            Resource::Account => (None, None),
+            Resource::Root(u) | Resource::User(u) => {
+                (Some((u.name.as_str(), u.arn.as_str())), None)
+            }
+            Resource::Key(k) => {
+                let arn = a
+                    .users
+                    .iter()
+                    .find(|u| u.name == k.user)
+                    .map(|u| u.arn.as_str())
+                    .unwrap_or_default();
+                (Some((k.user.as_str(), arn)), Some(k.id.as_str()))
+            }
+        };
+        Some(Target {
+            account_id: &a.id,
+            account_name: &a.name,
+            ou_path: &a.ou_path,
+            user,
+            key,
+            flag: f.flag()?,
+        })
+    }
 }
 
 /// Which flags a rule names.
@@ -96,16 +143,13 @@ impl Match {
     }
 
     /// Whether the finding is matched: every non-empty field has an entry that matches it.
-    pub fn matches(&self, f: &Finding<'_>) -> bool {
-        let Some(flag) = f.flag() else {
-            // The coverage finding (the audit was blind) is never accepted.
-            return false;
-        };
-        (self.flags.is_empty() || self.flags.contains(flag))
-            && (self.accounts.is_empty() || self.accounts.iter().any(|p| account_matches(p, f)))
-            && (self.users.is_empty() || self.users.iter().any(|p| user_matches(p, f)))
+    pub fn matches(&self, t: &Target<'_>) -> bool {
+        (self.flags.is_empty() || self.flags.contains(t.flag))
+            && (self.accounts.is_empty() || self.accounts.iter().any(|p| account_matches(p, t)))
+            && (self.users.is_empty() || self.users.iter().any(|p| user_matches(p, t)))
             && (self.access_keys.is_empty()
-                || matches!(f.resource, Resource::Key(k) if self.access_keys.contains(&k.id)))
+                || t.key
+                    .is_some_and(|k| self.access_keys.iter().any(|x| x == k)))
     }
 }
 
@@ -139,6 +183,8 @@ pub struct Rule {
     pub expires: NaiveDate,
     pub ticket: Option<String>,
     pub kind: RuleKind,
+    /// What a break-glass rule asserts of its users (empty for an exception).
+    pub expect: Seal,
     pub matching: Match,
     pub except: Match,
     /// The line of the rule in its file.
@@ -150,17 +196,36 @@ impl Rule {
         today > self.expires
     }
 
-    pub fn matches(&self, f: &Finding<'_>) -> bool {
-        self.matching.matches(f) && (self.except.is_empty() || !self.except.matches(f))
+    /// Whether it accepts the finding: an exception, the findings it matches; a break-glass rule, the one
+    /// flag its users' sealed state trips.
+    pub fn matches(&self, t: &Target<'_>) -> bool {
+        if self.kind == RuleKind::BreakGlass && t.flag != Flag::PasswordUnused {
+            return false;
+        }
+        self.matching.matches(t) && (self.except.is_empty() || !self.except.matches(t))
+    }
+
+    /// Whether a break-glass rule names this IAM user (never the root user) of this account.
+    pub fn guards(&self, account: (&str, &str, &str), user: (&str, &str)) -> bool {
+        let (account_id, account_name, ou_path) = account;
+        self.kind == RuleKind::BreakGlass
+            && user.0 != ROOT_USER
+            && self.matches(&Target {
+                account_id,
+                account_name,
+                ou_path,
+                user: Some(user),
+                key: None,
+                flag: Flag::PasswordUnused,
+            })
     }
 }
 
-fn account_matches(pattern: &str, f: &Finding<'_>) -> bool {
-    let a = f.account;
+fn account_matches(pattern: &str, t: &Target<'_>) -> bool {
     if pattern.contains('/') {
         // The OU itself or any OU above the account's: `Root/Prod` covers `Root/Prod/EU`.
         let mut prefix = String::new();
-        a.ou_path.split('/').any(|name| {
+        t.ou_path.split('/').any(|name| {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
@@ -168,24 +233,13 @@ fn account_matches(pattern: &str, f: &Finding<'_>) -> bool {
             glob(pattern, &prefix)
         })
     } else {
-        pattern == a.id || glob(pattern, &a.name)
+        pattern == t.account_id || glob(pattern, t.account_name)
     }
 }
 
-fn user_matches(pattern: &str, f: &Finding<'_>) -> bool {
-    let (name, arn) = match f.resource {
-        Resource::Account => return false,
-        Resource::Root(u) | Resource::User(u) => (u.name.as_str(), u.arn.as_str()),
-        Resource::Key(k) => {
-            let arn = f
-                .account
-                .users
-                .iter()
-                .find(|u| u.name == k.user)
-                .map(|u| u.arn.as_str())
-                .unwrap_or_default();
-            (k.user.as_str(), arn)
-        }
+fn user_matches(pattern: &str, t: &Target<'_>) -> bool {
+    let Some((name, arn)) = t.user else {
+        return false;
     };
     if pattern.starts_with("arn:") {
         glob(pattern, arn)
@@ -216,15 +270,10 @@ pub(super) fn flags_named(name: &str) -> Option<Vec<Flag>> {
         return Some(vec![f]);
     }
     let (version, number) = name.split_once(':')?;
+    let version = CisVersion::ALL.into_iter().find(|v| v.short() == version)?;
     let flags: Vec<Flag> = Flag::ALL
         .into_iter()
-        .filter(|f| {
-            f.cis().is_some_and(|c| match version {
-                "v3" => c.v3 == number,
-                "v5" => c.v5 == number,
-                _ => false,
-            })
-        })
+        .filter(|f| f.cis().and_then(|c| c.number(version)) == Some(number))
         .collect();
     (!flags.is_empty()).then_some(flags)
 }
@@ -288,6 +337,29 @@ pub(super) fn check(raw: Spanned<RawRule>, options: &ReadOptions) -> Result<Rule
         Some(e) => checked_match(e, "except")?,
         None => Match::default(),
     };
+    let expect = match kind {
+        RuleKind::BreakGlass => {
+            if matching.users.is_empty()
+                || !matching.flags.is_empty()
+                || !matching.access_keys.is_empty()
+            {
+                return Err((
+                    line,
+                    format!("{at}: a break_glass rule names its users (match.users, and accounts if you like), not flags or access_keys: it asserts what must stay true of them (expect)"),
+                ));
+            }
+            seal_of(r.expect.as_deref(), line)?
+        }
+        RuleKind::Exception => {
+            if let Some(first) = r.expect.as_ref().and_then(|e| e.first()) {
+                return Err((
+                    first.referenced.line(),
+                    "expect: only a break_glass rule asserts expectations; add kind: break_glass or remove expect".to_string(),
+                ));
+            }
+            Seal::default()
+        }
+    };
     Ok(Rule {
         id,
         owner,
@@ -295,10 +367,41 @@ pub(super) fn check(raw: Spanned<RawRule>, options: &ReadOptions) -> Result<Rule
         expires,
         ticket: r.ticket.map(|t| t.value.trim().to_string()),
         kind,
+        expect,
         matching,
         except,
         line,
     })
+}
+
+/// A break-glass rule's `expect:` (every expectation when left out).
+fn seal_of(expect: Option<&[Spanned<String>]>, line: u64) -> Result<Seal, Refusal> {
+    let Some(names) = expect else {
+        return Ok(Seal::all());
+    };
+    if names.is_empty() {
+        return Err((
+            line,
+            format!(
+                "expect: names nothing; leave it out to expect all of {}",
+                Seal::NAMES.join(", ")
+            ),
+        ));
+    }
+    let mut seal = Seal::default();
+    for n in names {
+        if !seal.add(n.value.trim()) {
+            return Err((
+                n.referenced.line(),
+                format!(
+                    "expect: '{}' is not an expectation; use any of {}",
+                    n.value,
+                    Seal::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(seal)
 }
 
 /// An expiry within the longest horizon from today.
@@ -396,7 +499,7 @@ fn checked_match(raw: Spanned<RawMatch>, field: &str) -> Result<Match, Refusal> 
                 return Err((
                     s.referenced.line(),
                     format!(
-                        "{field}.flags: '{}' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N (e.g. v5:1.13)",
+                        "{field}.flags: '{}' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N / v6:N / v7:N (e.g. v5:1.13)",
                         s.value
                     ),
                 ))

@@ -146,15 +146,15 @@ fn every_bad_input_names_the_file_the_line_and_the_field() {
     };
     assert_eq!(
         err(&rule("    ownr: x\n")),
-        "exceptions ex.yaml:8: unknown field `ownr`, expected one of id, owner, reason, expires, ticket, kind, match, except (docs/exceptions.md has the format)"
+        "exceptions ex.yaml:8: unknown field `ownr`, expected one of id, owner, reason, expires, ticket, kind, expect, match, except (docs/exceptions.md has the format)"
     );
     assert_eq!(
         err(&rule("").replace("two_active_keys", "two_keys")),
-        "exceptions ex.yaml:7: match.flags: 'two_keys' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N (e.g. v5:1.13)"
+        "exceptions ex.yaml:7: match.flags: 'two_keys' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N / v6:N / v7:N (e.g. v5:1.13)"
     );
     assert_eq!(
         err(&rule("").replace("two_active_keys", "v5:9.99")),
-        "exceptions ex.yaml:7: match.flags: 'v5:9.99' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N (e.g. v5:1.13)"
+        "exceptions ex.yaml:7: match.flags: 'v5:9.99' is neither a flag nor a CIS number here; use a flag code (docs/outputs.md, e.g. key_older_than_90d) or v3:N / v5:N / v6:N / v7:N (e.g. v5:1.13)"
     );
     assert_eq!(
         err(&rule("").replace("2027-01-31", "2027-02-30")),
@@ -252,5 +252,65 @@ fn a_prowler_mutelist_is_converted_with_the_owner_and_expiry_it_lacks() {
     assert_eq!(
         parse("ex.yaml", &regex, &options).unwrap_err().to_string(),
         "exceptions ex.yaml:5: Mutelist 111122223333 iam_rotate_access_key_90_days: Resources 'svc-.*' is a regular expression; write the names (or a glob in our format)"
+    );
+}
+
+#[test]
+fn a_break_glass_rule_names_users_asserts_what_it_expects_and_accepts_only_their_idle_password() {
+    let glass = |extra: &str, matching: &str| {
+        format!(
+            "version: 1\nrules:\n  - id: glass\n    kind: break_glass\n    owner: o@example.com\n    reason: r\n    expires: 2027-01-31\n{extra}    match: {matching}\n"
+        )
+    };
+    let ex = read(&glass("", "{ users: [svc-ci] }")).unwrap();
+    assert_eq!(ex.rules[0].kind, RuleKind::BreakGlass);
+    assert_eq!(ex.rules[0].expect, crate::risk::Seal::all());
+    // Of svc-ci's findings it accepts the unused password only, never its keys' findings.
+    assert_eq!(
+        accepted(&ex, &account(), today()),
+        [(
+            "iam-audit/111122223333/password_unused_45d/svc-ci".to_string(),
+            "glass".to_string()
+        )]
+    );
+    let a = account();
+    let guarded = |name: &str, arn: &str| {
+        ex.break_glass((&a.id, &a.name, &a.ou_path), (name, arn), today())
+            .map(|r| r.id.clone())
+    };
+    assert_eq!(
+        guarded("svc-ci", "arn:aws:iam::111122223333:user/automation/svc-ci"),
+        Some("glass".into())
+    );
+    assert_eq!(
+        guarded("alice", "arn:aws:iam::111122223333:user/alice"),
+        None
+    );
+    let some = read(&glass(
+        "    expect: [hardware_mfa, not_used]\n",
+        "{ users: [svc-ci] }",
+    ))
+    .unwrap();
+    let seal = crate::risk::Seal {
+        hardware_mfa: true,
+        not_used: true,
+        ..Default::default()
+    };
+    assert_eq!(some.rules[0].expect, seal);
+    assert_eq!(
+        err(&glass("    expect: [sealed]\n", "{ users: [svc-ci] }")),
+        "exceptions ex.yaml:8: expect: 'sealed' is not an expectation; use any of hardware_mfa, no_access_keys, not_used, password, no_other_credentials"
+    );
+    assert_eq!(
+        err(&glass("", "{ users: [svc-ci], flags: [two_active_keys] }")),
+        "exceptions ex.yaml:3: rule 'glass': a break_glass rule names its users (match.users, and accounts if you like), not flags or access_keys: it asserts what must stay true of them (expect)"
+    );
+    assert_eq!(
+        err(&glass("", "{ accounts: [\"111122223333\"] }")),
+        "exceptions ex.yaml:3: rule 'glass': a break_glass rule names its users (match.users, and accounts if you like), not flags or access_keys: it asserts what must stay true of them (expect)"
+    );
+    assert_eq!(
+        err(&glass("    expect: [password]\n", "{ users: [svc-ci] }").replace("    kind: break_glass\n", "")),
+        "exceptions ex.yaml:7: expect: only a break_glass rule asserts expectations; add kind: break_glass or remove expect"
     );
 }

@@ -8,12 +8,14 @@
 use futures::StreamExt;
 
 use crate::pages::{PageError, Pager};
-use crate::record::{Password, Source};
+use crate::record::Source;
 use crate::risk::{KeyFacts, UserFacts};
 use crate::session::{utc, Part, Session};
 use crate::sink::Sink;
 
-use super::calls::{last_used, list_access_keys, mfa_devices, ListedKeys, Summary, VirtualMfa};
+use super::calls::{
+    last_used, list_access_keys, login_profile, mfa_devices, ListedKeys, Summary, VirtualMfa,
+};
 use super::credentials::{Certs, Others};
 use super::root;
 use super::rows::{send_user, Audited, IamOutcome};
@@ -101,7 +103,6 @@ async fn audit_user(
     others: &Others,
     mut root_sent: tokio::sync::watch::Receiver<bool>,
 ) -> bool {
-    let iam = session.iam();
     let name = user.user_name();
 
     let keys_fut = async {
@@ -114,34 +115,7 @@ async fn audit_user(
         (deleted, keys.into_iter().zip(last_used).collect::<Vec<_>>())
     };
     let mfa_fut = mfa_devices(session, name);
-    let password_fut = async {
-        // NoSuchEntity is the answer "this user has no console password", not a failure.
-        let r = iam
-            .call("iam:GetLoginProfile", |c, o| async move {
-                let r = c
-                    .get_login_profile()
-                    .user_name(name)
-                    .customize()
-                    .config_override(o)
-                    .send()
-                    .await;
-                match r {
-                    Ok(out) => Ok((
-                        Password::Configured,
-                        out.login_profile().and_then(|p| utc(p.create_date())),
-                    )),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                    {
-                        Ok((Password::NotConfigured, None))
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await;
-        r.unwrap_or((Password::Unknown, None))
-    };
+    let password_fut = login_profile(session, Some(name));
     // After GetLoginProfile: `--ssh-keys console` needs to know who signs in to the console.
     let password_then_ssh = async {
         let (password, set) = password_fut.await;
@@ -175,6 +149,7 @@ async fn audit_user(
         mfa,
         active_keys_without_ids: None,
         centralized_root: false,
+        org_root_access_off: false,
     };
     let keys = keys
         .into_iter()

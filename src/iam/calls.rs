@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::pages::{PageError, Pager};
-use crate::record::{LastUse, LastUsed, Mfa};
+use crate::record::{LastUse, LastUsed, Mfa, Password};
 use crate::retry::Failure;
 use crate::session::{utc, Part, Session};
 
@@ -248,6 +248,41 @@ fn valid_keys(
         }
     }
     out
+}
+
+/// Whether a user has a console password, and since when: GetLoginProfile (for `None`, the caller: the
+/// root user of a root session). `Unknown` when it failed (recorded).
+pub(crate) async fn login_profile(
+    session: &Session,
+    user: Option<&str>,
+) -> (Password, Option<chrono::DateTime<chrono::Utc>>) {
+    let r = session
+        .iam()
+        .call("iam:GetLoginProfile", |c, o| async move {
+            let r = c
+                .get_login_profile()
+                .set_user_name(user.map(str::to_string))
+                .customize()
+                .config_override(o)
+                .send()
+                .await;
+            match r {
+                Ok(out) => Ok((
+                    Password::Configured,
+                    out.login_profile().and_then(|p| utc(p.create_date())),
+                )),
+                // NoSuchEntity is the answer "no console password", not a failure.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    Ok((Password::NotConfigured, None))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+    r.unwrap_or((Password::Unknown, None))
 }
 
 /// GetAccessKeyLastUsed (a failure is recorded, and the last use is `Unknown`).

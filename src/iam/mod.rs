@@ -11,7 +11,9 @@
 //! (service-specific credentials once per account; signing certificates and SSH keys per user). Every call goes through the account's session, paced by its IAM bucket;
 //! each user's rows are built and judged in `rows` and sent as soon as they are complete.
 //!
-//! Inside, the arrows go one way: this file → `api`, `report` → `root` → `rows` → `calls`.
+//! `root_session` reads a member account's root user alone, in a root session (sts:AssumeRoot).
+//!
+//! Inside, the arrows go one way: this file → `api`, `report`, `root_session` → `root` → `rows` → `calls`.
 
 mod api;
 mod calls;
@@ -19,6 +21,7 @@ mod credentials;
 mod report;
 mod report_csv;
 mod root;
+pub mod root_session;
 mod rows;
 
 pub use calls::{mfa_type, strongest_mfa};

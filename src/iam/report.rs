@@ -378,6 +378,7 @@ async fn report_user(
         mfa,
         active_keys_without_ids: None,
         centralized_root: false,
+        org_root_access_off: false,
     };
     let slots: Vec<&Slot> = row
         .keys

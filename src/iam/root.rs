@@ -25,7 +25,7 @@ fn mfa_from_virtual(active: bool, virtual_devices: Option<usize>) -> Mfa {
 pub(crate) const CENTRALIZED_NOTE: &str = "root credentials are managed by the organization (RootCredentialsManagement): root MFA is a finding only while the root user has a password or an access key";
 
 /// Whether the root user has a password, from GetAccountSummary's `AccountPasswordPresent`.
-fn password_of(summary: &Summary) -> Password {
+pub(crate) fn password_of(summary: &Summary) -> Password {
     use aws_sdk_iam::types::SummaryKeyType as K;
     match summary
         .as_ref()
@@ -68,7 +68,9 @@ pub(crate) async fn from_summary(
     virtual_mfa: &VirtualMfa,
     source: Source,
 ) -> (String, String) {
-    let account = &session.account().id;
+    if session.root_read_apart() {
+        return (String::new(), String::new());
+    }
     let centralized = session.centralized_root();
     let (facts, note_text) = match summary {
         Ok(map) => {
@@ -92,6 +94,7 @@ pub(crate) async fn from_summary(
                     active_keys_without_ids: get(K::AccountAccessKeysPresent)
                         .map(|n| n.max(0) as u32),
                     centralized_root: centralized,
+                    org_root_access_off: session.org_root_access_off(),
                 },
                 if centralized {
                     CENTRALIZED_NOTE.to_string()
@@ -112,12 +115,45 @@ pub(crate) async fn from_summary(
                 mfa: Mfa::Unknown,
                 active_keys_without_ids: None,
                 centralized_root: centralized,
+                org_root_access_off: session.org_root_access_off(),
             },
             format!("unknown: {f} (iam:GetAccountSummary)"),
         ),
     };
-    let cells = root_cells(&facts, &[]);
-    let arn = format!("arn:{}:iam::{account}:root", session.partition());
+    send_root(
+        session,
+        sink,
+        None,
+        facts,
+        Vec::new(),
+        None,
+        source,
+        note_text,
+    )
+    .await
+}
+
+/// Send the root user's row (its ARN: the account's root ARN when `arn` is none) with its keys' rows;
+/// the accounts report's two root cells.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_root(
+    session: &Session,
+    sink: &Sink,
+    arn: Option<String>,
+    facts: UserFacts,
+    keys: Vec<(Option<String>, KeyFacts)>,
+    mfa_devices: Option<usize>,
+    source: Source,
+    note: String,
+) -> (String, String) {
+    let cells = root_cells(&facts, &keys);
+    let arn = arn.unwrap_or_else(|| {
+        format!(
+            "arn:{}:iam::{}:root",
+            session.partition(),
+            session.account().id
+        )
+    });
     send_user(
         session,
         sink,
@@ -125,11 +161,11 @@ pub(crate) async fn from_summary(
             name: ROOT_USER,
             arn: &arn,
             facts,
-            keys: Vec::new(),
-            mfa_devices: None,
+            keys,
+            mfa_devices,
             source,
             other: None,
-            note: note_text,
+            note,
         },
     )
     .await;
@@ -145,6 +181,9 @@ pub(crate) async fn from_report(
     (mfa, mfa_devices): (Mfa, Option<usize>),
     summary: &Summary,
 ) -> (String, String) {
+    if session.root_read_apart() {
+        return (String::new(), String::new());
+    }
     let now = session.settings().started_at;
     let centralized = session.centralized_root();
     // The report's root row says `not_supported` for the password; the account summary says whether
@@ -164,6 +203,7 @@ pub(crate) async fn from_report(
         // The report's slots are the root user's keys: none beyond them.
         active_keys_without_ids: Some(0),
         centralized_root: centralized,
+        org_root_access_off: session.org_root_access_off(),
     };
     let keys: Vec<(Option<String>, KeyFacts)> = root
         .keys
@@ -180,34 +220,21 @@ pub(crate) async fn from_report(
             )
         })
         .collect();
-    let cells = root_cells(&facts, &keys);
-    let arn = if root.arn.is_empty() {
-        format!(
-            "arn:{}:iam::{}:root",
-            session.partition(),
-            session.account().id
-        )
+    let note = if centralized {
+        CENTRALIZED_NOTE.to_string()
     } else {
-        root.arn.clone()
+        String::new()
     };
-    send_user(
+    let arn = (!root.arn.is_empty()).then(|| root.arn.clone());
+    send_root(
         session,
         sink,
-        Audited {
-            name: ROOT_USER,
-            arn: &arn,
-            facts,
-            keys,
-            mfa_devices,
-            source: Source::CredentialReport,
-            other: None,
-            note: if centralized {
-                CENTRALIZED_NOTE.to_string()
-            } else {
-                String::new()
-            },
-        },
+        arn,
+        facts,
+        keys,
+        mfa_devices,
+        Source::CredentialReport,
+        note,
     )
-    .await;
-    cells
+    .await
 }

@@ -4,9 +4,12 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::exceptions::{Rule, Target};
 use crate::ledger::creation_flags;
-use crate::record::{Creation, Flag, Flags, KeyRow, OtherCredentials, Record, Source, UserRow};
-use crate::risk::{key_flags, user_flags, KeyFacts, UserFacts};
+use crate::record::{
+    Creation, ExceptionCells, Flag, Flags, KeyRow, OtherCredentials, Record, Source, UserRow,
+};
+use crate::risk::{break_glass_flags, key_flags, user_flags, KeyFacts, UserFacts};
 use crate::session::Session;
 use crate::sink::Sink;
 
@@ -37,6 +40,82 @@ pub(crate) struct Audited<'a> {
     pub other: Option<UserOthers>,
 }
 
+/// The exceptions that accept some of one row's findings.
+#[derive(Default, Clone)]
+struct RowRules<'r>(Vec<&'r Rule>);
+
+impl<'r> RowRules<'r> {
+    /// The rules of `session`'s exceptions that accept `flags` on this user (on `key`, when the findings
+    /// are the key's).
+    fn add(&mut self, session: &'r Session, user: (&str, &str), key: Option<&str>, flags: Flags) {
+        let Some(rules) = session.exceptions() else {
+            return;
+        };
+        let a = session.account();
+        let today = session.settings().started_at.date_naive();
+        for flag in flags.iter() {
+            let t = Target {
+                account_id: &a.id,
+                account_name: &a.name,
+                ou_path: a.ou_path(),
+                user: Some(user),
+                key,
+                flag,
+            };
+            if let Some(r) = rules.rule_accepting(&t, today) {
+                if !self.0.iter().any(|x| x.id == r.id) {
+                    self.0.push(r);
+                }
+            }
+        }
+    }
+
+    fn cells(mut self) -> ExceptionCells {
+        self.0.sort_by_key(|r| r.line);
+        let ids: Vec<&str> = self.0.iter().map(|r| r.id.as_str()).collect();
+        ExceptionCells {
+            rules: ids.join(";"),
+            expires: self
+                .0
+                .iter()
+                .map(|r| r.expires)
+                .min()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The flags of a break-glass user's broken expectations (none for a user no live break-glass rule
+/// names).
+fn break_glass(session: &Session, a: &Audited<'_>, keys: &[KeyFacts]) -> Flags {
+    let s = session.settings();
+    let account = session.account();
+    let named = session.exceptions().and_then(|rules| {
+        rules.break_glass(
+            (&account.id, &account.name, account.ou_path()),
+            (a.name, a.arn),
+            s.started_at.date_naive(),
+        )
+    });
+    let Some(rule) = named else {
+        return Flags::default();
+    };
+    let others = a.other.as_ref().and_then(|o| {
+        let c = o.counts;
+        let known = [
+            c.service_specific,
+            c.ssh_public_keys,
+            c.signing_certificates,
+        ];
+        known
+            .iter()
+            .any(Option::is_some)
+            .then(|| known.iter().flatten().sum())
+    });
+    break_glass_flags(rule.expect, &a.facts, keys, others, s.start)
+}
+
 /// Send the user's key rows (with its user's flags), its other credentials' rows, and its user row (with
 /// its keys' and credentials' flags). Waits for the account's key ledger (who created each key). `false`
 /// when the writer is gone.
@@ -45,7 +124,13 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
     let now = s.started_at;
     let ledger = sink.ledger().await;
     let key_facts: Vec<KeyFacts> = a.keys.iter().map(|(_, k)| k.clone()).collect();
-    let own = user_flags(&a.facts, &key_facts, now, s.thresholds);
+    let own = user_flags(&a.facts, &key_facts, now, s.thresholds)
+        .union(break_glass(session, &a, &key_facts));
+    let user = (a.name, a.arn);
+    // The rules accepting the user's own flags, on its row and on each of its key rows.
+    let mut own_rules = RowRules::default();
+    own_rules.add(session, user, None, own);
+    let mut accepting = own_rules.clone();
     let mut all = own;
     // Flags of credentials without a key row: the root user's keys, keys gone from the inventory, and the
     // other long-term credentials. Their findings are about the user.
@@ -82,6 +167,9 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
             unlisted = unlisted.union(flags);
             continue;
         };
+        let mut key_accepting = own_rules.clone();
+        key_accepting.add(session, user, Some(id), flags);
+        accepting.add(session, user, Some(id), flags);
         let row = KeyRow {
             account_id: session.account().id.clone(),
             account_name: session.account().name.clone(),
@@ -99,11 +187,13 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
             key_risk: flags,
             source: a.source,
             creation,
+            exception: key_accepting.cells(),
         };
         if !sink.send(Record::Key(row)).await {
             return false;
         }
     }
+    accepting.add(session, user, None, unlisted);
     let active: Vec<&KeyFacts> = key_facts.iter().filter(|k| k.active).collect();
     let active_keys = if a.facts.root && a.keys.is_empty() {
         a.facts.active_keys_without_ids
@@ -138,6 +228,7 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
         source: a.source,
         note: a.note,
         other_credentials: other_counts,
+        exception: accepting.cells(),
     };
     sink.send(Record::User(row)).await
 }

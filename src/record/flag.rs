@@ -4,12 +4,17 @@
 
 use std::fmt;
 
+use super::cis::{Cis, CisVersion};
+
 /// One risk flag (design §3). The order is the order of the codes in a `risk` cell and of the accounts
 /// report's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flag {
     /// CIS v3.0 1.4 / v5.0 1.3: the root user has an active access key.
     RootAccessKey,
+    /// CIS v7.0 2.1.1: the organization does not manage its members' root credentials centrally (on the
+    /// management account's root user).
+    RootAccessNotCentralized,
     /// 1.5 / 1.4: the root user has no MFA (not a finding under centralized root access).
     RootWithoutMfa,
     /// 1.6 / 1.5: the root user has no hardware MFA (idem).
@@ -37,11 +42,24 @@ pub enum Flag {
     ServiceCredentialOld,
     /// Not CIS: a long-term Amazon Bedrock API key that never expires.
     BedrockKeyWithoutExpiry,
+    /// Not CIS: a break-glass user (an exceptions file's `kind: break_glass`) signed in to the console
+    /// or used a key within the CloudTrail window.
+    BreakGlassUsed,
+    /// Not CIS: a break-glass user without a hardware MFA device.
+    BreakGlassWithoutHardwareMfa,
+    /// Not CIS: a break-glass user with an access key.
+    BreakGlassAccessKey,
+    /// Not CIS: a break-glass user without a console password (the glass cannot be broken).
+    BreakGlassWithoutPassword,
+    /// Not CIS: a break-glass user with an SSH key, a signing certificate or a service-specific
+    /// credential.
+    BreakGlassOtherCredential,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 14] = [
+    pub const ALL: [Flag; 20] = [
         Flag::RootAccessKey,
+        Flag::RootAccessNotCentralized,
         Flag::RootWithoutMfa,
         Flag::RootWithoutHardwareMfa,
         Flag::ConsoleWithoutMfa,
@@ -55,12 +73,18 @@ impl Flag {
         Flag::KeyShortLived,
         Flag::ServiceCredentialOld,
         Flag::BedrockKeyWithoutExpiry,
+        Flag::BreakGlassUsed,
+        Flag::BreakGlassWithoutHardwareMfa,
+        Flag::BreakGlassAccessKey,
+        Flag::BreakGlassWithoutPassword,
+        Flag::BreakGlassOtherCredential,
     ];
     pub const COUNT: usize = Flag::ALL.len();
 
     pub fn code(self) -> &'static str {
         match self {
             Flag::RootAccessKey => "root_access_key",
+            Flag::RootAccessNotCentralized => "root_access_not_centralized",
             Flag::RootWithoutMfa => "root_without_mfa",
             Flag::RootWithoutHardwareMfa => "root_without_hardware_mfa",
             Flag::ConsoleWithoutMfa => "console_without_mfa",
@@ -74,6 +98,11 @@ impl Flag {
             Flag::KeyShortLived => "key_short_lived",
             Flag::ServiceCredentialOld => "service_credential_older_than_90d",
             Flag::BedrockKeyWithoutExpiry => "bedrock_api_key_without_expiry",
+            Flag::BreakGlassUsed => "break_glass_used",
+            Flag::BreakGlassWithoutHardwareMfa => "break_glass_without_hardware_mfa",
+            Flag::BreakGlassAccessKey => "break_glass_access_key",
+            Flag::BreakGlassWithoutPassword => "break_glass_without_password",
+            Flag::BreakGlassOtherCredential => "break_glass_other_credential",
         }
     }
 
@@ -196,17 +225,6 @@ impl fmt::Display for Severity {
     }
 }
 
-/// Where a flag's requirement sits in the two CIS AWS Foundations Benchmark versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cis {
-    /// CIS AWS Foundations Benchmark v3.0.0.
-    pub v3: &'static str,
-    /// CIS AWS Foundations Benchmark v5.0.0.
-    pub v5: &'static str,
-    /// The recommendation's title (v5.0.0 wording).
-    pub title: &'static str,
-}
-
 /// What a flag is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
@@ -235,10 +253,18 @@ impl Flag {
     /// What the flag is about: a key flag is judged on each key, a user flag on the user.
     pub fn subject(self) -> Subject {
         match self {
-            Flag::RootAccessKey | Flag::RootWithoutMfa | Flag::RootWithoutHardwareMfa => {
-                Subject::Root
-            }
-            Flag::ConsoleWithoutMfa | Flag::PasswordUnused | Flag::TwoActiveKeys => Subject::User,
+            Flag::RootAccessKey
+            | Flag::RootAccessNotCentralized
+            | Flag::RootWithoutMfa
+            | Flag::RootWithoutHardwareMfa => Subject::Root,
+            Flag::ConsoleWithoutMfa
+            | Flag::PasswordUnused
+            | Flag::TwoActiveKeys
+            | Flag::BreakGlassUsed
+            | Flag::BreakGlassWithoutHardwareMfa
+            | Flag::BreakGlassAccessKey
+            | Flag::BreakGlassWithoutPassword
+            | Flag::BreakGlassOtherCredential => Subject::User,
             Flag::KeyCreatedWithUser
             | Flag::KeyUnused
             | Flag::KeyOlderThan90d
@@ -253,53 +279,96 @@ impl Flag {
     /// The CIS requirement the flag fails; `None` for the flags CIS has no requirement for (who created
     /// a key, and the other long-term credentials).
     pub fn cis(self) -> Option<Cis> {
-        let (v3, v5, title) = match self {
-            Flag::RootAccessKey => ("1.4", "1.3", "Ensure no 'root' user account access key exists"),
-            Flag::RootWithoutMfa => ("1.5", "1.4", "Ensure MFA is enabled for the 'root' user account"),
+        let ((v3, v5, v6, v7), title) = match self {
+            Flag::RootAccessKey => (
+                ("1.4", "1.3", "2.3", Some("2.4")),
+                "Ensure no 'root' user account access key exists",
+            ),
+            // New in v7.0: no number before it.
+            Flag::RootAccessNotCentralized => (
+                ("", "", "", Some("2.1.1")),
+                "Ensure centralized root access in AWS Organizations",
+            ),
+            Flag::RootWithoutMfa => (
+                ("1.5", "1.4", "2.4", Some("2.5")),
+                "Ensure MFA is enabled for the 'root' user account",
+            ),
             Flag::RootWithoutHardwareMfa => (
-                "1.6",
-                "1.5",
+                ("1.6", "1.5", "2.5", Some("2.6")),
                 "Ensure hardware MFA is enabled for the 'root' user account",
             ),
             Flag::ConsoleWithoutMfa => (
-                "1.10",
-                "1.9",
+                ("1.10", "1.9", "2.9", Some("2.10")),
                 "Ensure multi-factor authentication (MFA) is enabled for all IAM users that have a console password",
             ),
             Flag::KeyCreatedWithUser => (
-                "1.11",
-                "1.10",
+                ("1.11", "1.10", "2.10", None),
                 "Do not create access keys during initial setup for IAM users with a console password",
             ),
             Flag::PasswordUnused | Flag::KeyUnused => (
-                "1.12",
-                "1.11",
+                ("1.12", "1.11", "2.11", Some("2.11")),
                 "Ensure credentials unused for 45 days or more are disabled",
             ),
             Flag::TwoActiveKeys => (
-                "1.13",
-                "1.12",
+                ("1.13", "1.12", "2.12", None),
                 "Ensure there is only one active access key for any single IAM user",
             ),
             Flag::KeyOlderThan90d => (
-                "1.14",
-                "1.13",
+                ("1.14", "1.13", "2.13", Some("2.12")),
                 "Ensure access keys are rotated every 90 days or less",
             ),
             Flag::KeyCreatedForOtherUser
             | Flag::KeyCreatedByRoot
             | Flag::KeyShortLived
             | Flag::ServiceCredentialOld
-            | Flag::BedrockKeyWithoutExpiry => return None,
+            | Flag::BedrockKeyWithoutExpiry
+            | Flag::BreakGlassUsed
+            | Flag::BreakGlassWithoutHardwareMfa
+            | Flag::BreakGlassAccessKey
+            | Flag::BreakGlassWithoutPassword
+            | Flag::BreakGlassOtherCredential => return None,
         };
-        Some(Cis { v3, v5, title })
+        Some(Cis {
+            v3,
+            v5,
+            v6,
+            v7,
+            title,
+        })
+    }
+
+    /// The requirements a finding of this flag fails, in `versions` (in their order), as
+    /// (version, number). On the root user, "unused credentials" is no requirement from v6.0.0 on: those
+    /// versions exclude `<root_account>` from its audit.
+    pub fn requirements(
+        self,
+        root: bool,
+        versions: &[CisVersion],
+    ) -> Vec<(CisVersion, &'static str)> {
+        let Some(cis) = self.cis() else {
+            return Vec::new();
+        };
+        versions
+            .iter()
+            .filter(|v| {
+                !(root
+                    && **v >= CisVersion::V6
+                    && matches!(self, Flag::KeyUnused | Flag::PasswordUnused))
+            })
+            .filter_map(|v| cis.number(*v).map(|n| (*v, n)))
+            .collect()
     }
 
     /// How serious it is (docs/outputs.md says why).
     pub fn severity(self) -> Severity {
         match self {
-            Flag::RootAccessKey | Flag::RootWithoutMfa => Severity::Critical,
-            Flag::ConsoleWithoutMfa | Flag::KeyCreatedByRoot => Severity::High,
+            Flag::RootAccessKey | Flag::RootWithoutMfa | Flag::BreakGlassUsed => Severity::Critical,
+            Flag::RootAccessNotCentralized => Severity::Medium,
+            Flag::ConsoleWithoutMfa
+            | Flag::KeyCreatedByRoot
+            | Flag::BreakGlassWithoutHardwareMfa
+            | Flag::BreakGlassAccessKey
+            | Flag::BreakGlassOtherCredential => Severity::High,
             Flag::RootWithoutHardwareMfa
             | Flag::PasswordUnused
             | Flag::KeyUnused
@@ -307,7 +376,8 @@ impl Flag {
             | Flag::KeyCreatedForOtherUser
             | Flag::KeyShortLived
             | Flag::ServiceCredentialOld
-            | Flag::BedrockKeyWithoutExpiry => Severity::Medium,
+            | Flag::BedrockKeyWithoutExpiry
+            | Flag::BreakGlassWithoutPassword => Severity::Medium,
             Flag::KeyCreatedWithUser | Flag::TwoActiveKeys => Severity::Low,
         }
     }
@@ -316,6 +386,9 @@ impl Flag {
     pub fn title(self) -> &'static str {
         match self {
             Flag::RootAccessKey => "The root user has an access key",
+            Flag::RootAccessNotCentralized => {
+                "The organization does not manage its member accounts' root credentials centrally"
+            }
             Flag::RootWithoutMfa => "The root user has no MFA",
             Flag::RootWithoutHardwareMfa => "The root user has no hardware MFA",
             Flag::ConsoleWithoutMfa => "An IAM user with a console password has no MFA",
@@ -333,6 +406,13 @@ impl Flag {
                 "An active service-specific credential is older than the rotation threshold"
             }
             Flag::BedrockKeyWithoutExpiry => "A long-term Amazon Bedrock API key never expires",
+            Flag::BreakGlassUsed => "A break-glass user was used",
+            Flag::BreakGlassWithoutHardwareMfa => "A break-glass user has no hardware MFA",
+            Flag::BreakGlassAccessKey => "A break-glass user has an access key",
+            Flag::BreakGlassWithoutPassword => "A break-glass user has no console password",
+            Flag::BreakGlassOtherCredential => {
+                "A break-glass user has another long-term credential"
+            }
         }
     }
 
@@ -340,6 +420,7 @@ impl Flag {
     pub fn remediation(self) -> &'static str {
         match self {
             Flag::RootAccessKey => "Delete the root user's access keys (IAM console, signed in as root: Security credentials); use IAM roles or users for programmatic access.",
+            Flag::RootAccessNotCentralized => "In the management account's IAM console, Root access management: enable Root credentials management (and, if wanted, privileged root actions); then delete the member accounts' root passwords, keys and MFA devices centrally.",
             Flag::RootWithoutMfa => "Enable MFA for the root user, preferably a hardware or FIDO security key, or manage root credentials centrally with AWS Organizations.",
             Flag::RootWithoutHardwareMfa => "Replace the root user's virtual MFA device with a hardware TOTP token or a FIDO security key.",
             Flag::ConsoleWithoutMfa => "Assign an MFA device to the user, or remove the console password if the user does not sign in to the console.",
@@ -353,6 +434,11 @@ impl Flag {
             Flag::KeyShortLived => "Review what the key did between its creation and deletion (CloudTrail events by its access key id): a key made and removed quickly is how an intruder avoids an inventory.",
             Flag::ServiceCredentialOld => "Reset the service-specific credential (iam reset-service-specific-credential), move its clients to the new password, or delete it if unused.",
             Flag::BedrockKeyWithoutExpiry => "Replace the key with short-term Bedrock API keys, or delete it and create one with an expiry (iam create-service-specific-credential --credential-age-days).",
+            Flag::BreakGlassUsed => "Confirm the use was a declared emergency (CloudTrail's ConsoleLogin events and the key's calls say what was done); then rotate the password, and reseal the user.",
+            Flag::BreakGlassWithoutHardwareMfa => "Give the break-glass user a hardware MFA device or FIDO security key kept with its password, and remove any virtual device.",
+            Flag::BreakGlassAccessKey => "Delete the break-glass user's access keys: an emergency needs the console, and a key is a standing way in.",
+            Flag::BreakGlassWithoutPassword => "Set a console password for the break-glass user and keep it sealed, or remove the user from the break-glass rule.",
+            Flag::BreakGlassOtherCredential => "Delete the break-glass user's SSH keys, signing certificates and service-specific credentials (the credentials report names them).",
         }
     }
 
@@ -400,12 +486,12 @@ mod tests {
     #[test]
     fn every_flag_has_one_subject_and_a_cis_place_in_both_versions() {
         for f in Flag::ALL {
-            if let Some(c) = f.cis() {
+            if let Some(c) = f.cis().filter(|_| f != Flag::RootAccessNotCentralized) {
                 assert!(c.v3.starts_with("1.") && c.v5.starts_with("1."), "{f:?}");
             }
             assert_eq!(Flag::from_code(f.code()), Some(f));
         }
-        assert_eq!(Flag::ALL.iter().filter(|f| f.cis().is_some()).count(), 9);
+        assert_eq!(Flag::ALL.iter().filter(|f| f.cis().is_some()).count(), 10);
         let keys: Vec<Flag> = Flag::ALL
             .into_iter()
             .filter(|f| f.subject() == Subject::Key)
@@ -422,5 +508,60 @@ mod tests {
         );
         assert_eq!(Severity::from_name("high"), Some(Severity::High));
         assert!(Severity::Critical > Severity::High);
+    }
+
+    // Story: a team on CIS v7.0 sees v7's numbers, and no number for the two requirements v7 dropped; the
+    // root user's unused key fails "unused credentials" in v3.0 and v5.0 only (v6.0 and v7.0 exclude the
+    // root user from its audit).
+    #[test]
+    fn each_cis_version_has_its_own_numbers_and_rules() {
+        let all = CisVersion::ALL;
+        let numbers = |f: Flag, root: bool| -> Vec<String> {
+            f.requirements(root, &all)
+                .into_iter()
+                .map(|(v, n)| format!("{}:{n}", v.short()))
+                .collect()
+        };
+        assert_eq!(
+            numbers(Flag::KeyOlderThan90d, false),
+            ["v3:1.14", "v5:1.13", "v6:2.13", "v7:2.12"]
+        );
+        assert_eq!(
+            numbers(Flag::RootAccessKey, true),
+            ["v3:1.4", "v5:1.3", "v6:2.3", "v7:2.4"]
+        );
+        assert_eq!(
+            numbers(Flag::ConsoleWithoutMfa, false),
+            ["v3:1.10", "v5:1.9", "v6:2.9", "v7:2.10"]
+        );
+        assert_eq!(
+            numbers(Flag::KeyCreatedWithUser, false),
+            ["v3:1.11", "v5:1.10", "v6:2.10"]
+        );
+        assert_eq!(
+            numbers(Flag::TwoActiveKeys, false),
+            ["v3:1.13", "v5:1.12", "v6:2.12"]
+        );
+        assert_eq!(
+            numbers(Flag::KeyUnused, false),
+            ["v3:1.12", "v5:1.11", "v6:2.11", "v7:2.11"]
+        );
+        assert_eq!(numbers(Flag::KeyUnused, true), ["v3:1.12", "v5:1.11"]);
+        assert!(numbers(Flag::KeyCreatedByRoot, false).is_empty());
+        assert_eq!(
+            Flag::TwoActiveKeys.requirements(false, &[CisVersion::V7]),
+            []
+        );
+        for (s, v) in [
+            ("7.0", Some(CisVersion::V7)),
+            ("v6", Some(CisVersion::V6)),
+            ("3.0.0", Some(CisVersion::V3)),
+            ("5", Some(CisVersion::V5)),
+            ("4.0", None),
+            ("7.1", None),
+            ("", None),
+        ] {
+            assert_eq!(CisVersion::parse(s), v, "{s:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! at the bottom and imports nothing of the crate: the rules (`risk`) fill the flags, the outputs
 //! (`report`) render the rows, and neither knows the other.
 
+mod cis;
 mod flag;
 pub mod snapshot;
 
@@ -10,7 +11,8 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-pub use flag::{Cis, Flag, Flags, Severity, Subject};
+pub use cis::{Cis, CisVersion};
+pub use flag::{Flag, Flags, Severity, Subject};
 
 /// The user name of the root user's row, as the credential report names it.
 pub const ROOT_USER: &str = "<root_account>";
@@ -47,6 +49,8 @@ pub enum Source {
     Api,
     /// The account's IAM credential report, plus the calls it lacks.
     CredentialReport,
+    /// The root user's own calls in a root session (sts:AssumeRoot, centralized root access).
+    AssumeRoot,
 }
 
 impl Source {
@@ -54,6 +58,7 @@ impl Source {
         match self {
             Source::Api => "api",
             Source::CredentialReport => "credential_report",
+            Source::AssumeRoot => "assume_root",
         }
     }
 }
@@ -186,6 +191,17 @@ pub struct KeyRow {
     pub source: Source,
     /// Who created it (`created_by`, `created_by_type`, `created_from_ip`, `created_event_id`).
     pub creation: Creation,
+    /// The exceptions that accept the row's findings.
+    pub exception: ExceptionCells,
+}
+
+/// The `exception` and `exception_expires` cells: the ids of the rules that accept some of a row's
+/// findings (`;`-joined, in the file's order) and the earliest of their expiries (YYYY-MM-DD); empty
+/// when none does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExceptionCells {
+    pub rules: String,
+    pub expires: String,
 }
 
 /// One IAM user or the root user: one row of the users report.
@@ -221,6 +237,8 @@ pub struct UserRow {
     pub note: String,
     /// The user's other long-term credentials, by type; `None` when they were not read.
     pub other_credentials: OtherCredentials,
+    /// The exceptions that accept the row's findings.
+    pub exception: ExceptionCells,
 }
 
 /// How many of each other long-term credential a user holds; `None` = not read (refused, failed, or not
@@ -392,6 +410,9 @@ pub struct AccountRow {
     /// Whose SSH public keys were listed: `none (--ssh-keys)`, `console users`, `all users`; empty when
     /// the account was not audited.
     pub ssh_keys_listed: String,
+    /// What the exceptions say of the account (a rule accepting too many of its findings). Filled in by
+    /// the writer as the account closes.
+    pub note: String,
 }
 
 impl AccountRow {
@@ -428,6 +449,7 @@ impl AccountRow {
             resolved_findings: None,
             credentials: 0,
             ssh_keys_listed: String::new(),
+            note: String::new(),
         }
     }
 }

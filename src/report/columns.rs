@@ -5,7 +5,7 @@
 use crate::record::Flag;
 
 /// Columns of `iam_audit_report_<stamp>.csv`: the seed's first, in its order, then ours.
-pub const KEY_COLUMNS: [&str; 21] = [
+pub const KEY_COLUMNS: [&str; 23] = [
     "account_id",
     "account_name",
     "username",
@@ -27,6 +27,8 @@ pub const KEY_COLUMNS: [&str; 21] = [
     "created_by_type",
     "created_from_ip",
     "created_event_id",
+    "exception",
+    "exception_expires",
 ];
 
 /// Columns of `cloudtrail_events_<stamp>.csv`.
@@ -46,7 +48,7 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 37] = [
+pub const ACCOUNT_COLUMNS: [&str; 44] = [
     "account_id",
     "account_name",
     "account_status",
@@ -65,6 +67,7 @@ pub const ACCOUNT_COLUMNS: [&str; 37] = [
     "root_access_keys",
     "root_mfa",
     "root_access_key",
+    "root_access_not_centralized",
     "root_without_mfa",
     "root_without_hardware_mfa",
     "console_without_mfa",
@@ -78,11 +81,17 @@ pub const ACCOUNT_COLUMNS: [&str; 37] = [
     "key_short_lived",
     "service_credential_older_than_90d",
     "bedrock_api_key_without_expiry",
+    "break_glass_used",
+    "break_glass_without_hardware_mfa",
+    "break_glass_access_key",
+    "break_glass_without_password",
+    "break_glass_other_credential",
     "events_other_sources",
     "new_findings",
     "resolved_findings",
     "credentials",
     "ssh_keys_listed",
+    "note",
     "security_hub",
 ];
 
@@ -90,7 +99,7 @@ pub const ACCOUNT_COLUMNS: [&str; 37] = [
 const FLAG_COLUMNS_AT: usize = 17;
 
 /// Columns of `users_<stamp>.csv`: one row per IAM user and one for the root user.
-pub const USER_COLUMNS: [&str; 19] = [
+pub const USER_COLUMNS: [&str; 21] = [
     "account_id",
     "account_name",
     "username",
@@ -110,6 +119,8 @@ pub const USER_COLUMNS: [&str; 19] = [
     "service_specific_credentials",
     "ssh_public_keys",
     "signing_certificates",
+    "exception",
+    "exception_expires",
 ];
 
 /// Columns of `changes_<stamp>.csv`.

@@ -141,6 +141,19 @@ impl Accepting {
         out
     }
 
+    /// The live break-glass rules that name a user of the account: they matched, whatever they found.
+    pub fn guarding(&self, a: &AccountSnapshot) -> Vec<String> {
+        let account = (a.id.as_str(), a.name.as_str(), a.ou_path.as_str());
+        a.users
+            .iter()
+            .filter_map(|u| {
+                self.exceptions
+                    .break_glass(account, (&u.name, &u.arn), self.today)
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
     /// The rules accepting more than the set share of the account's findings (two or more each):
     /// `id in ACCOUNT (N of M findings)`.
     pub fn too_broad(&self, a: &AccountSnapshot) -> Vec<String> {

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Thresholds;
 use crate::record::snapshot::{AccountSnapshot, Finding, FindingKind, Resource};
-use crate::record::Flag;
+use crate::record::{CisVersion, Flag};
 
 use super::compare::AccountChanges;
 use super::{Output, RunEnd};
@@ -60,6 +60,8 @@ pub struct FindingsContext {
     pub thresholds: Thresholds,
     /// The run's exceptions (docs/exceptions.md), when it has some.
     pub accepting: Option<super::excepted::Accepting>,
+    /// The CIS versions the findings carry (`cis_version`).
+    pub cis_versions: Vec<CisVersion>,
 }
 
 /// The findings file.
@@ -278,9 +280,9 @@ fn resource(ctx: &FindingsContext, f: &Finding<'_>) -> Value {
 
 /// The finding's type, in Security Hub's type taxonomy: a CIS check, or (for the checks CIS has no
 /// requirement for) an AWS security best practice, or for who created a key, a TTP.
-fn finding_type(f: &Finding<'_>) -> &'static str {
+fn finding_type(f: &Finding<'_>, cis: &[(CisVersion, &str)]) -> &'static str {
     match f.kind {
-        FindingKind::Flag(flag) if flag.cis().is_none() => match flag {
+        FindingKind::Flag(flag) if cis.is_empty() => match flag {
             Flag::KeyCreatedForOtherUser | Flag::KeyShortLived => "TTPs/Persistence",
             _ => "Software and Configuration Checks/AWS Security Best Practices",
         },
@@ -288,7 +290,20 @@ fn finding_type(f: &Finding<'_>) -> &'static str {
     }
 }
 
-/// One OCSF finding event.
+/// The CIS requirements a finding fails in the run's versions: none for the coverage finding; the root
+/// user's (its row, or a key of it) judged as the root user's.
+fn cis_of(f: &Finding<'_>, versions: &[CisVersion]) -> Vec<(CisVersion, &'static str)> {
+    let FindingKind::Flag(flag) = f.kind else {
+        return Vec::new();
+    };
+    let root = match f.resource {
+        Resource::Root(_) => true,
+        Resource::Key(k) => k.user == crate::record::ROOT_USER,
+        _ => false,
+    };
+    flag.requirements(root, versions)
+}
+
 /// One finding event. Its `first_seen_time` is the finding's first sighting from its history, else what
 /// the facts say (a key's creation), else none.
 fn event(
@@ -307,15 +322,18 @@ fn event(
         Activity::Update => ("Update", 1, "New"),
         Activity::Close => ("Close", 4, "Resolved"),
     };
+    let cis = cis_of(f, &ctx.cis_versions);
     let (desc, remediation, reference) = match f.kind {
         FindingKind::Flag(flag) => (
-            match flag.cis() {
-                Some(cis) => format!(
-                    "{} CIS AWS Foundations Benchmark v3.0.0 {} / v5.0.0 {}: {}.",
+            match flag.cis().filter(|_| !cis.is_empty()) {
+                Some(c) => format!(
+                    "{} CIS AWS Foundations Benchmark {}: {}.",
                     f.title(),
-                    cis.v3,
-                    cis.v5,
-                    cis.title
+                    cis.iter()
+                        .map(|(v, n)| format!("v{} {n}", v.number()))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    c.title
                 ),
                 None => format!(
                     "{}. Not a CIS requirement: iam-audit's own check `{}` (its README says why it matters).",
@@ -339,7 +357,7 @@ fn event(
         "uid": uid,
         "title": f.title(),
         "desc": desc,
-        "types": [finding_type(f)],
+        "types": [finding_type(f, &cis)],
     });
     if let Some(t) = first_seen_ms.or_else(|| first_seen(f, ctx.thresholds).map(millis)) {
         finding_info["first_seen_time"] = json!(t);
@@ -388,14 +406,17 @@ fn event(
     });
     if class == OcsfClass::Compliance {
         let (standards, requirements, control) = match f.kind {
-            FindingKind::Flag(flag) => match flag.cis() {
-                Some(cis) => (
-                    json!([
-                        "CIS AWS Foundations Benchmark v3.0.0",
-                        "CIS AWS Foundations Benchmark v5.0.0"
-                    ]),
-                    json!([format!("v3.0.0 {}", cis.v3), format!("v5.0.0 {}", cis.v5)]),
-                    format!("{} {}", cis.v5, cis.title),
+            FindingKind::Flag(flag) => match flag.cis().filter(|_| !cis.is_empty()) {
+                Some(c) => (
+                    json!(cis
+                        .iter()
+                        .map(|(v, _)| format!("CIS AWS Foundations Benchmark v{}", v.number()))
+                        .collect::<Vec<_>>()),
+                    json!(cis
+                        .iter()
+                        .map(|(v, n)| format!("v{} {n}", v.number()))
+                        .collect::<Vec<_>>()),
+                    format!("{} {}", cis.last().map_or("", |(_, n)| *n), c.title),
                 ),
                 None => (
                     json!(["iam-audit credential checks"]),

@@ -258,6 +258,7 @@ impl Writer {
                     outputs.push(Box::new(page::PageOutput::new(
                         paths.summary.clone(),
                         paths.stamp(),
+                        spec.findings.cis_versions.clone(),
                     )));
                 }
             }
@@ -311,7 +312,16 @@ impl Writer {
             snapshot.excepted = acc.accepted(snapshot);
             self.matched
                 .extend(snapshot.excepted.values().map(|a| a.rule.clone()));
-            self.too_broad.extend(acc.too_broad(snapshot));
+            self.matched.extend(acc.guarding(snapshot));
+            let too_broad = acc.too_broad(snapshot);
+            if let Record::Account(a) = &mut record {
+                a.note = too_broad
+                    .iter()
+                    .map(|t| format!("too broad: exception {t}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+            self.too_broad.extend(too_broad);
         }
         let mut changes = match (&closed, &mut self.comparison) {
             (Some(snapshot), Some(c)) => Some(c.account(snapshot)?),

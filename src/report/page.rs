@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::record::snapshot::{AccountSnapshot, FindingKind};
-use crate::record::{Flag, Record, RunFacts, Severity, ROOT_USER};
+use crate::record::{CisVersion, Flag, Record, RunFacts, Severity, ROOT_USER};
 
 use super::compare::AccountChanges;
 use super::digest::Digest;
@@ -56,11 +56,13 @@ pub struct PageOutput {
     never_used_total: u64,
     slowest: Vec<(f64, String, String)>,
     ages: super::ages::Ages,
+    /// The CIS versions the run's findings carry.
+    cis_versions: Vec<CisVersion>,
 }
 
 impl PageOutput {
     /// The page of the run of `stamp`, to be written at `path` (its placeholder exists).
-    pub fn new(path: PathBuf, stamp: String) -> PageOutput {
+    pub fn new(path: PathBuf, stamp: String, cis_versions: Vec<CisVersion>) -> PageOutput {
         PageOutput {
             path,
             stamp,
@@ -76,6 +78,7 @@ impl PageOutput {
             never_used_total: 0,
             slowest: Vec::new(),
             ages: Default::default(),
+            cis_versions,
         }
     }
 }
@@ -574,9 +577,17 @@ impl PageOutput {
         let mut rows: Vec<(String, u64)> = Flag::ALL
             .iter()
             .map(|f| {
-                let label = f.cis().map_or(format!("{} (not CIS)", f.code()), |cis| {
-                    format!("{} (v3.0 {} / v5.0 {})", f.code(), cis.v3, cis.v5)
-                });
+                // Each version the run carries, short: `(v3.0 1.14 / v5.0 1.13 / v6.0 2.13 / v7.0 2.12)`.
+                let numbers: Vec<String> = f
+                    .requirements(false, &self.cis_versions)
+                    .into_iter()
+                    .map(|(v, n)| format!("v{} {n}", &v.number()[..3]))
+                    .collect();
+                let label = if numbers.is_empty() {
+                    format!("{} (not CIS)", f.code())
+                } else {
+                    format!("{} ({})", f.code(), numbers.join(" / "))
+                };
                 (label, self.findings_by_flag[*f as usize])
             })
             .collect();

@@ -246,7 +246,14 @@ fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
         &k.account_name,
         &k.username,
         &v.password(k.password),
-        &Time(k.password_last_used.as_ref(), v.never()),
+        &Time(
+            k.password_last_used.as_ref(),
+            if k.source == Source::AssumeRoot {
+                "unknown"
+            } else {
+                v.never()
+            },
+        ),
         &k.access_key_id,
         &k.status,
         &Time(k.created_date.as_ref(), ""),
@@ -263,12 +270,16 @@ fn key_row(t: &mut Table, v: Values, k: &KeyRow) -> std::io::Result<()> {
         &CreatedBy(&k.creation, |a| &a.kind),
         &CreatedBy(&k.creation, |a| &a.ip),
         &CreatedBy(&k.creation, |a| &a.event_id),
+        &k.exception.rules,
+        &k.exception.expires,
     ])
 }
 
 fn user_row(t: &mut Table, v: Values, u: &UserRow) -> std::io::Result<()> {
     let password_last_used = match (u.password, u.password_last_used.as_ref()) {
         (Password::NotConfigured, None) => Time(None, "N/A"),
+        // A root session may not read it: unknown, never "Never".
+        (_, None) if u.source == Source::AssumeRoot => Time(None, "unknown"),
         (_, used) => Time(used, v.never()),
     };
     let active_keys: &dyn Display = match &u.active_keys {
@@ -299,6 +310,8 @@ fn user_row(t: &mut Table, v: Values, u: &UserRow) -> std::io::Result<()> {
         &Count(u.other_credentials.service_specific, u),
         &Count(u.other_credentials.ssh_public_keys, u),
         &Count(u.other_credentials.signing_certificates, u),
+        &u.exception.rules,
+        &u.exception.expires,
     ])
 }
 
@@ -365,6 +378,7 @@ fn account_row(t: &mut Table, a: &AccountRow, hub_cell: &str) -> std::io::Result
     cells.push(&resolved);
     cells.push(&a.credentials);
     cells.push(&a.ssh_keys_listed);
+    cells.push(&a.note);
     cells.push(&hub_cell);
     t.row(&cells)
 }
@@ -401,6 +415,10 @@ mod tests {
                 event_id: "ev-1".into(),
                 time: None,
             }),
+            exception: crate::record::ExceptionCells {
+                rules: "legacy-ci".into(),
+                expires: "2027-06-30".into(),
+            },
         }
     }
 
@@ -427,7 +445,7 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert_eq!(
             row,
-            "111111111111,\"'=Prod, \"\"main\"\"\",'-bob,Configured,Never,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Never used,N/A,Hardware,N/A,63,,2,,api,arn:aws:sts::111111111111:assumed-role/Admin/=alice,AssumedRole,198.51.100.7,ev-1"
+            "111111111111,\"'=Prod, \"\"main\"\"\",'-bob,Configured,Never,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Never used,N/A,Hardware,N/A,63,,2,,api,arn:aws:sts::111111111111:assumed-role/Admin/=alice,AssumedRole,198.51.100.7,ev-1,legacy-ci,2027-06-30"
         );
         assert!(text.starts_with("account_id,account_name,username,password_status,password_last_used,access_key_id,status,created_date,last_used_date,service_name,mfa_status,"));
     }
@@ -438,7 +456,7 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert_eq!(
             row,
-            "111111111111,\"=Prod, \"\"main\"\"\",-bob,Configurada,Nunca,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Nunca utilizada,N/A,Hardware,N/A,63,,2,,api,arn:aws:sts::111111111111:assumed-role/Admin/=alice,AssumedRole,198.51.100.7,ev-1"
+            "111111111111,\"=Prod, \"\"main\"\"\",-bob,Configurada,Nunca,AKIAEXAMPLE,Active,2026-01-01T00:00:00Z,Nunca utilizada,N/A,Hardware,N/A,63,,2,,api,arn:aws:sts::111111111111:assumed-role/Admin/=alice,AssumedRole,198.51.100.7,ev-1,legacy-ci,2027-06-30"
         );
     }
 }

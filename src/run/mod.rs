@@ -166,6 +166,7 @@ async fn audit_into(
     report::files::prepare_dir(&dir).map_err(output_error)?;
     let (listing, org_id) = start::open_listing(&settings, &mut aws, &shutdown).await?;
     let format = settings.format;
+    let exceptions = read.accepting.as_ref().map(|a| a.exceptions.clone());
     let start::Opened {
         writer,
         paths,
@@ -221,8 +222,8 @@ async fn audit_into(
     let audit = {
         let (aws, settings) = (aws.clone(), settings.clone());
         move |account, sink: Arc<crate::sink::Sink>, abort| {
-            let (aws, settings) = (aws.clone(), settings.clone());
-            async move { crate::account::audit(&aws, settings, account, &sink, abort).await }
+            let (aws, settings, rules) = (aws.clone(), settings.clone(), exceptions.clone());
+            async move { crate::account::audit(&aws, settings, account, rules, &sink, abort).await }
         }
     };
     pool::run(
@@ -270,6 +271,7 @@ async fn audit_into(
         resumed: resumed.audited + resumed.not_active,
         filtered_out,
         ou_paths_unread: listed.tree_error.clone(),
+        root_access: aws.root_access().line(),
         keys: written.keys,
         events: written.events,
         credentials: written.credentials,

@@ -151,6 +151,11 @@ pub(super) async fn open_writer(
             partition: aws.partition().to_string(),
             thresholds: settings.thresholds,
             accepting,
+            cis_versions: settings
+                .cis_versions
+                .iter()
+                .filter_map(|v| crate::record::CisVersion::parse(v))
+                .collect(),
         },
         comparison,
         not_compared: not_compared.clone(),

@@ -67,8 +67,9 @@ pub fn from_ocsf(ocsf: &Value, region: &str) -> Result<Value, String> {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let cis: Vec<(&str, &str)> = requirements.iter().filter_map(|r| requirement(r)).collect();
-    // The control of the newest CIS version, as Security Hub's own CIS standard names its generators.
-    let generator = match cis.last() {
+    // The control in Security Hub's own CIS standard (v5.0.0), named as it names its generators; the
+    // newest version carried when v5.0.0 is not.
+    let generator = match cis.iter().find(|(v, _)| *v == "5.0.0").or(cis.last()) {
         Some((version, number)) => format!("cis-aws-foundations-benchmark/v/{version}/{number}"),
         None => format!("iam-audit/{code}"),
     };

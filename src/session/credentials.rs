@@ -30,7 +30,17 @@ pub struct AccountCredentials {
     duration: Duration,
     cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
     stats: Arc<CallStats>,
+    /// `Some(account)`: the account's root user through sts:AssumeRoot (centralized root access), with
+    /// the IAMAuditRootUserCredentials task policy, instead of a role.
+    root_of: Option<String>,
 }
+
+/// The task policy that scopes an AssumeRoot session to reading the root user's credentials.
+pub const ROOT_AUDIT_TASK_POLICY: &str =
+    "arn:aws:iam::aws:policy/root-task/IAMAuditRootUserCredentials";
+
+/// The shortest root session AWS gives is asked for: the root user's few calls take seconds.
+const ROOT_SESSION_SECS: i32 = 900;
 
 impl AccountCredentials {
     /// The credentials of one account, reached through `role_arns` in turn, or `caller` (the
@@ -51,6 +61,24 @@ impl AccountCredentials {
             duration: settings.session_duration(),
             cached: tokio::sync::Mutex::new(None),
             stats: aws.stats().clone(),
+            root_of: None,
+        })
+    }
+
+    /// The credentials of `account`'s root user, through sts:AssumeRoot from the caller's identity (the
+    /// management account or IAM's delegated administrator). Nothing is called yet.
+    pub fn root(aws: &Aws, account: &str, settings: &Settings) -> Arc<AccountCredentials> {
+        Arc::new(AccountCredentials {
+            sts: aws.sts().clone(),
+            role_arns: Vec::new(),
+            chosen: AtomicUsize::new(NOT_CHOSEN),
+            caller: None,
+            session_name: settings.keys.session_name.clone(),
+            external_id: None,
+            duration: Duration::from_secs(ROOT_SESSION_SECS as u64),
+            cached: tokio::sync::Mutex::new(None),
+            stats: aws.stats().clone(),
+            root_of: Some(account.to_string()),
         })
     }
 
@@ -68,6 +96,7 @@ impl AccountCredentials {
             }
         }
         let creds = match self.chosen.load(Ordering::Relaxed) {
+            _ if self.root_of.is_some() => self.assume_root().await?,
             CALLER => self.caller_credentials().await?,
             NOT_CHOSEN => self.assume(&self.role_arns[0]).await?,
             i => self.assume(&self.role_arns[i]).await?,
@@ -80,6 +109,22 @@ impl AccountCredentials {
     /// caller's own credentials. `Err` with every role's failure when none works.
     pub async fn choose(&self) -> Result<(), Failure> {
         let (min, max) = (Duration::from_millis(500), Duration::from_secs(20));
+        if let Some(account) = &self.root_of {
+            let creds = retry_step(min, max, 4, || self.assume_root())
+                .await
+                .map_err(|f| {
+                    Failure::new(
+                        f.code,
+                        format!(
+                            "{} (sts:AssumeRoot {account} with IAMAuditRootUserCredentials)",
+                            f.message
+                        ),
+                    )
+                })?;
+            self.chosen.store(ROOT, Ordering::Relaxed);
+            *self.cached.lock().await = Some((creds, SystemTime::now()));
+            return Ok(());
+        }
         // (code, "message (sts:AssumeRole arn)") of each role refused.
         let mut refused: Vec<(String, String)> = Vec::new();
         for (i, arn) in self.role_arns.iter().enumerate() {
@@ -135,6 +180,7 @@ impl AccountCredentials {
     /// The role used (its name), `caller`, or empty before one was chosen.
     pub fn used(&self) -> String {
         match self.chosen.load(Ordering::Relaxed) {
+            ROOT => "assume_root".to_string(),
             CALLER => "caller".to_string(),
             NOT_CHOSEN => String::new(),
             i => self.role_arns[i]
@@ -160,6 +206,27 @@ impl AccountCredentials {
         *self.cached.lock().await = None;
     }
 
+    /// sts:AssumeRoot on the client's regional endpoint (AssumeRoot refuses the global one), for the
+    /// shortest session, scoped by the audit task policy.
+    async fn assume_root(&self) -> Result<Credentials, Failure> {
+        let account = self.root_of.as_deref().unwrap_or_default();
+        let out = Box::pin(
+            self.sts
+                .assume_root()
+                .target_principal(account)
+                .task_policy_arn(
+                    aws_sdk_sts::types::PolicyDescriptorType::builder()
+                        .arn(ROOT_AUDIT_TASK_POLICY)
+                        .build(),
+                )
+                .duration_seconds(ROOT_SESSION_SECS)
+                .send(),
+        )
+        .await
+        .map_err(|e| Failure::from_sdk(&e))?;
+        session_credentials(out.credentials(), "AssumeRoot", "iam-audit-assume-root")
+    }
+
     async fn assume(&self, role_arn: &str) -> Result<Credentials, Failure> {
         self.stats.assume_role.fetch_add(1, Ordering::Relaxed);
         // Boxed: the SDK's future is several KB, and every account waiting to start would reserve it.
@@ -174,21 +241,29 @@ impl AccountCredentials {
         )
         .await
         .map_err(|e| Failure::from_sdk(&e))?;
-        let Some(c) = out.credentials() else {
-            return Err(Failure::new(
-                "MalformedResponse",
-                "AssumeRole answered without Credentials",
-            ));
-        };
-        let expiry = SystemTime::try_from(*c.expiration()).ok();
-        Ok(Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            expiry,
-            "iam-audit-assume-role",
-        ))
+        session_credentials(out.credentials(), "AssumeRole", "iam-audit-assume-role")
     }
+}
+
+/// The credentials an STS answer (`action`'s) handed out; a malformed answer without them is a failure.
+fn session_credentials(
+    c: Option<&aws_sdk_sts::types::Credentials>,
+    action: &str,
+    provider: &'static str,
+) -> Result<Credentials, Failure> {
+    let Some(c) = c else {
+        return Err(Failure::new(
+            "MalformedResponse",
+            format!("{action} answered without Credentials"),
+        ));
+    };
+    Ok(Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        SystemTime::try_from(*c.expiration()).ok(),
+        provider,
+    ))
 }
 
 /// The caller's own credentials as the way into the management account, where no role can be assumed.
@@ -210,6 +285,8 @@ impl std::fmt::Debug for CallerFallback {
 /// `AccountCredentials::chosen` before a choice, and for the caller's own credentials.
 const NOT_CHOSEN: usize = usize::MAX - 1;
 const CALLER: usize = usize::MAX;
+/// `AccountCredentials::chosen` of a root session.
+const ROOT: usize = usize::MAX - 2;
 
 /// Refresh a fifth of the lifetime (at most five minutes) before expiry, so no call is signed with
 /// credentials that die in flight.

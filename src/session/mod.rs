@@ -16,8 +16,9 @@ mod credentials;
 pub use api::Api;
 pub use credentials::{AccountCredentials, CallerFallback};
 
-use crate::aws::Aws;
+use crate::aws::{Aws, RootAccess};
 use crate::config::Settings;
+use crate::exceptions::Exceptions;
 use crate::limits::optional::Learner;
 use crate::limits::{Bucket, InFlight, PacedHttpClient, ReadyEstimate};
 use crate::org::Account;
@@ -115,22 +116,30 @@ pub struct Session {
     problems: Mutex<Problems>,
     /// The organization manages this member account's root credentials (RootCredentialsManagement).
     centralized_root: bool,
+    /// The management account of an organization without centralized root access.
+    org_root_access_off: bool,
     partition: &'static str,
     /// The run's estimate of how long credential reports take.
     report_ready: Arc<ReadyEstimate>,
     /// The optional actions refused in this account, and across the run (`optional`).
     learned: Learner,
     run_learned: Arc<Learner>,
+    /// The run's exceptions: break-glass users are judged, and the rows name the rules accepting them.
+    exceptions: Option<Arc<Exceptions>>,
+}
+
+/// The account's own partition (from its ARN), else the run's (from its region).
+fn partition_of(aws: &Aws, account: &Account) -> &'static str {
+    match account.partition {
+        "" => aws.partition(),
+        known => known,
+    }
 }
 
 impl Session {
     /// The session of one account: nothing is called yet.
     pub fn new(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
-        // The account's own partition (from its ARN), else the run's (from its region).
-        let partition: &'static str = match account.partition {
-            "" => aws.partition(),
-            known => known,
-        };
+        let partition = partition_of(aws, &account);
         let role_arns = settings.role_arns(&account.id, partition);
         let caller = (account.management && settings.keys.management_as_caller)
             .then(|| aws.caller_credentials())
@@ -141,9 +150,28 @@ impl Session {
                 aws: aws.clone(),
             });
         let credentials = AccountCredentials::new(aws, role_arns, caller, &settings);
+        Session::with_credentials(aws, settings, account, credentials, partition)
+    }
+
+    /// The session of one member account's root user through sts:AssumeRoot (centralized root access):
+    /// its calls are scoped by the IAMAuditRootUserCredentials task policy. Nothing is called yet.
+    pub fn root(aws: &Aws, settings: Arc<Settings>, account: Account) -> Session {
+        let partition = partition_of(aws, &account);
+        let credentials = AccountCredentials::root(aws, &account.id, &settings);
+        Session::with_credentials(aws, settings, account, credentials, partition)
+    }
+
+    fn with_credentials(
+        aws: &Aws,
+        settings: Arc<Settings>,
+        account: Account,
+        credentials: Arc<AccountCredentials>,
+        partition: &'static str,
+    ) -> Session {
         // Root MFA is not a finding where the organization manages root credentials; never in the
         // management account.
         let centralized_root = aws.root_credentials_managed() && !account.management;
+        let org_root_access_off = account.management && aws.root_access() == RootAccess::Off;
         let provider = credentials.provider();
         let iam_bucket = Bucket::new(settings.keys.iam_rate, settings.keys.iam_burst);
         let iam = Paced {
@@ -197,11 +225,30 @@ impl Session {
             tallies: Default::default(),
             problems: Mutex::new(Problems::default()),
             centralized_root,
+            org_root_access_off,
             partition,
             report_ready: aws.report_ready().clone(),
             learned: Learner::new(1),
             run_learned: aws.optional().clone(),
+            exceptions: None,
         }
+    }
+
+    /// Whether this (role) session leaves the root user to a root session of its own (`root_audit =
+    /// "assume-root"`, a member account).
+    pub fn root_read_apart(&self) -> bool {
+        self.settings.keys.root_audit == "assume-root" && !self.account.management
+    }
+
+    /// The session with the run's exceptions (docs/exceptions.md).
+    pub fn with_exceptions(mut self, exceptions: Option<Arc<Exceptions>>) -> Session {
+        self.exceptions = exceptions;
+        self
+    }
+
+    /// The run's exceptions, if it has any.
+    pub fn exceptions(&self) -> Option<&Exceptions> {
+        self.exceptions.as_deref()
     }
 
     /// How long credential reports take in this run, learned from every account's answers.
@@ -211,6 +258,12 @@ impl Session {
 
     /// Whether the organization manages this account's root credentials centrally: then root MFA is not
     /// a finding. Never the management account's.
+    /// Whether this is the management account of an organization known not to manage its members' root
+    /// credentials centrally (CIS v7.0 2.1.1).
+    pub fn org_root_access_off(&self) -> bool {
+        self.org_root_access_off
+    }
+
     pub fn centralized_root(&self) -> bool {
         self.centralized_root
     }

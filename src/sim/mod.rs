@@ -208,8 +208,11 @@ pub struct Faults {
     pub report_age_secs: u64,
     /// The first N GenerateCredentialReport calls of each account answer `LimitExceeded`.
     pub report_limit_exceeded: u32,
-    /// The organization manages its member accounts' root credentials (ListOrganizationsFeatures).
+    /// The organization manages its member accounts' root credentials (ListOrganizationsFeatures says
+    /// RootCredentialsManagement and RootSessions): sts:AssumeRoot gives member accounts' root sessions.
     pub root_credentials_management: bool,
+    /// Member accounts whose sts:AssumeRoot is refused (an SCP, say): AccessDenied.
+    pub deny_assume_root: Vec<String>,
     /// Accounts whose ARN (in ListAccounts) is in the aws-us-gov partition.
     pub us_gov_accounts: Vec<String>,
     /// Accounts whose AssumeRole accepts only these role names (others: AccessDenied, as for a role not
@@ -276,6 +279,7 @@ impl Default for Faults {
             report_age_secs: 0,
             report_limit_exceeded: 0,
             root_credentials_management: false,
+            deny_assume_root: Vec::new(),
             us_gov_accounts: Vec::new(),
             black_hole_regions: Vec::new(),
             serve_at_once: 0,
@@ -574,6 +578,36 @@ impl Scenario {
             ous: generated_ous(),
         }
     }
+}
+
+/// `demo`'s break-glass users, in the first account of the Security OU that `skip` leaves alone:
+/// `breakglass-sealed` (a password never used, a FIDO key, nothing else) and `breakglass-used` (signed in
+/// two days ago, and holding an access key used the same day). Returns the account's id.
+pub fn add_break_glass(org: &mut SimOrg, now: i64, skip: &[String]) -> Option<String> {
+    let day = 86_400;
+    let a = org.accounts.iter_mut().find(|a| {
+        a.status == "ACTIVE" && a.parent == "ou-sim0-security" && !skip.contains(&a.id)
+    })?;
+    let id = a.id.clone();
+    let user = |name: &str, used: Option<i64>| SimUser {
+        name: name.to_string(),
+        created: now - 400 * day,
+        login_profile: true,
+        password_last_used: used,
+        keys: Vec::new(),
+        mfa: vec![format!("arn:aws:iam::{id}:u2f/user/{name}/fido-safe")],
+        credentials: Vec::new(),
+    };
+    let mut used = user("breakglass-used", Some(now - 2 * day));
+    used.keys.push(SimKey {
+        id: format!("AKIABREAKGLASS{}", &id[6..]),
+        active: true,
+        created: now - 30 * day,
+        last_used: Some((now - 2 * day, "iam".into(), "us-east-1".into())),
+    });
+    a.users.push(user("breakglass-sealed", None));
+    a.users.push(used);
+    Some(id)
 }
 
 /// One week of an account's life (epoch `e`): some accounts lose a user, gain a console user without MFA,

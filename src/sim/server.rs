@@ -42,8 +42,11 @@ pub struct Call {
     /// Calls being served at the moment this one arrived, itself included.
     pub in_flight: usize,
     /// What the call asked about: LookupEvents' attributes (`EventName=CreateUser`, `;`-joined), the
-    /// RoleArn of AssumeRole, the UserName or AccessKeyId of IAM calls, the ParentId of the OU tree's.
+    /// RoleArn of AssumeRole, `TargetPrincipal TaskPolicyArn` of AssumeRoot, the UserName or AccessKeyId
+    /// of IAM calls, the ParentId of the OU tree's.
     pub detail: String,
+    /// Signed with a root session's credentials (sts:AssumeRoot): AWS authorizes it by the task policy.
+    pub root_session: bool,
 }
 
 struct TokenBucket {
@@ -60,6 +63,9 @@ struct State {
     buckets: Mutex<HashMap<String, TokenBucket>>,
     /// Access key id → expiry (epoch ms) of sessions handed out by AssumeRole.
     sessions: Mutex<HashMap<String, i64>>,
+    /// Access key ids of the root sessions sts:AssumeRoot handed out: their calls are held to the
+    /// IAMAuditRootUserCredentials task policy.
+    root_sessions: Mutex<std::collections::HashSet<String>>,
     log: Mutex<Vec<Call>>,
     started: Instant,
     in_flight: AtomicUsize,
@@ -163,6 +169,7 @@ impl Sim {
             keys,
             buckets: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            root_sessions: Mutex::new(std::collections::HashSet::new()),
             log: Mutex::new(Vec::new()),
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -489,6 +496,11 @@ impl State {
                 outcome: outcome.to_string(),
                 in_flight,
                 detail,
+                root_session: self
+                    .root_sessions
+                    .lock()
+                    .expect("root sessions")
+                    .contains(&ctx.akid),
             });
         }
     }
@@ -555,7 +567,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Reset
             let params: HashMap<String, String> =
                 form_urlencoded::parse(&body).into_owned().collect();
             let action = params.get("Action").cloned().unwrap_or_default();
-            let service = if matches!(action.as_str(), "AssumeRole" | "GetCallerIdentity") {
+            let service = if matches!(
+                action.as_str(),
+                "AssumeRole" | "AssumeRoot" | "GetCallerIdentity"
+            ) {
                 "sts"
             } else {
                 "iam"
@@ -635,6 +650,12 @@ fn call_detail(params: &HashMap<String, String>, body: &Value) -> String {
     }
     if let Some(parent) = body.get("ParentId").and_then(Value::as_str) {
         return parent.to_string();
+    }
+    if let (Some(target), Some(policy)) = (
+        params.get("TargetPrincipal"),
+        params.get("TaskPolicyArn.arn"),
+    ) {
+        return format!("{target} {policy}");
     }
     ["RoleArn", "UserName", "AccessKeyId"]
         .iter()
@@ -721,6 +742,28 @@ async fn serve(
             _ => {}
         }
     }
+    // A root session may do what its task policy allows, and nothing else.
+    if state
+        .root_sessions
+        .lock()
+        .expect("root sessions")
+        .contains(&ctx.akid)
+        && !(ctx.service == "iam" && ROOT_AUDIT_ACTIONS.contains(&ctx.action.as_str()))
+    {
+        let code = if ctx.proto == Proto::Json {
+            "AccessDeniedException"
+        } else {
+            "AccessDenied"
+        };
+        return err(
+            403,
+            code,
+            &format!(
+                "User: arn:aws:iam::{}:root is not authorized to perform: {}:{} because no session policy allows it (root session scoped by IAMAuditRootUserCredentials)",
+                ctx.account, ctx.service, ctx.action
+            ),
+        );
+    }
     match (ctx.service, ctx.action.as_str()) {
         ("organizations", "ListAccounts") => list_accounts(state, ctx, body),
         (
@@ -728,6 +771,7 @@ async fn serve(
             "ListRoots" | "ListOrganizationalUnitsForParent" | "ListAccountsForParent",
         ) => ou_tree(state, ctx, body),
         ("sts", "AssumeRole") => assume_role(state, ctx, params),
+        ("sts", "AssumeRoot") => assume_root(state, ctx, params),
         ("sts", "GetCallerIdentity") => {
             let a = match &f.caller_account {
                 other if ctx.by_caller && !other.is_empty() => other,
@@ -949,6 +993,23 @@ fn ou_tree(state: &State, ctx: &Ctx, body: &Value) -> Answer {
     ok(json_ok(out))
 }
 
+/// A session of `target` that expires in `lifetime` seconds: its access key id (ASIA + the account +
+/// four digits), its number, and its expiration as STS writes it.
+fn issue_session(state: &State, target: &str, lifetime: i64) -> (String, u64, String) {
+    let n = state.next_key.fetch_add(1, Ordering::Relaxed) % 10_000;
+    let akid = format!("ASIA{target}{n:04}");
+    let expiry_ms = now_ms() + lifetime * 1000;
+    state
+        .sessions
+        .lock()
+        .expect("sessions")
+        .insert(akid.clone(), expiry_ms);
+    let expiration = chrono::DateTime::from_timestamp_millis(expiry_ms)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default();
+    (akid, n, expiration)
+}
+
 fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> Answer {
     let arn = params.get("RoleArn").cloned().unwrap_or_default();
     let session = params.get("RoleSessionName").cloned().unwrap_or_default();
@@ -986,17 +1047,7 @@ fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> An
     } else {
         duration
     };
-    let n = state.next_key.fetch_add(1, Ordering::Relaxed) % 10_000;
-    let akid = format!("ASIA{target}{n:04}");
-    let expiry_ms = now_ms() + lifetime * 1000;
-    state
-        .sessions
-        .lock()
-        .expect("sessions")
-        .insert(akid.clone(), expiry_ms);
-    let expiration = chrono::DateTime::from_timestamp_millis(expiry_ms)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default();
+    let (akid, n, expiration) = issue_session(state, &target, lifetime);
     let inner = format!(
         "<AssumedRoleUser><Arn>arn:aws:sts::{target}:assumed-role/{role}/{session}</Arn><AssumedRoleId>AROASIM{target}:{session}</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>simsecret{n:04}</SecretAccessKey><SessionToken>simtoken-{akid}</SessionToken><Expiration>{expiration}</Expiration></Credentials>",
         role = xml_escape(&role),
@@ -1005,13 +1056,123 @@ fn assume_role(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> An
     ok(xml_ok(ctx, &inner))
 }
 
+/// What a root session scoped by IAMAuditRootUserCredentials may call (AWS's managed policy: the root
+/// user's password, access keys and their last use, signing certificates, MFA devices, and the account's
+/// credential summary).
+pub const ROOT_AUDIT_ACTIONS: [&str; 6] = [
+    "GetLoginProfile",
+    "ListAccessKeys",
+    "GetAccessKeyLastUsed",
+    "ListMFADevices",
+    "ListSigningCertificates",
+    "GetAccountSummary",
+];
+
+/// sts:AssumeRoot: from the management identity only, for an ACTIVE member account, where the
+/// organization manages root credentials, with the audit task policy and at most 900 seconds.
+fn assume_root(state: &State, ctx: &Ctx, params: &HashMap<String, String>) -> Answer {
+    let target = params.get("TargetPrincipal").cloned().unwrap_or_default();
+    let target = target
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|t| t.strip_suffix(":root"))
+        .unwrap_or(&target)
+        .to_string();
+    let policy = params.get("TaskPolicyArn.arn").cloned().unwrap_or_default();
+    let duration: i64 = params
+        .get("DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(900);
+    let f = &state.faults;
+    let denied = |why: &str| {
+        refuse(ctx, 403, "AccessDenied", &format!(
+            "User: arn:aws:iam::{}:user/auditor is not authorized to perform: sts:AssumeRoot on resource: arn:aws:iam::{target}:root ({why})",
+            state.org.management_account
+        ))
+    };
+    if !ctx.by_caller {
+        return denied("only the management account or IAM's delegated administrator may");
+    }
+    if !f.root_credentials_management {
+        return denied("centralized root access is not enabled");
+    }
+    if policy != "arn:aws:iam::aws:policy/root-task/IAMAuditRootUserCredentials" {
+        return refuse(
+            ctx,
+            400,
+            "ValidationError",
+            &format!("TaskPolicyArn {policy} is not a root task policy this simulator serves"),
+        );
+    }
+    if !(0..=900).contains(&duration) {
+        return refuse(
+            ctx,
+            400,
+            "ValidationError",
+            "DurationSeconds must be at most 900",
+        );
+    }
+    let Some(&idx) = state.accounts.get(&target) else {
+        return denied("not a member account");
+    };
+    if target == state.org.management_account
+        || state.org.accounts[idx].status != "ACTIVE"
+        || f.deny_assume_root.contains(&target)
+    {
+        return denied("refused");
+    }
+    let (akid, n, expiration) = issue_session(state, &target, duration);
+    state
+        .root_sessions
+        .lock()
+        .expect("root sessions")
+        .insert(akid.clone());
+    ok(xml_ok(
+        ctx,
+        &format!("<Credentials><AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>simroot{n:04}</SecretAccessKey><SessionToken>simroottoken-{akid}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"),
+    ))
+}
+
+/// What the root user's own calls answer in a root session (no UserName: the caller, the root user);
+/// `None` for the others.
+fn root_user_answer(
+    state: &State,
+    ctx: &Ctx,
+    acct: &super::SimAccount,
+    p: &HashMap<String, String>,
+) -> Option<Answer> {
+    if p.contains_key("UserName")
+        || !state
+            .root_sessions
+            .lock()
+            .expect("root sessions")
+            .contains(&ctx.akid)
+    {
+        return None;
+    }
+    let root = &acct.root;
+    Some(match ctx.action.as_str() {
+        "GetLoginProfile" if root.no_password => refuse(ctx, 404, "NoSuchEntity", "Login Profile for the root user cannot be found."),
+        "GetLoginProfile" => ok(xml_ok(ctx, &format!("<LoginProfile><CreateDate>{}</CreateDate><PasswordResetRequired>false</PasswordResetRequired></LoginProfile>", iso(root.created)))),
+        "ListAccessKeys" => ok(xml_ok(ctx, &complete_list("AccessKeyMetadata", root.keys.iter().map(|k| format!(
+            "<AccessKeyId>{}</AccessKeyId><Status>{}</Status><CreateDate>{}</CreateDate>",
+            k.id, if k.active { "Active" } else { "Inactive" }, iso(k.created)
+        ))))),
+        "ListMFADevices" => ok(xml_ok(ctx, &complete_list("MFADevices", root.mfa.iter().map(|s| format!(
+            "<UserName>{}</UserName><SerialNumber>{}</SerialNumber><EnableDate>{}</EnableDate>",
+            acct.id, xml_escape(s), iso(root.created)
+        ))))),
+        "ListSigningCertificates" => ok(xml_ok(ctx, &complete_list("Certificates", std::iter::empty::<String>()))),
+        _ => return None,
+    })
+}
+
 /// A credential report is reused while younger than this (AWS: 4 hours).
 const REPORT_REUSE_MS: i64 = 4 * 3600 * 1000;
 
 fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
     if ctx.action == "ListOrganizationsFeatures" && ctx.account == state.org.management_account {
         let features = if state.faults.root_credentials_management {
-            "<member>RootCredentialsManagement</member>"
+            "<member>RootCredentialsManagement</member><member>RootSessions</member>"
         } else {
             ""
         };
@@ -1045,6 +1206,9 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
                 ))
     };
     let f = &state.faults;
+    if let Some(answer) = root_user_answer(state, ctx, acct, p) {
+        return answer;
+    }
     match ctx.action.as_str() {
         "GenerateCredentialReport" | "GetCredentialReport"
             if f.deny_credential_report.contains(&ctx.account) =>
@@ -1330,6 +1494,13 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
         }
         "GetAccessKeyLastUsed" => {
             let id = p.get("AccessKeyId").cloned().unwrap_or_default();
+            if let Some(k) = acct.root.keys.iter().find(|k| k.id == id) {
+                let used = match &k.last_used {
+                    Some((t, svc, region)) => format!("<LastUsedDate>{}</LastUsedDate><ServiceName>{svc}</ServiceName><Region>{region}</Region>", iso(*t)),
+                    None => "<ServiceName>N/A</ServiceName><Region>N/A</Region>".to_string(),
+                };
+                return ok(xml_ok(ctx, &format!("<AccessKeyLastUsed>{used}</AccessKeyLastUsed>")));
+            }
             let Some(&ui) = state.keys[idx].get(&id) else {
                 return refuse(ctx, 404, "NoSuchEntity", &format!("The Access Key with id {id} cannot be found"));
             };
