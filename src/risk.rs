@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::Thresholds;
-use crate::record::{Flag, Flags, LastUse, Mfa, Password};
+use crate::record::{Flag, Flags, LastUse, Mfa, OtherCredentials, Password};
 
 /// What is known of one access key.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +181,20 @@ pub fn key_flags(user: &UserFacts, key: &KeyFacts, now: DateTime<Utc>, t: Thresh
     f
 }
 
+/// `api_key_user`: an IAM user whose only long-term credentials are service-specific ones (the Bedrock and
+/// CloudWatch consoles make such a user to hold an API key): at least one, no console password, no access
+/// key (active or not), no signing certificate, and no SSH public key where those were listed. Judged only
+/// where the password, the certificates and the service-specific credentials were read.
+pub fn api_key_user(user: &UserFacts, keys: usize, others: OtherCredentials) -> bool {
+    !user.root
+        && user.password == Password::NotConfigured
+        && user.active_keys_without_ids.unwrap_or(0) == 0
+        && keys == 0
+        && others.service_specific.is_some_and(|n| n > 0)
+        && others.signing_certificates == Some(0)
+        && others.ssh_public_keys.is_none_or(|n| n == 0)
+}
+
 /// The flags of the user itself (not of its keys).
 pub fn user_flags(user: &UserFacts, keys: &[KeyFacts], now: DateTime<Utc>, t: Thresholds) -> Flags {
     let mut f = Flags::default();
@@ -278,6 +292,55 @@ mod tests {
                 None => LastUse::Never,
             },
         }
+    }
+
+    // Story: the console made a user to hold one API key; a user who also signs in, holds a key or a
+    // certificate, or whose credentials were not read, is not such a user.
+    #[test]
+    fn an_api_key_user_holds_service_specific_credentials_alone() {
+        let keyless = UserFacts {
+            password: Password::NotConfigured,
+            password_last_used: None,
+            ..console(None)
+        };
+        let one = OtherCredentials {
+            service_specific: Some(1),
+            ssh_public_keys: None,
+            signing_certificates: Some(0),
+        };
+        assert!(api_key_user(&keyless, 0, one));
+        assert!(!api_key_user(&keyless, 1, one), "an access key");
+        assert!(!api_key_user(&console(None), 0, one), "a console password");
+        let none = OtherCredentials {
+            service_specific: Some(0),
+            ..one
+        };
+        assert!(!api_key_user(&keyless, 0, none), "no credential at all");
+        for other in [
+            OtherCredentials {
+                signing_certificates: Some(1),
+                ..one
+            },
+            OtherCredentials {
+                ssh_public_keys: Some(1),
+                ..one
+            },
+            OtherCredentials {
+                signing_certificates: None,
+                ..one
+            },
+            OtherCredentials {
+                service_specific: None,
+                ..one
+            },
+        ] {
+            assert!(!api_key_user(&keyless, 0, other), "{other:?}");
+        }
+        let unknown = UserFacts {
+            password: Password::Unknown,
+            ..keyless
+        };
+        assert!(!api_key_user(&unknown, 0, one), "the password unknown");
     }
 
     #[test]

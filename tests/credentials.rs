@@ -106,8 +106,10 @@ async fn auto_reads_the_report_and_gives_the_rows_of_per_user_calls() {
             "{}: {per_user:.2} IAM calls per user under api",
             a.id
         );
+        // 1.20 before issue 27; its one ListPolicies per account (which users AWS quarantined) is 0.017
+        // per user here, inside the 0.05 it allows.
         assert!(
-            with_report <= 1.2,
+            with_report <= 1.22,
             "{}: {with_report:.2} IAM calls per user with the report (api: {per_user:.2})",
             a.id
         );
@@ -214,6 +216,7 @@ fn user(
         keys,
         mfa: mfa.iter().map(|s| s.to_string()).collect(),
         credentials: vec![],
+        policies: vec![],
     }
 }
 
@@ -415,7 +418,7 @@ async fn users_report_flags_match_a_hand_computed_expectation() {
             counts,
             [
                 "1", "0", "1", "1", "1", per_key, "1", per_key, "1", per_key, "0", "0", "0", "0",
-                "0", "0", "0", "0", "0", "0"
+                "0", "0", "0", "0", "0", "0", "0", "0"
             ],
             "{strategy}"
         );

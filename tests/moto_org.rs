@@ -41,7 +41,7 @@ struct Seeded {
 
 /// moto does not implement ListServiceSpecificCredentials (a 500 with an HTML page): every audited account
 /// says the credentials were not read, and stays `audited`.
-const MOTO_NO_SERVICE_CREDENTIALS: &str = "HTTP500: the server answered HTTP 500 without an AWS error (a proxy, or a server that does not implement the action); service-specific credentials (CodeCommit, Keyspaces, Bedrock API keys) were not read; the audit goes on without them (iam:ListServiceSpecificCredentials)";
+const MOTO_NO_SERVICE_CREDENTIALS: &str = "HTTP500: the server answered HTTP 500 without an AWS error (a proxy, or a server that does not implement the action); service-specific credentials (CodeCommit and Keyspaces passwords, API keys) were not read; the audit goes on without them (iam:ListServiceSpecificCredentials)";
 
 /// A user to create: name, keys (true = active), console password, MFA serials to enable.
 struct U(&'static str, &'static [bool], bool, &'static [&'static str]);
@@ -182,6 +182,7 @@ async fn seed(endpoint: &str) -> Seeded {
                 keys: vec![],
                 mfa: vec![],
                 credentials: vec![],
+                policies: vec![],
             };
             for serial in mfa.iter() {
                 let serial = if *serial == "virtual" {
@@ -252,6 +253,17 @@ async fn seed(endpoint: &str) -> Seeded {
                     });
                     alice_credentials.push((type_name, id));
                 }
+            }
+            // AWS found -eve's key exposed: its quarantine policy (moto knows AWS's managed policies).
+            if *name == "-eve" {
+                let policy = "AWSCompromisedKeyQuarantineV2";
+                iam.attach_user_policy()
+                    .user_name(*name)
+                    .policy_arn(format!("arn:aws:iam::aws:policy/{policy}"))
+                    .send()
+                    .await
+                    .expect("attach the quarantine policy");
+                sim_user.policies.push(policy.into());
             }
             for active in key_states.iter() {
                 let k = iam
@@ -594,8 +606,14 @@ async fn moto_org_gives_exact_rows_for_every_account() {
                 ("key_created_for_other_user", "0"),
                 ("key_created_by_root", "0"),
                 ("key_short_lived", "0"),
-                ("service_credential_older_than_90d", "0"),
-                ("bedrock_api_key_without_expiry", "0"),
+                ("api_key_older_than_90d", "0"),
+                ("api_key_without_expiry", "0"),
+                ("api_key_user", "0"),
+                // -eve, whose key AWS quarantined (AWSCompromisedKeyQuarantineV2 attached).
+                (
+                    "key_quarantined_by_aws",
+                    if *id == seeded.awkward { "1" } else { "0" },
+                ),
                 // No break-glass rule: no user is asserted.
                 ("break_glass_used", "0"),
                 ("break_glass_without_hardware_mfa", "0"),
@@ -696,7 +714,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("risk flags (users): root_without_mfa 4, root_without_hardware_mfa 4, console_without_mfa 2, key_created_with_user 1\n"),
+        out.stderr.contains("risk flags (users): root_without_mfa 4, root_without_hardware_mfa 4, console_without_mfa 2, key_created_with_user 1, key_quarantined_by_aws 1\n"),
         "{}",
         out.stderr
     );
@@ -704,10 +722,11 @@ async fn moto_org_gives_exact_rows_for_every_account() {
     assert_eq!(out.files.len(), 9, "{:?}", out.files);
     assert!(out.changes.is_empty());
     // Awkward names (formula-looking, quotes, commas, Unicode) still make valid OCSF 1.6.0: one finding
-    // per flag and resource (the 4 roots' two MFA flags, carol's and frank's console, alice's key).
+    // per flag and resource (the 4 roots' two MFA flags, carol's and frank's console, alice's key, -eve
+    // quarantined).
     assert_eq!(
         assert_valid_ocsf(out.findings_path.as_deref().unwrap()),
-        "11 events, 0 invalid"
+        "12 events, 0 invalid"
     );
     let mut per_flag = BTreeMap::new();
     for f in &out.findings {
@@ -721,6 +740,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
         BTreeMap::from([
             ("console_without_mfa".to_string(), 2),
             ("key_created_with_user".to_string(), 1),
+            ("key_quarantined_by_aws".to_string(), 1),
             ("root_without_hardware_mfa".to_string(), 4),
             ("root_without_mfa".to_string(), 4),
         ])

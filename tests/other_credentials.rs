@@ -54,6 +54,7 @@ fn user(name: &str, password: bool, keys: Vec<SimKey>, credentials: Vec<SimCrede
         keys,
         mfa: vec!["GAHT00000001".into()],
         credentials,
+        policies: Vec::new(),
     }
 }
 
@@ -184,7 +185,57 @@ fn planted(now: i64) -> SimOrg {
         ),
         user("bob", true, vec![], vec![]),
         user("mallory", true, vec![], vec![]),
+        // A user that exists for one CloudWatch Logs API key, made 100 days ago and never expiring.
+        user(
+            "logs-only",
+            false,
+            vec![],
+            vec![cred(
+                Service,
+                "ACCALOGSONLY",
+                "logs.amazonaws.com",
+                true,
+                100,
+                None,
+                now,
+            )],
+        ),
+        // A CloudWatch key that expires in 30 days, and a Claude Platform key that expired 5 days ago.
+        user(
+            "metrics",
+            false,
+            vec![key("AKIAMETRICS00000001", 3, now)],
+            vec![
+                cred(
+                    Service,
+                    "ACCAMETRICSCW",
+                    "cloudwatch.amazonaws.com",
+                    true,
+                    60,
+                    Some(30),
+                    now,
+                ),
+                cred(
+                    Service,
+                    "ACCAMETRICSCLAUDE",
+                    "aws-external-anthropic.amazonaws.com",
+                    true,
+                    35,
+                    Some(-5),
+                    now,
+                ),
+            ],
+        ),
     ];
+    // AWS found leaky's key exposed and quarantined the user.
+    let mut leaky = user(
+        "leaky",
+        false,
+        vec![key("AKIALEAKY0000000001", 40, now)],
+        vec![],
+    );
+    leaky.policies = vec!["AWSCompromisedKeyQuarantineV2".into()];
+    users.push(leaky);
     for i in 0..FILLERS {
         let id = format!("ACCAFILL{i:04}");
         users.push(user(
@@ -329,7 +380,7 @@ async fn every_credential_once_and_every_key_names_its_creator() {
             "codecommit.amazonaws.com",
             "ACCAALICEGIT",
             "Active",
-            "service_credential_older_than_90d",
+            "api_key_older_than_90d",
         ),
         row(
             "alice",
@@ -337,7 +388,31 @@ async fn every_credential_once_and_every_key_names_its_creator() {
             "bedrock.amazonaws.com",
             "ACCAALICEBEDROCK",
             "Active",
-            "bedrock_api_key_without_expiry",
+            "api_key_without_expiry",
+        ),
+        row(
+            "logs-only",
+            "service_specific",
+            "logs.amazonaws.com",
+            "ACCALOGSONLY",
+            "Active",
+            "api_key_older_than_90d;api_key_without_expiry",
+        ),
+        row(
+            "metrics",
+            "service_specific",
+            "cloudwatch.amazonaws.com",
+            "ACCAMETRICSCW",
+            "Active",
+            "",
+        ),
+        row(
+            "metrics",
+            "service_specific",
+            "aws-external-anthropic.amazonaws.com",
+            "ACCAMETRICSCLAUDE",
+            "Expired",
+            "",
         ),
         row(
             "alice",
@@ -496,8 +571,17 @@ async fn every_credential_once_and_every_key_names_its_creator() {
     assert_eq!(counts("alice"), ["2", "1", "0"].map(String::from));
     assert_eq!(counts("victim"), ["0", "0", "1"].map(String::from));
     assert_eq!(counts("<root_account>"), ["n/a"; 3].map(String::from));
-    assert!(users["alice"]["risk"]
-        .contains("service_credential_older_than_90d;bedrock_api_key_without_expiry"));
+    assert!(users["alice"]["risk"].contains("api_key_older_than_90d;api_key_without_expiry"));
+    // The users that exist for their service-specific credentials alone; not one with a key or password.
+    let api_key_users: BTreeSet<&str> = users
+        .iter()
+        .filter(|(_, u)| u["risk"].contains("api_key_user"))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(api_key_users.len(), 1 + FILLERS);
+    assert!(api_key_users.contains("logs-only") && api_key_users.contains("fill-000"));
+    assert_eq!(users["logs-only"]["service_specific_credentials"], "1");
+    assert_eq!(users["leaky"]["risk"], "key_quarantined_by_aws");
     assert!(users["bob"]["risk"].contains("key_short_lived"));
     assert!(users["victim"]["risk"].contains("key_created_for_other_user"));
 
@@ -505,14 +589,16 @@ async fn every_credential_once_and_every_key_names_its_creator() {
     let a = &out.accounts[0];
     assert_eq!(a["audit_status"], "audited");
     assert_eq!(a["error"], "");
-    assert_eq!(a["credentials"], (6 + FILLERS).to_string());
+    assert_eq!(a["credentials"], (9 + FILLERS).to_string());
     assert_eq!(a["ssh_keys_listed"], "all users");
     for (flag, n) in [
         ("key_created_for_other_user", "1"),
         ("key_created_by_root", "1"),
         ("key_short_lived", "1"),
-        ("service_credential_older_than_90d", "1"),
-        ("bedrock_api_key_without_expiry", "1"),
+        ("api_key_older_than_90d", "2"),
+        ("api_key_without_expiry", "2"),
+        ("api_key_user", &(1 + FILLERS).to_string()),
+        ("key_quarantined_by_aws", "1"),
     ] {
         assert_eq!(a[flag], n, "{flag}");
     }
@@ -536,10 +622,19 @@ async fn every_credential_once_and_every_key_names_its_creator() {
         ("The root user created an access key", "AKIAROOTY0000000001"),
         ("An access key was created and deleted within days", "bob"),
         (
-            "An active service-specific credential is older than the rotation threshold",
+            "An active service-specific credential or API key is older than the rotation threshold",
             "alice",
         ),
-        ("A long-term Amazon Bedrock API key never expires", "alice"),
+        ("A long-term API key never expires", "alice"),
+        ("A long-term API key never expires", "logs-only"),
+        (
+            "An IAM user exists only to hold service-specific credentials",
+            "logs-only",
+        ),
+        (
+            "AWS quarantined an IAM user whose access key it found exposed",
+            "leaky",
+        ),
     ] {
         // A finding's title names its resource: "(KEY of USER)" or "(USER)".
         assert!(
@@ -550,12 +645,28 @@ async fn every_credential_once_and_every_key_names_its_creator() {
         );
     }
     assert_valid_ocsf(out.findings_path.as_ref().unwrap());
+    let quarantined: Vec<&str> = out
+        .findings
+        .iter()
+        .filter(|f| {
+            f["finding_info"]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("AWS quarantined")
+        })
+        .map(|f| f["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(quarantined, ["Critical"]);
 
     // What it cost: the account-wide listing (two pages of 100), one certificate listing (victim's, from
     // the report's cert columns), an SSH listing per user (--ssh-keys all).
     assert_eq!(calls_of(&sim, "iam:ListServiceSpecificCredentials"), 2);
     assert_eq!(calls_of(&sim, "iam:ListSigningCertificates"), 1);
-    assert_eq!(calls_of(&sim, "iam:ListSSHPublicKeys"), 8 + FILLERS);
+    assert_eq!(calls_of(&sim, "iam:ListSSHPublicKeys"), 11 + FILLERS);
+    // Which users AWS quarantined: the attached AWS managed policies once, then the one quarantine
+    // policy's users.
+    assert_eq!(calls_of(&sim, "iam:ListPolicies"), 1);
+    assert_eq!(calls_of(&sim, "iam:ListEntitiesForPolicy"), 1);
 }
 
 // Story: a role without the three new actions still audits the account (`audited`), and the accounts
@@ -580,7 +691,11 @@ async fn a_role_without_the_new_actions_is_audited_and_says_what_to_allow() {
     for (action, what) in [
         (
             "iam:ListServiceSpecificCredentials",
-            "service-specific credentials (CodeCommit, Keyspaces, Bedrock API keys) were not read",
+            "service-specific credentials (CodeCommit and Keyspaces passwords, API keys) were not read",
+        ),
+        (
+            "iam:ListPolicies",
+            "users quarantined by AWS (AWSCompromisedKeyQuarantine policies) were not read",
         ),
         (
             "iam:ListSigningCertificates",
@@ -607,11 +722,32 @@ async fn a_role_without_the_new_actions_is_audited_and_says_what_to_allow() {
     assert_read_only(&sim.calls());
 }
 
-// Story: should IAM refuse `AllUsers` without a `ServiceName`, each service is listed on its own, and the
-// credentials are the same.
+// Story: should IAM refuse `AllUsers` without a `ServiceName`, each of the six services is listed on its
+// own, and the credentials file is the same, row for row, as with `AllUsers` alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_all_services_at_once_each_service_is_listed() {
     let now = chrono::Utc::now().timestamp();
+    let service_rows = |out: &RunOutput| -> BTreeSet<Vec<String>> {
+        rows_of(out, "credentials_", &CREDENTIAL_COLUMNS)
+            .into_iter()
+            .filter(|r| r["type"] == "service_specific")
+            .map(|r| {
+                [
+                    "username",
+                    "service",
+                    "credential_id",
+                    "status",
+                    "expires",
+                    "risk",
+                ]
+                .map(|c| r[c].clone())
+                .to_vec()
+            })
+            .collect()
+    };
+    let all_users = Sim::start(planted(now), Faults::default()).await.unwrap();
+    let (whole, _d0) = audit(&all_users, &FAST).await;
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
     let sim = Sim::start(
         planted(now),
         Faults {
@@ -624,16 +760,15 @@ async fn without_all_services_at_once_each_service_is_listed() {
     let (out, _d) = audit(&sim, &FAST).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.accounts[0]["error"], "");
-    let ids: BTreeSet<String> = rows_of(&out, "credentials_", &CREDENTIAL_COLUMNS)
-        .into_iter()
-        .filter(|r| r["type"] == "service_specific")
-        .map(|r| r["credential_id"].clone())
-        .collect();
-    assert_eq!(ids.len(), 4 + FILLERS);
-    // The refused call, then CodeCommit (two pages), Keyspaces and Bedrock.
+    let rows = service_rows(&out);
+    assert_eq!(rows.len(), 7 + FILLERS);
+    assert_eq!(rows, service_rows(&whole));
+    let services: BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(services.len(), 6, "{services:?}");
+    // The refused call, then CodeCommit (two pages) and each of the five other services once.
     assert_eq!(
         calls_of(&sim, "iam:ListServiceSpecificCredentials"),
-        1 + 2 + 1 + 1
+        1 + 2 + 5
     );
 }
 

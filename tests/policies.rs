@@ -124,6 +124,8 @@ fn from_sim(calls: &[Call], mgmt: &str, feature_of: impl Fn(&Call) -> &'static s
                 r = c.region,
                 a = account
             ),
+            // The policy whose users are listed (an AWS managed policy: `arn:aws:iam::aws:policy/…`).
+            "iam:ListEntitiesForPolicy" => c.detail.clone(),
             a if USER_ACTIONS.contains(&a)
                 && !c.detail.is_empty()
                 && !c.detail.starts_with("AKIA") =>
@@ -391,6 +393,15 @@ fn org() -> SimOrg {
         ..Scenario::default()
     }
     .generate();
+    // A user AWS quarantined, so that the run asks which users a quarantine policy is attached to.
+    let member = org
+        .accounts
+        .iter_mut()
+        .find(|a| a.status == "ACTIVE")
+        .unwrap();
+    member.users[0]
+        .policies
+        .push("AWSCompromisedKeyQuarantineV3".into());
     let mgmt = org.management_account.clone();
     org.accounts.push(SimAccount {
         id: mgmt,

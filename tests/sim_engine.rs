@@ -1327,6 +1327,7 @@ async fn the_six_action_policy_costs_a_handful_of_refused_calls_in_all() {
             "iam:GenerateCredentialReport",
             "iam:GetAccountSummary",
             "iam:ListOrganizationsFeatures",
+            "iam:ListPolicies",
             "iam:ListServiceSpecificCredentials",
             "iam:ListSigningCertificates",
             "iam:ListVirtualMFADevices",
@@ -1347,6 +1348,7 @@ async fn the_six_action_policy_costs_a_handful_of_refused_calls_in_all() {
     for action in [
         "iam:GenerateCredentialReport",
         "iam:GetAccountSummary",
+        "iam:ListPolicies",
         "iam:ListServiceSpecificCredentials",
         "iam:ListSigningCertificates",
         "iam:ListVirtualMFADevices",

@@ -115,8 +115,13 @@ impl Moto {
         serde_json::from_str(&got).unwrap()
     }
 
+    /// AWS's managed policies exist in every account (moto loads them only when asked): the audit's
+    /// ListPolicies sees them attached, and a seed can attach a quarantine policy.
+    const MANAGED_POLICIES: (&'static str, &'static str) =
+        ("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
+
     pub fn start() -> Moto {
-        Moto::start_with(&[], &[])
+        Moto::start_with(&[], &[Moto::MANAGED_POLICIES])
     }
 
     /// A moto that records every request it gets (method, URL, headers, body) as JSON lines in `path`:
@@ -127,6 +132,7 @@ impl Moto {
         Moto::start_with(
             &[launcher.to_str().expect("a UTF-8 path")],
             &[
+                Moto::MANAGED_POLICIES,
                 ("MOTO_ENABLE_RECORDING", "True"),
                 (
                     "MOTO_RECORDER_FILEPATH",
@@ -422,7 +428,7 @@ pub fn assert_same_rows(got: &[BTreeMap<String, String>], expected: &[BTreeMap<S
 
 /// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
 /// root access, the other long-term credentials).
-pub const ALLOWED: [&str; 20] = [
+pub const ALLOWED: [&str; 22] = [
     "organizations:ListAccounts",
     "organizations:ListRoots",
     "organizations:ListOrganizationalUnitsForParent",
@@ -442,6 +448,9 @@ pub const ALLOWED: [&str; 20] = [
     "iam:ListServiceSpecificCredentials",
     "iam:ListSigningCertificates",
     "iam:ListSSHPublicKeys",
+    // Which users AWS quarantined (compromised-key quarantine policies).
+    "iam:ListPolicies",
+    "iam:ListEntitiesForPolicy",
     // The root user of a member account without a usable role (--root-audit, centralized root access).
     "sts:AssumeRoot",
 ];

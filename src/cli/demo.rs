@@ -86,6 +86,9 @@ pub async fn demo(args: DemoArgs) -> i32 {
     };
     let break_glass =
         args.scenario.is_none() && iam_audit::sim::add_break_glass(&mut org, now, &skip).is_some();
+    if args.scenario.is_none() {
+        iam_audit::sim::add_api_key_and_quarantine(&mut org, now, &skip);
+    }
     let org_summary = (org.accounts.len(), active.len());
     let sim = match Sim::start(org, faults.clone()).await {
         Ok(s) => s,

@@ -173,8 +173,8 @@ keys! {
     /// iam:ListSSHPublicKeys call per user listed: there is no account-wide listing
     ssh_keys: String = "none", flag("WHO").choices(&["none", "console", "all"]);
     /// Ask the optional read-only actions (the credential report, GetAccountSummary,
-    /// ListVirtualMFADevices, ListServiceSpecificCredentials, ListSigningCertificates, and
-    /// ListSSHPublicKeys with ssh_keys). One that two accounts refuse to the same role is not asked again
+    /// ListVirtualMFADevices, ListServiceSpecificCredentials, ListSigningCertificates, ListPolicies and
+    /// ListEntitiesForPolicy, and ListSSHPublicKeys with ssh_keys). One that two accounts refuse to the same role is not asked again
     /// in the run; off, none is asked, so the README's six-action policy meets no AccessDenied
     optional_actions: bool = true, negated("no-optional-actions",
         "Ask none of the optional actions: per-user calls only (--strategy api), no root user's summary, no other credentials; no AccessDenied under the six-action policy");

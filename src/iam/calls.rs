@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 
+use crate::limits::optional::NOT_ASKED;
 use crate::pages::{PageError, Pager};
 use crate::record::{LastUse, LastUsed, Mfa, Password};
-use crate::retry::Failure;
+use crate::retry::{is_denied, Failure};
 use crate::session::{utc, Part, Session};
 
 /// The serial of the root user's virtual MFA device ends so.
@@ -56,6 +57,15 @@ pub(crate) fn note(session: &Session, action: &str, f: &Failure, consequence: &s
         action,
         &Failure::new(f.code.clone(), format!("{}; {consequence}", f.message)),
     );
+}
+
+/// What to do about a failed optional action.
+pub(crate) fn grant(f: &Failure, action: &str) -> String {
+    if is_denied(f) || f.code == NOT_ASKED {
+        format!("allow {action} to the audit role")
+    } else {
+        "the audit goes on without them".to_string()
+    }
 }
 
 /// The account's virtual MFA devices in use, by the ARN of their user (`root` for the root user). `Err`

@@ -1,13 +1,14 @@
 //! The other long-term credentials of IAM users: service-specific credentials (CodeCommit Git passwords,
-//! Amazon Keyspaces passwords, long-term Amazon Bedrock API keys), X.509 signing certificates and
-//! CodeCommit SSH public keys. All three actions are optional: refused, the account is still audited and
+//! Amazon Keyspaces passwords, and the long-term API keys of Amazon Bedrock, Claude Platform on AWS, Amazon
+//! CloudWatch and CloudWatch Logs: `SERVICES`), X.509 signing certificates and CodeCommit SSH public keys,
+//! and the users AWS quarantined (`quarantine`). All three actions are optional: refused, the account is still audited and
 //! the accounts report says what was not read and what to allow (once per action; the action is not
 //! asked again in that account, nor in the run once two accounts refused it: `limits::optional`).
 //!
 //! - ListServiceSpecificCredentials with `AllUsers=true`, paged with `Marker`: one call per account (per
 //!   page), not one per user. `ServiceName` is optional with `AllUsers` in the API reference; should IAM
-//!   still refuse the request without it (ValidationError naming ServiceName), the known services are
-//!   asked one at a time.
+//!   still refuse the request without it (ValidationError naming ServiceName), every service of
+//!   `SERVICES` is asked, one at a time.
 //! - ListSigningCertificates per user, only for the users the credential report shows a certificate
 //!   for (`cert_1_*`, `cert_2_*`); per user under the `api` strategy.
 //! - ListSSHPublicKeys per user, opt-in (`ssh_keys`): there is no account-wide listing.
@@ -16,23 +17,38 @@ use std::collections::HashMap;
 
 use aws_sdk_iam::types::ServiceSpecificCredentialMetadata;
 
-use crate::limits::optional::NOT_ASKED;
 use crate::pages::{Fetched, Pager};
 use crate::record::{CredentialRow, CredentialType, Flag, Flags, OtherCredentials, Password};
-use crate::retry::{is_denied, Failure};
+use crate::retry::Failure;
 use crate::session::{utc, Session};
 
-use super::calls::note;
+use super::calls::{grant, note};
+use super::quarantine::Quarantined;
 
-/// The services with service-specific credentials, asked one at a time only when `AllUsers` alone is
-/// refused.
-const SERVICES: [&str; 3] = [
-    "codecommit.amazonaws.com",
-    "cassandra.amazonaws.com",
-    "bedrock.amazonaws.com",
+/// Every `ServiceName` IAM issues service-specific credentials for, asked one at a time only when
+/// `AllUsers` alone is refused, with whether its credentials are API keys that may carry an expiry
+/// (`CredentialAgeDays`; Git and Cassandra passwords cannot). From AWS's pages "API keys for AWS services"
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_api_keys_for_aws_services.html>) and
+/// "Service-specific credentials for IAM users"
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_service-specific-creds.html>), read
+/// 2026-12-06; docs/credentials.md has the same table.
+pub(crate) const SERVICES: [(&str, bool); 6] = [
+    ("codecommit.amazonaws.com", false),
+    ("cassandra.amazonaws.com", false),
+    ("bedrock.amazonaws.com", true),
+    ("aws-external-anthropic.amazonaws.com", true),
+    ("cloudwatch.amazonaws.com", true),
+    ("logs.amazonaws.com", true),
 ];
 
-const BEDROCK: &str = "bedrock.amazonaws.com";
+/// Whether `service`'s credentials are API keys that can expire. A service not in `SERVICES` (one AWS
+/// added since) is taken for an API key: every service added since the two password services issues them.
+fn may_expire(service: &str) -> bool {
+    SERVICES
+        .iter()
+        .find(|(s, _)| *s == service)
+        .is_none_or(|(_, api_key)| *api_key)
+}
 
 const LIST_SERVICE: &str = "iam:ListServiceSpecificCredentials";
 const LIST_CERTS: &str = "iam:ListSigningCertificates";
@@ -41,6 +57,8 @@ const LIST_SSH: &str = "iam:ListSSHPublicKeys";
 /// One account's other credentials: the account-wide listing (the per-user ones are read per user).
 pub(crate) struct Others {
     service: Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, ()>,
+    /// The users AWS quarantined (`quarantine`).
+    quarantined: Quarantined,
 }
 
 /// A user's other credentials, read and judged: the rows of the credentials file, the counts of the
@@ -61,29 +79,12 @@ pub(crate) enum Certs {
 }
 
 impl Others {
-    /// Read the account's service-specific credentials (one listing for every user).
+    /// Read the account's service-specific credentials (one listing for every user); the quarantined
+    /// users are read beside it (`with_quarantined`).
     pub(crate) async fn read(session: &Session) -> Others {
         let service = match list_all(session, None).await {
             Ok(all) => Ok(all),
-            Err(f) if asks_for_service_name(&f) => {
-                let mut all: HashMap<String, Vec<ServiceSpecificCredentialMetadata>> =
-                    HashMap::new();
-                let mut failed = None;
-                for service in SERVICES {
-                    match list_all(session, Some(service)).await {
-                        Ok(found) => {
-                            for (user, creds) in found {
-                                all.entry(user).or_default().extend(creds);
-                            }
-                        }
-                        Err(f) => failed = Some(f),
-                    }
-                }
-                match failed {
-                    None => Ok(all),
-                    Some(f) => Err(f),
-                }
-            }
+            Err(f) if asks_for_service_name(&f) => by_service(session).await,
             Err(f) => Err(f),
         };
         let service = service.map_err(|f| {
@@ -91,13 +92,21 @@ impl Others {
                 session,
                 LIST_SERVICE,
                 &f,
-                &format!(
-                    "service-specific credentials (CodeCommit, Keyspaces, Bedrock API keys) were not read; {}",
-                    grant(&f, LIST_SERVICE)
-                ),
+                &format!("{NOT_READ}; {}", grant(&f, LIST_SERVICE)),
             );
         });
-        Others { service }
+        Others {
+            service,
+            quarantined: Ok(Default::default()),
+        }
+    }
+
+    /// The account's quarantined users, read beside.
+    pub(crate) fn with_quarantined(self, quarantined: Quarantined) -> Others {
+        Others {
+            quarantined,
+            ..self
+        }
     }
 
     /// The other credentials of user `name`: its certificates and SSH keys listed side by side.
@@ -193,15 +202,19 @@ impl Others {
                     c.expiration_date().and_then(utc),
                     LIST_SERVICE,
                 );
+                // A key past its expiry no longer works, whatever its status says.
+                if r.expires.is_some_and(|e| e <= now) {
+                    r.status = "Expired".into();
+                }
                 let active = r.status == "Active";
                 if active
                     && r.age_days
                         .is_some_and(|d| d > s.thresholds.key_max_age_days)
                 {
-                    r.risk.insert(Flag::ServiceCredentialOld);
+                    r.risk.insert(Flag::ApiKeyOld);
                 }
-                if active && r.service == BEDROCK && r.expires.is_none() {
-                    r.risk.insert(Flag::BedrockKeyWithoutExpiry);
+                if active && may_expire(&r.service) && r.expires.is_none() {
+                    r.risk.insert(Flag::ApiKeyWithoutExpiry);
                 }
                 rows.push(r);
             }
@@ -234,7 +247,14 @@ impl Others {
                 ));
             }
         }
-        let flags = rows.iter().fold(Flags::default(), |f, r| f.union(r.risk));
+        let mut flags = rows.iter().fold(Flags::default(), |f, r| f.union(r.risk));
+        if self
+            .quarantined
+            .as_ref()
+            .is_ok_and(|q| q.contains_key(name))
+        {
+            flags.insert(Flag::KeyQuarantinedByAws);
+        }
         UserOthers {
             rows,
             counts,
@@ -353,13 +373,37 @@ impl Others {
 /// (id, status, created) of a listed certificate or SSH key.
 type Listed = (String, String, Option<chrono::DateTime<chrono::Utc>>);
 
-/// What to do about a failed optional action.
-fn grant(f: &Failure, action: &str) -> String {
-    if is_denied(f) || f.code == NOT_ASKED {
-        format!("allow {action} to the audit role")
-    } else {
-        "the audit goes on without them".to_string()
+const NOT_READ: &str =
+    "service-specific credentials (CodeCommit and Keyspaces passwords, API keys) were not read";
+
+/// Every service of `SERVICES`, one at a time (IAM refused `AllUsers` alone). A service IAM refuses or
+/// fails on is noted with its name and the others are kept; `Err` when none could be read.
+async fn by_service(
+    session: &Session,
+) -> Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, Failure> {
+    let mut all: HashMap<String, Vec<ServiceSpecificCredentialMetadata>> = HashMap::new();
+    let mut failed = Vec::new();
+    for (service, _) in SERVICES {
+        match list_all(session, Some(service)).await {
+            Ok(found) => {
+                for (user, creds) in found {
+                    all.entry(user).or_default().extend(creds);
+                }
+            }
+            Err(f) => failed.push((service, f)),
+        }
     }
+    if failed.len() == SERVICES.len() {
+        return Err(failed.swap_remove(0).1);
+    }
+    for (service, f) in failed {
+        let consequence = format!(
+            "the service-specific credentials of {service} were not read; {}",
+            grant(&f, LIST_SERVICE)
+        );
+        note(session, LIST_SERVICE, &f, &consequence);
+    }
+    Ok(all)
 }
 
 /// IAM refused `AllUsers` without a `ServiceName`.

@@ -8,16 +8,19 @@
 //!
 //! Either way ListVirtualMFADevices and GetAccountSummary, once per account (`calls`), tell the root user's
 //! state and MFA types (`root`), and `credentials` reads the users' other long-term credentials
-//! (service-specific credentials once per account; signing certificates and SSH keys per user). Every call goes through the account's session, paced by its IAM bucket;
+//! (service-specific credentials once per account; signing certificates and SSH keys per user), and
+//! `quarantine` which users AWS quarantined (once per account with users, after the account summary). Every call goes through the account's session, paced by its IAM bucket;
 //! each user's rows are built and judged in `rows` and sent as soon as they are complete.
 //!
 //! `root_session` reads a member account's root user alone, in a root session (sts:AssumeRoot).
 //!
-//! Inside, the arrows go one way: this file → `api`, `report`, `root_session` → `root` → `rows` → `calls`.
+//! Inside, the arrows go one way: this file → `api`, `report`, `root_session` → `root` → `rows` → `calls`;
+//! `credentials` → `quarantine` → `calls`.
 
 mod api;
 mod calls;
 mod credentials;
+mod quarantine;
 mod report;
 mod report_csv;
 mod root;
@@ -46,12 +49,19 @@ pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
             Some(report::fetch(session).await)
         }
     };
-    let (report, virtual_mfa, summary, others) = tokio::join!(
+    // The summary says whether the account has users to look for in the quarantine policies.
+    let summary = async {
+        let summary = account_summary(session).await;
+        let quarantined = quarantine::read(session, &summary).await;
+        (summary, quarantined)
+    };
+    let (report, virtual_mfa, (summary, quarantined), others) = tokio::join!(
         report,
         list_virtual_mfa(session),
-        account_summary(session),
+        summary,
         Others::read(session)
     );
+    let others = others.with_quarantined(quarantined);
     match report {
         Some(Ok(report)) => {
             return report::inventory(session, sink, report, &summary, &virtual_mfa, &others).await

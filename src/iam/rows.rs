@@ -9,7 +9,7 @@ use crate::ledger::creation_flags;
 use crate::record::{
     Creation, ExceptionCells, Flag, Flags, KeyRow, OtherCredentials, Record, Source, UserRow,
 };
-use crate::risk::{break_glass_flags, key_flags, user_flags, KeyFacts, UserFacts};
+use crate::risk::{api_key_user, break_glass_flags, key_flags, user_flags, KeyFacts, UserFacts};
 use crate::session::Session;
 use crate::sink::Sink;
 
@@ -150,6 +150,9 @@ pub(crate) async fn send_user(session: &Session, sink: &Sink, a: Audited<'_>) ->
             if !sink.send(Record::Credential(row)).await {
                 return false;
             }
+        }
+        if api_key_user(&a.facts, a.keys.len(), other_counts) {
+            unlisted.insert(Flag::ApiKeyUser);
         }
     }
     all = all.union(unlisted);

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::cis::{Cis, CisVersion};
+use super::severity::Severity;
 
 /// One risk flag (design §3). The order is the order of the codes in a `risk` cell and of the accounts
 /// report's columns.
@@ -38,10 +39,17 @@ pub enum Flag {
     /// Not CIS: a key of this user was created and deleted within `short_lived_days` (from the events
     /// alone: the key is gone from the inventory).
     KeyShortLived,
-    /// Not CIS: an active service-specific credential older than the rotation threshold.
-    ServiceCredentialOld,
-    /// Not CIS: a long-term Amazon Bedrock API key that never expires.
-    BedrockKeyWithoutExpiry,
+    /// Not CIS: an active service-specific credential (a long-term API key, a Git or Cassandra password)
+    /// older than the rotation threshold. Was `service_credential_older_than_90d`.
+    ApiKeyOld,
+    /// Not CIS: an active long-term API key (Bedrock, Claude Platform, CloudWatch, CloudWatch Logs) that
+    /// never expires. Was `bedrock_api_key_without_expiry`, for Bedrock alone.
+    ApiKeyWithoutExpiry,
+    /// Not CIS: an IAM user whose only credentials are service-specific ones (the consoles make such a
+    /// user to hold an API key).
+    ApiKeyUser,
+    /// Not CIS: AWS attached a compromised-key quarantine policy to the user (it found a key exposed).
+    KeyQuarantinedByAws,
     /// Not CIS: a break-glass user (an exceptions file's `kind: break_glass`) signed in to the console
     /// or used a key within the CloudTrail window.
     BreakGlassUsed,
@@ -57,7 +65,7 @@ pub enum Flag {
 }
 
 impl Flag {
-    pub const ALL: [Flag; 20] = [
+    pub const ALL: [Flag; 22] = [
         Flag::RootAccessKey,
         Flag::RootAccessNotCentralized,
         Flag::RootWithoutMfa,
@@ -71,8 +79,10 @@ impl Flag {
         Flag::KeyCreatedForOtherUser,
         Flag::KeyCreatedByRoot,
         Flag::KeyShortLived,
-        Flag::ServiceCredentialOld,
-        Flag::BedrockKeyWithoutExpiry,
+        Flag::ApiKeyOld,
+        Flag::ApiKeyWithoutExpiry,
+        Flag::ApiKeyUser,
+        Flag::KeyQuarantinedByAws,
         Flag::BreakGlassUsed,
         Flag::BreakGlassWithoutHardwareMfa,
         Flag::BreakGlassAccessKey,
@@ -96,8 +106,10 @@ impl Flag {
             Flag::KeyCreatedForOtherUser => "key_created_for_other_user",
             Flag::KeyCreatedByRoot => "key_created_by_root",
             Flag::KeyShortLived => "key_short_lived",
-            Flag::ServiceCredentialOld => "service_credential_older_than_90d",
-            Flag::BedrockKeyWithoutExpiry => "bedrock_api_key_without_expiry",
+            Flag::ApiKeyOld => "api_key_older_than_90d",
+            Flag::ApiKeyWithoutExpiry => "api_key_without_expiry",
+            Flag::ApiKeyUser => "api_key_user",
+            Flag::KeyQuarantinedByAws => "key_quarantined_by_aws",
             Flag::BreakGlassUsed => "break_glass_used",
             Flag::BreakGlassWithoutHardwareMfa => "break_glass_without_hardware_mfa",
             Flag::BreakGlassAccessKey => "break_glass_access_key",
@@ -106,10 +118,25 @@ impl Flag {
         }
     }
 
-    /// The flag of a code, as written in a `risk` cell.
+    /// The flag of a code, as written in a `risk` cell. The codes of renamed flags (`RENAMED`) are read
+    /// too, so an earlier run's files and an exceptions file written before the rename still match.
     pub fn from_code(code: &str) -> Option<Flag> {
-        Flag::ALL.into_iter().find(|f| f.code() == code)
+        Flag::ALL
+            .into_iter()
+            .find(|f| f.code() == code)
+            .or_else(|| {
+                Flag::RENAMED
+                    .iter()
+                    .find(|(old, _)| *old == code)
+                    .map(|r| r.1)
+            })
     }
+
+    /// Codes that were renamed, with the flag each now is.
+    pub const RENAMED: [(&'static str, Flag); 2] = [
+        ("service_credential_older_than_90d", Flag::ApiKeyOld),
+        ("bedrock_api_key_without_expiry", Flag::ApiKeyWithoutExpiry),
+    ];
 
     fn bit(self) -> u32 {
         1 << (self as u32)
@@ -170,61 +197,6 @@ impl FromIterator<Flag> for Flags {
     }
 }
 
-/// How serious a finding is, as OCSF and ASFF grade it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Informational,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
-
-    /// OCSF's `severity_id`.
-    pub fn ocsf_id(self) -> u8 {
-        match self {
-            Severity::Informational => 1,
-            Severity::Low => 2,
-            Severity::Medium => 3,
-            Severity::High => 4,
-            Severity::Critical => 5,
-        }
-    }
-
-    /// The name OCSF (`severity`) and ASFF (`Label`) use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Informational => "Informational",
-            Severity::Low => "Low",
-            Severity::Medium => "Medium",
-            Severity::High => "High",
-            Severity::Critical => "Critical",
-        }
-    }
-
-    /// From a name, any case (`--notify-min-severity high`).
-    pub fn from_name(name: &str) -> Option<Severity> {
-        Severity::ALL
-            .into_iter()
-            .find(|s| s.name().eq_ignore_ascii_case(name))
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// What a flag is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
@@ -260,6 +232,8 @@ impl Flag {
             Flag::ConsoleWithoutMfa
             | Flag::PasswordUnused
             | Flag::TwoActiveKeys
+            | Flag::ApiKeyUser
+            | Flag::KeyQuarantinedByAws
             | Flag::BreakGlassUsed
             | Flag::BreakGlassWithoutHardwareMfa
             | Flag::BreakGlassAccessKey
@@ -270,7 +244,7 @@ impl Flag {
             | Flag::KeyOlderThan90d
             | Flag::KeyCreatedForOtherUser
             | Flag::KeyCreatedByRoot => Subject::Key,
-            Flag::KeyShortLived | Flag::ServiceCredentialOld | Flag::BedrockKeyWithoutExpiry => {
+            Flag::KeyShortLived | Flag::ApiKeyOld | Flag::ApiKeyWithoutExpiry => {
                 Subject::Credential
             }
         }
@@ -320,8 +294,10 @@ impl Flag {
             Flag::KeyCreatedForOtherUser
             | Flag::KeyCreatedByRoot
             | Flag::KeyShortLived
-            | Flag::ServiceCredentialOld
-            | Flag::BedrockKeyWithoutExpiry
+            | Flag::ApiKeyOld
+            | Flag::ApiKeyWithoutExpiry
+            | Flag::ApiKeyUser
+            | Flag::KeyQuarantinedByAws
             | Flag::BreakGlassUsed
             | Flag::BreakGlassWithoutHardwareMfa
             | Flag::BreakGlassAccessKey
@@ -362,7 +338,10 @@ impl Flag {
     /// How serious it is (docs/outputs.md says why).
     pub fn severity(self) -> Severity {
         match self {
-            Flag::RootAccessKey | Flag::RootWithoutMfa | Flag::BreakGlassUsed => Severity::Critical,
+            Flag::RootAccessKey
+            | Flag::RootWithoutMfa
+            | Flag::BreakGlassUsed
+            | Flag::KeyQuarantinedByAws => Severity::Critical,
             Flag::RootAccessNotCentralized => Severity::Medium,
             Flag::ConsoleWithoutMfa
             | Flag::KeyCreatedByRoot
@@ -375,10 +354,10 @@ impl Flag {
             | Flag::KeyOlderThan90d
             | Flag::KeyCreatedForOtherUser
             | Flag::KeyShortLived
-            | Flag::ServiceCredentialOld
-            | Flag::BedrockKeyWithoutExpiry
+            | Flag::ApiKeyOld
+            | Flag::ApiKeyWithoutExpiry
             | Flag::BreakGlassWithoutPassword => Severity::Medium,
-            Flag::KeyCreatedWithUser | Flag::TwoActiveKeys => Severity::Low,
+            Flag::KeyCreatedWithUser | Flag::TwoActiveKeys | Flag::ApiKeyUser => Severity::Low,
         }
     }
 
@@ -402,10 +381,14 @@ impl Flag {
             Flag::KeyCreatedForOtherUser => "An IAM user created an access key for another user",
             Flag::KeyCreatedByRoot => "The root user created an access key",
             Flag::KeyShortLived => "An access key was created and deleted within days",
-            Flag::ServiceCredentialOld => {
-                "An active service-specific credential is older than the rotation threshold"
+            Flag::ApiKeyOld => {
+                "An active service-specific credential or API key is older than the rotation threshold"
             }
-            Flag::BedrockKeyWithoutExpiry => "A long-term Amazon Bedrock API key never expires",
+            Flag::ApiKeyWithoutExpiry => "A long-term API key never expires",
+            Flag::ApiKeyUser => "An IAM user exists only to hold service-specific credentials",
+            Flag::KeyQuarantinedByAws => {
+                "AWS quarantined an IAM user whose access key it found exposed"
+            }
             Flag::BreakGlassUsed => "A break-glass user was used",
             Flag::BreakGlassWithoutHardwareMfa => "A break-glass user has no hardware MFA",
             Flag::BreakGlassAccessKey => "A break-glass user has an access key",
@@ -432,8 +415,10 @@ impl Flag {
             Flag::KeyCreatedForOtherUser => "Confirm with the creator and the key's owner that the key is expected (CloudTrail's CreateAccessKey event names both); if not, deactivate and delete it, and review what the creator did.",
             Flag::KeyCreatedByRoot => "Confirm why the root user was used; move the work to an IAM role or user, and review the root user's other actions in CloudTrail.",
             Flag::KeyShortLived => "Review what the key did between its creation and deletion (CloudTrail events by its access key id): a key made and removed quickly is how an intruder avoids an inventory.",
-            Flag::ServiceCredentialOld => "Reset the service-specific credential (iam reset-service-specific-credential), move its clients to the new password, or delete it if unused.",
-            Flag::BedrockKeyWithoutExpiry => "Replace the key with short-term Bedrock API keys, or delete it and create one with an expiry (iam create-service-specific-credential --credential-age-days).",
+            Flag::ApiKeyOld => "Rotate the credential: create a second one for the service (iam create-service-specific-credential), move its clients to it, then deactivate and delete the old one; delete it if unused.",
+            Flag::ApiKeyWithoutExpiry => "Replace the key with one that expires (iam create-service-specific-credential --credential-age-days), or with short-term API keys where the service has them; then delete the old key.",
+            Flag::ApiKeyUser => "Confirm the API key is still needed and who owns it; tag the user with its owner, or delete the user with its credentials. Prefer roles and short-term API keys.",
+            Flag::KeyQuarantinedByAws => "Treat the key as compromised: deactivate and delete the user's exposed access keys, review what they did in CloudTrail (by access key id), then remove the quarantine policy only once the incident is closed (AWS support case).",
             Flag::BreakGlassUsed => "Confirm the use was a declared emergency (CloudTrail's ConsoleLogin events and the key's calls say what was done); then rotate the password, and reseal the user.",
             Flag::BreakGlassWithoutHardwareMfa => "Give the break-glass user a hardware MFA device or FIDO security key kept with its password, and remove any virtual device.",
             Flag::BreakGlassAccessKey => "Delete the break-glass user's access keys: an emergency needs the console, and a key is a standing way in.",
@@ -445,11 +430,14 @@ impl Flag {
     /// The AWS documentation the remediation rests on.
     pub fn reference(self) -> &'static str {
         match self {
-            Flag::ServiceCredentialOld => {
+            Flag::ApiKeyOld | Flag::ApiKeyUser => {
                 return "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_service-specific-creds.html"
             }
-            Flag::BedrockKeyWithoutExpiry => {
-                return "https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys.html"
+            Flag::ApiKeyWithoutExpiry => {
+                return "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_api_keys_for_aws_services.html"
+            }
+            Flag::KeyQuarantinedByAws => {
+                return "https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSCompromisedKeyQuarantineV3.html"
             }
             _ => {}
         }
@@ -480,6 +468,11 @@ mod tests {
             Some(Flag::TwoActiveKeys)
         );
         assert_eq!(Flag::from_code("nope"), None);
+        // Renamed codes still read, as the flag they became.
+        assert_eq!(
+            Flags::parse("service_credential_older_than_90d;bedrock_api_key_without_expiry").cell(),
+            "api_key_older_than_90d;api_key_without_expiry"
+        );
         assert!(Flags::default().is_empty());
     }
 

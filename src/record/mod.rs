@@ -5,6 +5,7 @@
 
 mod cis;
 mod flag;
+mod severity;
 pub mod snapshot;
 
 use std::fmt;
@@ -12,7 +13,8 @@ use std::fmt;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 pub use cis::{Cis, CisVersion};
-pub use flag::{Flag, Flags, Severity, Subject};
+pub use flag::{Flag, Flags, Subject};
+pub use severity::Severity;
 
 /// The user name of the root user's row, as the credential report names it.
 pub const ROOT_USER: &str = "<root_account>";
@@ -278,10 +280,10 @@ pub struct CredentialRow {
     /// The service of a service-specific credential (`codecommit.amazonaws.com`, …); empty otherwise.
     pub service: String,
     pub credential_id: String,
-    /// `Active`, `Inactive` (or `Expired`, as AWS may report a Bedrock key).
+    /// `Active`, `Inactive`, or `Expired` (an API key past its expiry).
     pub status: String,
     pub created: Option<DateTime<Utc>>,
-    /// Bedrock API keys may carry one; `None`: never expires (or the type has none).
+    /// Long-term API keys may carry one; `None`: never expires (or the type has none).
     pub expires: Option<DateTime<Utc>>,
     pub age_days: Option<i64>,
     pub risk: Flags,

@@ -301,6 +301,25 @@ pub fn finding_uid(account: &str, code: &str, resource: &str) -> String {
     format!("iam-audit/{account}/{code}/{resource}")
 }
 
+impl FindingHistory {
+    /// An entry written before its flag was renamed (`Flag::RENAMED`) takes the flag's code now, so the
+    /// finding keeps its first sighting. Not one Security Hub still holds ACTIVE under the old code: that
+    /// entry stays as it was, so it resolves and the next `--security-hub` run archives the old finding
+    /// (its successor starts a history of its own).
+    pub fn rename_flag(&mut self) {
+        if self.hub {
+            return;
+        }
+        for (old, flag) in Flag::RENAMED {
+            let old = format!("/{old}/");
+            if self.uid.contains(&old) {
+                self.uid = self.uid.replacen(&old, &format!("/{}/", flag.code()), 1);
+                return;
+            }
+        }
+    }
+}
+
 /// Flags as their `risk` cell, in files of snapshots.
 impl Serialize for Flags {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -48,7 +48,7 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 
 /// Columns of `accounts_<stamp>.csv`: design §3's, then one count per risk flag (`Flag::ALL` order),
 /// named by the flag's code.
-pub const ACCOUNT_COLUMNS: [&str; 44] = [
+pub const ACCOUNT_COLUMNS: [&str; 46] = [
     "account_id",
     "account_name",
     "account_status",
@@ -79,8 +79,10 @@ pub const ACCOUNT_COLUMNS: [&str; 44] = [
     "key_created_for_other_user",
     "key_created_by_root",
     "key_short_lived",
-    "service_credential_older_than_90d",
-    "bedrock_api_key_without_expiry",
+    "api_key_older_than_90d",
+    "api_key_without_expiry",
+    "api_key_user",
+    "key_quarantined_by_aws",
     "break_glass_used",
     "break_glass_without_hardware_mfa",
     "break_glass_access_key",

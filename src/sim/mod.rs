@@ -40,12 +40,14 @@ pub struct SimUser {
     pub mfa: Vec<String>,
     /// Long-term credentials other than access keys.
     pub credentials: Vec<SimCredential>,
+    /// AWS managed policies attached to the user, by name (`AWSCompromisedKeyQuarantineV3`, …).
+    pub policies: Vec<String>,
 }
 
 /// What kind of other long-term credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimCredentialKind {
-    /// A service-specific credential of `service` (CodeCommit, Keyspaces, Bedrock API key).
+    /// A service-specific credential of `service` (CodeCommit, Keyspaces, an API key).
     Service,
     SshPublicKey,
     SigningCertificate,
@@ -195,8 +197,8 @@ pub struct Faults {
     pub deny_credential_report: Vec<String>,
     /// Accounts whose audit role lacks iam:GetAccountSummary and iam:ListVirtualMFADevices.
     pub deny_root_checks: Vec<String>,
-    /// Accounts whose audit role lacks iam:ListServiceSpecificCredentials, iam:ListSigningCertificates and
-    /// iam:ListSSHPublicKeys.
+    /// Accounts whose audit role lacks iam:ListServiceSpecificCredentials, iam:ListSigningCertificates,
+    /// iam:ListSSHPublicKeys, iam:ListPolicies and iam:ListEntitiesForPolicy.
     pub deny_other_credentials: Vec<String>,
     /// ListServiceSpecificCredentials refuses `AllUsers` without a `ServiceName` (ValidationError), as a
     /// stricter IAM might.
@@ -487,6 +489,7 @@ impl Scenario {
                             keys,
                             mfa,
                             credentials: Vec::new(),
+                            policies: Vec::new(),
                         }
                     })
                     .collect::<Vec<_>>();
@@ -597,6 +600,7 @@ pub fn add_break_glass(org: &mut SimOrg, now: i64, skip: &[String]) -> Option<St
         keys: Vec::new(),
         mfa: vec![format!("arn:aws:iam::{id}:u2f/user/{name}/fido-safe")],
         credentials: Vec::new(),
+        policies: Vec::new(),
     };
     let mut used = user("breakglass-used", Some(now - 2 * day));
     used.keys.push(SimKey {
@@ -607,6 +611,48 @@ pub fn add_break_glass(org: &mut SimOrg, now: i64, skip: &[String]) -> Option<St
     });
     a.users.push(user("breakglass-sealed", None));
     a.users.push(used);
+    Some(id)
+}
+
+/// `demo`'s API-key user and quarantined user, in the first ACTIVE account outside the Security OU that
+/// `skip` leaves alone: `logs-api-key` (no password, no access key, a CloudWatch Logs API key made 120 days
+/// ago that never expires, as the CloudWatch console makes one) and `ci-leaked` (an active access key that
+/// AWS found exposed: AWSCompromisedKeyQuarantineV3 attached). Returns the account's id.
+pub fn add_api_key_and_quarantine(org: &mut SimOrg, now: i64, skip: &[String]) -> Option<String> {
+    let day = 86_400;
+    let a = org.accounts.iter_mut().find(|a| {
+        a.status == "ACTIVE" && a.parent != "ou-sim0-security" && !skip.contains(&a.id)
+    })?;
+    let id = a.id.clone();
+    let user = |name: &str| SimUser {
+        name: name.to_string(),
+        created: now - 130 * day,
+        login_profile: false,
+        password_last_used: None,
+        keys: Vec::new(),
+        mfa: Vec::new(),
+        credentials: Vec::new(),
+        policies: Vec::new(),
+    };
+    let mut logs = user("logs-api-key");
+    logs.credentials.push(SimCredential {
+        kind: SimCredentialKind::Service,
+        id: format!("ACCALOGSAPIKEY{}", &id[6..]),
+        service: "logs.amazonaws.com".into(),
+        active: true,
+        created: now - 120 * day,
+        expires: None,
+    });
+    let mut leaked = user("ci-leaked");
+    leaked.keys.push(SimKey {
+        id: format!("AKIALEAKEDCI{}", &id[4..]),
+        active: true,
+        created: now - 20 * day,
+        last_used: Some((now - day, "s3".into(), "us-east-1".into())),
+    });
+    leaked.policies.push("AWSCompromisedKeyQuarantineV3".into());
+    a.users.push(logs);
+    a.users.push(leaked);
     Some(id)
 }
 
@@ -633,6 +679,7 @@ fn drift(users: &mut Vec<SimUser>, id: &str, n: usize, e: u32, seed: u64, now: i
             }],
             mfa: vec![],
             credentials: Vec::new(),
+            policies: Vec::new(),
         });
     }
     if n % 5 == 2 {
@@ -728,6 +775,32 @@ fn other_credentials(users: &mut [SimUser], n: usize, seed: u64, now: i64) {
             let age = rng.random_range(1..900) * day;
             add(SimCredentialKind::SshPublicKey, "APKA", "", now - age, None);
         }
+    }
+    // The API keys of the services added since (a generator of their own, so that the draws above stay as
+    // they were): one user in twenty has a Claude Platform, CloudWatch or CloudWatch Logs key, half of
+    // them with an expiry (some already past).
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0A91_CE75 ^ (n as u64).wrapping_mul(0x2545_F491));
+    for (u, user) in users.iter_mut().enumerate() {
+        if rng.random_range(0..20) != 0 {
+            continue;
+        }
+        let service = [
+            "aws-external-anthropic.amazonaws.com",
+            "cloudwatch.amazonaws.com",
+            "logs.amazonaws.com",
+        ][rng.random_range(0..3)];
+        let created = now - rng.random_range(1..200) * day;
+        let expires = rng
+            .random_bool(0.5)
+            .then(|| created + rng.random_range(1..120) * day);
+        user.credentials.push(SimCredential {
+            kind: SimCredentialKind::Service,
+            id: format!("ACCA{n:06}{u:04}{:04}", user.credentials.len()),
+            service: service.to_string(),
+            active: true,
+            created,
+            expires,
+        });
     }
 }
 

@@ -657,7 +657,7 @@ fn call_detail(params: &HashMap<String, String>, body: &Value) -> String {
     ) {
         return format!("{target} {policy}");
     }
-    ["RoleArn", "UserName", "AccessKeyId"]
+    ["RoleArn", "UserName", "AccessKeyId", "PolicyArn"]
         .iter()
         .find_map(|k| params.get(*k).cloned())
         .unwrap_or_default()
@@ -1219,9 +1219,52 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             denied(&ctx.action)
         }
         "ListServiceSpecificCredentials" | "ListSigningCertificates" | "ListSSHPublicKeys"
+        | "ListPolicies" | "ListEntitiesForPolicy"
             if f.deny_other_credentials.contains(&ctx.account) =>
         {
             denied(&ctx.action)
+        }
+        "ListPolicies" => {
+            // The AWS managed policies attached in the account (Scope=AWS, OnlyAttached=true: all the
+            // auditor asks), with their attachment counts; one page.
+            if p.get("Scope").map(String::as_str) != Some("AWS") || p.get("OnlyAttached").map(String::as_str) != Some("true") {
+                return refuse(ctx, 400, "ValidationError", "the simulator answers ListPolicies with Scope=AWS and OnlyAttached=true only");
+            }
+            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+            for u in acct.users.iter().filter(|u| user_of(&u.name).is_some()) {
+                for name in &u.policies {
+                    *counts.entry(name.as_str()).or_default() += 1;
+                }
+            }
+            let mut xml = String::from("<Policies>");
+            for (name, n) in counts {
+                xml.push_str(&format!(
+                    "<member><PolicyName>{name}</PolicyName><PolicyId>ANPA{:016}</PolicyId><Arn>arn:aws:iam::aws:policy/{name}</Arn><Path>/</Path><DefaultVersionId>v1</DefaultVersionId><AttachmentCount>{n}</AttachmentCount><PermissionsBoundaryUsageCount>0</PermissionsBoundaryUsageCount><IsAttachable>true</IsAttachable><CreateDate>2021-05-07T00:00:00Z</CreateDate><UpdateDate>2024-01-01T00:00:00Z</UpdateDate></member>",
+                    name.len()
+                ));
+            }
+            xml.push_str("</Policies><IsTruncated>false</IsTruncated>");
+            ok(xml_ok(ctx, &xml))
+        }
+        "ListEntitiesForPolicy" => {
+            let arn = p.get("PolicyArn").cloned().unwrap_or_default();
+            let Some(name) = arn.strip_prefix("arn:aws:iam::aws:policy/") else {
+                return refuse(ctx, 400, "InvalidInput", &format!("ARN {arn} is not valid."));
+            };
+            let users: Vec<&super::SimUser> = acct
+                .users
+                .iter()
+                .filter(|u| user_of(&u.name).is_some() && u.policies.iter().any(|x| x == name))
+                .collect();
+            let mut xml = String::from("<PolicyGroups/><PolicyUsers>");
+            for (i, u) in users.iter().enumerate() {
+                xml.push_str(&format!(
+                    "<member><UserName>{}</UserName><UserId>AIDA{i:017}</UserId></member>",
+                    xml_escape(&u.name)
+                ));
+            }
+            xml.push_str("</PolicyUsers><PolicyRoles/><IsTruncated>false</IsTruncated>");
+            ok(xml_ok(ctx, &xml))
         }
         "ListServiceSpecificCredentials" => {
             let all = p.get("AllUsers").is_some_and(|v| v == "true");
