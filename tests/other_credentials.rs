@@ -657,6 +657,17 @@ async fn every_credential_once_and_every_key_names_its_creator() {
         .map(|f| f["severity"].as_str().unwrap())
         .collect();
     assert_eq!(quarantined, ["Critical"]);
+    // A renamed flag's finding keeps the uid it had before the rename (docs/outputs.md).
+    let uid_of = |title: &str| {
+        out.findings
+            .iter()
+            .find(|f| f["finding_info"]["title"] == title)
+            .map(|f| f["finding_info"]["uid"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        uid_of("A long-term API key never expires (alice)").as_deref(),
+        Some(format!("iam-audit/{ACCOUNT}/bedrock_api_key_without_expiry/alice").as_str())
+    );
 
     // What it cost: the account-wide listing (two pages of 100), one certificate listing (victim's, from
     // the report's cert columns), an SSH listing per user (--ssh-keys all).

@@ -314,3 +314,23 @@ fn a_break_glass_rule_names_users_asserts_what_it_expects_and_accepts_only_their
         "exceptions ex.yaml:7: expect: only a break_glass rule asserts expectations; add kind: break_glass or remove expect"
     );
 }
+
+// Story: a file written before the API-key flags were renamed still matches the findings they became.
+#[test]
+fn a_renamed_flags_old_code_still_matches() {
+    let text = SMALLEST.replace(
+        "flags: [key_older_than_90d]",
+        "flags: [bedrock_api_key_without_expiry]",
+    );
+    let ex = read(&text).unwrap();
+    let mut a = account();
+    a.users[0].flags.insert(Flag::ApiKeyWithoutExpiry);
+    assert_eq!(
+        accepted(&ex, &a, today()),
+        [(
+            // The uid keeps the code the flag was first published under (`Flag::uid_code`).
+            "iam-audit/111122223333/bedrock_api_key_without_expiry/svc-ci".to_string(),
+            "legacy-ci".to_string()
+        )]
+    );
+}

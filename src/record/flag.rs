@@ -132,6 +132,21 @@ impl Flag {
             })
     }
 
+    /// The code in the flag's finding uids (`iam-audit/ACCOUNT/CODE/RESOURCE`): the code it was first
+    /// published under, so that a finding keeps its identity across a rename (in the changes report, the
+    /// findings' history and Security Hub, whose finding Id it is).
+    pub fn uid_code(self) -> &'static str {
+        Flag::RENAMED
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or(self.code(), |(old, _)| old)
+    }
+
+    /// The flag of a finding uid's code (`uid_code`).
+    pub fn from_uid_code(code: &str) -> Option<Flag> {
+        Flag::from_code(code)
+    }
+
     /// Codes that were renamed, with the flag each now is.
     pub const RENAMED: [(&'static str, Flag); 2] = [
         ("service_credential_older_than_90d", Flag::ApiKeyOld),
@@ -472,6 +487,15 @@ mod tests {
         assert_eq!(
             Flags::parse("service_credential_older_than_90d;bedrock_api_key_without_expiry").cell(),
             "api_key_older_than_90d;api_key_without_expiry"
+        );
+        // Their findings keep the uid code they were first published under.
+        assert_eq!(
+            Flag::ApiKeyWithoutExpiry.uid_code(),
+            "bedrock_api_key_without_expiry"
+        );
+        assert_eq!(
+            Flag::KeyQuarantinedByAws.uid_code(),
+            "key_quarantined_by_aws"
         );
         assert!(Flags::default().is_empty());
     }

@@ -268,7 +268,11 @@ impl Finding<'_> {
     /// Stable across runs: from the account, the code and the resource, never from the run, so that a
     /// consumer can update and close the finding (`iam-audit/111122223333/key_unused_45d/AKIA…`).
     pub fn uid(&self) -> String {
-        finding_uid(&self.account.id, self.code(), self.resource_name())
+        let code = match self.kind {
+            FindingKind::Flag(f) => f.uid_code(),
+            FindingKind::Coverage => COVERAGE_CODE,
+        };
+        finding_uid(&self.account.id, code, self.resource_name())
     }
 
     pub fn severity(&self) -> Severity {
@@ -299,25 +303,6 @@ impl Finding<'_> {
 /// The uid of a finding (see `Finding::uid`).
 pub fn finding_uid(account: &str, code: &str, resource: &str) -> String {
     format!("iam-audit/{account}/{code}/{resource}")
-}
-
-impl FindingHistory {
-    /// An entry written before its flag was renamed (`Flag::RENAMED`) takes the flag's code now, so the
-    /// finding keeps its first sighting. Not one Security Hub still holds ACTIVE under the old code: that
-    /// entry stays as it was, so it resolves and the next `--security-hub` run archives the old finding
-    /// (its successor starts a history of its own).
-    pub fn rename_flag(&mut self) {
-        if self.hub {
-            return;
-        }
-        for (old, flag) in Flag::RENAMED {
-            let old = format!("/{old}/");
-            if self.uid.contains(&old) {
-                self.uid = self.uid.replacen(&old, &format!("/{}/", flag.code()), 1);
-                return;
-            }
-        }
-    }
 }
 
 /// Flags as their `risk` cell, in files of snapshots.

@@ -63,8 +63,11 @@ impl Ages {
             a.ou_path.clone()
         };
         for e in &a.history {
-            // `iam-audit/ACCOUNT/CODE/RESOURCE`
-            let code = e.uid.split('/').nth(2).unwrap_or("?").to_string();
+            // `iam-audit/ACCOUNT/CODE/RESOURCE`, the code a flag's uids keep across a rename.
+            let code = e.uid.split('/').nth(2).unwrap_or("?");
+            let code = crate::record::Flag::from_uid_code(code)
+                .map_or(code, |f| f.code())
+                .to_string();
             let count = |t: &mut Tally| {
                 if e.open {
                     let days = (e.last_seen - e.first_seen).max(0) / DAY_MS;

@@ -379,13 +379,12 @@ fn scatter(
     if paths.history.exists() {
         let reader = BufReader::new(super::resume::trusted_history(&paths.history)?);
         for (n, line) in reader.lines().enumerate() {
-            let mut entry: FindingHistory = serde_json::from_str(&line?).map_err(|e| {
+            let entry: FindingHistory = serde_json::from_str(&line?).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{} line {}: {e}", paths.history.display(), n + 1),
                 )
             })?;
-            entry.rename_flag();
             let account = entry.account.clone();
             put(&account, &Line::History(entry))?;
         }
