@@ -878,9 +878,10 @@ async fn three_demos_keep_first_seen_reopen_a_finding_and_show_its_age() {
     let day = 86_400_000i64;
     let mut by_flag: BTreeMap<String, ([u64; 4], u64)> = BTreeMap::new();
     for (uid, e) in &h3 {
-        let t = by_flag
-            .entry(uid.split('/').nth(2).unwrap().to_string())
-            .or_default();
+        // The page names a flag by its code now; a renamed flag's uid keeps its first code.
+        let code = uid.split('/').nth(2).unwrap();
+        let code = iam_audit::record::Flag::from_code(code).map_or(code, |f| f.code());
+        let t = by_flag.entry(code.to_string()).or_default();
         if e["open"] == true {
             let days = (e["last_seen"].as_i64().unwrap() - e["first_seen"].as_i64().unwrap()) / day;
             t.0[[30, 90, 365].iter().take_while(|b| days >= **b).count()] += 1;
