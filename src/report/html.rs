@@ -36,7 +36,11 @@ details{margin:4px 0}.wide{overflow-x:auto}table.small{font-size:12px}table.smal
 pub fn bars(rows: &[(String, u64)], aria: &str) -> String {
     use std::fmt::Write as _;
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
-    let (label_w, bar_w, row_h) = (330.0, 560.0, 22.0);
+    // The labels' column fits the longest label (12px text, at most about 7px a character), so that a
+    // label carrying four CIS versions does not run under its bar.
+    let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let label_w = (longest as f64 * 7.0 + 12.0).max(330.0).round();
+    let (bar_w, row_h) = (560.0, 22.0);
     let height = row_h * rows.len() as f64 + 8.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" width=\"100%\" viewBox=\"0 0 {} {height}\">",

@@ -2,8 +2,9 @@
 # Render a summary page as a person sees it: headless Chromium (Debian's `chromium` package) draws it to
 # a PNG, offline (the page fetches nothing; its Content-Security-Policy would refuse it anyway).
 # Usage: tests/tools/render_summary.sh SUMMARY.html [OUT.png] [HEIGHT]
-# With no page given, it runs `iam-audit demo` twice into a temporary directory and renders the second
-# run's page (the one with changes).
+# With no page given, it runs `iam-audit demo` three times into a temporary directory (the demo's
+# organization changes between runs) and renders the third run's page: changes, findings first seen two
+# runs ago, a finding resolved and reopened, and the ages and times to resolve.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 page="${1:-}"
@@ -17,7 +18,7 @@ fi
 if [ -z "$page" ]; then
   dir="$(mktemp -d)"
   # Exit 3 is the demo's own: its organization has accounts that deny the audit role.
-  for _ in 1 2; do
+  for _ in 1 2 3; do
     code=0
     cargo run --quiet -- demo --output-dir "$dir" --quiet || code=$?
     [ "$code" = 0 ] || [ "$code" = 3 ] || exit "$code"
