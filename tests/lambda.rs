@@ -638,3 +638,61 @@ async fn a_lambda_run_survives_an_upload_fault_at_every_step() {
     }
     assert!(kept_first_seen > 300, "{kept_first_seen}");
 }
+
+// Story: a function whose timeout leaves its run too little time to finish any account does not loop
+// silently: the first such invocation answers `incomplete` with a warning, and the next one that finishes
+// none either fails with what to change; the run stays incomplete to be resumed.
+#[tokio::test(flavor = "multi_thread")]
+async fn invocations_that_finish_no_account_say_so_and_then_fail() {
+    let moto = Moto::start();
+    moto.python(
+        "boto3.client('s3', endpoint_url=MOTO).create_bucket(Bucket='audit-reports')",
+        &[],
+    );
+    // Every account ACTIVE: a suspended one is finished (reported, not audited) without a call.
+    let org = Scenario {
+        seed: 57,
+        accounts: 20,
+        suspended_every: 0,
+        ..Scenario::default()
+    }
+    .generate();
+    // A credential report takes 20 s to generate: no account finishes in the second each invocation
+    // runs (the listing itself is quick).
+    let faults = Faults {
+        report_delay_ms: 20_000,
+        ..Faults::default()
+    };
+    let sim = Sim::start(org, faults).await.unwrap();
+    let event = serde_json::json!({
+        "role": "IAMAuditRole",
+        "output_dir": "s3://audit-reports/stall/",
+        "lambda_margin_secs": 1, "shutdown_grace_secs": 1,
+    });
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (answers, stderr) =
+        invoke_until_complete(&sim, &moto.endpoint, event, 3000, 2, counter).await;
+    assert_eq!(answers.len(), 2, "{answers:?}\n{stderr}");
+    let first = answers[0].as_ref().expect("the first invocation answers");
+    assert_eq!(first["status"], "incomplete", "{first}");
+    assert!(
+        first["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("finished no account of run")
+                && w.contains("raise the function's timeout")),
+        "{first}"
+    );
+    let second = answers[1]
+        .as_ref()
+        .expect_err("the second invocation fails");
+    assert!(
+        second
+            .contains("nor did the invocation before it: at this timeout the run cannot progress")
+            && second.contains("The run stays incomplete under s3://audit-reports/stall/"),
+        "{second}"
+    );
+    assert!(
+        stderr.contains("warning: this invocation finished no account"),
+        "{stderr}"
+    );
+}

@@ -464,7 +464,7 @@ fn account_name_cell(name: &str) -> String {
 // every key, event and account, exactly, with formula-like cells escaped, and exit code 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_org_gives_exact_rows_for_every_account() {
-    let moto = Moto::start();
+    let moto = Moto::start_with_managed_policies();
     let seeded = seed(&moto.endpoint).await;
     let now = chrono::Utc::now();
     let ct = iam_audit::sim::Sim::start(shared_events(now.timestamp()), Faults::default())
@@ -957,7 +957,7 @@ async fn moto_org_gives_exact_rows_for_every_account() {
 // same key report and the same accounts report (events aside: moto has no LookupEvents).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_and_the_simulator_give_the_same_reports() {
-    let moto = Moto::start();
+    let moto = Moto::start_with_managed_policies();
     let seeded = seed(&moto.endpoint).await;
     let now = chrono::Utc::now().timestamp();
     let mut no_events = shared_events(now);

@@ -115,13 +115,15 @@ impl Moto {
         serde_json::from_str(&got).unwrap()
     }
 
-    /// AWS's managed policies exist in every account (moto loads them only when asked): the audit's
-    /// ListPolicies sees them attached, and a seed can attach a quarantine policy.
-    const MANAGED_POLICIES: (&'static str, &'static str) =
-        ("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
-
     pub fn start() -> Moto {
-        Moto::start_with(&[], &[Moto::MANAGED_POLICIES])
+        Moto::start_with(&[], &[])
+    }
+
+    /// A moto whose accounts hold AWS's managed policies, as AWS's do (moto loads them only when asked,
+    /// and that costs each account's IAM backend time): a seed can attach a quarantine policy, and the
+    /// audit's ListPolicies sees it attached.
+    pub fn start_with_managed_policies() -> Moto {
+        Moto::start_with(&[], &[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")])
     }
 
     /// A moto that records every request it gets (method, URL, headers, body) as JSON lines in `path`:
@@ -132,7 +134,6 @@ impl Moto {
         Moto::start_with(
             &[launcher.to_str().expect("a UTF-8 path")],
             &[
-                Moto::MANAGED_POLICIES,
                 ("MOTO_ENABLE_RECORDING", "True"),
                 (
                     "MOTO_RECORDER_FILEPATH",

@@ -214,6 +214,14 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
         .next();
     let state: Option<Value> = state.and_then(|t| serde_json::from_str(&t).ok());
     let next = next_step(state.as_ref(), latest, &names);
+    // Invocations in a row before this one that finished no account of the run it resumes.
+    let stalled = match &next {
+        Step::Resume(..) => state
+            .as_ref()
+            .and_then(|s| s["stalled"].as_u64())
+            .unwrap_or(0),
+        _ => 0,
+    };
     let (resume, restart) = match next {
         Step::Resume(stamp, format) => {
             config.format = Some(format.as_str().to_string());
@@ -289,6 +297,33 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
     timer.abort();
     let summary = result.map_err(|e| e.to_string())?;
     eprintln!("{summary}");
+    let ran = Ran {
+        stopped: stopped.is_cancelled(),
+        run_for,
+        stalled,
+    };
+    finish(&remote, &summary, ran, &prefix_url).await
+}
+
+/// How an invocation's run went, beside its summary.
+struct Ran {
+    /// The deadline stopped it.
+    stopped: bool,
+    /// The time it had.
+    run_for: Duration,
+    /// Invocations in a row before it that finished no account.
+    stalled: u64,
+}
+
+/// The state object for the next invocation, and this invocation's answer. An invocation stopped by its
+/// deadline before it finished any account is said: once as a warning, and as an error when the one
+/// before it finished none either (at that timeout the run cannot progress, and would not say so).
+async fn finish(
+    remote: &iam_audit::store::Remote,
+    summary: &iam_audit::summary::Summary,
+    ran: Ran,
+    prefix_url: &str,
+) -> Result<Value, String> {
     let stamp = summary
         .accounts_file
         .file_name()
@@ -298,10 +333,17 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
                 .and_then(|r| r.rsplit_once('.').map(|(s, _)| s.to_string()))
         })
         .unwrap_or_default();
-    let incomplete = stopped.is_cancelled() && summary.partial + summary.skipped > 0;
+    let incomplete = ran.stopped && summary.partial + summary.skipped > 0;
+    let finished_here = (summary.audited + summary.not_active).saturating_sub(summary.resumed);
+    let stalled = if incomplete && finished_here == 0 {
+        ran.stalled + 1
+    } else {
+        0
+    };
     let state = json!({
         "status": if incomplete { "incomplete" } else { "complete" },
         "stamp": stamp,
+        "stalled": stalled,
     });
     // The state object goes with the reports: the same bucket, owner and encryption.
     remote
@@ -316,6 +358,23 @@ async fn invoke(event: Value, deadline: SystemTime) -> Result<Value, String> {
         "not_active": summary.not_active,
         "done_before": summary.resumed,
     });
+    if stalled > 0 {
+        let what = format!(
+            "this invocation finished no account of run {stamp} in the {:.1} s it had after reading the earlier run and before lambda_margin_secs and shutdown_grace_secs",
+            ran.run_for.as_secs_f64()
+        );
+        let fix = "raise the function's timeout (or lower lambda_margin_secs)";
+        if stalled >= 2 {
+            return Err(format!(
+                "{what}, nor did the invocation before it: at this timeout the run cannot progress; {fix}. The run stays incomplete under {prefix_url}"
+            ));
+        }
+        eprintln!("warning: {what}; the next invocation resumes it, and fails if it finishes none either: {fix}");
+        return Ok(json!({
+            "status": "incomplete", "resume": prefix_url, "run": stamp, "accounts": counts,
+            "warning": format!("{what}; {fix}"),
+        }));
+    }
     Ok(if incomplete {
         json!({ "status": "incomplete", "resume": prefix_url, "run": stamp, "accounts": counts })
     } else {
