@@ -358,6 +358,17 @@ async fn finish(
         "not_active": summary.not_active,
         "done_before": summary.resumed,
     });
+    let mut answer = if incomplete {
+        json!({ "status": "incomplete", "resume": prefix_url, "run": stamp, "accounts": counts })
+    } else {
+        json!({
+            "status": "complete",
+            "run": stamp,
+            "reports": prefix_url,
+            "exit_code": summary.exit_code(),
+            "accounts": counts,
+        })
+    };
     if stalled > 0 {
         let what = format!(
             "this invocation finished no account of run {stamp} in the {:.1} s it had after reading the earlier run and before lambda_margin_secs and shutdown_grace_secs",
@@ -370,22 +381,9 @@ async fn finish(
             ));
         }
         eprintln!("warning: {what}; the next invocation resumes it, and fails if it finishes none either: {fix}");
-        return Ok(json!({
-            "status": "incomplete", "resume": prefix_url, "run": stamp, "accounts": counts,
-            "warning": format!("{what}; {fix}"),
-        }));
+        answer["warning"] = json!(format!("{what}; {fix}"));
     }
-    Ok(if incomplete {
-        json!({ "status": "incomplete", "resume": prefix_url, "run": stamp, "accounts": counts })
-    } else {
-        json!({
-            "status": "complete",
-            "run": stamp,
-            "reports": prefix_url,
-            "exit_code": summary.exit_code(),
-            "accounts": counts,
-        })
-    })
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The other long-term credentials of IAM users: service-specific credentials (CodeCommit Git passwords,
 //! Amazon Keyspaces passwords, and the long-term API keys of Amazon Bedrock, Claude Platform on AWS, Amazon
 //! CloudWatch and CloudWatch Logs: `SERVICES`), X.509 signing certificates and CodeCommit SSH public keys,
-//! and the users AWS quarantined (`quarantine`). All three actions are optional: refused, the account is still audited and
-//! the accounts report says what was not read and what to allow (once per action; the action is not
+//! and the users AWS quarantined (`quarantine`). Every action here is optional: refused, the account is
+//! still audited and the accounts report says what was not read and what to allow (once per action; the action is not
 //! asked again in that account, nor in the run once two accounts refused it: `limits::optional`).
 //!
 //! - ListServiceSpecificCredentials with `AllUsers=true`, paged with `Marker`: one call per account (per
@@ -56,10 +56,14 @@ const LIST_SSH: &str = "iam:ListSSHPublicKeys";
 
 /// One account's other credentials: the account-wide listing (the per-user ones are read per user).
 pub(crate) struct Others {
-    service: Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, ()>,
+    service: ServiceListing,
     /// The users AWS quarantined (`quarantine`).
     quarantined: Quarantined,
 }
+
+/// The account's service-specific credentials by user; `Err` when they could not be read (noted).
+pub(crate) type ServiceListing =
+    Result<HashMap<String, Vec<ServiceSpecificCredentialMetadata>>, ()>;
 
 /// A user's other credentials, read and judged: the rows of the credentials file, the counts of the
 /// users report, and the flags (their findings are about the user).
@@ -79,34 +83,30 @@ pub(crate) enum Certs {
 }
 
 impl Others {
-    /// Read the account's service-specific credentials (one listing for every user); the quarantined
-    /// users are read beside it (`with_quarantined`).
-    pub(crate) async fn read(session: &Session) -> Others {
+    /// The account's other credentials: its service-specific ones (`read_service`) and its quarantined
+    /// users (`quarantine::read`), read side by side.
+    pub(crate) fn new(service: ServiceListing, quarantined: Quarantined) -> Others {
+        Others {
+            service,
+            quarantined,
+        }
+    }
+
+    /// Read the account's service-specific credentials (one listing for every user).
+    pub(crate) async fn read_service(session: &Session) -> ServiceListing {
         let service = match list_all(session, None).await {
             Ok(all) => Ok(all),
             Err(f) if asks_for_service_name(&f) => by_service(session).await,
             Err(f) => Err(f),
         };
-        let service = service.map_err(|f| {
+        service.map_err(|f| {
             note(
                 session,
                 LIST_SERVICE,
                 &f,
                 &format!("{NOT_READ}; {}", grant(&f, LIST_SERVICE)),
             );
-        });
-        Others {
-            service,
-            quarantined: Ok(Default::default()),
-        }
-    }
-
-    /// The account's quarantined users, read beside.
-    pub(crate) fn with_quarantined(self, quarantined: Quarantined) -> Others {
-        Others {
-            quarantined,
-            ..self
-        }
+        })
     }
 
     /// The other credentials of user `name`: its certificates and SSH keys listed side by side.

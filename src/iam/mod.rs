@@ -9,8 +9,9 @@
 //! Either way ListVirtualMFADevices and GetAccountSummary, once per account (`calls`), tell the root user's
 //! state and MFA types (`root`), and `credentials` reads the users' other long-term credentials
 //! (service-specific credentials once per account; signing certificates and SSH keys per user), and
-//! `quarantine` which users AWS quarantined (once per account with users, after the account summary). Every call goes through the account's session, paced by its IAM bucket;
-//! each user's rows are built and judged in `rows` and sent as soon as they are complete.
+//! `quarantine` which users AWS quarantined (once per account with users, after the account summary).
+//! Every call goes through the account's session, paced by its IAM bucket; each user's rows are built and
+//! judged in `rows` and sent as soon as they are complete.
 //!
 //! `root_session` reads a member account's root user alone, in a root session (sts:AssumeRoot).
 //!
@@ -55,13 +56,13 @@ pub async fn inventory(session: &Session, sink: &Sink) -> IamOutcome {
         let quarantined = quarantine::read(session, &summary).await;
         (summary, quarantined)
     };
-    let (report, virtual_mfa, (summary, quarantined), others) = tokio::join!(
+    let (report, virtual_mfa, (summary, quarantined), service) = tokio::join!(
         report,
         list_virtual_mfa(session),
         summary,
-        Others::read(session)
+        Others::read_service(session)
     );
-    let others = others.with_quarantined(quarantined);
+    let others = Others::new(service, quarantined);
     match report {
         Some(Ok(report)) => {
             return report::inventory(session, sink, report, &summary, &virtual_mfa, &others).await

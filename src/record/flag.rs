@@ -142,11 +142,6 @@ impl Flag {
             .map_or(self.code(), |(old, _)| old)
     }
 
-    /// The flag of a finding uid's code (`uid_code`).
-    pub fn from_uid_code(code: &str) -> Option<Flag> {
-        Flag::from_code(code)
-    }
-
     /// Codes that were renamed, with the flag each now is.
     pub const RENAMED: [(&'static str, Flag); 2] = [
         ("service_credential_older_than_90d", Flag::ApiKeyOld),

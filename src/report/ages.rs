@@ -65,7 +65,7 @@ impl Ages {
         for e in &a.history {
             // `iam-audit/ACCOUNT/CODE/RESOURCE`, the code a flag's uids keep across a rename.
             let code = e.uid.split('/').nth(2).unwrap_or("?");
-            let code = crate::record::Flag::from_uid_code(code)
+            let code = crate::record::Flag::from_code(code)
                 .map_or(code, |f| f.code())
                 .to_string();
             let count = |t: &mut Tally| {

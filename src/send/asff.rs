@@ -61,7 +61,7 @@ pub fn from_ocsf(ocsf: &Value, region: &str) -> Result<Value, String> {
     // OCSF Finding activities: 1 Create, 2 Update, 3 Close.
     let closed = ocsf["activity_id"] == 3;
     let code = uid.split('/').nth(2).unwrap_or("");
-    let code = crate::record::Flag::from_uid_code(code).map_or(code, |f| f.code());
+    let code = crate::record::Flag::from_code(code).map_or(code, |f| f.code());
     let requirements: Vec<&str> = ocsf
         .pointer("/compliance/requirements")
         .and_then(Value::as_array)
