@@ -31,8 +31,8 @@ pub struct Case {
 }
 
 /// The quota floor of design §6, for the strategy. Per account, IAM calls at `iam_rate`:
-/// - `api`: 5 + 4U + K (GetAccountSummary, ListVirtualMFADevices, ListServiceSpecificCredentials,
-///   ListPolicies and ListUsers, then per user ListAccessKeys, ListMFADevices, GetLoginProfile and ListSigningCertificates,
+/// - `api`: 7 + 4U + K (GetAccountSummary, ListVirtualMFADevices, ListServiceSpecificCredentials, three
+///   ListEntitiesForPolicy and ListUsers, then per user ListAccessKeys, ListMFADevices, GetLoginProfile and ListSigningCertificates,
 ///   and GetAccessKeyLastUsed per key);
 /// - `minimal` (the six-action policy, whose refusals the run learns): 1 + 3U + K, the optional actions
 ///   gone;
@@ -88,7 +88,7 @@ pub fn floor(
                 })
                 .count() as f64;
             let iam = if strategy == "api" {
-                (5.0 + 4.0 * u + k as f64) / iam_rate
+                (7.0 + 4.0 * u + k as f64) / iam_rate
             } else if strategy == "minimal" {
                 (1.0 + 3.0 * u + k as f64) / iam_rate
             } else {

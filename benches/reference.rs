@@ -203,15 +203,6 @@ async fn account(
                 .await
                 .map(|_| ())
                 .map_err(|_| ()),
-            "iam:ListPolicies" => iam
-                .list_policies()
-                .scope(aws_sdk_iam::types::PolicyScopeType::Aws)
-                .only_attached(true)
-                .max_items(1000)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|_| ()),
             "iam:ListEntitiesForPolicy" => iam
                 .list_entities_for_policy()
                 .policy_arn(d)

@@ -106,10 +106,10 @@ async fn auto_reads_the_report_and_gives_the_rows_of_per_user_calls() {
             "{}: {per_user:.2} IAM calls per user under api",
             a.id
         );
-        // 1.20 before issue 27; its one ListPolicies per account (which users AWS quarantined) is 0.017
-        // per user here, inside the 0.05 it allows.
+        // 1.20 before issue 27; its three ListEntitiesForPolicy per account (which users AWS quarantined)
+        // are 0.05 per user here.
         assert!(
-            with_report <= 1.22,
+            with_report <= 1.25,
             "{}: {with_report:.2} IAM calls per user with the report (api: {per_user:.2})",
             a.id
         );

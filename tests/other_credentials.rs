@@ -674,10 +674,8 @@ async fn every_credential_once_and_every_key_names_its_creator() {
     assert_eq!(calls_of(&sim, "iam:ListServiceSpecificCredentials"), 2);
     assert_eq!(calls_of(&sim, "iam:ListSigningCertificates"), 1);
     assert_eq!(calls_of(&sim, "iam:ListSSHPublicKeys"), 11 + FILLERS);
-    // Which users AWS quarantined: the attached AWS managed policies once, then the one quarantine
-    // policy's users.
-    assert_eq!(calls_of(&sim, "iam:ListPolicies"), 1);
-    assert_eq!(calls_of(&sim, "iam:ListEntitiesForPolicy"), 1);
+    // Which users AWS quarantined: each of the three quarantine policies' users, once.
+    assert_eq!(calls_of(&sim, "iam:ListEntitiesForPolicy"), 3);
 }
 
 // Story: a role without the three new actions still audits the account (`audited`), and the accounts
@@ -705,7 +703,7 @@ async fn a_role_without_the_new_actions_is_audited_and_says_what_to_allow() {
             "service-specific credentials (CodeCommit and Keyspaces passwords, API keys) were not read",
         ),
         (
-            "iam:ListPolicies",
+            "iam:ListEntitiesForPolicy",
             "users quarantined by AWS (AWSCompromisedKeyQuarantine policies) were not read",
         ),
         (

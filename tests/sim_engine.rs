@@ -1326,8 +1326,8 @@ async fn the_six_action_policy_costs_a_handful_of_refused_calls_in_all() {
         BTreeSet::from([
             "iam:GenerateCredentialReport",
             "iam:GetAccountSummary",
+            "iam:ListEntitiesForPolicy",
             "iam:ListOrganizationsFeatures",
-            "iam:ListPolicies",
             "iam:ListServiceSpecificCredentials",
             "iam:ListSigningCertificates",
             "iam:ListVirtualMFADevices",
@@ -1348,7 +1348,7 @@ async fn the_six_action_policy_costs_a_handful_of_refused_calls_in_all() {
     for action in [
         "iam:GenerateCredentialReport",
         "iam:GetAccountSummary",
-        "iam:ListPolicies",
+        "iam:ListEntitiesForPolicy",
         "iam:ListServiceSpecificCredentials",
         "iam:ListSigningCertificates",
         "iam:ListVirtualMFADevices",

@@ -121,7 +121,7 @@ impl Moto {
 
     /// A moto whose accounts hold AWS's managed policies, as AWS's do (moto loads them only when asked,
     /// and that costs each account's IAM backend time): a seed can attach a quarantine policy, and the
-    /// audit's ListPolicies sees it attached.
+    /// audit sees it attached (ListEntitiesForPolicy).
     pub fn start_with_managed_policies() -> Moto {
         Moto::start_with(&[], &[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")])
     }
@@ -429,7 +429,7 @@ pub fn assert_same_rows(got: &[BTreeMap<String, String>], expected: &[BTreeMap<S
 
 /// Design §1: the read-only actions, and the optional ones (credential report, root checks, centralized
 /// root access, the other long-term credentials).
-pub const ALLOWED: [&str; 22] = [
+pub const ALLOWED: [&str; 21] = [
     "organizations:ListAccounts",
     "organizations:ListRoots",
     "organizations:ListOrganizationalUnitsForParent",
@@ -450,7 +450,6 @@ pub const ALLOWED: [&str; 22] = [
     "iam:ListSigningCertificates",
     "iam:ListSSHPublicKeys",
     // Which users AWS quarantined (compromised-key quarantine policies).
-    "iam:ListPolicies",
     "iam:ListEntitiesForPolicy",
     // The root user of a member account without a usable role (--root-audit, centralized root access).
     "sts:AssumeRoot",

@@ -173,7 +173,7 @@ keys! {
     /// iam:ListSSHPublicKeys call per user listed: there is no account-wide listing
     ssh_keys: String = "none", flag("WHO").choices(&["none", "console", "all"]);
     /// Ask the optional read-only actions (the credential report, GetAccountSummary,
-    /// ListVirtualMFADevices, ListServiceSpecificCredentials, ListSigningCertificates, ListPolicies and
+    /// ListVirtualMFADevices, ListServiceSpecificCredentials, ListSigningCertificates,
     /// ListEntitiesForPolicy, and ListSSHPublicKeys with ssh_keys). One that two accounts refuse to the same role is not asked again
     /// in the run; off, none is asked, so the README's six-action policy meets no AccessDenied
     optional_actions: bool = true, negated("no-optional-actions",

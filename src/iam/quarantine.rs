@@ -3,15 +3,14 @@
 //! support case; the policy denies the actions attackers reach for first, not everything. A user with one
 //! attached is `key_quarantined_by_aws` (Critical).
 //!
-//! ListPolicies (`Scope=AWS`, `OnlyAttached=true`) once per account names every AWS managed policy attached
-//! there; only where a quarantine policy is among them does ListEntitiesForPolicy (`EntityFilter=User`)
-//! name its users. That is one call in an account without one, where asking each policy's users would be
-//! four. An account whose account summary shows no IAM user is not asked at all. Both actions are
-//! optional: refused, the accounts report says what was not read and what to allow.
+//! ListEntitiesForPolicy (`EntityFilter=User`) once per quarantine policy per account, the first alone
+//! and the other two side by side: the action design §1 names for this. An account whose account summary shows no IAM user is not
+//! asked at all. The action is optional: refused, the accounts report says what was not read and what to
+//! allow, and the learning of `limits::optional` stops the other two asks.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::types::{EntityType, PolicyScopeType, SummaryKeyType};
+use aws_sdk_iam::types::{EntityType, SummaryKeyType};
 
 use crate::pages::Pager;
 use crate::retry::Failure;
@@ -19,16 +18,16 @@ use crate::session::Session;
 
 use super::calls::{grant, note, Summary};
 
-/// AWS's compromised-key quarantine policies, oldest first (AWS managed policy reference:
+/// AWS's compromised-key quarantine policies in use, the ones issue 27 names (AWS managed policy reference:
 /// <https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSCompromisedKeyQuarantineV3.html>).
-pub(crate) const POLICIES: [&str; 4] = [
-    "AWSCompromisedKeyQuarantine",
+/// The first version, `AWSCompromisedKeyQuarantine`, is left out with the issue: asking it would be a
+/// fourth call in every account, and a user still carrying it alone is missed (docs/credentials.md).
+pub(crate) const POLICIES: [&str; 3] = [
     "AWSCompromisedKeyQuarantineV2",
     "AWSCompromisedKeyQuarantineV3",
     "AWSCompromisedKeyQuarantineV4",
 ];
 
-const LIST_POLICIES: &str = "iam:ListPolicies";
 const LIST_ENTITIES: &str = "iam:ListEntitiesForPolicy";
 
 /// The quarantined users of an account: user name → the quarantine policies attached to it. `Err` when
@@ -43,70 +42,41 @@ pub(crate) async fn read(session: &Session, summary: &Summary) -> Quarantined {
     if no_users {
         return Ok(BTreeMap::new());
     }
-    let failed = |action: &str, f: &Failure| {
-        let what = "users quarantined by AWS (AWSCompromisedKeyQuarantine policies) were not read";
-        note(session, action, f, &format!("{what}; {}", grant(f, action)));
+    let partition = session.partition();
+    let ask = |name: &'static str| async move {
+        let arn = format!("arn:{partition}:iam::aws:policy/{name}");
+        (name, users_of(session, &arn).await)
     };
-    let attached = match attached_quarantine_policies(session).await {
-        Ok(a) => a,
-        Err(f) => {
-            failed(LIST_POLICIES, &f);
-            return Err(());
-        }
-    };
+    // The first alone: where it is refused, the other two are not asked (one AccessDenied, not three).
+    let mut answers = vec![ask(POLICIES[0]).await];
+    if answers[0].1.as_ref().is_ok()
+        || answers[0]
+            .1
+            .as_ref()
+            .is_err_and(|f| f.code == "NoSuchEntity")
+    {
+        answers.extend(futures::future::join_all(POLICIES[1..].iter().map(|n| ask(n))).await);
+    }
     let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, arn) in attached {
-        match users_of(session, &arn).await {
+    for (name, users) in answers {
+        match users {
             Ok(users) => {
                 for user in users {
-                    by_user.entry(user).or_default().push(name.clone());
+                    by_user.entry(user).or_default().push(name.to_string());
                 }
             }
+            // A policy this partition does not have: no user can carry it.
+            Err(f) if f.code == "NoSuchEntity" => {}
             Err(f) => {
-                failed(LIST_ENTITIES, &f);
+                let what =
+                    "users quarantined by AWS (AWSCompromisedKeyQuarantine policies) were not read";
+                let consequence = format!("{what}; {}", grant(&f, LIST_ENTITIES));
+                note(session, LIST_ENTITIES, &f, &consequence);
                 return Err(());
             }
         }
     }
     Ok(by_user)
-}
-
-/// (name, ARN) of the quarantine policies attached to anything in the account.
-async fn attached_quarantine_policies(session: &Session) -> Result<Vec<(String, String)>, Failure> {
-    let iam = session.iam();
-    let mut found = Vec::new();
-    let mut pager = Pager::new(session.settings().keys.max_pages);
-    while let Some(page) = pager
-        .next(|marker| async move {
-            iam.optional(LIST_POLICIES, |c, o| {
-                c.list_policies()
-                    .scope(PolicyScopeType::Aws)
-                    .only_attached(true)
-                    .max_items(1000)
-                    .set_marker(marker.clone())
-                    .customize()
-                    .config_override(o)
-                    .send()
-            })
-            .await
-            .map(|p| {
-                let (more, next) = (p.is_truncated(), p.marker().map(str::to_string));
-                (p, more, next)
-            })
-        })
-        .await
-    {
-        let page = page.map_err(|e| e.into_failure("ListPolicies"))?;
-        for p in page.policies() {
-            let (Some(name), Some(arn)) = (p.policy_name(), p.arn()) else {
-                continue;
-            };
-            if POLICIES.contains(&name) && p.attachment_count().unwrap_or(1) > 0 {
-                found.push((name.to_string(), arn.to_string()));
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// The users a policy is attached to.

@@ -198,7 +198,7 @@ pub struct Faults {
     /// Accounts whose audit role lacks iam:GetAccountSummary and iam:ListVirtualMFADevices.
     pub deny_root_checks: Vec<String>,
     /// Accounts whose audit role lacks iam:ListServiceSpecificCredentials, iam:ListSigningCertificates,
-    /// iam:ListSSHPublicKeys, iam:ListPolicies and iam:ListEntitiesForPolicy.
+    /// iam:ListSSHPublicKeys and iam:ListEntitiesForPolicy.
     pub deny_other_credentials: Vec<String>,
     /// ListServiceSpecificCredentials refuses `AllUsers` without a `ServiceName` (ValidationError), as a
     /// stricter IAM might.

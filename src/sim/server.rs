@@ -1219,32 +1219,10 @@ fn iam(state: &State, ctx: &Ctx, p: &HashMap<String, String>) -> Answer {
             denied(&ctx.action)
         }
         "ListServiceSpecificCredentials" | "ListSigningCertificates" | "ListSSHPublicKeys"
-        | "ListPolicies" | "ListEntitiesForPolicy"
+        | "ListEntitiesForPolicy"
             if f.deny_other_credentials.contains(&ctx.account) =>
         {
             denied(&ctx.action)
-        }
-        "ListPolicies" => {
-            // The AWS managed policies attached in the account (Scope=AWS, OnlyAttached=true: all the
-            // auditor asks), with their attachment counts; one page.
-            if p.get("Scope").map(String::as_str) != Some("AWS") || p.get("OnlyAttached").map(String::as_str) != Some("true") {
-                return refuse(ctx, 400, "ValidationError", "the simulator answers ListPolicies with Scope=AWS and OnlyAttached=true only");
-            }
-            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-            for u in acct.users.iter().filter(|u| user_of(&u.name).is_some()) {
-                for name in &u.policies {
-                    *counts.entry(name.as_str()).or_default() += 1;
-                }
-            }
-            let mut xml = String::from("<Policies>");
-            for (name, n) in counts {
-                xml.push_str(&format!(
-                    "<member><PolicyName>{name}</PolicyName><PolicyId>ANPA{:016}</PolicyId><Arn>arn:aws:iam::aws:policy/{name}</Arn><Path>/</Path><DefaultVersionId>v1</DefaultVersionId><AttachmentCount>{n}</AttachmentCount><PermissionsBoundaryUsageCount>0</PermissionsBoundaryUsageCount><IsAttachable>true</IsAttachable><CreateDate>2021-05-07T00:00:00Z</CreateDate><UpdateDate>2024-01-01T00:00:00Z</UpdateDate></member>",
-                    name.len()
-                ));
-            }
-            xml.push_str("</Policies><IsTruncated>false</IsTruncated>");
-            ok(xml_ok(ctx, &xml))
         }
         "ListEntitiesForPolicy" => {
             let arn = p.get("PolicyArn").cloned().unwrap_or_default();
